@@ -1,0 +1,178 @@
+//! Command-line definitions (clap derive). Parsing only: no behaviour lives here.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// camseal: end-to-end encrypted video for security cameras.
+///
+/// Seals an H.264/H.265 stream into signed, encrypted segments that only enrolled viewers
+/// can open, and verifies and decrypts them again.
+#[derive(Debug, Parser)]
+#[command(name = "camseal", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Viewer account: keys, recovery backup, recipient lists.
+    #[command(subcommand)]
+    Viewer(ViewerCommand),
+    /// Camera identity and trusted recipient list.
+    #[command(subcommand)]
+    Camera(CameraCommand),
+    /// Seal a stream into encrypted, signed segments.
+    Run(RunArgs),
+    /// Verify and decrypt segments back into the original Annex-B stream.
+    Decrypt(DecryptArgs),
+    /// Check signatures, hash chain and completeness without any decryption key.
+    Verify(VerifyArgs),
+    /// Set up a throwaway viewer and camera, seal ~10 s of test video, decrypt and verify it.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ViewerCommand {
+    /// Create the account keys, a recovery backup, and print the recovery passphrase once.
+    Init(ViewerInitArgs),
+    /// Restore the account on another device from its backup and recovery passphrase.
+    Restore(ViewerRestoreArgs),
+    /// Write a recipient list signed by the account, one version higher than the last.
+    Recipients(ViewerRecipientsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ViewerInitArgs {
+    /// Viewer home directory (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub home: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ViewerRestoreArgs {
+    /// Viewer home directory to restore into (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub home: PathBuf,
+    /// The `account.backup` file written by `viewer init`.
+    #[arg(long, value_name = "FILE")]
+    pub backup: PathBuf,
+    /// Read the recovery passphrase from this file instead of standard input.
+    #[arg(long, value_name = "F")]
+    pub passphrase_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ViewerRecipientsArgs {
+    /// Viewer home directory.
+    #[arg(long, value_name = "DIR")]
+    pub home: PathBuf,
+    /// Where to write the signed recipient list.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CameraCommand {
+    /// Create the camera identity key and write DIR/camera.pub.
+    Init(CameraInitArgs),
+    /// Install a signed recipient list (pins the account key on first use).
+    Trust(CameraTrustArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CameraInitArgs {
+    /// Camera home directory (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub home: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CameraTrustArgs {
+    /// Camera home directory.
+    #[arg(long, value_name = "DIR")]
+    pub home: PathBuf,
+    /// Signed recipient list written by `camseal viewer recipients`.
+    #[arg(value_name = "LIST_FILE")]
+    pub list: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Camera home directory (from `camseal camera init`, with a trusted recipient list).
+    #[arg(long, value_name = "DIR")]
+    pub home: PathBuf,
+    /// Video source: `file:PATH` (Annex-B replay) or `soft[:WxH@FPS]` (software encoder).
+    #[arg(long, value_name = "SOURCE", default_value = "soft")]
+    pub source: String,
+    /// Codec of a `file:` source; by default taken from the extension, else sniffed.
+    #[arg(long, value_name = "h264|h265")]
+    pub codec: Option<String>,
+    /// Directory the sealed segments are written to.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Stop after this many seconds of video (default: a file's end; 10 s for `soft`).
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+    /// Pace the source at its frame rate instead of as fast as possible.
+    #[arg(long)]
+    pub realtime: bool,
+    /// Target segment length: a segment closes at the first keyframe after this.
+    #[arg(long, value_name = "S", default_value_t = 4.0)]
+    pub segment_seconds: f64,
+    /// Frame rate of a `file:` source when its SPS carries no timing information.
+    #[arg(long, value_name = "FPS")]
+    pub fps: Option<f64>,
+    /// Stream number within this camera (main = 0, sub = 1, ...).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub stream: u32,
+    /// Media cipher.
+    #[arg(long, value_name = "SUITE", default_value = "aes-128-gcm")]
+    pub suite: String,
+    /// Largest plaintext per record; larger access units are split at NAL boundaries.
+    #[arg(long, value_name = "BYTES", default_value_t = 65536)]
+    pub max_chunk: usize,
+    /// Bitrate of the `soft` encoder in bits per second.
+    #[arg(long, value_name = "BPS", default_value_t = 2_000_000)]
+    pub bitrate: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct DecryptArgs {
+    /// Viewer home directory holding the account key.
+    #[arg(long, value_name = "DIR")]
+    pub home: PathBuf,
+    /// Output Annex-B file.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Salvage the valid prefix of a crash-truncated last segment (with a warning).
+    #[arg(long)]
+    pub allow_incomplete: bool,
+    /// Only accept segments signed by this camera (a `camera.pub` file).
+    #[arg(long, value_name = "CAMERA_PUB")]
+    pub camera: Option<PathBuf>,
+    /// Segment files, or directories of `.cseg` files, in stream order.
+    #[arg(value_name = "SEGMENT_OR_DIR", required = true)]
+    pub inputs: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The camera's public key file (`camera.pub`).
+    #[arg(long, value_name = "CAMERA_PUB")]
+    pub camera: PathBuf,
+    /// Segment files, or directories of `.cseg` files.
+    #[arg(value_name = "SEGMENT_OR_DIR", required = true)]
+    pub inputs: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Seconds of test video to seal.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub duration: f64,
+    /// Keep the files here instead of a temporary directory.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}

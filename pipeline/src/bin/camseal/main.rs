@@ -1,0 +1,40 @@
+//! The `camseal` command.
+
+#![forbid(unsafe_code)]
+
+mod camera;
+mod cli;
+mod decrypt;
+mod demo;
+mod error;
+mod run;
+mod verify;
+mod viewer;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{CameraCommand, Cli, Command, ViewerCommand};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Viewer(ViewerCommand::Init(a)) => viewer::init(a),
+        Command::Viewer(ViewerCommand::Restore(a)) => viewer::restore(a),
+        Command::Viewer(ViewerCommand::Recipients(a)) => viewer::recipients(a),
+        Command::Camera(CameraCommand::Init(a)) => camera::init(a),
+        Command::Camera(CameraCommand::Trust(a)) => camera::trust(a),
+        Command::Run(a) => run::run(a),
+        Command::Decrypt(a) => decrypt::decrypt(a),
+        Command::Verify(a) => verify::verify(a),
+        Command::Demo(a) => demo::demo(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            error::report(&e);
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! camseal: end-to-end encrypted video segments for security cameras.
+//!
+//! What this crate does **not** do: it never writes plaintext video or an unwrapped key to
+//! disk or network, and it has no code path that could. It does not implement AES-GCM
+//! (that is `camseal-kernels`) nor talk to encoders (that is `camseal-hal`).
+//!
+//! Layers, from pure to I/O:
+//! - [`nal`], [`chunk`]: cutting an Annex-B stream into NAL-aligned chunks (pure).
+//! - [`seal`]: SFrame (RFC 9605) record protection (pure).
+//! - [`segment`]: the sealed segment format v1 (`docs/FORMAT.md`): header with HPKE-wrapped
+//!   keys, records, signed trailer, hash chain. A sans-I/O reader and a writer over `Write`.
+//! - [`keys`]: account, device and camera keys, the recovery backup, signed recipient lists.
+
+#![forbid(unsafe_code)]
+
+pub mod chunk;
+pub mod keys;
+pub mod seal;
+pub mod segment;
+
+/// NAL and access-unit parsing, re-exported from `camseal-nal` (which the HAL shares).
+pub mod nal {
+    pub use camseal_nal::*;
+}
