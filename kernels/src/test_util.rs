@@ -1,6 +1,8 @@
-//! Shared checks that every backend must pass against the portable reference.
+//! Shared checks that every backend must pass against the portable reference, and the
+//! known-answer and rejection checks the integration tests in `kernels/tests/` run on every
+//! backend.
 
-use crate::{Aead, Backend, Suite};
+use crate::{Aead, Backend, Error, Nonce, Suite, Tag};
 
 /// Lengths every backend is checked at: block edges, page edges, a segment-sized chunk.
 pub const TEST_LENGTHS: &[usize] = &[
@@ -12,7 +14,9 @@ pub const TEST_LENGTHS: &[usize] = &[
 /// open it again, for every length in [`TEST_LENGTHS`] at several buffer offsets.
 pub fn check_backend(backend: Backend) {
     for suite in [Suite::Aes128Gcm, Suite::Aes256Gcm] {
-        let key: Vec<u8> = (0..suite.key_len() as u8).map(|i| i.wrapping_mul(7) ^ 0x5a).collect();
+        let key: Vec<u8> = (0..suite.key_len() as u8)
+            .map(|i| i.wrapping_mul(7) ^ 0x5a)
+            .collect();
         let reference = Aead::with_backend(suite, &key, Backend::portable()).expect("key len");
         let candidate = Aead::with_backend(suite, &key, backend).expect("key len");
         for &len in TEST_LENGTHS {
@@ -22,15 +26,95 @@ pub fn check_backend(backend: Backend) {
                 let storage: Vec<u8> = (0..len + offset).map(|i| (i * 31 + 7) as u8).collect();
                 let pt = &storage[offset..];
                 let mut want = pt.to_vec();
-                let want_tag = reference.seal_in_place(&nonce, &aad, &mut want).expect("seal");
+                let want_tag = reference
+                    .seal_in_place(&nonce, &aad, &mut want)
+                    .expect("seal");
                 let mut out_storage = vec![0u8; len + offset];
                 let out = &mut out_storage[offset..];
                 let tag = candidate.seal_to(&nonce, &aad, pt, out).expect("seal");
-                assert_eq!(out, &want[..], "{backend} {suite:?} len {len} offset {offset}");
-                assert_eq!(tag, want_tag, "{backend} {suite:?} len {len} offset {offset}");
-                candidate.open_in_place(&nonce, &aad, out, &tag).expect("open");
+                assert_eq!(
+                    out,
+                    &want[..],
+                    "{backend} {suite:?} len {len} offset {offset}"
+                );
+                assert_eq!(
+                    tag, want_tag,
+                    "{backend} {suite:?} len {len} offset {offset}"
+                );
+                candidate
+                    .open_in_place(&nonce, &aad, out, &tag)
+                    .expect("open");
                 assert_eq!(&out[..], pt);
             }
         }
     }
 }
+
+/// Requires `aead` to turn `pt` into exactly `ct` and `tag` through both seal calls, and both
+/// open calls to give `pt` back. The out-of-place calls write at an odd offset into a buffer
+/// prefilled with garbage, so a kernel that assumes alignment or skips bytes is caught.
+pub fn check_known_answer(aead: &Aead, nonce: &Nonce, aad: &[u8], pt: &[u8], ct: &[u8], tag: &Tag) {
+    let what = format!("{} {:?} len {}", aead.backend(), aead.suite(), pt.len());
+    assert_eq!(
+        pt.len(),
+        ct.len(),
+        "{what}: vector has pt and ct of different lengths"
+    );
+
+    let mut buf = pt.to_vec();
+    let got = aead
+        .seal_in_place(nonce, aad, &mut buf)
+        .expect("seal_in_place");
+    assert_eq!(buf, ct, "{what}: seal_in_place ciphertext");
+    assert_eq!(&got, tag, "{what}: seal_in_place tag");
+
+    let mut storage = vec![GARBAGE; pt.len() + 1];
+    let got = aead
+        .seal_to(nonce, aad, pt, &mut storage[1..])
+        .expect("seal_to");
+    assert_eq!(&storage[1..], ct, "{what}: seal_to ciphertext");
+    assert_eq!(&got, tag, "{what}: seal_to tag");
+
+    let mut buf = ct.to_vec();
+    aead.open_in_place(nonce, aad, &mut buf, tag)
+        .expect("open_in_place");
+    assert_eq!(buf, pt, "{what}: open_in_place plaintext");
+
+    let mut storage = vec![GARBAGE; ct.len() + 1];
+    aead.open_to(nonce, aad, ct, tag, &mut storage[1..])
+        .expect("open_to");
+    assert_eq!(&storage[1..], pt, "{what}: open_to plaintext");
+}
+
+/// Requires both open calls to reject `(ct, tag)` with [`Error::Auth`] and to leave their
+/// output all zeros, so no unauthenticated plaintext (or leftover data) is released.
+pub fn check_rejects(aead: &Aead, nonce: &Nonce, aad: &[u8], ct: &[u8], tag: &Tag) {
+    let what = format!("{} {:?} len {}", aead.backend(), aead.suite(), ct.len());
+
+    let mut buf = ct.to_vec();
+    let result = aead.open_in_place(nonce, aad, &mut buf, tag);
+    assert_eq!(
+        result,
+        Err(Error::Auth),
+        "{what}: open_in_place accepted a bad input"
+    );
+    assert!(
+        buf.iter().all(|&b| b == 0),
+        "{what}: open_in_place left data behind"
+    );
+
+    let mut out = vec![GARBAGE; ct.len()];
+    let result = aead.open_to(nonce, aad, ct, tag, &mut out);
+    assert_eq!(
+        result,
+        Err(Error::Auth),
+        "{what}: open_to accepted a bad input"
+    );
+    assert!(
+        out.iter().all(|&b| b == 0),
+        "{what}: open_to left data behind"
+    );
+}
+
+/// Fill for output buffers, so that "left untouched" and "zeroed" can be told apart.
+const GARBAGE: u8 = 0xa5;
