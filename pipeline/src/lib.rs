@@ -14,7 +14,9 @@
 #![forbid(unsafe_code)]
 
 pub mod chunk;
+pub mod footage;
 pub mod keys;
+pub mod recorder;
 pub mod seal;
 pub mod segment;
 

@@ -1,1 +1,685 @@
-//! segment
+//! The sealed segment format v1 (`docs/FORMAT.md`).
+//!
+//! ```text
+//! segment = header || record* || trailer
+//! ```
+//! - The header names the camera, stream, sequence number and the previous segment's digest,
+//!   and carries the segment key wrapped with HPKE to every recipient, then an HMAC.
+//! - Each record is one SFrame ciphertext (KID = segment sequence, CTR = record index) with
+//!   its pts and flags in the clear, authenticated as SFrame metadata together with the
+//!   header hash. The last record, and only it, is flagged `final`.
+//! - The trailer counts the records, hashes them, and is signed by the camera.
+//!
+//! This module holds the pure codec: encoders, parsers that report how many more bytes they
+//! need, and digests. [`write`] seals; [`read`] opens and verifies.
+
+pub mod read;
+pub mod write;
+
+use sha2::{Digest, Sha256};
+
+use crate::nal::Codec;
+use crate::seal::SframeSuite;
+
+/// A 32-byte SHA-256 digest.
+pub type Digest32 = [u8; 32];
+
+/// The outcome of parsing from a buffer that may not yet hold the whole item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Parsed<T> {
+    /// The item, and how many bytes of the buffer it used.
+    Complete(T, usize),
+    /// At least this many bytes are needed in total before parsing can finish.
+    Needed(usize),
+}
+
+/// Flags carried in the clear by each record and authenticated with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
+pub struct RecordFlags(u8);
+
+impl RecordFlags {
+    /// The record holds (the start of) a keyframe access unit.
+    pub const KEYFRAME: u8 = 0x01;
+    /// The record does not start at a NAL boundary: it continues a NAL unit that was split
+    /// because it was larger than the chunk limit.
+    pub const CONTINUATION: u8 = 0x02;
+    /// The record is the segment's last; its plaintext is the end-of-segment summary.
+    pub const FINAL: u8 = 0x04;
+    const KNOWN: u8 = Self::KEYFRAME | Self::CONTINUATION | Self::FINAL;
+
+    /// Flags for a video record.
+    pub const fn video(keyframe: bool, continuation: bool) -> RecordFlags {
+        let mut bits = 0;
+        if keyframe {
+            bits |= Self::KEYFRAME;
+        }
+        if continuation {
+            bits |= Self::CONTINUATION;
+        }
+        RecordFlags(bits)
+    }
+
+    /// Flags of the final record.
+    pub const fn final_record() -> RecordFlags {
+        RecordFlags(Self::FINAL)
+    }
+
+    /// Parses flags, rejecting reserved bits and contradictory combinations.
+    pub fn from_bits(bits: u8) -> Result<RecordFlags, SegmentError> {
+        if bits & !Self::KNOWN != 0
+            || (bits & Self::FINAL != 0 && bits & (Self::KEYFRAME | Self::CONTINUATION) != 0)
+        {
+            return Err(SegmentError::Malformed("record has invalid flags"));
+        }
+        Ok(RecordFlags(bits))
+    }
+
+    /// The raw byte.
+    pub const fn bits(self) -> u8 {
+        self.0
+    }
+
+    /// Whether the keyframe flag is set.
+    pub const fn keyframe(self) -> bool {
+        self.0 & Self::KEYFRAME != 0
+    }
+
+    /// Whether the continuation flag is set.
+    pub const fn continuation(self) -> bool {
+        self.0 & Self::CONTINUATION != 0
+    }
+
+    /// Whether the final flag is set.
+    pub const fn is_final(self) -> bool {
+        self.0 & Self::FINAL != 0
+    }
+}
+
+/// Why a segment was closed (carried in the final record).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// A keyframe arrived after the target duration.
+    Keyframe,
+    /// The maximum duration was reached.
+    MaxDuration,
+    /// The maximum size was reached.
+    MaxBytes,
+    /// The camera was asked to stop (SIGINT/SIGTERM).
+    Shutdown,
+    /// The source ended.
+    EndOfStream,
+}
+
+impl CloseReason {
+    /// Wire value.
+    pub const fn code(self) -> u8 {
+        match self {
+            CloseReason::Keyframe => 0,
+            CloseReason::MaxDuration => 1,
+            CloseReason::MaxBytes => 2,
+            CloseReason::Shutdown => 3,
+            CloseReason::EndOfStream => 4,
+        }
+    }
+
+    /// Parses a wire value.
+    pub fn from_code(code: u8) -> Result<CloseReason, SegmentError> {
+        Ok(match code {
+            0 => CloseReason::Keyframe,
+            1 => CloseReason::MaxDuration,
+            2 => CloseReason::MaxBytes,
+            3 => CloseReason::Shutdown,
+            4 => CloseReason::EndOfStream,
+            _ => return Err(SegmentError::Malformed("unknown close reason")),
+        })
+    }
+
+    /// Human-readable name for reports.
+    pub const fn name(self) -> &'static str {
+        match self {
+            CloseReason::Keyframe => "keyframe",
+            CloseReason::MaxDuration => "max-duration",
+            CloseReason::MaxBytes => "max-bytes",
+            CloseReason::Shutdown => "shutdown",
+            CloseReason::EndOfStream => "end-of-stream",
+        }
+    }
+}
+
+/// The end-of-segment summary, the plaintext of the final record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmentEnd {
+    /// pts just past the last frame of the segment.
+    pub end_pts: u64,
+    /// Why the segment was closed.
+    pub reason: CloseReason,
+}
+
+impl SegmentEnd {
+    /// Encoded length.
+    pub const LEN: usize = 9;
+
+    /// Encodes the summary.
+    pub fn encode(&self) -> [u8; Self::LEN] {
+        let mut out = [0u8; Self::LEN];
+        out[..8].copy_from_slice(&self.end_pts.to_be_bytes());
+        out[8] = self.reason.code();
+        out
+    }
+
+    /// Parses the summary. An empty or otherwise mis-sized final record is an error.
+    pub fn parse(bytes: &[u8]) -> Result<SegmentEnd, SegmentError> {
+        if bytes.is_empty() {
+            return Err(SegmentError::EmptyFinal);
+        }
+        if bytes.len() != Self::LEN {
+            return Err(SegmentError::Malformed("final record has the wrong size"));
+        }
+        let mut pts = [0u8; 8];
+        pts.copy_from_slice(&bytes[..8]);
+        Ok(SegmentEnd {
+            end_pts: u64::from_be_bytes(pts),
+            reason: CloseReason::from_code(bytes[8])?,
+        })
+    }
+}
+
+/// One recipient's wrapped copy of the segment key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stanza {
+    /// HPKE KEM id (0x0020: DHKEM(X25519, HKDF-SHA256)).
+    pub kem: u16,
+    /// HPKE KDF id (0x0001: HKDF-SHA256).
+    pub kdf: u16,
+    /// HPKE AEAD id (0x0001: AES-128-GCM).
+    pub aead: u16,
+    /// First 8 bytes of SHA-256 over the recipient's public key, to find one's stanza.
+    pub key_id: [u8; 8],
+    /// HPKE encapsulated key.
+    pub enc: Vec<u8>,
+    /// HPKE ciphertext of the segment base key.
+    pub wrapped_key: Vec<u8>,
+}
+
+/// The segment header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// Media cipher suite.
+    pub suite: SframeSuite,
+    /// Video codec of the records' plaintext.
+    pub codec: Codec,
+    /// The camera's Ed25519 public key, which signs the trailer.
+    pub camera_key: [u8; 32],
+    /// Stream number within the camera.
+    pub stream_id: u32,
+    /// Sequence number of the segment within the stream (also the SFrame KID).
+    pub segment_seq: u64,
+    /// pts of the first frame, 90 kHz.
+    pub start_pts: u64,
+    /// Camera wall clock when the segment was opened, Unix milliseconds (0 if unknown).
+    pub wallclock_ms: u64,
+    /// Digest of the previous segment of the stream; all zero for the first.
+    pub prev_digest: Digest32,
+    /// Raw extension area (TLVs); v1 writers leave it empty.
+    pub extensions: Vec<u8>,
+    /// Wrapped segment keys, one per recipient.
+    pub stanzas: Vec<Stanza>,
+    /// HMAC-SHA256 over everything above, keyed from the segment key.
+    pub mac: Digest32,
+}
+
+impl Header {
+    /// Encodes everything the header MAC covers (the header without the MAC).
+    pub fn encode_unmaced(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(160 + self.stanzas.len() * 96);
+        out.extend_from_slice(MAGIC);
+        out.push(VERSION);
+        out.extend_from_slice(&self.suite.id().to_be_bytes());
+        out.push(codec_code(self.codec));
+        out.push(0); // header flags, reserved
+        out.extend_from_slice(&self.camera_key);
+        out.extend_from_slice(&self.stream_id.to_be_bytes());
+        out.extend_from_slice(&self.segment_seq.to_be_bytes());
+        out.extend_from_slice(&self.start_pts.to_be_bytes());
+        out.extend_from_slice(&self.wallclock_ms.to_be_bytes());
+        out.extend_from_slice(&self.prev_digest);
+        out.extend_from_slice(&(self.extensions.len() as u16).to_be_bytes());
+        out.extend_from_slice(&self.extensions);
+        out.extend_from_slice(&(self.stanzas.len() as u16).to_be_bytes());
+        for s in &self.stanzas {
+            out.extend_from_slice(&s.kem.to_be_bytes());
+            out.extend_from_slice(&s.kdf.to_be_bytes());
+            out.extend_from_slice(&s.aead.to_be_bytes());
+            out.extend_from_slice(&s.key_id);
+            out.extend_from_slice(&(s.enc.len() as u16).to_be_bytes());
+            out.extend_from_slice(&s.enc);
+            out.extend_from_slice(&(s.wrapped_key.len() as u16).to_be_bytes());
+            out.extend_from_slice(&s.wrapped_key);
+        }
+        out
+    }
+
+    /// Encodes the whole header, MAC included.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = self.encode_unmaced();
+        out.extend_from_slice(&self.mac);
+        out
+    }
+
+    /// Parses a header from the start of `buf`.
+    pub fn parse(buf: &[u8]) -> Result<Parsed<Header>, SegmentError> {
+        let mut r = Cursor {
+            buf,
+            pos: 0,
+            needed: 0,
+        };
+        macro_rules! need {
+            ($e:expr) => {
+                match $e {
+                    Some(v) => v,
+                    None => return Ok(Parsed::Needed(r.needed)),
+                }
+            };
+        }
+        let magic = need!(r.take(4));
+        if magic != MAGIC {
+            return Err(SegmentError::NotASegment);
+        }
+        let version = need!(r.u8());
+        if version != VERSION {
+            return Err(SegmentError::UnsupportedVersion(version));
+        }
+        let suite_id = need!(r.u16());
+        let suite = SframeSuite::from_id(suite_id).ok_or(SegmentError::UnsupportedSuite(suite_id))?;
+        let codec = match need!(r.u8()) {
+            1 => Codec::H264,
+            2 => Codec::H265,
+            _ => return Err(SegmentError::Malformed("unknown codec")),
+        };
+        if need!(r.u8()) != 0 {
+            return Err(SegmentError::Malformed("reserved header flags are set"));
+        }
+        let camera_key = need!(r.array::<32>());
+        let stream_id = need!(r.u32());
+        let segment_seq = need!(r.u64());
+        let start_pts = need!(r.u64());
+        let wallclock_ms = need!(r.u64());
+        let prev_digest = need!(r.array::<32>());
+        let ext_len = usize::from(need!(r.u16()));
+        let extensions = need!(r.take(ext_len)).to_vec();
+        check_extensions(&extensions)?;
+        let n_stanzas = need!(r.u16());
+        if n_stanzas == 0 {
+            return Err(SegmentError::Malformed("header has no recipients"));
+        }
+        let mut stanzas = Vec::with_capacity(usize::from(n_stanzas).min(64));
+        for _ in 0..n_stanzas {
+            let kem = need!(r.u16());
+            let kdf = need!(r.u16());
+            let aead = need!(r.u16());
+            let key_id = need!(r.array::<8>());
+            let enc_len = usize::from(need!(r.u16()));
+            let enc = need!(r.take(enc_len)).to_vec();
+            let ct_len = usize::from(need!(r.u16()));
+            let wrapped_key = need!(r.take(ct_len)).to_vec();
+            stanzas.push(Stanza {
+                kem,
+                kdf,
+                aead,
+                key_id,
+                enc,
+                wrapped_key,
+            });
+        }
+        let mac = need!(r.array::<32>());
+        let header = Header {
+            suite,
+            codec,
+            camera_key,
+            stream_id,
+            segment_seq,
+            start_pts,
+            wallclock_ms,
+            prev_digest,
+            extensions,
+            stanzas,
+            mac,
+        };
+        Ok(Parsed::Complete(header, r.pos))
+    }
+
+    /// SHA-256 of the encoded header (MAC included): bound into every record and the trailer.
+    pub fn hash(&self) -> Digest32 {
+        Sha256::digest(self.encode()).into()
+    }
+
+    /// The camera id derived from the camera key (see `CameraPublic::id`).
+    pub fn camera_id(&self) -> String {
+        camera_id(&self.camera_key)
+    }
+}
+
+/// A record as it sits in the segment: clear fields plus the SFrame ciphertext.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordView<'a> {
+    /// Flags.
+    pub flags: RecordFlags,
+    /// Presentation timestamp, 90 kHz.
+    pub pts: u64,
+    /// SFrame header || ciphertext || tag.
+    pub sframe: &'a [u8],
+    /// The whole encoded record, length prefix included (what the trailer hashes).
+    pub encoded: &'a [u8],
+}
+
+/// The signed trailer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Trailer {
+    /// Number of records, the final one included.
+    pub record_count: u64,
+    /// SHA-256 over the concatenated encoded records.
+    pub records_hash: Digest32,
+    /// Ed25519 signature by the camera key over [`signed_message`].
+    pub signature: [u8; 64],
+}
+
+impl Trailer {
+    /// Encoded length.
+    pub const LEN: usize = 4 + 8 + 32 + 64;
+
+    /// Encodes the trailer.
+    pub fn encode(&self) -> [u8; Self::LEN] {
+        let mut out = [0u8; Self::LEN];
+        out[..4].copy_from_slice(&TRAILER_MARKER.to_be_bytes());
+        out[4..12].copy_from_slice(&self.record_count.to_be_bytes());
+        out[12..44].copy_from_slice(&self.records_hash);
+        out[44..].copy_from_slice(&self.signature);
+        out
+    }
+}
+
+/// What comes after the header: a record or the trailer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Item<'a> {
+    /// A record.
+    Record(RecordView<'a>),
+    /// The trailer; the segment ends after it.
+    Trailer(Trailer),
+}
+
+/// Parses the next record or the trailer from the start of `buf`.
+pub fn parse_item(buf: &[u8]) -> Result<Parsed<Item<'_>>, SegmentError> {
+    if buf.len() < 4 {
+        return Ok(Parsed::Needed(4));
+    }
+    let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+    if len == TRAILER_MARKER {
+        if buf.len() < Trailer::LEN {
+            return Ok(Parsed::Needed(Trailer::LEN));
+        }
+        let mut count = [0u8; 8];
+        count.copy_from_slice(&buf[4..12]);
+        let mut records_hash = [0u8; 32];
+        records_hash.copy_from_slice(&buf[12..44]);
+        let mut signature = [0u8; 64];
+        signature.copy_from_slice(&buf[44..Trailer::LEN]);
+        let trailer = Trailer {
+            record_count: u64::from_be_bytes(count),
+            records_hash,
+            signature,
+        };
+        return Ok(Parsed::Complete(Item::Trailer(trailer), Trailer::LEN));
+    }
+    let len = len as usize;
+    if len < MIN_RECORD_BODY {
+        return Err(SegmentError::Malformed("record too short"));
+    }
+    if len > MAX_RECORD_BODY {
+        return Err(SegmentError::Malformed("record length exceeds the format limit"));
+    }
+    let total = 4 + len;
+    if buf.len() < total {
+        return Ok(Parsed::Needed(total));
+    }
+    let flags = RecordFlags::from_bits(buf[4])?;
+    let mut pts = [0u8; 8];
+    pts.copy_from_slice(&buf[5..13]);
+    Ok(Parsed::Complete(
+        Item::Record(RecordView {
+            flags,
+            pts: u64::from_be_bytes(pts),
+            sframe: &buf[13..total],
+            encoded: &buf[..total],
+        }),
+        total,
+    ))
+}
+
+/// The SFrame metadata authenticated with each record: header hash, pts, flags.
+pub fn record_metadata(header_hash: &Digest32, pts: u64, flags: RecordFlags) -> [u8; 41] {
+    let mut m = [0u8; 41];
+    m[..32].copy_from_slice(header_hash);
+    m[32..40].copy_from_slice(&pts.to_be_bytes());
+    m[40] = flags.bits();
+    m
+}
+
+/// The message the camera signs in the trailer.
+pub fn signed_message(header_hash: &Digest32, record_count: u64, records_hash: &Digest32) -> Vec<u8> {
+    let mut m = Vec::with_capacity(SIGNATURE_CONTEXT.len() + 72);
+    m.extend_from_slice(SIGNATURE_CONTEXT);
+    m.extend_from_slice(header_hash);
+    m.extend_from_slice(&record_count.to_be_bytes());
+    m.extend_from_slice(records_hash);
+    m
+}
+
+/// The digest that the next segment of the stream names as `prev_digest`.
+pub fn segment_digest(header_hash: &Digest32, record_count: u64, records_hash: &Digest32) -> Digest32 {
+    let mut h = Sha256::new();
+    h.update(DIGEST_CONTEXT);
+    h.update(header_hash);
+    h.update(record_count.to_be_bytes());
+    h.update(records_hash);
+    h.finalize().into()
+}
+
+/// The camera id for a camera public key: 16 hex digits of a domain-separated SHA-256.
+pub fn camera_id(camera_key: &[u8; 32]) -> String {
+    let mut h = Sha256::new();
+    h.update(b"camseal camera id v1");
+    h.update(camera_key);
+    hex::encode(&h.finalize()[..8])
+}
+
+/// HPKE `info` for wrapping a segment key: binds camera, stream and sequence number.
+pub fn hpke_info(camera_key: &[u8; 32], stream_id: u32, segment_seq: u64) -> Vec<u8> {
+    let mut info = Vec::with_capacity(HPKE_INFO_CONTEXT.len() + 44);
+    info.extend_from_slice(HPKE_INFO_CONTEXT);
+    info.extend_from_slice(camera_key);
+    info.extend_from_slice(&stream_id.to_be_bytes());
+    info.extend_from_slice(&segment_seq.to_be_bytes());
+    info
+}
+
+/// The stanza key id for a recipient public key.
+pub fn key_id(public_key: &[u8]) -> [u8; 8] {
+    let d = Sha256::digest(public_key);
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&d[..8]);
+    id
+}
+
+/// Errors reading, verifying or writing segments. Each names one way a segment can be bad.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SegmentError {
+    /// The bytes do not start with the segment magic.
+    #[error("not a camseal segment (bad magic)")]
+    NotASegment,
+    /// A format version this build does not read.
+    #[error("unsupported segment format version {0}")]
+    UnsupportedVersion(u8),
+    /// A cipher suite this build does not support.
+    #[error("unsupported cipher suite 0x{0:04x}")]
+    UnsupportedSuite(u16),
+    /// Structurally invalid.
+    #[error("malformed segment: {0}")]
+    Malformed(&'static str),
+    /// The segment ends before its trailer.
+    #[error("segment is truncated: {0}")]
+    Truncated(&'static str),
+    /// Bytes follow the trailer.
+    #[error("segment has data after its trailer")]
+    TrailingData,
+    /// No stanza opens with the given key.
+    #[error("not a recipient: this segment's key was not wrapped to your key")]
+    NotARecipient,
+    /// The header MAC did not verify: the header was modified.
+    #[error("header is tampered (header MAC mismatch)")]
+    HeaderTampered,
+    /// A record failed authentication.
+    #[error("record {index} is tampered (authentication failed)")]
+    RecordTampered {
+        /// Index of the record.
+        index: u64,
+    },
+    /// A record with an unexpected counter: records were reordered, dropped or duplicated.
+    #[error("record {expected} expected but record {found} found: records were reordered, dropped or duplicated")]
+    OutOfOrder {
+        /// The index the reader expected.
+        expected: u64,
+        /// The counter found in the record.
+        found: u64,
+    },
+    /// A record carries a KID other than the segment's sequence number.
+    #[error("record belongs to segment {found}, not {expected}")]
+    WrongSegment {
+        /// The header's sequence number.
+        expected: u64,
+        /// The KID found.
+        found: u64,
+    },
+    /// The final record is empty.
+    #[error("final record is empty")]
+    EmptyFinal,
+    /// A record follows the final record.
+    #[error("record after the final record")]
+    RecordAfterFinal,
+    /// The trailer arrived with no final record before it.
+    #[error("segment has no final record")]
+    NoFinal,
+    /// The trailer's count or hash disagrees with the records: the trailer was modified, or
+    /// records were removed.
+    #[error("trailer is tampered: {0}")]
+    TrailerTampered(&'static str),
+    /// The camera's signature over the trailer does not verify.
+    #[error("trailer signature is invalid: the segment was modified after the camera signed it")]
+    BadSignature,
+    /// The segment was signed by a camera other than the expected one.
+    #[error("wrong camera: segment is from camera {found}, expected camera {expected}")]
+    WrongCamera {
+        /// Expected camera id.
+        expected: String,
+        /// Camera id in the segment.
+        found: String,
+    },
+    /// Writing the segment failed.
+    #[error("cannot write segment: {0}")]
+    Io(#[from] std::io::Error),
+    /// Sealing failed.
+    #[error(transparent)]
+    Seal(#[from] crate::seal::SealError),
+    /// Key wrapping failed.
+    #[error("key wrapping failed: {0}")]
+    Wrap(&'static str),
+    /// Randomness was unavailable.
+    #[error("the OS random number generator failed")]
+    Random,
+    /// A record or argument exceeds a format limit.
+    #[error("limit exceeded: {0}")]
+    Limit(&'static str),
+}
+
+/// Largest plaintext one record may hold: 16 MiB.
+pub const MAX_RECORD_PLAINTEXT: usize = 16 << 20;
+
+const MAGIC: &[u8; 4] = b"CSEG";
+const VERSION: u8 = 1;
+/// A record length that no record can have; it introduces the trailer.
+const TRAILER_MARKER: u32 = 0xFFFF_FFFF;
+/// flags + pts + smallest SFrame header + tag.
+const MIN_RECORD_BODY: usize = 1 + 8 + 1 + 16;
+const MAX_RECORD_BODY: usize = 1 + 8 + crate::seal::MAX_HEADER_LEN + MAX_RECORD_PLAINTEXT + 16;
+const SIGNATURE_CONTEXT: &[u8] = b"camseal v1 segment trailer";
+const DIGEST_CONTEXT: &[u8] = b"camseal v1 segment digest";
+const HPKE_INFO_CONTEXT: &[u8] = b"camseal v1 segment key";
+/// HKDF info for the header MAC key.
+pub(crate) const HEADER_MAC_INFO: &[u8] = b"camseal v1 header mac";
+
+fn codec_code(codec: Codec) -> u8 {
+    match codec {
+        Codec::H264 => 1,
+        Codec::H265 => 2,
+    }
+}
+
+/// Extensions are TLVs (`type u16 | len u16 | value`). Types below 0x8000 are critical: a
+/// reader that does not know one must refuse the segment. v1 defines none.
+fn check_extensions(mut ext: &[u8]) -> Result<(), SegmentError> {
+    while !ext.is_empty() {
+        if ext.len() < 4 {
+            return Err(SegmentError::Malformed("truncated header extension"));
+        }
+        let ty = u16::from_be_bytes([ext[0], ext[1]]);
+        let len = usize::from(u16::from_be_bytes([ext[2], ext[3]]));
+        if ext.len() < 4 + len {
+            return Err(SegmentError::Malformed("truncated header extension"));
+        }
+        if ty < 0x8000 {
+            return Err(SegmentError::Malformed("unknown critical header extension"));
+        }
+        ext = &ext[4 + len..];
+    }
+    Ok(())
+}
+
+struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    needed: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let end = self.pos + n;
+        match self.buf.get(self.pos..end) {
+            Some(s) => {
+                self.pos = end;
+                Some(s)
+            }
+            None => {
+                self.needed = end;
+                None
+            }
+        }
+    }
+    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.take(N)?);
+        Some(a)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        Some(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> Option<u16> {
+        Some(u16::from_be_bytes(self.array()?))
+    }
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_be_bytes(self.array()?))
+    }
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_be_bytes(self.array()?))
+    }
+}

@@ -1,1 +1,86 @@
-//! `camseal decrypt`.
+//! `camseal decrypt`: verify and decrypt segments back into the Annex-B stream.
+
+use std::fs::{self, File};
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use camseal::footage::{collect_paths, decrypt_footage, load_headers};
+use camseal::home::ViewerHome;
+
+use crate::cli::DecryptArgs;
+
+pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
+    let home = ViewerHome::open(&args.home)?;
+    let account = home.account()?;
+    let camera = match &args.camera {
+        Some(path) => Some(crate::verify::read_camera_pub(path)?),
+        None => None,
+    };
+    let paths = collect_paths(&args.inputs)?;
+    let files = load_headers(&paths, camera.as_ref())?;
+    let tmp = temp_path(&args.out);
+    let out = File::create(&tmp)
+        .with_context(|| format!("cannot create the output file {}", args.out.display()))?;
+    let mut out = BufWriter::with_capacity(1 << 20, out);
+    let secret = account.x25519_secret();
+    let result = decrypt_footage(&files, &secret, args.allow_incomplete, &mut out, |r| {
+        if r.chain_starts_mid_stream {
+            eprintln!(
+                "note: segment {} follows a segment that was not given; the chain is checked from here on",
+                r.seq
+            );
+        }
+        if r.incomplete {
+            eprintln!(
+                "WARNING: segment {} ({}) is INCOMPLETE: it was cut short (crash or power loss?). \
+                 Salvaged {} authenticated records ({} bytes); they are NOT covered by the camera's signature.",
+                r.seq,
+                r.path.display(),
+                r.records,
+                r.video_bytes
+            );
+        } else {
+            eprintln!(
+                "segment {}: {} records, {} video bytes, verified",
+                r.seq, r.records, r.video_bytes
+            );
+        }
+    });
+    let finish = |out: BufWriter<File>| -> std::io::Result<()> {
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        fs::rename(&tmp, &args.out)
+    };
+    match result {
+        Ok(reports) => {
+            finish(out).with_context(|| format!("cannot write {}", args.out.display()))?;
+            let bytes: u64 = reports.iter().map(|r| r.video_bytes).sum();
+            let incomplete = reports.iter().any(|r| r.incomplete);
+            println!(
+                "decrypted {} segments, {} bytes -> {}{}",
+                reports.len(),
+                bytes,
+                args.out.display(),
+                if incomplete { " (last segment INCOMPLETE)" } else { "" }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            drop(out);
+            // No partial plaintext is left behind under the requested name.
+            let _ = fs::remove_file(&tmp);
+            Err(e.into())
+        }
+    }
+}
+
+fn temp_path(out: &Path) -> PathBuf {
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
+    out.with_file_name(format!(".{name}.{}.partial", std::process::id()))
+}
+

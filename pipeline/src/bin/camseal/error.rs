@@ -1,12 +1,70 @@
 //! How the binary reports a failure: one line saying what went wrong, with its causes, then
-//! (when there is one) a line saying what to do about it.
+//! (when there is one) a line saying what to do about it, and an exit code per kind of
+//! failure so scripts can tell them apart:
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 1 | any other error (bad input, I/O, configuration) |
+//! | 2 | command-line usage error (from clap) |
+//! | 3 | tampered: a header, record or trailer was modified, or records were reordered |
+//! | 4 | truncated: a segment is cut short |
+//! | 5 | not a recipient: the key cannot open the segment |
+//! | 6 | chain broken: a segment is missing or was replaced |
+//! | 7 | wrong camera: signed by another camera than expected |
 
-/// Prints `error: ...` (with the chain of causes on the same line) to standard error.
+use camseal::footage::FootageError;
+use camseal::segment::SegmentError;
+
+/// Prints `error: ...` (with the chain of causes on the same line) to standard error, and a
+/// hint line when one helps.
 pub fn report(e: &anyhow::Error) {
     let mut line = format!("error: {e}");
     for cause in e.chain().skip(1) {
-        line.push_str(": ");
-        line.push_str(&cause.to_string());
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
     }
     eprintln!("{line}");
+    if let Some(hint) = hint(e) {
+        eprintln!("hint: {hint}");
+    }
+}
+
+/// The exit code for an error (see the module docs).
+pub fn exit_code_for(e: &anyhow::Error) -> u8 {
+    for cause in e.chain() {
+        if let Some(f) = cause.downcast_ref::<FootageError>() {
+            return match f {
+                FootageError::Segment { source, .. } => segment_code(source),
+                FootageError::MissingSegment { .. } | FootageError::ChainMismatch { .. } => 6,
+                _ => 1,
+            };
+        }
+        if let Some(s) = cause.downcast_ref::<SegmentError>() {
+            return segment_code(s);
+        }
+    }
+    1
+}
+
+fn segment_code(e: &SegmentError) -> u8 {
+    match e {
+        SegmentError::Truncated(_) => 4,
+        SegmentError::NotARecipient => 5,
+        SegmentError::WrongCamera { .. } => 7,
+        SegmentError::Io(_) | SegmentError::Random | SegmentError::Limit(_) => 1,
+        _ => 3,
+    }
+}
+
+fn hint(e: &anyhow::Error) -> Option<&'static str> {
+    match exit_code_for(e) {
+        4 => Some("a crash or power loss cuts the last segment short; `camseal decrypt --allow-incomplete` salvages its authenticated prefix"),
+        5 => Some("segments are readable only by the keys on the camera's recipient list when they were sealed"),
+        6 => Some("a segment between two given ones is missing or was replaced; fetch it again or report the gap"),
+        7 => Some("check that the camera key (camera.pub) belongs to the camera that recorded this footage"),
+        _ => None,
+    }
 }

@@ -34,7 +34,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             error::report(&e);
-            ExitCode::FAILURE
+            ExitCode::from(error::exit_code_for(&e))
         }
     }
 }

@@ -1,1 +1,198 @@
-//! `camseal run`.
+//! `camseal run`: seal a source into segment files.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use camseal::home::CameraHome;
+use camseal::nal::Codec;
+use camseal::recorder::{Recorder, RecorderConfig, RecorderStats, SegmentPolicy};
+use camseal::seal::SframeSuite;
+use camseal::segment::CloseReason;
+use camseal::segment::write::Randomness;
+use camseal_hal::replay::{FileOptions, FileSource};
+use camseal_hal::soft::{SoftConfig, SoftSource, parse_soft_spec};
+use camseal_hal::{Encoder, FrameRate, PTS_HZ};
+
+use crate::cli::RunArgs;
+
+/// What a finished recording amounts to.
+pub struct RunSummary {
+    pub stats: RecorderStats,
+    pub elapsed: Duration,
+    pub out_dir: PathBuf,
+    pub interrupted: bool,
+}
+
+pub fn run(args: RunArgs) -> Result<ExitCode> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .context("cannot install the signal handler")?;
+    }
+    let summary = record(&args, &stop, true)?;
+    print_summary(&summary);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Seals `args.source` into `args.out` until the source ends or `stop` is set.
+pub fn record(args: &RunArgs, stop: &AtomicBool, progress: bool) -> Result<RunSummary> {
+    if !(args.segment_seconds.is_finite() && args.segment_seconds > 0.0) {
+        bail!("--segment-seconds must be a positive number of seconds");
+    }
+    if args.max_chunk == 0 || args.max_chunk > camseal::segment::MAX_RECORD_PLAINTEXT {
+        bail!("--max-chunk must be between 1 and 16777216 bytes");
+    }
+    let duration = match args.duration {
+        Some(d) if !(d.is_finite() && d > 0.0) => {
+            bail!("--duration must be a positive number of seconds")
+        }
+        Some(d) => Some(Duration::from_secs_f64(d)),
+        None => None,
+    };
+    let suite: SframeSuite = args.suite.parse()?;
+    let home = CameraHome::open(&args.home)?;
+    let camera = home.camera()?;
+    let list = home.trusted_recipients()?.ok_or_else(|| {
+        anyhow!(
+            "no trusted recipients in {}: install a signed list with `camseal camera trust --home {} LIST_FILE`",
+            args.home.display(),
+            args.home.display()
+        )
+    })?;
+    let mut source = open_source(args, duration)?;
+    let frame_rate = source.frame_rate();
+    let recipients = list
+        .recipients
+        .iter()
+        .map(|r| (r.kem, r.public_key.clone()))
+        .collect();
+    let config = RecorderConfig {
+        out_dir: args.out.clone(),
+        chain_path: args
+            .home
+            .join("streams")
+            .join(format!("{}.chain", args.stream)),
+        camera: camera.signing_key(),
+        recipients,
+        suite,
+        codec: source.codec(),
+        stream_id: args.stream,
+        policy: SegmentPolicy::with_target(Duration::from_secs_f64(args.segment_seconds)),
+        max_chunk: args.max_chunk,
+        frame_ticks: frame_rate.pts(1).max(1),
+        randomness: Randomness::Os,
+    };
+    let mut recorder = Recorder::new(config)
+        .with_context(|| format!("cannot record into {}", args.out.display()))?;
+    let started = Instant::now();
+    let mut interrupted = false;
+    let pace_here = args.realtime && !args.source.starts_with("file:");
+    let mut first_pts: Option<u64> = None;
+    let report = |closed: Option<camseal::recorder::ClosedSegment>| {
+        if let (true, Some(c)) = (progress, closed) {
+            eprintln!(
+                "sealed segment {} ({} frames, {} bytes, {}) -> {}",
+                c.seq,
+                c.frames,
+                c.bytes,
+                c.reason.name(),
+                c.path.display()
+            );
+        }
+    };
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            interrupted = true;
+            break;
+        }
+        let Some(packet) = source.next_packet()? else {
+            break;
+        };
+        if pace_here {
+            // The software encoder runs as fast as it can; hold each frame until its time.
+            let due = Duration::from_nanos(
+                (u128::from(packet.pts - first_pts.get_or_insert(packet.pts).to_owned())
+                    * 1_000_000_000
+                    / u128::from(PTS_HZ)) as u64,
+            );
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        let closed = recorder.push(packet.pts, packet.keyframe, packet.data())?;
+        report(closed);
+    }
+    let reason = if interrupted {
+        CloseReason::Shutdown
+    } else {
+        CloseReason::EndOfStream
+    };
+    report(recorder.close(reason)?);
+    let stats = recorder.stats().clone();
+    if stats.frames == 0 {
+        bail!("the source produced no frames");
+    }
+    Ok(RunSummary {
+        stats,
+        elapsed: started.elapsed(),
+        out_dir: args.out.clone(),
+        interrupted,
+    })
+}
+
+fn open_source(args: &RunArgs, duration: Option<Duration>) -> Result<Box<dyn Encoder>> {
+    let fps = match args.fps {
+        Some(f) => Some(FrameRate::from_f64(f).ok_or_else(|| anyhow!("--fps {f} is not a usable frame rate"))?),
+        None => None,
+    };
+    let codec: Option<Codec> = match &args.codec {
+        Some(c) => Some(c.parse().map_err(|e| anyhow!("--codec: {e}"))?),
+        None => None,
+    };
+    if let Some(path) = args.source.strip_prefix("file:") {
+        let mut options = FileOptions::default();
+        options.codec = codec;
+        options.fps = fps;
+        options.realtime = args.realtime;
+        options.max_duration = duration;
+        return Ok(Box::new(FileSource::open(path, options)?));
+    }
+    if args.source == "soft" || args.source.starts_with("soft:") {
+        if codec.is_some_and(|c| c != Codec::H264) {
+            bail!("the soft source encodes H.264 only");
+        }
+        let (width, height, rate) = match args.source.strip_prefix("soft:") {
+            Some(spec) => parse_soft_spec(spec)?,
+            None => DEFAULT_SOFT,
+        };
+        let mut config = SoftConfig::new(width, height, rate);
+        config.bitrate = args.bitrate;
+        config.duration = Some(duration.unwrap_or(Duration::from_secs(10)));
+        return Ok(Box::new(SoftSource::new(config)?));
+    }
+    bail!(
+        "unknown source {:?}: use file:PATH or soft[:WxH@FPS]",
+        args.source
+    )
+}
+
+fn print_summary(s: &RunSummary) {
+    let secs = s.elapsed.as_secs_f64().max(1e-9);
+    println!(
+        "{}: {} frames, {} segments, {} video bytes -> {} sealed bytes in {:.2} s ({:.1} MB/s) in {}",
+        if s.interrupted { "stopped by signal" } else { "done" },
+        s.stats.frames,
+        s.stats.segments,
+        s.stats.video_bytes,
+        s.stats.segment_bytes,
+        secs,
+        s.stats.video_bytes as f64 / secs / 1e6,
+        s.out_dir.display()
+    );
+}
+
+const DEFAULT_SOFT: (u32, u32, u32) = (640, 360, 30);

@@ -1,0 +1,413 @@
+//! Sealing a segment: the pure [`SegmentSealer`] (shareable by seal workers) and the
+//! [`SegmentWriter`] shell that appends records to any `Write` in order.
+
+use std::io::Write;
+
+use ed25519_dalek::{Signer, SigningKey};
+use hkdf::Hkdf;
+use hmac::{KeyInit, Mac};
+use hpke::{Deserializable, Serializable};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use super::{
+    Digest32, HEADER_MAC_INFO, Header, MAX_RECORD_PLAINTEXT, RecordFlags, SegmentEnd,
+    SegmentError, Stanza, Trailer, hpke_info, key_id, record_metadata, segment_digest,
+    signed_message,
+};
+use crate::nal::Codec;
+use crate::seal::{SframeKey, SframeSuite};
+
+/// HPKE KEM id of DHKEM(X25519, HKDF-SHA256).
+pub const HPKE_KEM_X25519: u16 = 0x0020;
+/// HPKE KDF id of HKDF-SHA256.
+pub const HPKE_KDF_SHA256: u16 = 0x0001;
+/// HPKE AEAD id of AES-128-GCM.
+pub const HPKE_AEAD_AES128GCM: u16 = 0x0001;
+
+/// A recipient public key the segment key is wrapped to.
+#[derive(Clone, Copy, Debug)]
+pub struct RecipientKey<'a> {
+    /// HPKE KEM id; v1 writers support [`HPKE_KEM_X25519`].
+    pub kem: u16,
+    /// The encoded public key.
+    pub public_key: &'a [u8],
+}
+
+/// Everything in a header that the caller chooses.
+#[derive(Clone, Debug)]
+pub struct SegmentParams<'a> {
+    /// Media cipher suite.
+    pub suite: SframeSuite,
+    /// Codec of the video.
+    pub codec: Codec,
+    /// Stream number within the camera.
+    pub stream_id: u32,
+    /// Sequence number within the stream.
+    pub segment_seq: u64,
+    /// pts of the first frame (90 kHz).
+    pub start_pts: u64,
+    /// Unix milliseconds when the segment opened.
+    pub wallclock_ms: u64,
+    /// Digest of the previous segment of the stream (zero for the first).
+    pub prev_digest: Digest32,
+    /// Who may open the segment.
+    pub recipients: &'a [RecipientKey<'a>],
+}
+
+/// Where the segment key and the HPKE ephemeral keys come from.
+#[derive(Clone)]
+pub enum Randomness {
+    /// The OS CSPRNG. The only choice outside tests.
+    Os,
+    /// Deterministic bytes expanded from a seed, for test vectors and reproducibility tests.
+    /// Never use it to seal real footage: every segment sealed with the same seed reuses the
+    /// same key.
+    FixedForTests([u8; 32]),
+}
+
+/// Summary of a finished segment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentSummary {
+    /// The digest the next segment names as `prev_digest`.
+    pub digest: Digest32,
+    /// SHA-256 of the header.
+    pub header_hash: Digest32,
+    /// Records written, the final one included.
+    pub record_count: u64,
+    /// Total bytes of the segment.
+    pub bytes: u64,
+}
+
+/// The pure half of sealing: the header and the record keys. `Sync`, so seal workers can
+/// share one sealer and seal records of one segment in parallel.
+pub struct SegmentSealer {
+    header: Header,
+    header_bytes: Vec<u8>,
+    header_hash: Digest32,
+    key: SframeKey,
+}
+
+impl SegmentSealer {
+    /// Draws a segment key, wraps it to every recipient and builds the header.
+    pub fn new(
+        params: &SegmentParams<'_>,
+        camera_key: &[u8; 32],
+        randomness: &Randomness,
+    ) -> Result<SegmentSealer, SegmentError> {
+        if params.recipients.is_empty() {
+            return Err(SegmentError::Wrap("no recipients"));
+        }
+        if params.recipients.len() > usize::from(u16::MAX) {
+            return Err(SegmentError::Limit("too many recipients"));
+        }
+        let mut rng = SegmentRandom::new(randomness, params.recipients.len())?;
+        let base_key = rng.base_key.clone();
+        let info = hpke_info(camera_key, params.stream_id, params.segment_seq);
+        let mut stanzas = Vec::with_capacity(params.recipients.len());
+        for recipient in params.recipients {
+            stanzas.push(wrap(recipient, &info, &base_key[..], &mut rng)?);
+        }
+        let mut header = Header {
+            suite: params.suite,
+            codec: params.codec,
+            camera_key: *camera_key,
+            stream_id: params.stream_id,
+            segment_seq: params.segment_seq,
+            start_pts: params.start_pts,
+            wallclock_ms: params.wallclock_ms,
+            prev_digest: params.prev_digest,
+            extensions: Vec::new(),
+            stanzas,
+            mac: [0u8; 32],
+        };
+        header.mac = header_mac(&base_key[..], &header.encode_unmaced());
+        let header_bytes = header.encode();
+        let header_hash: Digest32 = Sha256::digest(&header_bytes).into();
+        let key = SframeKey::derive(params.suite, params.segment_seq, &base_key[..])?;
+        Ok(SegmentSealer {
+            header,
+            header_bytes,
+            header_hash,
+            key,
+        })
+    }
+
+    /// The header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The encoded header, written first.
+    pub fn header_bytes(&self) -> &[u8] {
+        &self.header_bytes
+    }
+
+    /// SHA-256 of the encoded header.
+    pub fn header_hash(&self) -> &Digest32 {
+        &self.header_hash
+    }
+
+    /// Seals `plaintext` as record number `index` and appends the encoded record to `out`.
+    pub fn seal_record(
+        &self,
+        index: u64,
+        pts: u64,
+        flags: RecordFlags,
+        plaintext: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), SegmentError> {
+        if plaintext.len() > MAX_RECORD_PLAINTEXT {
+            return Err(SegmentError::Limit("record plaintext larger than 16 MiB"));
+        }
+        let start = out.len();
+        out.extend_from_slice(&[0u8; 4]);
+        out.push(flags.bits());
+        out.extend_from_slice(&pts.to_be_bytes());
+        let metadata = record_metadata(&self.header_hash, pts, flags);
+        self.key.seal_append(index, &metadata, plaintext, out)?;
+        // Bounded by MAX_RECORD_PLAINTEXT plus a few dozen bytes, so it fits in u32.
+        let body_len = (out.len() - start - 4) as u32;
+        out[start..start + 4].copy_from_slice(&body_len.to_be_bytes());
+        Ok(())
+    }
+}
+
+/// Writes one segment to `W`: the header at creation, records in order, the trailer at
+/// [`finish`](SegmentWriter::finish). Dropping a writer without `finish` leaves a segment
+/// that every reader reports as truncated.
+pub struct SegmentWriter<W: Write> {
+    sealer: SegmentSealer,
+    camera: SigningKey,
+    out: W,
+    next_index: u64,
+    records_hash: Sha256,
+    scratch: Vec<u8>,
+    bytes: u64,
+}
+
+impl<W: Write> SegmentWriter<W> {
+    /// Builds the header and writes it to `out`.
+    pub fn create(
+        mut out: W,
+        params: &SegmentParams<'_>,
+        camera: &SigningKey,
+        randomness: &Randomness,
+    ) -> Result<SegmentWriter<W>, SegmentError> {
+        let camera_pub = camera.verifying_key().to_bytes();
+        let sealer = SegmentSealer::new(params, &camera_pub, randomness)?;
+        out.write_all(sealer.header_bytes())?;
+        let bytes = sealer.header_bytes().len() as u64;
+        Ok(SegmentWriter {
+            sealer,
+            camera: camera.clone(),
+            out,
+            next_index: 0,
+            records_hash: Sha256::new(),
+            scratch: Vec::new(),
+            bytes,
+        })
+    }
+
+    /// The header written.
+    pub fn header(&self) -> &Header {
+        self.sealer.header()
+    }
+
+    /// Bytes written so far.
+    pub fn bytes_written(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Records written so far.
+    pub fn record_count(&self) -> u64 {
+        self.next_index
+    }
+
+    /// Seals and appends one video record.
+    pub fn append(
+        &mut self,
+        pts: u64,
+        keyframe: bool,
+        continuation: bool,
+        plaintext: &[u8],
+    ) -> Result<(), SegmentError> {
+        let flags = RecordFlags::video(keyframe, continuation);
+        self.append_with_flags(pts, flags, plaintext)
+    }
+
+    /// Seals the final record and the signed trailer, flushes, and returns the sink.
+    pub fn finish(mut self, end: SegmentEnd) -> Result<(W, SegmentSummary), SegmentError> {
+        self.append_with_flags(end.end_pts, RecordFlags::final_record(), &end.encode())?;
+        let records_hash: Digest32 = self.records_hash.finalize().into();
+        let header_hash = *self.sealer.header_hash();
+        let message = signed_message(&header_hash, self.next_index, &records_hash);
+        let trailer = Trailer {
+            record_count: self.next_index,
+            records_hash,
+            signature: self.camera.sign(&message).to_bytes(),
+        };
+        self.out.write_all(&trailer.encode())?;
+        self.out.flush()?;
+        self.bytes += Trailer::LEN as u64;
+        let summary = SegmentSummary {
+            digest: segment_digest(&header_hash, self.next_index, &records_hash),
+            header_hash,
+            record_count: self.next_index,
+            bytes: self.bytes,
+        };
+        Ok((self.out, summary))
+    }
+
+    fn append_with_flags(
+        &mut self,
+        pts: u64,
+        flags: RecordFlags,
+        plaintext: &[u8],
+    ) -> Result<(), SegmentError> {
+        self.scratch.clear();
+        self.sealer
+            .seal_record(self.next_index, pts, flags, plaintext, &mut self.scratch)?;
+        self.out.write_all(&self.scratch)?;
+        self.records_hash.update(&self.scratch);
+        self.next_index += 1;
+        self.bytes += self.scratch.len() as u64;
+        Ok(())
+    }
+}
+
+/// Computes the header MAC with a key derived from the segment base key.
+pub(crate) fn header_mac(base_key: &[u8], unmaced: &[u8]) -> Digest32 {
+    let hk = Hkdf::<Sha256>::new(Some(&[]), base_key);
+    let mut mac_key = Zeroizing::new([0u8; 32]);
+    // 32 bytes is a valid HKDF-SHA256 output length.
+    hk.expand(HEADER_MAC_INFO, &mut mac_key[..])
+        .expect("valid HKDF length");
+    // HMAC accepts keys of any length.
+    let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(&mac_key[..])
+        .expect("HMAC takes any key length");
+    mac.update(unmaced);
+    mac.finalize().into_bytes().into()
+}
+
+fn wrap(
+    recipient: &RecipientKey<'_>,
+    info: &[u8],
+    base_key: &[u8],
+    rng: &mut SegmentRandom,
+) -> Result<Stanza, SegmentError> {
+    if recipient.kem != HPKE_KEM_X25519 {
+        return Err(SegmentError::Wrap("unsupported recipient key type"));
+    }
+    type Kem = hpke::kem::X25519HkdfSha256;
+    let pk = <Kem as hpke::Kem>::PublicKey::from_bytes(recipient.public_key)
+        .map_err(|_| SegmentError::Wrap("invalid X25519 recipient key"))?;
+    let mut eph = rng.ephemeral()?;
+    let (enc, mut ctx) = hpke::setup_sender_with_rng::<
+        hpke::aead::AesGcm128,
+        hpke::kdf::HkdfSha256,
+        Kem,
+    >(&hpke::OpModeS::Base, &pk, info, &mut eph)
+    .map_err(|_| SegmentError::Wrap("HPKE encapsulation failed"))?;
+    if eph.overdrawn {
+        return Err(SegmentError::Wrap("HPKE used more randomness than expected"));
+    }
+    let wrapped_key = ctx
+        .seal(base_key, b"")
+        .map_err(|_| SegmentError::Wrap("HPKE seal failed"))?;
+    Ok(Stanza {
+        kem: HPKE_KEM_X25519,
+        kdf: HPKE_KDF_SHA256,
+        aead: HPKE_AEAD_AES128GCM,
+        key_id: key_id(recipient.public_key),
+        enc: enc.to_bytes().to_vec(),
+        wrapped_key,
+    })
+}
+
+/// All randomness one segment needs, drawn up front: the base key and one 32-byte
+/// ephemeral seed per recipient.
+struct SegmentRandom {
+    base_key: Zeroizing<[u8; 32]>,
+    ephemerals: Vec<Zeroizing<[u8; 32]>>,
+}
+
+impl SegmentRandom {
+    fn new(randomness: &Randomness, recipients: usize) -> Result<SegmentRandom, SegmentError> {
+        let fill = |buf: &mut [u8], label: &[u8], index: u64| -> Result<(), SegmentError> {
+            match randomness {
+                Randomness::Os => getrandom::fill(buf).map_err(|_| SegmentError::Random),
+                Randomness::FixedForTests(seed) => {
+                    let hk = Hkdf::<Sha256>::new(Some(b"camseal test randomness"), seed);
+                    let mut info = label.to_vec();
+                    info.extend_from_slice(&index.to_be_bytes());
+                    hk.expand(&info, buf).map_err(|_| SegmentError::Random)
+                }
+            }
+        };
+        let mut base_key = Zeroizing::new([0u8; 32]);
+        fill(&mut base_key[..], b"base key", 0)?;
+        let mut ephemerals = Vec::with_capacity(recipients);
+        for i in 0..recipients {
+            let mut e = Zeroizing::new([0u8; 32]);
+            fill(&mut e[..], b"ephemeral", i as u64)?;
+            ephemerals.push(e);
+        }
+        ephemerals.reverse();
+        Ok(SegmentRandom {
+            base_key,
+            ephemerals,
+        })
+    }
+
+    fn ephemeral(&mut self) -> Result<EphemeralRng, SegmentError> {
+        let seed = self
+            .ephemerals
+            .pop()
+            .ok_or(SegmentError::Wrap("ran out of ephemeral keys"))?;
+        Ok(EphemeralRng {
+            seed,
+            used: 0,
+            overdrawn: false,
+        })
+    }
+}
+
+/// Hands HPKE exactly the one pre-drawn 32-byte seed it derives its ephemeral key from.
+/// If HPKE ever asked for more, it gets zeros and `overdrawn` makes the caller fail, rather
+/// than silently weakening the key.
+struct EphemeralRng {
+    seed: Zeroizing<[u8; 32]>,
+    used: usize,
+    overdrawn: bool,
+}
+
+impl hpke::rand_core::TryRng for EphemeralRng {
+    type Error = core::convert::Infallible;
+
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        let mut b = [0u8; 4];
+        self.try_fill_bytes(&mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        let mut b = [0u8; 8];
+        self.try_fill_bytes(&mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), Self::Error> {
+        let available = self.seed.len() - self.used;
+        if dest.len() > available {
+            self.overdrawn = true;
+            dest.fill(0);
+            return Ok(());
+        }
+        dest.copy_from_slice(&self.seed[self.used..self.used + dest.len()]);
+        self.used += dest.len();
+        Ok(())
+    }
+}
+
+impl hpke::rand_core::TryCryptoRng for EphemeralRng {}
