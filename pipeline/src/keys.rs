@@ -179,6 +179,33 @@ pub fn account_id(ed25519: &[u8; 32]) -> String {
     short_id(ACCOUNT_ID_CONTEXT, ed25519)
 }
 
+/// The account key a camera pinned when it installed its first recipient list: only lists
+/// signed by this key are accepted afterwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AccountPin {
+    /// The account's Ed25519 public key.
+    pub ed25519: [u8; 32],
+}
+
+impl AccountPin {
+    /// Encodes as the text of a camera's `pinned-account` file.
+    pub fn to_text(&self) -> String {
+        text::encode_public(PIN_HEADER, &[("ed25519", &self.ed25519)])
+    }
+
+    /// Decodes the text of a `pinned-account` file.
+    pub fn from_text(s: &str) -> Result<Self, KeyError> {
+        let [ed25519] = text::decode_public(s, PIN_HEADER, ["ed25519"])?;
+        verifying_key(&ed25519)?;
+        Ok(AccountPin { ed25519 })
+    }
+
+    /// The pinned account's short id (see [`account_id`]).
+    pub fn id(&self) -> String {
+        account_id(&self.ed25519)
+    }
+}
+
 /// The camera identity key CK: an Ed25519 seed.
 #[derive(Zeroize, ZeroizeOnDrop)]
 pub struct CameraSecret {
@@ -331,6 +358,7 @@ const CAMERA_PUB_HEADER: &str = "camseal-camera-v1";
 const DEVICE_PUB_HEADER: &str = "camseal-device-v1";
 const INFO_ACCOUNT_ED25519: &[u8] = b"camseal v1 account ed25519";
 const INFO_ACCOUNT_X25519: &[u8] = b"camseal v1 account x25519";
+const PIN_HEADER: &str = "camseal-pinned-account-v1";
 
 #[cfg(test)]
 mod tests;

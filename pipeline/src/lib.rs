@@ -15,6 +15,7 @@
 
 pub mod chunk;
 pub mod footage;
+pub mod home;
 pub mod keys;
 pub mod recorder;
 pub mod seal;

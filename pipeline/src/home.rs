@@ -1,0 +1,1114 @@
+//! Viewer and camera home directories: where keys, backups and trusted lists live on disk.
+//!
+//! What this module does **not** do: it holds no cryptography of its own (that is
+//! [`crate::keys`]), and it does not lock a home against concurrent writers (two `camera
+//! trust` runs at once can race; the last rename wins).
+//!
+//! Every file is written atomically: a temporary file in the same directory, `fsync`, rename
+//! (or link, when an existing file must not be replaced), then `fsync` of the directory. A
+//! private key is created with mode 0600 from its first byte, so it is never readable by
+//! others, even briefly. Directories this module creates get mode 0700.
+//!
+//! Layout (see `docs/PROTOCOL.md`):
+//! ```text
+//! viewer home:  account.key (0600)  account.pub  account.backup (0600)
+//!               recipients.version  devices/NAME.pub
+//! camera home:  camera.key (0600)  camera.pub  pinned-account  recipients.list
+//! ```
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use zeroize::Zeroizing;
+
+use crate::keys::{
+    AccountPin, AccountPublic, AccountSecret, CameraPublic, CameraSecret, DevicePublic,
+    KEM_X25519_HKDF_SHA256, KeyError, Recipient, RecipientList,
+};
+
+/// Why a home directory operation failed. Messages name the file involved; the underlying
+/// cause (an OS error, a format problem) is the error's `source()`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HomeError {
+    /// `init` or `restore` found an existing account.
+    #[error("an account already exists in {}: refusing to overwrite it", dir.display())]
+    AccountExists {
+        /// The viewer home.
+        dir: PathBuf,
+    },
+    /// A file holds something that is not what it should be.
+    #[error("invalid {}", path.display())]
+    BadFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        #[source]
+        source: KeyError,
+    },
+    /// A state file of the home is inconsistent or damaged.
+    #[error("{}: {reason}", path.display())]
+    BadState {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// `camera init` found an existing camera identity.
+    #[error("a camera identity already exists in {}: refusing to overwrite it", dir.display())]
+    CameraExists {
+        /// The camera home.
+        dir: PathBuf,
+    },
+    /// A new recipient list is signed by another account than the one the camera pinned.
+    #[error("recipient list is signed by a different account (pinned: {pinned}, got: {got})")]
+    DifferentAccount {
+        /// Id of the pinned account.
+        pinned: String,
+        /// Id of the account that signed the offered list.
+        got: String,
+    },
+    /// A file that must not be replaced already exists.
+    #[error("{} already exists: refusing to overwrite it", path.display())]
+    FileExists {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The offered recipient list does not parse or its signature does not verify.
+    #[error("not a valid signed recipient list")]
+    InvalidList(#[source] KeyError),
+    /// A file system operation failed.
+    #[error("cannot {action} {}", path.display())]
+    Io {
+        /// What was attempted ("read", "write", "create directory", ...).
+        action: &'static str,
+        /// The path it was attempted on.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// A key failed to generate or sign (the OS random generator failed, say).
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The private key does not belong to the public key next to it.
+    #[error("{} does not match {}", key.display(), public.display())]
+    KeyMismatch {
+        /// The private key file.
+        key: PathBuf,
+        /// The public key file.
+        public: PathBuf,
+    },
+    /// The camera home has no camera identity yet.
+    #[error(
+        "no camera identity in {dir}: run `camseal camera init --home {dir}`",
+        dir = dir.display()
+    )]
+    NoCamera {
+        /// The camera home.
+        dir: PathBuf,
+    },
+    /// A path that should be a directory is something else.
+    #[error("{} is not a directory", path.display())]
+    NotADirectory {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The offered recipient list is not newer than the installed one.
+    #[error("recipient list version {version} is not newer than the installed version {installed}")]
+    NotNewer {
+        /// Version of the offered list.
+        version: u64,
+        /// Version of the installed list.
+        installed: u64,
+    },
+    /// The viewer home has no account yet.
+    #[error(
+        "no viewer account in {dir}: run `camseal viewer init --home {dir}`",
+        dir = dir.display()
+    )]
+    NoViewerAccount {
+        /// The viewer home.
+        dir: PathBuf,
+    },
+    /// A file is larger than anything camseal writes there.
+    #[error("{} is larger than {limit} bytes: not a camseal file", path.display())]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The limit.
+        limit: u64,
+    },
+}
+
+/// A viewer home directory: the account key, its public half, its backup, and the version
+/// counter of the recipient lists it signed.
+#[derive(Debug, Clone)]
+pub struct ViewerHome {
+    dir: PathBuf,
+}
+
+impl ViewerHome {
+    /// Creates the directory if needed (mode 0700) and returns the home, whether or not it
+    /// holds an account yet.
+    pub fn create(dir: impl Into<PathBuf>) -> Result<Self, HomeError> {
+        let dir = dir.into();
+        ensure_dir(&dir)?;
+        Ok(ViewerHome { dir })
+    }
+
+    /// Opens a home that holds an account.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self, HomeError> {
+        let home = ViewerHome { dir: dir.into() };
+        if !home.has_account()? {
+            return Err(HomeError::NoViewerAccount { dir: home.dir });
+        }
+        Ok(home)
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `DIR/account.key`.
+    pub fn key_path(&self) -> PathBuf {
+        self.dir.join(ACCOUNT_KEY)
+    }
+
+    /// `DIR/account.pub`.
+    pub fn public_path(&self) -> PathBuf {
+        self.dir.join(ACCOUNT_PUB)
+    }
+
+    /// `DIR/account.backup`.
+    pub fn backup_path(&self) -> PathBuf {
+        self.dir.join(ACCOUNT_BACKUP)
+    }
+
+    /// `DIR/devices`: one `NAME.pub` per viewer device that gets its own recipient entry.
+    pub fn devices_dir(&self) -> PathBuf {
+        self.dir.join(DEVICES_DIR)
+    }
+
+    /// Whether an account key or public key is present.
+    pub fn has_account(&self) -> Result<bool, HomeError> {
+        Ok(exists(&self.key_path())? || exists(&self.public_path())?)
+    }
+
+    /// Loads the account key, and checks it against `account.pub` when that is present.
+    pub fn account(&self) -> Result<AccountSecret, HomeError> {
+        let path = self.key_path();
+        let text = read_secret_text(&path)?;
+        let account = AccountSecret::from_text(&text).map_err(|source| HomeError::BadFile {
+            path: path.clone(),
+            source,
+        })?;
+        if exists(&self.public_path())? && self.account_public()? != account.public() {
+            return Err(HomeError::KeyMismatch {
+                key: path,
+                public: self.public_path(),
+            });
+        }
+        Ok(account)
+    }
+
+    /// Loads `account.pub`.
+    pub fn account_public(&self) -> Result<AccountPublic, HomeError> {
+        let path = self.public_path();
+        let text = read_text(&path, TEXT_LIMIT)?;
+        AccountPublic::from_text(&text).map_err(|source| HomeError::BadFile { path, source })
+    }
+
+    /// Writes a new account: its backup, `account.pub`, then `account.key` (0600).
+    ///
+    /// Refuses if an account key or public key exists. An `account.backup` that is already
+    /// there is kept if it is byte-identical (restoring from the home's own backup) and
+    /// refused otherwise: a backup is never overwritten.
+    pub fn write_account(&self, account: &AccountSecret, backup: &[u8]) -> Result<(), HomeError> {
+        if self.has_account()? {
+            return Err(HomeError::AccountExists {
+                dir: self.dir.clone(),
+            });
+        }
+        let backup_path = self.backup_path();
+        if exists(&backup_path)? {
+            if read(&backup_path, BACKUP_FILE_LIMIT)? != backup {
+                return Err(HomeError::FileExists { path: backup_path });
+            }
+        } else {
+            write_atomic(&backup_path, backup, PRIVATE, Replace::Never)?;
+        }
+        write_atomic(
+            &self.public_path(),
+            account.public().to_text().as_bytes(),
+            PUBLIC,
+            Replace::Never,
+        )?;
+        write_atomic(
+            &self.key_path(),
+            account.to_text().as_bytes(),
+            PRIVATE,
+            Replace::Never,
+        )
+    }
+
+    /// The recipients a new list should name: the account's own X25519 key (label
+    /// `account`), then each `devices/NAME.pub` in name order (label `NAME`).
+    pub fn recipients(&self) -> Result<Vec<Recipient>, HomeError> {
+        let mut out = vec![Recipient {
+            kem: KEM_X25519_HKDF_SHA256,
+            public_key: self.account_public()?.x25519.to_vec(),
+            label: ACCOUNT_LABEL.to_owned(),
+        }];
+        for (label, device) in self.devices()? {
+            out.push(Recipient {
+                kem: KEM_X25519_HKDF_SHA256,
+                public_key: device.x25519.to_vec(),
+                label,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The device keys in `devices/`, sorted by name. Files not ending in `.pub` and hidden
+    /// files are ignored; a `.pub` file that does not parse is an error, so that a device is
+    /// never left out of a list silently.
+    pub fn devices(&self) -> Result<Vec<(String, DevicePublic)>, HomeError> {
+        let dir = self.devices_dir();
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(io_error("read directory", &dir, source)),
+        };
+        let mut devices = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|source| io_error("read directory", &dir, source))?;
+            let path = entry.path();
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let Some(label) = name.strip_suffix(DEVICE_SUFFIX) else {
+                continue;
+            };
+            if name.starts_with('.') {
+                continue;
+            }
+            if label.is_empty() || label.len() > 64 || label.chars().any(char::is_control) {
+                return Err(HomeError::BadState {
+                    path,
+                    reason: "a device name must be 1 to 64 bytes without control characters".into(),
+                });
+            }
+            let text = read_text(&path, TEXT_LIMIT)?;
+            let device = DevicePublic::from_text(&text)
+                .map_err(|source| HomeError::BadFile { path, source })?;
+            devices.push((label.to_owned(), device));
+        }
+        devices.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(devices)
+    }
+
+    /// The version the next recipient list gets: one more than the last one recorded.
+    pub fn next_recipients_version(&self) -> Result<u64, HomeError> {
+        let path = self.dir.join(RECIPIENTS_VERSION);
+        if !exists(&path)? {
+            return Ok(1);
+        }
+        let text = read_text(&path, TEXT_LIMIT)?;
+        let last: u64 = text
+            .strip_suffix('\n')
+            .unwrap_or(&text)
+            .parse()
+            .map_err(|_| HomeError::BadState {
+                path: path.clone(),
+                reason: "expected a decimal version number".into(),
+            })?;
+        last.checked_add(1).ok_or(HomeError::BadState {
+            path,
+            reason: "the recipient list version cannot grow any further".into(),
+        })
+    }
+
+    /// Records that a list with `version` was signed. Call it before handing the list out,
+    /// so that a crash can skip a version but never reuse one.
+    pub fn record_recipients_version(&self, version: u64) -> Result<(), HomeError> {
+        write_atomic(
+            &self.dir.join(RECIPIENTS_VERSION),
+            format!("{version}\n").as_bytes(),
+            PUBLIC,
+            Replace::Allow,
+        )
+    }
+}
+
+/// A camera home directory: the camera identity key, the pinned account, and the installed
+/// recipient list.
+#[derive(Debug, Clone)]
+pub struct CameraHome {
+    dir: PathBuf,
+}
+
+/// What [`CameraHome::trust`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustOutcome {
+    /// The list now installed.
+    pub list: RecipientList,
+    /// The version it replaced, if there was one.
+    pub previous_version: Option<u64>,
+    /// Whether this list pinned its account (the first list the camera accepted).
+    pub newly_pinned: bool,
+}
+
+impl CameraHome {
+    /// Creates the directory if needed (mode 0700) and returns the home, whether or not it
+    /// holds a camera identity yet.
+    pub fn create(dir: impl Into<PathBuf>) -> Result<Self, HomeError> {
+        let dir = dir.into();
+        ensure_dir(&dir)?;
+        Ok(CameraHome { dir })
+    }
+
+    /// Opens a home that holds a camera identity.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self, HomeError> {
+        let home = CameraHome { dir: dir.into() };
+        if !home.has_camera()? {
+            return Err(HomeError::NoCamera { dir: home.dir });
+        }
+        Ok(home)
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `DIR/camera.key`.
+    pub fn key_path(&self) -> PathBuf {
+        self.dir.join(CAMERA_KEY)
+    }
+
+    /// `DIR/camera.pub`.
+    pub fn public_path(&self) -> PathBuf {
+        self.dir.join(CAMERA_PUB)
+    }
+
+    /// `DIR/recipients.list`: the installed signed list, byte for byte as received.
+    pub fn list_path(&self) -> PathBuf {
+        self.dir.join(RECIPIENTS_LIST)
+    }
+
+    /// `DIR/pinned-account`.
+    pub fn pin_path(&self) -> PathBuf {
+        self.dir.join(PINNED_ACCOUNT)
+    }
+
+    /// Whether a camera key or public key is present.
+    pub fn has_camera(&self) -> Result<bool, HomeError> {
+        Ok(exists(&self.key_path())? || exists(&self.public_path())?)
+    }
+
+    /// Loads the camera key, and checks it against `camera.pub` when that is present.
+    pub fn camera(&self) -> Result<CameraSecret, HomeError> {
+        let path = self.key_path();
+        let text = read_secret_text(&path)?;
+        let camera = CameraSecret::from_text(&text).map_err(|source| HomeError::BadFile {
+            path: path.clone(),
+            source,
+        })?;
+        if exists(&self.public_path())? && self.camera_public()? != camera.public() {
+            return Err(HomeError::KeyMismatch {
+                key: path,
+                public: self.public_path(),
+            });
+        }
+        Ok(camera)
+    }
+
+    /// Loads `camera.pub`.
+    pub fn camera_public(&self) -> Result<CameraPublic, HomeError> {
+        let path = self.public_path();
+        let text = read_text(&path, TEXT_LIMIT)?;
+        CameraPublic::from_text(&text).map_err(|source| HomeError::BadFile { path, source })
+    }
+
+    /// Writes a new identity: `camera.pub`, then `camera.key` (0600). Refuses if either
+    /// exists.
+    pub fn write_camera(&self, camera: &CameraSecret) -> Result<(), HomeError> {
+        if self.has_camera()? {
+            return Err(HomeError::CameraExists {
+                dir: self.dir.clone(),
+            });
+        }
+        write_atomic(
+            &self.public_path(),
+            camera.public().to_text().as_bytes(),
+            PUBLIC,
+            Replace::Never,
+        )?;
+        write_atomic(
+            &self.key_path(),
+            camera.to_text().as_bytes(),
+            PRIVATE,
+            Replace::Never,
+        )
+    }
+
+    /// The pinned account, if a list was ever installed.
+    pub fn pinned_account(&self) -> Result<Option<AccountPin>, HomeError> {
+        let path = self.pin_path();
+        if !exists(&path)? {
+            return Ok(None);
+        }
+        let text = read_text(&path, TEXT_LIMIT)?;
+        AccountPin::from_text(&text)
+            .map(Some)
+            .map_err(|source| HomeError::BadFile { path, source })
+    }
+
+    /// The installed recipient list, re-verified: its signature, and that it is signed by
+    /// the pinned account. `None` before the first `trust`.
+    pub fn trusted_recipients(&self) -> Result<Option<RecipientList>, HomeError> {
+        let path = self.list_path();
+        if !exists(&path)? {
+            return Ok(None);
+        }
+        let bytes = read(&path, LIST_FILE_LIMIT)?;
+        let list = RecipientList::parse_signed(&bytes).map_err(|source| HomeError::BadFile {
+            path: path.clone(),
+            source,
+        })?;
+        match self.pinned_account()? {
+            Some(pin) if pin.ed25519 == list.account => Ok(Some(list)),
+            Some(pin) => Err(HomeError::BadState {
+                path,
+                reason: format!(
+                    "signed by account {} but the camera pinned account {}",
+                    list.account_id(),
+                    pin.id()
+                ),
+            }),
+            None => Err(HomeError::BadState {
+                path,
+                reason: format!(
+                    "installed, but {} is missing; remove both to enroll again",
+                    self.pin_path().display()
+                ),
+            }),
+        }
+    }
+
+    /// Installs a signed recipient list.
+    ///
+    /// The first list pins its account. Every later list must be signed by the pinned
+    /// account and carry a higher version than the installed one, so that whoever relays
+    /// lists (a cloud service) can neither add a recipient nor roll back a revocation.
+    pub fn trust(&self, signed: &[u8]) -> Result<TrustOutcome, HomeError> {
+        let list = RecipientList::parse_signed(signed).map_err(HomeError::InvalidList)?;
+        let pin = self.pinned_account()?;
+        if let Some(pin) = pin
+            && pin.ed25519 != list.account
+        {
+            return Err(HomeError::DifferentAccount {
+                pinned: pin.id(),
+                got: list.account_id(),
+            });
+        }
+        let installed = self.trusted_recipients()?;
+        if let Some(installed) = &installed
+            && list.version <= installed.version
+        {
+            return Err(HomeError::NotNewer {
+                version: list.version,
+                installed: installed.version,
+            });
+        }
+        let newly_pinned = pin.is_none();
+        if newly_pinned {
+            let pin = AccountPin {
+                ed25519: list.account,
+            };
+            write_atomic(
+                &self.pin_path(),
+                pin.to_text().as_bytes(),
+                PUBLIC,
+                Replace::Never,
+            )?;
+        }
+        write_atomic(&self.list_path(), signed, PUBLIC, Replace::Allow)?;
+        Ok(TrustOutcome {
+            list,
+            previous_version: installed.map(|l| l.version),
+            newly_pinned,
+        })
+    }
+}
+
+/// The largest backup file camseal reads (a version 1 backup is 94 bytes; the rest is room
+/// for later versions).
+pub const BACKUP_FILE_LIMIT: u64 = 64 * 1024;
+
+/// The largest recipient list file camseal reads (the format's limits allow about 1.1 MiB).
+pub const LIST_FILE_LIMIT: u64 = 2 * 1024 * 1024;
+
+/// Reads a whole file of at most `limit` bytes.
+pub fn read_file(path: &Path, limit: u64) -> Result<Vec<u8>, HomeError> {
+    read(path, limit)
+}
+
+/// Atomically creates or replaces `path` (mode 0644 before the umask): readers see the old
+/// contents or the new, never a mix, even across a crash.
+pub fn write_file(path: &Path, contents: &[u8]) -> Result<(), HomeError> {
+    write_atomic(path, contents, PUBLIC, Replace::Allow)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Replace {
+    Allow,
+    Never,
+}
+
+fn io_error(action: &'static str, path: &Path, source: io::Error) -> HomeError {
+    HomeError::Io {
+        action,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn exists(path: &Path) -> Result<bool, HomeError> {
+    path.try_exists()
+        .map_err(|source| io_error("look up", path, source))
+}
+
+/// `mkdir -p` with mode 0700 for the directories it creates.
+fn ensure_dir(dir: &Path) -> Result<(), HomeError> {
+    match fs::metadata(dir) {
+        Ok(m) if m.is_dir() => return Ok(()),
+        Ok(_) => {
+            return Err(HomeError::NotADirectory {
+                path: dir.to_owned(),
+            });
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(source) => return Err(io_error("look up", dir, source)),
+    }
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder
+        .create(dir)
+        .map_err(|source| io_error("create directory", dir, source))
+}
+
+fn read(path: &Path, limit: u64) -> Result<Vec<u8>, HomeError> {
+    let mut out = Vec::new();
+    read_into(path, limit, &mut out)?;
+    Ok(out)
+}
+
+fn read_text(path: &Path, limit: u64) -> Result<String, HomeError> {
+    String::from_utf8(read(path, limit)?).map_err(|_| HomeError::BadFile {
+        path: path.to_owned(),
+        source: KeyError::BadFormat("not UTF-8 text".into()),
+    })
+}
+
+/// Reads a key file into memory that is wiped on drop. The buffer is allocated once at its
+/// final size so that no reallocation leaves a copy of the key behind.
+fn read_secret_text(path: &Path) -> Result<Zeroizing<String>, HomeError> {
+    let mut bytes = Zeroizing::new(Vec::with_capacity(TEXT_LIMIT as usize + 1));
+    read_into(path, TEXT_LIMIT, &mut bytes)?;
+    if std::str::from_utf8(&bytes).is_err() {
+        return Err(HomeError::BadFile {
+            path: path.to_owned(),
+            source: KeyError::BadFormat("not UTF-8 text".into()),
+        });
+    }
+    let bytes = core::mem::take(&mut *bytes);
+    // Invariant: checked to be UTF-8 just above, so this cannot fail and drop the bytes
+    // un-wiped inside an error.
+    Ok(Zeroizing::new(
+        String::from_utf8(bytes).unwrap_or_else(|_| String::new()),
+    ))
+}
+
+fn read_into(path: &Path, limit: u64, out: &mut Vec<u8>) -> Result<(), HomeError> {
+    let file = File::open(path).map_err(|source| io_error("read", path, source))?;
+    file.take(limit + 1)
+        .read_to_end(out)
+        .map_err(|source| io_error("read", path, source))?;
+    if out.len() as u64 > limit {
+        return Err(HomeError::TooLarge {
+            path: path.to_owned(),
+            limit,
+        });
+    }
+    Ok(())
+}
+
+/// Writes `contents` to a fresh temporary file next to `path` (created with `mode`), syncs
+/// it, moves it into place, and syncs the directory.
+fn write_atomic(
+    path: &Path,
+    contents: &[u8],
+    mode: u32,
+    replace: Replace,
+) -> Result<(), HomeError> {
+    let name = path.file_name().ok_or_else(|| {
+        io_error(
+            "write",
+            path,
+            io::Error::new(io::ErrorKind::InvalidInput, "not a file name"),
+        )
+    })?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if replace == Replace::Never && exists(path)? {
+        return Err(HomeError::FileExists {
+            path: path.to_owned(),
+        });
+    }
+    let (tmp, mut file) = create_temp(dir, name, mode).map_err(|e| io_error("write", path, e))?;
+    let result = (|| {
+        file.write_all(contents)?;
+        file.sync_all()?;
+        drop(file);
+        match replace {
+            Replace::Allow => fs::rename(&tmp, path),
+            Replace::Never => link_no_clobber(&tmp, path),
+        }
+    })();
+    if let Err(e) = result {
+        let _ = fs::remove_file(&tmp);
+        if e.kind() == io::ErrorKind::AlreadyExists {
+            return Err(HomeError::FileExists {
+                path: path.to_owned(),
+            });
+        }
+        return Err(io_error("write", path, e));
+    }
+    sync_dir(dir).map_err(|e| io_error("sync directory", dir, e))
+}
+
+/// Creates `DIR/.NAME.tmp-PID-N` exclusively, with `mode` from the start.
+fn create_temp(dir: &Path, name: &std::ffi::OsStr, mode: u32) -> io::Result<(PathBuf, File)> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut last_err = None;
+    for _ in 0..16 {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let mut tmp_name = std::ffi::OsString::from(".");
+        tmp_name.push(name);
+        tmp_name.push(format!(".tmp-{}-{n}", std::process::id()));
+        let tmp = dir.join(tmp_name);
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(mode);
+        }
+        #[cfg(not(unix))]
+        let _ = mode;
+        match options.open(&tmp) {
+            Ok(file) => return Ok((tmp, file)),
+            // A stale temporary file of an earlier process with the same pid: try the next.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last_err = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last_err.unwrap_or_else(|| io::Error::other("no free temporary file name")))
+}
+
+/// Moves `tmp` to `path` unless `path` exists. A hard link fails atomically if the target
+/// exists; file systems without hard links (FAT on an SD card) fall back to check-then-rename.
+fn link_no_clobber(tmp: &Path, path: &Path) -> io::Result<()> {
+    match fs::hard_link(tmp, path) {
+        Ok(()) => fs::remove_file(tmp),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(e),
+        Err(_) => {
+            if path.try_exists()? {
+                return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+            }
+            fs::rename(tmp, path)
+        }
+    }
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
+}
+
+const ACCOUNT_KEY: &str = "account.key";
+const ACCOUNT_PUB: &str = "account.pub";
+const ACCOUNT_BACKUP: &str = "account.backup";
+const ACCOUNT_LABEL: &str = "account";
+const DEVICES_DIR: &str = "devices";
+const DEVICE_SUFFIX: &str = ".pub";
+const RECIPIENTS_VERSION: &str = "recipients.version";
+const CAMERA_KEY: &str = "camera.key";
+const CAMERA_PUB: &str = "camera.pub";
+const PINNED_ACCOUNT: &str = "pinned-account";
+const RECIPIENTS_LIST: &str = "recipients.list";
+const PRIVATE: u32 = 0o600;
+const PUBLIC: u32 = 0o644;
+/// Key and state files are a few hundred bytes.
+const TEXT_LIMIT: u64 = 4096;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    use std::os::unix::fs::PermissionsExt;
+
+    fn account(n: u8) -> AccountSecret {
+        AccountSecret::from_seed([n; 32])
+    }
+
+    fn signed(acc: &AccountSecret, version: u64, keys: &[u8]) -> Vec<u8> {
+        RecipientList {
+            version,
+            account: acc.public().ed25519,
+            recipients: keys
+                .iter()
+                .map(|&k| Recipient {
+                    kem: KEM_X25519_HKDF_SHA256,
+                    public_key: vec![k; 32],
+                    label: format!("k{k}"),
+                })
+                .collect(),
+        }
+        .sign(acc)
+        .unwrap()
+    }
+
+    #[cfg(unix)]
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn viewer_open_without_account_says_what_to_run() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("nothing");
+        let e = ViewerHome::open(&dir).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "no viewer account in {0}: run `camseal viewer init --home {0}`",
+                dir.display()
+            )
+        );
+        ViewerHome::create(&dir).unwrap();
+        assert!(matches!(
+            ViewerHome::open(&dir),
+            Err(HomeError::NoViewerAccount { .. })
+        ));
+    }
+
+    #[test]
+    fn viewer_account_round_trip_with_private_modes() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("a/b/viewer");
+        let home = ViewerHome::create(&dir).unwrap();
+        home.write_account(&account(1), b"backup bytes").unwrap();
+        let home = ViewerHome::open(&dir).unwrap();
+        assert_eq!(home.account().unwrap().public(), account(1).public());
+        assert_eq!(home.account_public().unwrap(), account(1).public());
+        assert_eq!(fs::read(home.backup_path()).unwrap(), b"backup bytes");
+        assert_eq!(
+            names(&dir),
+            ["account.backup", "account.key", "account.pub"],
+            "temporary files left behind"
+        );
+        #[cfg(unix)]
+        {
+            assert_eq!(mode(&dir), 0o700);
+            assert_eq!(mode(&home.key_path()), 0o600);
+            assert_eq!(mode(&home.backup_path()), 0o600);
+            assert_eq!(mode(&home.public_path()) & 0o600, 0o600);
+        }
+    }
+
+    #[test]
+    fn existing_account_is_never_overwritten() {
+        let t = tempfile::tempdir().unwrap();
+        let home = ViewerHome::create(t.path()).unwrap();
+        home.write_account(&account(1), b"one").unwrap();
+        let e = home.write_account(&account(2), b"two").unwrap_err();
+        assert!(matches!(e, HomeError::AccountExists { .. }), "{e}");
+        assert_eq!(home.account().unwrap().public(), account(1).public());
+        assert_eq!(fs::read(home.backup_path()).unwrap(), b"one");
+
+        // A key file alone also counts as an account.
+        fs::remove_file(home.public_path()).unwrap();
+        assert!(matches!(
+            home.write_account(&account(2), b"one"),
+            Err(HomeError::AccountExists { .. })
+        ));
+    }
+
+    #[test]
+    fn a_different_backup_in_the_way_is_kept() {
+        let t = tempfile::tempdir().unwrap();
+        let home = ViewerHome::create(t.path()).unwrap();
+        fs::write(home.backup_path(), b"someone else's").unwrap();
+        let e = home.write_account(&account(1), b"mine").unwrap_err();
+        assert!(matches!(e, HomeError::FileExists { .. }), "{e}");
+        assert_eq!(fs::read(home.backup_path()).unwrap(), b"someone else's");
+        assert!(!home.has_account().unwrap());
+        // The same backup (restoring from the home's own copy) is fine.
+        fs::write(home.backup_path(), b"mine").unwrap();
+        home.write_account(&account(1), b"mine").unwrap();
+    }
+
+    #[test]
+    fn mismatched_or_damaged_key_files_are_reported() {
+        let t = tempfile::tempdir().unwrap();
+        let home = ViewerHome::create(t.path()).unwrap();
+        home.write_account(&account(1), b"b").unwrap();
+        fs::write(home.public_path(), account(2).public().to_text()).unwrap();
+        let e = home.account().unwrap_err();
+        assert!(matches!(e, HomeError::KeyMismatch { .. }), "{e}");
+
+        fs::write(home.key_path(), "camseal-account-key-v1\nseed 00\n").unwrap();
+        let e = home.account().unwrap_err();
+        assert!(e.to_string().contains("account.key"), "{e}");
+        assert!(matches!(e, HomeError::BadFile { .. }));
+
+        fs::write(home.key_path(), [0xffu8, 0xfe]).unwrap();
+        assert!(matches!(home.account(), Err(HomeError::BadFile { .. })));
+        fs::write(home.key_path(), vec![b'a'; 5000]).unwrap();
+        assert!(matches!(home.account(), Err(HomeError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn io_errors_name_the_path_and_keep_the_cause() {
+        let t = tempfile::tempdir().unwrap();
+        let home = ViewerHome::create(t.path()).unwrap();
+        let e = home.account().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("cannot read {}", home.key_path().display())
+        );
+        let cause = std::error::Error::source(&e).unwrap();
+        assert!(cause.downcast_ref::<io::Error>().is_some());
+    }
+
+    #[test]
+    fn create_refuses_a_file() {
+        let t = tempfile::tempdir().unwrap();
+        let file = t.path().join("f");
+        fs::write(&file, b"x").unwrap();
+        assert!(matches!(
+            ViewerHome::create(&file),
+            Err(HomeError::NotADirectory { .. })
+        ));
+        assert!(matches!(
+            CameraHome::create(&file),
+            Err(HomeError::NotADirectory { .. })
+        ));
+    }
+
+    #[test]
+    fn recipients_version_counts_up() {
+        let t = tempfile::tempdir().unwrap();
+        let home = ViewerHome::create(t.path()).unwrap();
+        assert_eq!(home.next_recipients_version().unwrap(), 1);
+        home.record_recipients_version(1).unwrap();
+        assert_eq!(home.next_recipients_version().unwrap(), 2);
+        home.record_recipients_version(41).unwrap();
+        assert_eq!(home.next_recipients_version().unwrap(), 42);
+        fs::write(t.path().join("recipients.version"), "x\n").unwrap();
+        assert!(matches!(
+            home.next_recipients_version(),
+            Err(HomeError::BadState { .. })
+        ));
+        home.record_recipients_version(u64::MAX).unwrap();
+        assert!(matches!(
+            home.next_recipients_version(),
+            Err(HomeError::BadState { .. })
+        ));
+    }
+
+    #[test]
+    fn devices_become_recipients_in_name_order() {
+        let t = tempfile::tempdir().unwrap();
+        let home = ViewerHome::create(t.path()).unwrap();
+        home.write_account(&account(1), b"b").unwrap();
+        let devices = home.devices_dir();
+        fs::create_dir(&devices).unwrap();
+        let dev = |n: u8| DevicePublic { x25519: [n; 32] }.to_text();
+        fs::write(devices.join("tablet.pub"), dev(3)).unwrap();
+        fs::write(devices.join("phone.pub"), dev(2)).unwrap();
+        fs::write(devices.join("notes.txt"), "ignored").unwrap();
+        fs::write(devices.join(".hidden.pub"), "ignored").unwrap();
+        let r = home.recipients().unwrap();
+        let labels: Vec<&str> = r.iter().map(|r| r.label.as_str()).collect();
+        assert_eq!(labels, ["account", "phone", "tablet"]);
+        assert_eq!(r[0].public_key, account(1).public().x25519);
+        assert_eq!(r[1].public_key, [2; 32]);
+
+        fs::write(devices.join("broken.pub"), "camseal-device-v1\n").unwrap();
+        let e = home.recipients().unwrap_err();
+        assert!(e.to_string().contains("broken.pub"), "{e}");
+    }
+
+    #[test]
+    fn camera_identity_round_trip() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("cam");
+        assert_eq!(
+            CameraHome::open(&dir).unwrap_err().to_string(),
+            format!(
+                "no camera identity in {0}: run `camseal camera init --home {0}`",
+                dir.display()
+            )
+        );
+        let home = CameraHome::create(&dir).unwrap();
+        let cam = CameraSecret::from_seed([5; 32]);
+        home.write_camera(&cam).unwrap();
+        let home = CameraHome::open(&dir).unwrap();
+        assert_eq!(home.camera().unwrap().public(), cam.public());
+        assert_eq!(home.camera_public().unwrap(), cam.public());
+        assert!(matches!(
+            home.write_camera(&CameraSecret::from_seed([6; 32])),
+            Err(HomeError::CameraExists { .. })
+        ));
+        assert_eq!(home.camera().unwrap().public(), cam.public());
+        #[cfg(unix)]
+        assert_eq!(mode(&home.key_path()), 0o600);
+        assert_eq!(names(&dir), ["camera.key", "camera.pub"]);
+    }
+
+    #[test]
+    fn trust_pins_then_requires_same_account_and_newer_versions() {
+        let t = tempfile::tempdir().unwrap();
+        let home = CameraHome::create(t.path()).unwrap();
+        home.write_camera(&CameraSecret::from_seed([5; 32]))
+            .unwrap();
+        let (a, b) = (account(1), account(2));
+        assert_eq!(home.trusted_recipients().unwrap(), None);
+        assert_eq!(home.pinned_account().unwrap(), None);
+
+        let first = home.trust(&signed(&a, 3, &[1])).unwrap();
+        assert!(first.newly_pinned);
+        assert_eq!(first.previous_version, None);
+        assert_eq!(
+            home.pinned_account().unwrap().unwrap().ed25519,
+            a.public().ed25519
+        );
+
+        let e = home.trust(&signed(&b, 9, &[1])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "recipient list is signed by a different account (pinned: {}, got: {})",
+                a.public().id(),
+                b.public().id()
+            )
+        );
+        for old in [3, 2, 0] {
+            let e = home.trust(&signed(&a, old, &[1, 2])).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("recipient list version {old} is not newer than the installed version 3")
+            );
+        }
+        let next = home.trust(&signed(&a, 4, &[1, 2])).unwrap();
+        assert!(!next.newly_pinned);
+        assert_eq!(next.previous_version, Some(3));
+        assert_eq!(next.list.recipients.len(), 2);
+        assert_eq!(home.trusted_recipients().unwrap(), Some(next.list));
+
+        let mut garbled = signed(&a, 5, &[1]);
+        garbled[20] ^= 1;
+        let e = home.trust(&garbled).unwrap_err();
+        assert!(matches!(e, HomeError::InvalidList(_)), "{e}");
+        assert!(matches!(
+            home.trust(b"hello"),
+            Err(HomeError::InvalidList(_))
+        ));
+        assert_eq!(home.trusted_recipients().unwrap().unwrap().version, 4);
+    }
+
+    #[test]
+    fn tampered_camera_state_is_detected() {
+        let t = tempfile::tempdir().unwrap();
+        let home = CameraHome::create(t.path()).unwrap();
+        home.trust(&signed(&account(1), 1, &[1])).unwrap();
+        // Someone swaps the pin: the installed list no longer matches it.
+        fs::write(
+            home.pin_path(),
+            AccountPin {
+                ed25519: account(2).public().ed25519,
+            }
+            .to_text(),
+        )
+        .unwrap();
+        assert!(matches!(
+            home.trusted_recipients(),
+            Err(HomeError::BadState { .. })
+        ));
+        // A pin removed while a list is installed is reported, not silently re-pinned.
+        fs::remove_file(home.pin_path()).unwrap();
+        assert!(matches!(
+            home.trust(&signed(&account(2), 7, &[1])),
+            Err(HomeError::BadState { .. })
+        ));
+        // A damaged installed list is reported with its path.
+        fs::write(home.list_path(), b"CSRL").unwrap();
+        fs::write(
+            home.pin_path(),
+            AccountPin {
+                ed25519: account(1).public().ed25519,
+            }
+            .to_text(),
+        )
+        .unwrap();
+        let e = home.trusted_recipients().unwrap_err();
+        assert!(e.to_string().contains("recipients.list"), "{e}");
+    }
+
+    #[test]
+    fn write_file_replaces_atomically_and_cleans_up() {
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("out.list");
+        write_file(&path, b"one").unwrap();
+        write_file(&path, b"two").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+        assert_eq!(names(t.path()), ["out.list"]);
+        let e = write_file(&t.path().join("missing/out.list"), b"x").unwrap_err();
+        assert!(e.to_string().starts_with("cannot write "), "{e}");
+        assert_eq!(read_file(&path, 3).unwrap(), b"two");
+        assert!(matches!(
+            read_file(&path, 2),
+            Err(HomeError::TooLarge { .. })
+        ));
+    }
+}
