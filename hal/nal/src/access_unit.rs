@@ -189,6 +189,7 @@ mod tests {
             H264_IDR_SECOND,
             H264_P_FIRST,
             H264_P_SECOND,
+            H264_SEI,
             H264_P_FIRST,
             H264_SPS,
             H264_PPS,
@@ -196,7 +197,7 @@ mod tests {
         ]);
         assert_eq!(
             summary(Codec::H264, &buf),
-            vec![(true, 5), (false, 2), (false, 1), (true, 3)]
+            vec![(true, 5), (false, 2), (false, 2), (true, 3)]
         );
     }
 
