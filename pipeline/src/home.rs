@@ -151,6 +151,12 @@ pub struct ViewerHome {
 }
 
 impl ViewerHome {
+    /// A handle on `dir` that touches nothing on disk (to check for an account before
+    /// creating anything). [`ViewerHome::create`] makes the directory.
+    pub fn at(dir: impl Into<PathBuf>) -> Self {
+        ViewerHome { dir: dir.into() }
+    }
+
     /// Creates the directory if needed (mode 0700) and returns the home, whether or not it
     /// holds an account yet.
     pub fn create(dir: impl Into<PathBuf>) -> Result<Self, HomeError> {
@@ -362,6 +368,12 @@ pub struct TrustOutcome {
 }
 
 impl CameraHome {
+    /// A handle on `dir` that touches nothing on disk. [`CameraHome::create`] makes the
+    /// directory.
+    pub fn at(dir: impl Into<PathBuf>) -> Self {
+        CameraHome { dir: dir.into() }
+    }
+
     /// Creates the directory if needed (mode 0700) and returns the home, whether or not it
     /// holds a camera identity yet.
     pub fn create(dir: impl Into<PathBuf>) -> Result<Self, HomeError> {

@@ -1,1 +1,196 @@
-//! `camseal viewer`.
+//! `camseal viewer`: the account keys, the recovery backup, and signed recipient lists.
+
+use std::fs::File;
+use std::io::{self, BufRead, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use camseal::home::{self, HomeError, ViewerHome};
+use camseal::keys::{AccountSecret, Passphrase, RecipientList, open_backup, seal_backup};
+use zeroize::Zeroizing;
+
+use crate::cli::{ViewerInitArgs, ViewerRecipientsArgs, ViewerRestoreArgs};
+
+/// `camseal viewer init`: new account, backup, and the passphrase printed once.
+pub fn init(args: ViewerInitArgs) -> Result<ExitCode> {
+    // Checked before the slow Argon2id step; write_account checks again.
+    refuse_existing_account(&ViewerHome::at(&args.home))?;
+    let account = AccountSecret::generate()?;
+    let passphrase = Passphrase::generate()?;
+    let backup = seal_backup(&account, &passphrase)?;
+    let home = ViewerHome::create(&args.home)?;
+    home.write_account(&account, &backup)?;
+
+    let mut out = io::stdout().lock();
+    writeln!(
+        out,
+        "Created viewer account {} in {}",
+        account.public().id(),
+        home.dir().display()
+    )?;
+    write_files(
+        &mut out,
+        &[
+            (
+                home.key_path(),
+                "private key (mode 0600): never copy it off this device",
+            ),
+            (home.public_path(), "public key: cameras and senders use it"),
+            (
+                home.backup_path(),
+                "recovery backup, encrypted under the passphrase below",
+            ),
+        ],
+    )?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "Recovery passphrase (shown only this once: write it down and keep it offline):"
+    )?;
+    writeln!(out)?;
+    writeln!(out, "    {passphrase}")?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "The passphrase and account.backup together restore the account on another device \
+         (`camseal viewer restore`). Anyone holding both can watch your footage; without the \
+         passphrase, losing this device means losing access."
+    )?;
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `camseal viewer restore`: the account from its backup and passphrase.
+pub fn restore(args: ViewerRestoreArgs) -> Result<ExitCode> {
+    let backup = home::read_file(&args.backup, home::BACKUP_FILE_LIMIT)?;
+    // Nothing is created on disk until the backup has opened.
+    refuse_existing_account(&ViewerHome::at(&args.home))?;
+    let typed = match &args.passphrase_file {
+        Some(path) => read_passphrase_file(path)?,
+        None => read_passphrase_stdin()?,
+    };
+    let passphrase = Passphrase::parse(&typed).context("cannot read the recovery passphrase")?;
+    let account = open_backup(&backup, &passphrase)
+        .with_context(|| format!("cannot open {}", args.backup.display()))?;
+    let home = ViewerHome::create(&args.home)?;
+    home.write_account(&account, &backup)?;
+
+    let mut out = io::stdout().lock();
+    writeln!(
+        out,
+        "Restored viewer account {} into {}",
+        account.public().id(),
+        home.dir().display()
+    )?;
+    write_files(
+        &mut out,
+        &[
+            (home.key_path(), "private key (mode 0600)"),
+            (home.public_path(), "public key"),
+            (home.backup_path(), "recovery backup"),
+        ],
+    )?;
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `camseal viewer recipients`: a list naming the account and its devices, signed, one
+/// version above the last one this home signed.
+pub fn recipients(args: ViewerRecipientsArgs) -> Result<ExitCode> {
+    let home = ViewerHome::open(&args.home)?;
+    let account = home.account()?;
+    let version = home.next_recipients_version()?;
+    let list = RecipientList {
+        version,
+        account: account.public().ed25519,
+        recipients: home.recipients()?,
+    };
+    let signed = list
+        .sign(&account)
+        .context("cannot sign the recipient list")?;
+    // Recorded before the list leaves this process, so a version is never handed out twice.
+    home.record_recipients_version(version)?;
+    home::write_file(&args.out, &signed)?;
+
+    println!(
+        "Wrote recipient list version {version} ({} recipient{}, account {}) to {}",
+        list.recipients.len(),
+        if list.recipients.len() == 1 { "" } else { "s" },
+        list.account_id(),
+        args.out.display()
+    );
+    for r in &list.recipients {
+        println!("  {}", crate::camera::describe_recipient(r));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints `path  description` rows with the descriptions aligned.
+pub fn write_files(out: &mut impl Write, rows: &[(PathBuf, &str)]) -> io::Result<()> {
+    let width = rows
+        .iter()
+        .map(|(p, _)| p.display().to_string().chars().count())
+        .max()
+        .unwrap_or(0);
+    for (path, what) in rows {
+        writeln!(out, "  {:<width$}  {what}", path.display().to_string())?;
+    }
+    Ok(())
+}
+
+fn refuse_existing_account(home: &ViewerHome) -> Result<()> {
+    if home.has_account()? {
+        return Err(HomeError::AccountExists {
+            dir: home.dir().to_owned(),
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// The whole file (words may be on one line or several), in memory that is wiped on drop.
+fn read_passphrase_file(path: &Path) -> Result<Zeroizing<String>> {
+    let file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut bytes = Zeroizing::new(Vec::with_capacity(PASSPHRASE_LIMIT + 1));
+    file.take(PASSPHRASE_LIMIT as u64 + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if bytes.len() > PASSPHRASE_LIMIT {
+        anyhow::bail!(
+            "{} is larger than {PASSPHRASE_LIMIT} bytes: not a passphrase file",
+            path.display()
+        );
+    }
+    into_text(bytes).with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// One line from standard input, with a prompt when it is a terminal.
+fn read_passphrase_stdin() -> Result<Zeroizing<String>> {
+    let stdin = io::stdin();
+    if stdin.is_terminal() {
+        eprint!("Recovery passphrase (12 words): ");
+        io::stderr().flush()?;
+    }
+    let mut bytes = Zeroizing::new(Vec::with_capacity(PASSPHRASE_LIMIT + 1));
+    stdin
+        .lock()
+        .take(PASSPHRASE_LIMIT as u64 + 1)
+        .read_until(b'\n', &mut bytes)
+        .context("cannot read the recovery passphrase from standard input")?;
+    into_text(bytes).context("cannot read the recovery passphrase from standard input")
+}
+
+fn into_text(mut bytes: Zeroizing<Vec<u8>>) -> Result<Zeroizing<String>> {
+    if std::str::from_utf8(&bytes).is_err() {
+        anyhow::bail!("not UTF-8 text");
+    }
+    let bytes = std::mem::take(&mut *bytes);
+    // Invariant: checked to be UTF-8 just above.
+    Ok(Zeroizing::new(
+        String::from_utf8(bytes).unwrap_or_else(|_| String::new()),
+    ))
+}
+
+/// 12 words of at most 8 letters and their spaces fit many times over.
+const PASSPHRASE_LIMIT: usize = 4096;
