@@ -229,6 +229,32 @@ mod tests {
         );
     }
 
+    #[test]
+    fn real_4k_stream_chunks() {
+        use camseal_nal::{Codec, access_units, classify};
+
+        let stream = include_bytes!("../tests/data/streams/h264-high-3840x2160.h264");
+        for max_chunk in [1500, 16 * 1024, 64 * 1024] {
+            let mut continuations = 0;
+            for au in access_units(Codec::H264, stream) {
+                let bytes = &stream[au.span.clone()];
+                let got = check(bytes, max_chunk);
+                continuations += got.iter().filter(|(_, c)| *c).count();
+                if au.keyframe {
+                    // Parameter sets travel in the keyframe's first chunk.
+                    let first = &bytes[got[0].0.clone()];
+                    let types: Vec<u8> = nal_units(first)
+                        .filter_map(|n| classify(Codec::H264, n.payload))
+                        .map(|i| i.nal_type)
+                        .collect();
+                    assert!(types.contains(&7) && types.contains(&8), "{types:?}");
+                }
+            }
+            // The 4K IDR slices exceed 64 KiB, so even the largest setting splits them.
+            assert!(continuations > 0, "max_chunk {max_chunk}");
+        }
+    }
+
     proptest! {
         #[test]
         fn chunks_partition_arbitrary_bytes(
