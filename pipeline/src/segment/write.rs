@@ -66,6 +66,18 @@ pub enum Randomness {
     FixedForTests([u8; 32]),
 }
 
+/// The bytes [`Randomness::FixedForTests`] expands `seed` into: the segment base key and one
+/// 32-byte HPKE ephemeral seed (`ikmE`) per recipient. Published in the test vectors so that
+/// other implementations can reproduce them without this expansion.
+pub fn fixed_test_randomness(seed: [u8; 32], recipients: usize) -> ([u8; 32], Vec<[u8; 32]>) {
+    // Only fails if the OS RNG fails, which `FixedForTests` never calls.
+    let r = SegmentRandom::new(&Randomness::FixedForTests(seed), recipients)
+        .expect("fixed randomness cannot fail");
+    let mut eph: Vec<[u8; 32]> = r.ephemerals.iter().map(|e| **e).collect();
+    eph.reverse();
+    (*r.base_key, eph)
+}
+
 /// Summary of a finished segment.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SegmentSummary {

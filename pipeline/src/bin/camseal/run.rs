@@ -33,13 +33,20 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         signal_hook::flag::register(signal, Arc::clone(&stop))
             .context("cannot install the signal handler")?;
     }
-    let summary = record(&args, &stop, true)?;
+    let summary = record(&args, &stop, true, &mut |_| {})?;
     print_summary(&summary);
     Ok(ExitCode::SUCCESS)
 }
 
 /// Seals `args.source` into `args.out` until the source ends or `stop` is set.
-pub fn record(args: &RunArgs, stop: &AtomicBool, progress: bool) -> Result<RunSummary> {
+///
+/// `inspect` sees every access unit as it is sealed (the demo hashes the input with it).
+pub fn record(
+    args: &RunArgs,
+    stop: &AtomicBool,
+    progress: bool,
+    inspect: &mut dyn FnMut(&[u8]),
+) -> Result<RunSummary> {
     if !(args.segment_seconds.is_finite() && args.segment_seconds > 0.0) {
         bail!("--segment-seconds must be a positive number of seconds");
     }
@@ -65,11 +72,20 @@ pub fn record(args: &RunArgs, stop: &AtomicBool, progress: bool) -> Result<RunSu
     })?;
     let mut source = open_source(args, duration)?;
     let frame_rate = source.frame_rate();
-    let recipients = list
-        .recipients
-        .iter()
-        .map(|r| (r.kem, r.public_key.clone()))
-        .collect();
+    let mut recipients = Vec::new();
+    for r in &list.recipients {
+        if r.kem == camseal::keys::KEM_X25519_HKDF_SHA256 {
+            recipients.push((r.kem, r.public_key.clone()));
+        } else {
+            eprintln!(
+                "warning: recipient {:?} uses key type 0x{:04x}, which this camera cannot wrap to; it will NOT be able to watch",
+                r.label, r.kem
+            );
+        }
+    }
+    if recipients.is_empty() {
+        bail!("no recipient on the trusted list has a key type this camera supports");
+    }
     let config = RecorderConfig {
         out_dir: args.out.clone(),
         chain_path: args
@@ -123,6 +139,7 @@ pub fn record(args: &RunArgs, stop: &AtomicBool, progress: bool) -> Result<RunSu
                 std::thread::sleep(wait);
             }
         }
+        inspect(packet.data());
         let closed = recorder.push(packet.pts, packet.keyframe, packet.data())?;
         report(closed);
     }

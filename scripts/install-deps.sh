@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs what building and testing camseal needs on a Debian machine. Idempotent: it
+# skips what is already there, so a warm machine pays only for the checks.
+set -euo pipefail
+
+need_apt=()
+command -v cc >/dev/null || need_apt+=(gcc)
+command -v pkg-config >/dev/null || need_apt+=(pkg-config)
+
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+fi
+
+rustup component add rustfmt clippy >/dev/null 2>&1 || true

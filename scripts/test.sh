@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need (when it can), then runs formatting, lints
+# and every test. `.ci/run` calls exactly this; a developer runs it the same way.
+#
+#   scripts/test.sh            everything
+#   CAMSEAL_SKIP_INSTALL=1     do not apt-get/rustup anything (offline machines)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n==> %s\n' "$*"; }
+
+if [ -z "${CAMSEAL_SKIP_INSTALL:-}" ]; then
+  log "installing test prerequisites"
+  scripts/install-deps.sh
+fi
+
+log "cargo fmt --check"
+cargo fmt --all --check
+
+log "cargo clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+log "cargo test --workspace"
+cargo test --workspace --all-targets --locked
+
+log "doc tests"
+cargo test --workspace --doc --locked
+
+echo
+echo "scripts/test.sh: all checks passed"
