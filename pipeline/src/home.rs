@@ -201,6 +201,7 @@ impl ViewerHome {
 
     /// Whether an account key or public key is present.
     pub fn has_account(&self) -> Result<bool, HomeError> {
+        refuse_non_directory(&self.dir)?;
         Ok(exists(&self.key_path())? || exists(&self.public_path())?)
     }
 
@@ -418,6 +419,7 @@ impl CameraHome {
 
     /// Whether a camera key or public key is present.
     pub fn has_camera(&self) -> Result<bool, HomeError> {
+        refuse_non_directory(&self.dir)?;
         Ok(exists(&self.key_path())? || exists(&self.public_path())?)
     }
 
@@ -592,6 +594,16 @@ fn io_error(action: &'static str, path: &Path, source: io::Error) -> HomeError {
 fn exists(path: &Path) -> Result<bool, HomeError> {
     path.try_exists()
         .map_err(|source| io_error("look up", path, source))
+}
+
+/// Fails if `dir` exists but is not a directory (a missing one is fine).
+fn refuse_non_directory(dir: &Path) -> Result<(), HomeError> {
+    match fs::metadata(dir) {
+        Ok(m) if !m.is_dir() => Err(HomeError::NotADirectory {
+            path: dir.to_owned(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// `mkdir -p` with mode 0700 for the directories it creates.

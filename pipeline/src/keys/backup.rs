@@ -151,12 +151,13 @@ struct Parsed {
 }
 
 fn parse(bytes: &[u8]) -> Result<Parsed, KeyError> {
-    let mut r = Reader::new(bytes);
-    if r.bytes(MAGIC.len(), "magic")? != MAGIC {
+    if !bytes.starts_with(MAGIC) {
         return Err(KeyError::BadFormat(
             "not a camseal account backup (the file does not start with \"CSBK\")".into(),
         ));
     }
+    let mut r = Reader::new(bytes);
+    r.bytes(MAGIC.len(), "magic")?;
     let version = r.u16("format version")?;
     if version != FORMAT_VERSION {
         return Err(KeyError::BadFormat(format!(

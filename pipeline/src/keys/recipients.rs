@@ -64,6 +64,9 @@ impl RecipientList {
                 bytes.len()
             )));
         }
+        if !bytes.starts_with(MAGIC) {
+            return Err(not_a_list());
+        }
         if bytes.len() < SIGNATURE_LEN {
             return Err(KeyError::BadFormat(
                 "too short to be a recipient list".into(),
@@ -118,9 +121,7 @@ impl RecipientList {
 fn decode_body(body: &[u8]) -> Result<RecipientList, KeyError> {
     let mut r = Reader::new(body);
     if r.bytes(MAGIC.len(), "magic")? != MAGIC {
-        return Err(KeyError::BadFormat(
-            "not a recipient list (the file does not start with \"CSRL\")".into(),
-        ));
+        return Err(not_a_list());
     }
     let format = r.u16("format version")?;
     if format != FORMAT_VERSION {
@@ -157,6 +158,10 @@ fn decode_body(body: &[u8]) -> Result<RecipientList, KeyError> {
         account,
         recipients,
     })
+}
+
+fn not_a_list() -> KeyError {
+    KeyError::BadFormat("not a recipient list (the file does not start with \"CSRL\")".into())
 }
 
 fn signed_message(body: &[u8]) -> Vec<u8> {

@@ -7,19 +7,22 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use camseal::home::{self, HomeError, ViewerHome};
-use camseal::keys::{AccountSecret, Passphrase, RecipientList, open_backup, seal_backup};
+use camseal::keys::{
+    AccountSecret, BackupParams, Passphrase, RecipientList, open_backup, seal_backup,
+};
 use zeroize::Zeroizing;
 
 use crate::cli::{ViewerInitArgs, ViewerRecipientsArgs, ViewerRestoreArgs};
 
 /// `camseal viewer init`: new account, backup, and the passphrase printed once.
 pub fn init(args: ViewerInitArgs) -> Result<ExitCode> {
-    // Checked before the slow Argon2id step; write_account checks again.
-    refuse_existing_account(&ViewerHome::at(&args.home))?;
+    // Checked before the slow Argon2id step (write_account checks again), so that a home
+    // that cannot be used fails at once.
+    let home = ViewerHome::create(&args.home)?;
+    refuse_existing_account(&home)?;
     let account = AccountSecret::generate()?;
     let passphrase = Passphrase::generate()?;
     let backup = seal_backup(&account, &passphrase)?;
-    let home = ViewerHome::create(&args.home)?;
     home.write_account(&account, &backup)?;
 
     let mut out = io::stdout().lock();
@@ -64,13 +67,15 @@ pub fn init(args: ViewerInitArgs) -> Result<ExitCode> {
 /// `camseal viewer restore`: the account from its backup and passphrase.
 pub fn restore(args: ViewerRestoreArgs) -> Result<ExitCode> {
     let backup = home::read_file(&args.backup, home::BACKUP_FILE_LIMIT)?;
+    // A wrong file is reported before the passphrase is asked for.
+    BackupParams::of(&backup).with_context(|| format!("invalid {}", args.backup.display()))?;
     // Nothing is created on disk until the backup has opened.
     refuse_existing_account(&ViewerHome::at(&args.home))?;
     let typed = match &args.passphrase_file {
         Some(path) => read_passphrase_file(path)?,
         None => read_passphrase_stdin()?,
     };
-    let passphrase = Passphrase::parse(&typed).context("cannot read the recovery passphrase")?;
+    let passphrase = Passphrase::parse(&typed)?;
     let account = open_backup(&backup, &passphrase)
         .with_context(|| format!("cannot open {}", args.backup.display()))?;
     let home = ViewerHome::create(&args.home)?;
@@ -109,6 +114,17 @@ pub fn recipients(args: ViewerRecipientsArgs) -> Result<ExitCode> {
     let signed = list
         .sign(&account)
         .context("cannot sign the recipient list")?;
+    // A missing output directory is caught before a version number is used up.
+    if let Some(parent) = args.out.parent()
+        && !parent.as_os_str().is_empty()
+        && !parent.is_dir()
+    {
+        anyhow::bail!(
+            "cannot write {}: {} is not a directory",
+            args.out.display(),
+            parent.display()
+        );
+    }
     // Recorded before the list leaves this process, so a version is never handed out twice.
     home.record_recipients_version(version)?;
     home::write_file(&args.out, &signed)?;
