@@ -124,6 +124,18 @@ pub enum HomeError {
         /// Version of the installed list.
         installed: u64,
     },
+    /// The offered list names a recipient whose KEM this camera cannot seal to.
+    #[error(
+        "recipient {position} ({label:?}) uses KEM 0x{kem:04x}, which this camera cannot seal to"
+    )]
+    UnsupportedKem {
+        /// 1-based position in the list.
+        position: usize,
+        /// The recipient's label.
+        label: String,
+        /// The KEM id.
+        kem: u16,
+    },
     /// The viewer home has no account yet.
     #[error(
         "no viewer account in {dir}: run `camseal viewer init --home {dir}`",
@@ -518,6 +530,7 @@ impl CameraHome {
     /// The first list pins its account. Every later list must be signed by the pinned
     /// account and carry a higher version than the installed one, so that whoever relays
     /// lists (a cloud service) can neither add a recipient nor roll back a revocation.
+    /// Every recipient must use a KEM this camera implements (X25519 today).
     pub fn trust(&self, signed: &[u8]) -> Result<TrustOutcome, HomeError> {
         let list = RecipientList::parse_signed(signed).map_err(HomeError::InvalidList)?;
         let pin = self.pinned_account()?;
@@ -536,6 +549,20 @@ impl CameraHome {
             return Err(HomeError::NotNewer {
                 version: list.version,
                 installed: installed.version,
+            });
+        }
+        // Installing a list the camera cannot seal to would stop it recording; refuse it
+        // here, where the person installing it sees why.
+        if let Some((i, r)) = list
+            .recipients
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.kem != KEM_X25519_HKDF_SHA256)
+        {
+            return Err(HomeError::UnsupportedKem {
+                position: i + 1,
+                label: r.label.clone(),
+                kem: r.kem,
             });
         }
         let newly_pinned = pin.is_none();
@@ -1078,6 +1105,31 @@ mod tests {
             home.trust(b"hello"),
             Err(HomeError::InvalidList(_))
         ));
+        assert_eq!(home.trusted_recipients().unwrap().unwrap().version, 4);
+
+        let future = RecipientList {
+            version: 5,
+            account: a.public().ed25519,
+            recipients: vec![
+                Recipient {
+                    kem: KEM_X25519_HKDF_SHA256,
+                    public_key: vec![1; 32],
+                    label: "account".into(),
+                },
+                Recipient {
+                    kem: 0x647a,
+                    public_key: vec![2; 1216],
+                    label: "pq phone".into(),
+                },
+            ],
+        }
+        .sign(&a)
+        .unwrap();
+        let e = home.trust(&future).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "recipient 2 (\"pq phone\") uses KEM 0x647a, which this camera cannot seal to"
+        );
         assert_eq!(home.trusted_recipients().unwrap().unwrap().version, 4);
     }
 

@@ -192,6 +192,11 @@ fn check_recipient(index: usize, kem: u16, key: &[u8], label: &str) -> Result<()
             key.len()
         )));
     }
+    if kem == KEM_X25519_HKDF_SHA256 && is_low_order_x25519(key) {
+        return Err(KeyError::BadFormat(format!(
+            "recipient {n}: the X25519 key is a low-order point (nothing could be sealed to it)"
+        )));
+    }
     if key.is_empty() || key.len() > MAX_KEY_LEN {
         return Err(KeyError::BadFormat(format!(
             "recipient {n}: key length {} is outside 1..={MAX_KEY_LEN}",
@@ -210,6 +215,16 @@ fn check_recipient(index: usize, kem: u16, key: &[u8], label: &str) -> Result<()
         )));
     }
     Ok(())
+}
+
+/// Whether Diffie-Hellman with this X25519 public key gives the all-zero output for every
+/// private key: true exactly for points of small order, where a clamped scalar (a multiple
+/// of the cofactor 8) kills the whole point. HPKE would refuse to seal to such a key.
+fn is_low_order_x25519(key: &[u8]) -> bool {
+    let Ok(u) = <[u8; 32]>::try_from(key) else {
+        return false;
+    };
+    x25519_dalek::x25519([1; 32], u) == [0; 32]
 }
 
 fn check_unique(earlier: &[Recipient], index: usize, r: &Recipient) -> Result<(), KeyError> {
@@ -399,6 +414,21 @@ mod tests {
             vec![x25519(&"x".repeat(65), 1)],
             vec![x25519("tab\there", 1)],
             vec![x25519("a", 1), x25519("b", 1)],
+            // Low-order X25519 points: 0, 1, and a point of order 8.
+            vec![x25519("zero", 0)],
+            vec![Recipient {
+                kem: KEM_X25519_HKDF_SHA256,
+                public_key: [&[1u8][..], &[0; 31]].concat(),
+                label: "one".into(),
+            }],
+            vec![Recipient {
+                kem: KEM_X25519_HKDF_SHA256,
+                public_key: hex::decode(
+                    "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
+                )
+                .unwrap(),
+                label: "order 8".into(),
+            }],
         ];
         for recipients in cases {
             let n = recipients.len();
@@ -412,7 +442,7 @@ mod tests {
         let max: Vec<Recipient> = (0..256u16)
             .map(|i| Recipient {
                 kem: KEM_X25519_HKDF_SHA256,
-                public_key: [i.to_be_bytes().as_slice(), &[0; 30]].concat(),
+                public_key: [i.to_be_bytes().as_slice(), &[0x55; 30]].concat(),
                 label: "é".repeat(32),
             })
             .collect();
