@@ -1,1 +1,399 @@
-//! placeholder
+//! Encoder sources for camseal: where encoded H.264 / H.265 access units come from.
+//!
+//! What this crate does **not** do: it never encrypts, chunks or stores video, and it does not
+//! parse bitstreams itself beyond asking `camseal-nal` where access units and keyframes are.
+//! It hands out encoded access units as [`Packet`]s and nothing else.
+//!
+//! Layers:
+//! - [`Encoder`]: the one trait every source implements, shaped for memory-to-memory hardware
+//!   encoders (Rockchip MPP, V4L2 M2M) as well as sources that produce packets on their own
+//!   (UVC cameras, a recording, a software encoder).
+//! - [`Packet`]: one encoded access unit as a lease on the backend's memory, and
+//!   [`RawFrame`]: one raw picture handed to a memory-to-memory encoder.
+//! - Backends: [`replay`] (an Annex-B file, mapped and cut into access units without copying)
+//!   and [`soft`] (openh264 over a synthetic moving test pattern).
+//!
+//! Timestamps are 90 kHz ticks ([`PTS_HZ`]), the MPEG clock every container and RTP profile
+//! for H.264/H.265 uses.
+//!
+//! `unsafe` is denied crate-wide and allowed only in `replay/sys.rs` (mapping a file).
+
+#![deny(unsafe_code)]
+
+mod frame;
+mod packet;
+pub mod replay;
+pub mod soft;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use camseal_nal::Codec;
+
+pub use frame::{DmaBuf, FrameBuffer, FrameMemory, PixelFormat, Plane, RawFrame};
+pub use packet::Packet;
+pub use replay::{FileOptions, FileSource};
+pub use soft::{SoftConfig, SoftSource, parse_soft_spec};
+
+/// A source of encoded access units.
+///
+/// The contract every backend keeps:
+/// - each [`Packet`] is exactly one access unit in Annex-B form (start codes included);
+/// - `pts` is strictly increasing from packet to packet, in 90 kHz ticks;
+/// - `keyframe` is set when the access unit holds an IDR / IRAP picture;
+/// - `Ok(None)` from [`next_packet`](Encoder::next_packet) means the stream has ended, and
+///   every later call returns `Ok(None)` too.
+///
+/// Packets are leases: several may be alive at once, on other threads, and dropping one gives
+/// its memory back to the backend.
+pub trait Encoder: Send {
+    /// The codec of the packets this source produces.
+    fn codec(&self) -> Codec;
+
+    /// The nominal frame rate, which the `pts` of successive pictures follow.
+    fn frame_rate(&self) -> FrameRate;
+
+    /// Applies an encoder configuration.
+    ///
+    /// Hardware encoders program the encoder. A software source re-creates its encoder; a
+    /// replayed file can change nothing, so it only checks that the configuration matches the
+    /// recording and otherwise returns [`HalError::InvalidConfig`].
+    fn configure(&mut self, config: &EncoderConfig) -> Result<(), HalError>;
+
+    /// Hands one raw picture to a memory-to-memory encoder.
+    ///
+    /// The encoder keeps the frame (and so its buffer) until the hardware has read it. Sources
+    /// that produce their own pictures return [`HalError::Unsupported`].
+    fn submit(&mut self, frame: RawFrame) -> Result<(), HalError>;
+
+    /// The next encoded access unit, or `None` at the end of the stream.
+    fn next_packet(&mut self) -> Result<Option<Packet>, HalError>;
+
+    /// Asks for the next picture to be a keyframe (IDR), with its parameter sets.
+    fn force_keyframe(&mut self) -> Result<(), HalError>;
+
+    /// Ends the input: packets already encoded are still returned by
+    /// [`next_packet`](Encoder::next_packet), then it returns `None`.
+    fn drain(&mut self) -> Result<(), HalError>;
+}
+
+/// The settings a caller asks an encoder for.
+///
+/// Build one with [`EncoderConfig::new`] and adjust the public fields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EncoderConfig {
+    /// Output codec.
+    pub codec: Codec,
+    /// Picture width in pixels.
+    pub width: u32,
+    /// Picture height in pixels.
+    pub height: u32,
+    /// Frame rate of the input pictures.
+    pub fps: FrameRate,
+    /// Target bitrate in bits per second.
+    pub bitrate: u32,
+    /// Keyframe interval in frames (a GOP); 0 lets the encoder choose.
+    pub gop: u32,
+    /// Codec profile; `None` lets the encoder choose.
+    pub profile: Option<Profile>,
+}
+
+impl EncoderConfig {
+    /// A configuration with a 2 Mbit/s target and one keyframe per second.
+    pub fn new(codec: Codec, width: u32, height: u32, fps: FrameRate) -> EncoderConfig {
+        EncoderConfig {
+            codec,
+            width,
+            height,
+            fps,
+            bitrate: DEFAULT_BITRATE,
+            gop: fps.whole_frames_per_second(),
+            profile: None,
+        }
+    }
+}
+
+/// A codec profile an encoder can be asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Profile {
+    /// H.264 (Constrained) Baseline.
+    Baseline,
+    /// H.264 High.
+    High,
+    /// H.264 Main, or H.265 Main.
+    Main,
+}
+
+/// A frame rate as an exact fraction, `num / den` frames per second (30000/1001 for NTSC).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FrameRate {
+    num: u32,
+    den: u32,
+}
+
+impl FrameRate {
+    /// `num / den` frames per second; `None` when either is zero.
+    pub const fn new(num: u32, den: u32) -> Option<FrameRate> {
+        if num == 0 || den == 0 {
+            None
+        } else {
+            Some(FrameRate { num, den })
+        }
+    }
+
+    /// A whole number of frames per second; `None` for zero.
+    pub const fn from_fps(fps: u32) -> Option<FrameRate> {
+        FrameRate::new(fps, 1)
+    }
+
+    /// The exact fraction nearest to `fps` frames per second, as a command line gives it.
+    ///
+    /// Whole rates stay whole, the NTSC rates (29.97, 59.94, 23.976) become `n*1000/1001`, and
+    /// anything else is kept to a thousandth. `None` for values that are not finite, not
+    /// positive, or above 1000.
+    pub fn from_f64(fps: f64) -> Option<FrameRate> {
+        if !fps.is_finite() || fps <= 0.0 || fps > MAX_FPS_F64 {
+            return None;
+        }
+        let whole = fps.round();
+        if (fps - whole).abs() < 1e-6 {
+            // In range (checked above), so the cast is exact.
+            return FrameRate::from_fps(whole as u32);
+        }
+        let ntsc = (fps * 1.001).round();
+        if (fps - ntsc * 1000.0 / 1001.0).abs() < 1e-3 {
+            return FrameRate::new(ntsc as u32 * 1000, 1001);
+        }
+        let milli = (fps * 1000.0).round() as u32;
+        let g = gcd(milli, 1000);
+        FrameRate::new(milli / g, 1000 / g)
+    }
+
+    /// Numerator of the rate.
+    pub const fn num(self) -> u32 {
+        self.num
+    }
+
+    /// Denominator of the rate.
+    pub const fn den(self) -> u32 {
+        self.den
+    }
+
+    /// The presentation time of frame `index`, in 90 kHz ticks (rounded down).
+    pub const fn pts(self, index: u64) -> u64 {
+        let ticks = index as u128 * PTS_HZ as u128 * self.den as u128 / self.num as u128;
+        // Saturate instead of wrapping: u64 ticks last 6.5 million years at 90 kHz.
+        if ticks > u64::MAX as u128 {
+            u64::MAX
+        } else {
+            ticks as u64
+        }
+    }
+
+    /// The wall-clock offset of frame `index` from frame 0.
+    pub fn time_of(self, index: u64) -> Duration {
+        let nanos = index as u128 * NANOS_PER_SEC * self.den as u128 / self.num as u128;
+        duration_from_nanos(nanos)
+    }
+
+    /// How many frames start before `duration` has elapsed: frames `0..n` have
+    /// `time_of(i) < duration`.
+    pub fn frames_within(self, duration: Duration) -> u64 {
+        let scaled = duration.as_nanos() * self.num as u128;
+        let per = NANOS_PER_SEC * self.den as u128;
+        let frames = scaled.div_ceil(per);
+        u64::try_from(frames).unwrap_or(u64::MAX)
+    }
+
+    /// The rate rounded to a whole number of frames per second, at least 1.
+    pub const fn whole_frames_per_second(self) -> u32 {
+        let fps = (self.num + self.den / 2) / self.den;
+        if fps == 0 { 1 } else { fps }
+    }
+
+    /// The rate as a float, for encoders that take one.
+    pub fn as_f64(self) -> f64 {
+        f64::from(self.num) / f64::from(self.den)
+    }
+}
+
+impl fmt::Display for FrameRate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.den == 1 {
+            write!(f, "{} fps", self.num)
+        } else {
+            write!(f, "{}/{} fps", self.num, self.den)
+        }
+    }
+}
+
+/// Errors from encoder sources. Each message is one line; causes are chained via `source()`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HalError {
+    /// The stream file has no bytes.
+    #[error("file {} is empty", path.display())]
+    EmptyStream {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The software encoder (openh264) reported an error.
+    #[error("software H.264 encoder failed: {0}")]
+    Encoder(String),
+    /// An encoder configuration or source option is out of range or not supported.
+    #[error("invalid encoder configuration: {0}")]
+    InvalidConfig(String),
+    /// Reading or mapping a file failed.
+    #[error("cannot read {}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The stream has pictures but no parameter sets before the first one, so no decoder could
+    /// start from it (or the codec is wrong).
+    #[error(
+        "file {} has no {codec} parameter sets before its first picture (is it really {codec}?)",
+        path.display()
+    )]
+    NoParameterSets {
+        /// The file.
+        path: PathBuf,
+        /// The codec the file was read as.
+        codec: Codec,
+    },
+    /// The file has no Annex-B start code at all.
+    #[error("file {} does not look like an H.264/H.265 Annex-B stream", path.display())]
+    NotAnnexB {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Neither the options, the file name nor the content tell which codec a stream is.
+    #[error(
+        "cannot tell whether {} is H.264 or H.265; name it .h264/.h265 or give the codec explicitly",
+        path.display()
+    )]
+    UnknownCodec {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The operation makes no sense for this source.
+    #[error("{0} is not supported by this source")]
+    Unsupported(&'static str),
+}
+
+/// Ticks per second of [`Packet::pts`]: the 90 kHz MPEG clock.
+pub const PTS_HZ: u64 = 90_000;
+
+/// Bitrate [`EncoderConfig::new`] and [`SoftConfig::new`] start from.
+pub const DEFAULT_BITRATE: u32 = 2_000_000;
+
+fn duration_from_nanos(nanos: u128) -> Duration {
+    let secs = nanos / NANOS_PER_SEC;
+    let sub = (nanos % NANOS_PER_SEC) as u32;
+    match u64::try_from(secs) {
+        Ok(secs) => Duration::new(secs, sub),
+        Err(_) => Duration::MAX,
+    }
+}
+
+const fn gcd(mut a: u32, mut b: u32) -> u32 {
+    while b != 0 {
+        let t = a % b;
+        a = b;
+        b = t;
+    }
+    a
+}
+
+const NANOS_PER_SEC: u128 = 1_000_000_000;
+const MAX_FPS_F64: f64 = 1000.0;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_rate_rejects_zero() {
+        assert_eq!(FrameRate::new(0, 1), None);
+        assert_eq!(FrameRate::new(30, 0), None);
+        assert_eq!(FrameRate::from_fps(0), None);
+    }
+
+    #[test]
+    fn pts_follow_the_rate() {
+        let r30 = FrameRate::from_fps(30).unwrap();
+        assert_eq!(r30.pts(0), 0);
+        assert_eq!(r30.pts(1), 3000);
+        assert_eq!(r30.pts(30), 90_000);
+        let ntsc = FrameRate::new(30000, 1001).unwrap();
+        assert_eq!(ntsc.pts(1), 3003);
+        assert_eq!(ntsc.pts(30000), 1001 * 90_000);
+        let r25 = FrameRate::from_fps(25).unwrap();
+        assert_eq!(r25.time_of(5), Duration::from_millis(200));
+        assert_eq!(FrameRate::from_fps(1).unwrap().pts(u64::MAX), u64::MAX);
+    }
+
+    #[test]
+    fn frames_within_counts_frames_that_start_before_the_limit() {
+        let r30 = FrameRate::from_fps(30).unwrap();
+        assert_eq!(r30.frames_within(Duration::from_secs(10)), 300);
+        assert_eq!(r30.frames_within(Duration::ZERO), 0);
+        // 1 ns past frame 0 still includes frame 0 only.
+        assert_eq!(r30.frames_within(Duration::from_nanos(1)), 1);
+        // 100 ms at 30 fps: frames at 0, 33.3, 66.7 ms.
+        assert_eq!(r30.frames_within(Duration::from_millis(100)), 3);
+        let ntsc = FrameRate::new(30000, 1001).unwrap();
+        assert_eq!(ntsc.frames_within(Duration::from_millis(1001)), 30);
+    }
+
+    #[test]
+    fn frame_rate_from_f64() {
+        assert_eq!(FrameRate::from_f64(30.0), FrameRate::new(30, 1));
+        assert_eq!(FrameRate::from_f64(29.97), FrameRate::new(30000, 1001));
+        assert_eq!(FrameRate::from_f64(23.976), FrameRate::new(24000, 1001));
+        assert_eq!(FrameRate::from_f64(12.5), FrameRate::new(25, 2));
+        assert_eq!(FrameRate::from_f64(0.0), None);
+        assert_eq!(FrameRate::from_f64(-1.0), None);
+        assert_eq!(FrameRate::from_f64(f64::NAN), None);
+        assert_eq!(FrameRate::from_f64(1e9), None);
+    }
+
+    #[test]
+    fn frame_rate_display() {
+        assert_eq!(FrameRate::from_fps(30).unwrap().to_string(), "30 fps");
+        assert_eq!(
+            FrameRate::new(30000, 1001).unwrap().to_string(),
+            "30000/1001 fps"
+        );
+    }
+
+    #[test]
+    fn errors_are_one_line() {
+        let path = PathBuf::from("/tmp/x.h264");
+        let errors = [
+            HalError::EmptyStream { path: path.clone() },
+            HalError::NotAnnexB { path: path.clone() },
+            HalError::UnknownCodec { path: path.clone() },
+            HalError::NoParameterSets {
+                path: path.clone(),
+                codec: Codec::H265,
+            },
+            HalError::Io {
+                path,
+                source: std::io::Error::other("boom"),
+            },
+            HalError::Unsupported("submitting raw frames"),
+        ];
+        for e in errors {
+            let msg = e.to_string();
+            assert!(!msg.contains('\n'), "{msg}");
+            assert!(msg.len() > 10, "{msg}");
+        }
+    }
+}

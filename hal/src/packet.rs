@@ -1,0 +1,130 @@
+//! Encoded access units as leases on backend memory.
+
+use std::fmt;
+use std::ops::Range;
+use std::sync::Arc;
+
+use memmap2::Mmap;
+
+use crate::Codec;
+
+/// One encoded access unit (Annex-B, start codes included) and a lease on the memory holding
+/// it.
+///
+/// A packet is `Send + 'static`: it can outlive the call that produced it, travel to another
+/// thread and coexist with other packets. Dropping it gives the memory back: a replayed file's
+/// packets share the mapping (the file is unmapped when the last one is gone), the software
+/// encoder's packets own their bytes, and hardware backends will return their output buffer.
+pub struct Packet {
+    lease: Lease,
+    /// Presentation time in 90 kHz ticks ([`crate::PTS_HZ`]); strictly increasing per source.
+    pub pts: u64,
+    /// The access unit holds an IDR / IRAP picture.
+    pub keyframe: bool,
+    /// The codec of the access unit.
+    pub codec: Codec,
+}
+
+impl Packet {
+    /// A packet that owns its bytes, for sources whose encoder writes into its own buffer
+    /// (and for tests).
+    pub fn from_vec(codec: Codec, pts: u64, keyframe: bool, data: Vec<u8>) -> Packet {
+        Packet {
+            lease: Lease::Owned(data),
+            pts,
+            keyframe,
+            codec,
+        }
+    }
+
+    /// A packet borrowing `range` of a shared file mapping; `None` if the range is outside it.
+    pub(crate) fn mapped(
+        codec: Codec,
+        pts: u64,
+        keyframe: bool,
+        map: Arc<Mmap>,
+        range: Range<usize>,
+    ) -> Option<Packet> {
+        map.get(range.clone())?;
+        Some(Packet {
+            lease: Lease::Mapped { map, range },
+            pts,
+            keyframe,
+            codec,
+        })
+    }
+
+    /// The access unit's bytes.
+    pub fn data(&self) -> &[u8] {
+        match &self.lease {
+            // The range was checked against this very mapping in `Packet::mapped`, so `get`
+            // always succeeds; the fallback only avoids a panic path.
+            Lease::Mapped { map, range } => map.get(range.clone()).unwrap_or_default(),
+            Lease::Owned(data) => data,
+        }
+    }
+
+    /// Length of the access unit in bytes.
+    pub fn len(&self) -> usize {
+        self.data().len()
+    }
+
+    /// Whether the access unit is empty (no backend produces such packets).
+    pub fn is_empty(&self) -> bool {
+        self.data().is_empty()
+    }
+}
+
+impl AsRef<[u8]> for Packet {
+    fn as_ref(&self) -> &[u8] {
+        self.data()
+    }
+}
+
+impl fmt::Debug for Packet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let memory = match self.lease {
+            Lease::Mapped { .. } => "mapped",
+            Lease::Owned(_) => "owned",
+        };
+        f.debug_struct("Packet")
+            .field("codec", &self.codec)
+            .field("pts", &self.pts)
+            .field("keyframe", &self.keyframe)
+            .field("len", &self.len())
+            .field("memory", &memory)
+            .finish()
+    }
+}
+
+/// Whose memory a packet's bytes live in. Hardware backends add their buffer guards here.
+enum Lease {
+    Mapped { map: Arc<Mmap>, range: Range<usize> },
+    Owned(Vec<u8>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_static<T: Send + Sync + 'static>() {}
+
+    #[test]
+    fn packets_can_travel_between_threads() {
+        assert_send_static::<Packet>();
+        let p = Packet::from_vec(Codec::H264, 3000, true, vec![0, 0, 0, 1, 0x65]);
+        let handle = std::thread::spawn(move || (p.len(), p.pts, p.keyframe));
+        assert_eq!(handle.join().unwrap(), (5, 3000, true));
+    }
+
+    #[test]
+    fn mapped_packet_rejects_ranges_outside_the_mapping() {
+        let mut file = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut file, &[0, 0, 1, 0x65, 1, 2, 3]).unwrap();
+        let map = Arc::new(crate::replay::sys::map_read_only(&file).unwrap());
+        assert!(Packet::mapped(Codec::H264, 0, false, map.clone(), 0..8).is_none());
+        let p = Packet::mapped(Codec::H264, 0, false, map, 3..7).unwrap();
+        assert_eq!(p.data(), &[0x65, 1, 2, 3]);
+        assert!(format!("{p:?}").contains("mapped"));
+    }
+}
