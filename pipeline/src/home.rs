@@ -590,7 +590,7 @@ impl CameraHome {
 /// for later versions).
 pub const BACKUP_FILE_LIMIT: u64 = 64 * 1024;
 
-/// The largest recipient list file camseal reads (the format's limits allow about 1.1 MiB).
+/// The largest recipient list file camseal reads (the format's limits allow about 1 MiB).
 pub const LIST_FILE_LIMIT: u64 = 2 * 1024 * 1024;
 
 /// Reads a whole file of at most `limit` bytes.

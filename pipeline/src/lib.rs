@@ -9,7 +9,9 @@
 //! - [`seal`]: SFrame (RFC 9605) record protection (pure).
 //! - [`segment`]: the sealed segment format v1 (`docs/FORMAT.md`): header with HPKE-wrapped
 //!   keys, records, signed trailer, hash chain. A sans-I/O reader and a writer over `Write`.
-//! - [`keys`]: account, device and camera keys, the recovery backup, signed recipient lists.
+//! - [`keys`]: account, device and camera keys, the recovery backup, signed recipient lists
+//!   (pure; `docs/PROTOCOL.md`).
+//! - [`home`]: viewer and camera home directories: key files, backups, the trusted list.
 
 #![forbid(unsafe_code)]
 

@@ -528,6 +528,8 @@ mod tests {
 
     #[test]
     fn oversized_input_is_rejected_before_parsing() {
+        // docs/PROTOCOL.md states this bound.
+        assert_eq!(MAX_SIGNED_LEN, 1_066_352);
         let huge = vec![0u8; MAX_SIGNED_LEN + 1];
         assert!(matches!(
             RecipientList::parse_signed(&huge),

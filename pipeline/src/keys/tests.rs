@@ -24,6 +24,11 @@ const VECTOR_CAMERA_ID: &str = "551dec042d28d432";
 const VECTOR_DEVICE_X25519: &str =
     "79a631eede1bf9c98f12032cdeadd0e7a079398fc786b88cc846ec89af85a51a";
 const VECTOR_LIST: &str = "4353524c00010000000000000001783dd79c869f261e0e7f6f85624a489d4c3b27090cfb928857a2c45a6ecabba1000200200020f0f84668858195c123ce85c167ca53144cafe1a4679d4bece4397dbf20eb4a10076163636f756e740020002079a631eede1bf9c98f12032cdeadd0e7a079398fc786b88cc846ec89af85a51a0570686f6e65b41701c07ee102cf773f023d9306cbef70653a3b8f13cf25b3c21ebd56d6a36a385a1fad9393a6c41bae585ffca3344ff7b06dc03cc7a469bd7a23ed774d7901";
+/// Sealed by the independent implementation with Argon2id (m = 65536 KiB, t = 3, p = 4),
+/// salt a0..af, nonce c0..cb, passphrase entropy 7f * 16, account seed 00..1f.
+const VECTOR_BACKUP: &str = "4353424b0001000100000000000300000004a0a1a2a3a4a5a6a7a8a9aaabacadaeafc0c1c2c3c4c5c6c7c8c9cacb9fdcbeb08659342873b0be1fca9675deeaf3748ae3c6600c00ec576f79fb3c3debadd33476cefd3747ab60b14c9dbc21";
+const VECTOR_BACKUP_PASSPHRASE: &str =
+    "legal winner thank year wave sausage worth useful legal winner thank yellow";
 
 fn seq(start: u8) -> [u8; 32] {
     core::array::from_fn(|i| start + i as u8)
@@ -213,4 +218,17 @@ fn secrets_do_not_show_in_debug() {
         assert!(!s.contains("ab") && !s.contains("171"), "{s}");
         assert!(s.contains("redacted"));
     }
+}
+
+#[test]
+fn backup_vector_opens() {
+    let backup = hex::decode(VECTOR_BACKUP).unwrap();
+    assert_eq!(BackupParams::of(&backup).unwrap(), BackupParams::DEFAULT);
+    let passphrase = Passphrase::parse(VECTOR_BACKUP_PASSPHRASE).unwrap();
+    let account = open_backup(&backup, &passphrase).unwrap();
+    assert_eq!(
+        hex::encode(account.public().ed25519),
+        VECTOR_ACCOUNT_ED25519
+    );
+    assert_eq!(hex::encode(account.public().x25519), VECTOR_ACCOUNT_X25519);
 }
