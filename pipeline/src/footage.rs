@@ -218,7 +218,10 @@ pub fn verify_file(path: &Path) -> Result<Verified, FootageError> {
 /// report can show every segment's state.
 pub fn verify_footage(
     files: &[SegmentFile],
-) -> (Vec<Result<SegmentReport, FootageError>>, Result<(), FootageError>) {
+) -> (
+    Vec<Result<SegmentReport, FootageError>>,
+    Result<(), FootageError>,
+) {
     let mut results = Vec::with_capacity(files.len());
     let mut digests = Vec::with_capacity(files.len());
     for (i, f) in files.iter().enumerate() {
@@ -273,9 +276,9 @@ pub fn decrypt_footage<W: Write>(
         }
         let last = i + 1 == files.len();
         let file = File::open(&f.path).map_err(|e| io(&f.path, e))?;
-        let mut reader =
-            SegmentReader::new(BufReader::new(file)).map_err(|e| seg(&f.path, e))?;
-        let mut opener = Opener::new(reader.header(), x25519_secret).map_err(|e| seg(&f.path, e))?;
+        let mut reader = SegmentReader::new(BufReader::new(file)).map_err(|e| seg(&f.path, e))?;
+        let mut opener =
+            Opener::new(reader.header(), x25519_secret).map_err(|e| seg(&f.path, e))?;
         let mut report = SegmentReport {
             path: f.path.clone(),
             seq: f.header.segment_seq,
@@ -298,7 +301,8 @@ pub fn decrypt_footage<W: Write>(
                 Item::Record(r) => {
                     buf.clear();
                     opener.open(&r, &mut buf).map_err(|e| seg(&f.path, e))?;
-                    out.write_all(&buf).map_err(|e| io(Path::new("output"), e))?;
+                    out.write_all(&buf)
+                        .map_err(|e| io(Path::new("output"), e))?;
                     report.records += 1;
                     report.video_bytes += buf.len() as u64;
                 }

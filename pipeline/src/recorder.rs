@@ -221,10 +221,10 @@ impl Recorder {
         let mut closed = None;
         if let Some(open) = &self.open {
             let bytes = open.writer.bytes_written();
-            if let Some(reason) = self
-                .config
-                .policy
-                .close_before(open.start_pts, bytes, pts, keyframe)
+            if let Some(reason) =
+                self.config
+                    .policy
+                    .close_before(open.start_pts, bytes, pts, keyframe)
             {
                 closed = self.close(reason)?;
             }
@@ -439,9 +439,18 @@ mod tests {
         let p = SegmentPolicy::with_target(Duration::from_secs(1));
         assert_eq!(p.close_before(0, 0, 89_999, true), None);
         assert_eq!(p.close_before(0, 0, 90_000, false), None);
-        assert_eq!(p.close_before(0, 0, 90_000, true), Some(CloseReason::Keyframe));
-        assert_eq!(p.close_before(0, 0, 270_000, false), Some(CloseReason::MaxDuration));
-        assert_eq!(p.close_before(0, 64 << 20, 10, false), Some(CloseReason::MaxBytes));
+        assert_eq!(
+            p.close_before(0, 0, 90_000, true),
+            Some(CloseReason::Keyframe)
+        );
+        assert_eq!(
+            p.close_before(0, 0, 270_000, false),
+            Some(CloseReason::MaxDuration)
+        );
+        assert_eq!(
+            p.close_before(0, 64 << 20, 10, false),
+            Some(CloseReason::MaxBytes)
+        );
     }
 
     #[test]

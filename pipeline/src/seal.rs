@@ -301,12 +301,14 @@ fn derive_key_and_salt(
         SframeSuite::Aes128GcmSha256 => {
             let hk = Hkdf::<Sha256>::new(Some(&[]), base_key);
             hk.expand(&key_label, &mut key).expect("valid HKDF length");
-            hk.expand(&salt_label, &mut salt).expect("valid HKDF length");
+            hk.expand(&salt_label, &mut salt)
+                .expect("valid HKDF length");
         }
         SframeSuite::Aes256GcmSha512 => {
             let hk = Hkdf::<Sha512>::new(Some(&[]), base_key);
             hk.expand(&key_label, &mut key).expect("valid HKDF length");
-            hk.expand(&salt_label, &mut salt).expect("valid HKDF length");
+            hk.expand(&salt_label, &mut salt)
+                .expect("valid HKDF length");
         }
     }
     (key, salt)
@@ -375,14 +377,18 @@ mod tests {
     #[test]
     fn truncated_header_is_an_error() {
         assert_eq!(SframeHeader::parse(&[]), Err(SealError::Header));
-        assert_eq!(SframeHeader::parse(&[0x99, 1, 2, 3]), Err(SealError::Header));
+        assert_eq!(
+            SframeHeader::parse(&[0x99, 1, 2, 3]),
+            Err(SealError::Header)
+        );
     }
 
     #[test]
     fn seal_open_round_trip_and_tamper() {
         let key = SframeKey::derive(SframeSuite::Aes128GcmSha256, 42, &[9u8; 32]).unwrap();
         let mut sealed = Vec::new();
-        key.seal_append(1000, b"meta", b"hello world", &mut sealed).unwrap();
+        key.seal_append(1000, b"meta", b"hello world", &mut sealed)
+            .unwrap();
         let mut out = Vec::new();
         let h = key.open_append(&sealed, b"meta", &mut out).unwrap();
         assert_eq!((h.kid, h.ctr), (42, 1000));
@@ -391,7 +397,10 @@ mod tests {
             let mut bad = sealed.clone();
             bad[i] ^= 0x01;
             let mut out = Vec::new();
-            assert!(key.open_append(&bad, b"meta", &mut out).is_err(), "byte {i}");
+            assert!(
+                key.open_append(&bad, b"meta", &mut out).is_err(),
+                "byte {i}"
+            );
             assert!(out.is_empty());
         }
         let mut out = Vec::new();

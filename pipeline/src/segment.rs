@@ -291,7 +291,8 @@ impl Header {
             return Err(SegmentError::UnsupportedVersion(version));
         }
         let suite_id = need!(r.u16());
-        let suite = SframeSuite::from_id(suite_id).ok_or(SegmentError::UnsupportedSuite(suite_id))?;
+        let suite =
+            SframeSuite::from_id(suite_id).ok_or(SegmentError::UnsupportedSuite(suite_id))?;
         let codec = match need!(r.u8()) {
             1 => Codec::H264,
             2 => Codec::H265,
@@ -436,7 +437,9 @@ pub fn parse_item(buf: &[u8]) -> Result<Parsed<Item<'_>>, SegmentError> {
         return Err(SegmentError::Malformed("record too short"));
     }
     if len > MAX_RECORD_BODY {
-        return Err(SegmentError::Malformed("record length exceeds the format limit"));
+        return Err(SegmentError::Malformed(
+            "record length exceeds the format limit",
+        ));
     }
     let total = 4 + len;
     if buf.len() < total {
@@ -466,7 +469,11 @@ pub fn record_metadata(header_hash: &Digest32, pts: u64, flags: RecordFlags) -> 
 }
 
 /// The message the camera signs in the trailer.
-pub fn signed_message(header_hash: &Digest32, record_count: u64, records_hash: &Digest32) -> Vec<u8> {
+pub fn signed_message(
+    header_hash: &Digest32,
+    record_count: u64,
+    records_hash: &Digest32,
+) -> Vec<u8> {
     let mut m = Vec::with_capacity(SIGNATURE_CONTEXT.len() + 72);
     m.extend_from_slice(SIGNATURE_CONTEXT);
     m.extend_from_slice(header_hash);
@@ -476,7 +483,11 @@ pub fn signed_message(header_hash: &Digest32, record_count: u64, records_hash: &
 }
 
 /// The digest that the next segment of the stream names as `prev_digest`.
-pub fn segment_digest(header_hash: &Digest32, record_count: u64, records_hash: &Digest32) -> Digest32 {
+pub fn segment_digest(
+    header_hash: &Digest32,
+    record_count: u64,
+    records_hash: &Digest32,
+) -> Digest32 {
     let mut h = Sha256::new();
     h.update(DIGEST_CONTEXT);
     h.update(header_hash);
@@ -546,7 +557,9 @@ pub enum SegmentError {
         index: u64,
     },
     /// A record with an unexpected counter: records were reordered, dropped or duplicated.
-    #[error("record {expected} expected but record {found} found: records were reordered, dropped or duplicated")]
+    #[error(
+        "record {expected} expected but record {found} found: records were reordered, dropped or duplicated"
+    )]
     OutOfOrder {
         /// The index the reader expected.
         expected: u64,

@@ -81,9 +81,13 @@ fn build_vector(suite: SframeSuite) -> (Vec<u8>, serde_json::Value) {
         prev_digest: [0xab; 32],
         recipients: &keys,
     };
-    let mut w =
-        SegmentWriter::create(Vec::new(), &params, &camera, &Randomness::FixedForTests(seed))
-            .unwrap();
+    let mut w = SegmentWriter::create(
+        Vec::new(),
+        &params,
+        &camera,
+        &Randomness::FixedForTests(seed),
+    )
+    .unwrap();
     let records = vector_records();
     for (pts, key, cont, data) in &records {
         w.append(*pts, *key, *cont, data).unwrap();
@@ -127,22 +131,34 @@ fn build_vector(suite: SframeSuite) -> (Vec<u8>, serde_json::Value) {
 fn segment_vectors_reproduce_exactly() {
     for case in CASES {
         let (bytes, json) = build_vector(case.suite);
-        let bin = root().join("docs/vectors").join(format!("{}.cseg", case.name));
-        let meta = root().join("docs/vectors").join(format!("{}.json", case.name));
+        let bin = root()
+            .join("docs/vectors")
+            .join(format!("{}.cseg", case.name));
+        let meta = root()
+            .join("docs/vectors")
+            .join(format!("{}.json", case.name));
         let pretty = serde_json::to_string_pretty(&json).unwrap() + "\n";
         if regen() {
             std::fs::write(&bin, &bytes).unwrap();
             std::fs::write(&meta, &pretty).unwrap();
         }
-        let want = std::fs::read(&bin).expect("vector file present (CAMSEAL_REGEN_VECTORS=1 writes it)");
-        assert_eq!(bytes, want, "{} changed: the format is not reproducible", case.name);
+        let want =
+            std::fs::read(&bin).expect("vector file present (CAMSEAL_REGEN_VECTORS=1 writes it)");
+        assert_eq!(
+            bytes, want,
+            "{} changed: the format is not reproducible",
+            case.name
+        );
         assert_eq!(std::fs::read_to_string(&meta).unwrap(), pretty);
         // Both recipients open it, and the plaintext is the records' concatenation.
         let plain: Vec<u8> = vector_records().iter().flat_map(|r| r.3.clone()).collect();
         for secret in [recipient(1).0, recipient(2).0] {
             let (pt, v) = open_all(&want, &secret).unwrap();
             assert_eq!(pt, plain);
-            assert_eq!(hex::encode(v.digest), json["segment_digest"].as_str().unwrap());
+            assert_eq!(
+                hex::encode(v.digest),
+                json["segment_digest"].as_str().unwrap()
+            );
         }
     }
 }
@@ -205,7 +221,12 @@ fn testkit_cases() -> Vec<(&'static str, &'static str, &'static str, Vec<u8>)> {
     let v = |k| RecordFlags::video(k, false);
     let f = RecordFlags::final_record();
     let good = craft(
-        &[(v(true), b"one".to_vec()), (v(false), b"two".to_vec()), (v(false), b"three".to_vec()), (f, end_summary())],
+        &[
+            (v(true), b"one".to_vec()),
+            (v(false), b"two".to_vec()),
+            (v(false), b"three".to_vec()),
+            (f, end_summary()),
+        ],
         None,
     );
     let (h, recs, trailer) = layout(&good);
@@ -222,20 +243,76 @@ fn testkit_cases() -> Vec<(&'static str, &'static str, &'static str, Vec<u8>)> {
     let mut garbage = good.clone();
     garbage.extend_from_slice(b"garbage");
     vec![
-        ("good", "ok", "a valid segment with three video records and the final record", good.clone()),
-        ("truncated", "truncated", "cut in the middle of the third record", good[..recs[2].start + 10].to_vec()),
-        ("truncated_before_trailer", "truncated", "all records present, trailer missing", good[..trailer.start].to_vec()),
-        ("no_final", "no-final", "records and a signed trailer, but no record flagged final",
-            craft(&[(v(true), b"one".to_vec()), (v(false), b"two".to_vec())], None)),
-        ("two_final", "record-after-final", "two records flagged final",
-            craft(&[(v(true), b"one".to_vec()), (f, end_summary()), (f, end_summary())], None)),
-        ("empty_final", "empty-final", "the final record has an empty plaintext",
-            craft(&[(v(true), b"one".to_vec()), (f, Vec::new())], None)),
-        ("bad_tag_record_2", "record-tampered", "the tag of record 2 has one bit flipped", bad_tag),
-        ("reordered", "out-of-order", "records 1 and 2 swapped", reorder),
-        ("trailing_garbage", "trailing-data", "bytes after the trailer", garbage),
-        ("count_mismatch", "trailer-tampered", "trailer signed with a record count one too high",
-            craft(&[(v(true), b"one".to_vec()), (f, end_summary())], Some(3))),
+        (
+            "good",
+            "ok",
+            "a valid segment with three video records and the final record",
+            good.clone(),
+        ),
+        (
+            "truncated",
+            "truncated",
+            "cut in the middle of the third record",
+            good[..recs[2].start + 10].to_vec(),
+        ),
+        (
+            "truncated_before_trailer",
+            "truncated",
+            "all records present, trailer missing",
+            good[..trailer.start].to_vec(),
+        ),
+        (
+            "no_final",
+            "no-final",
+            "records and a signed trailer, but no record flagged final",
+            craft(
+                &[(v(true), b"one".to_vec()), (v(false), b"two".to_vec())],
+                None,
+            ),
+        ),
+        (
+            "two_final",
+            "record-after-final",
+            "two records flagged final",
+            craft(
+                &[
+                    (v(true), b"one".to_vec()),
+                    (f, end_summary()),
+                    (f, end_summary()),
+                ],
+                None,
+            ),
+        ),
+        (
+            "empty_final",
+            "empty-final",
+            "the final record has an empty plaintext",
+            craft(&[(v(true), b"one".to_vec()), (f, Vec::new())], None),
+        ),
+        (
+            "bad_tag_record_2",
+            "record-tampered",
+            "the tag of record 2 has one bit flipped",
+            bad_tag,
+        ),
+        (
+            "reordered",
+            "out-of-order",
+            "records 1 and 2 swapped",
+            reorder,
+        ),
+        (
+            "trailing_garbage",
+            "trailing-data",
+            "bytes after the trailer",
+            garbage,
+        ),
+        (
+            "count_mismatch",
+            "trailer-tampered",
+            "trailer signed with a record count one too high",
+            craft(&[(v(true), b"one".to_vec()), (f, end_summary())], Some(3)),
+        ),
     ]
 }
 
@@ -271,7 +348,10 @@ fn testkit_cases_give_their_expected_errors() {
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         let data = std::fs::read(&path).unwrap();
-        let split = data.windows(2).position(|w| w == b"\n\n").expect("header ends with a blank line");
+        let split = data
+            .windows(2)
+            .position(|w| w == b"\n\n")
+            .expect("header ends with a blank line");
         let header = std::str::from_utf8(&data[..split]).unwrap();
         let expect = header
             .lines()
@@ -284,7 +364,12 @@ fn testkit_cases_give_their_expected_errors() {
         };
         assert_eq!(got, expect, "{}", path.display());
         // Without a key, every case but the structurally valid one fails as well.
-        assert_eq!(verify_all(bytes).is_ok(), expect == "ok" || expect == "empty-final", "{}", path.display());
+        assert_eq!(
+            verify_all(bytes).is_ok(),
+            expect == "ok" || expect == "empty-final",
+            "{}",
+            path.display()
+        );
         seen += 1;
     }
     assert_eq!(seen, testkit_cases().len());

@@ -42,14 +42,29 @@ fn empty_segment_still_has_final_record() {
 fn not_a_recipient() {
     let (_, p1) = recipient(1);
     let (s3, _) = recipient(3);
-    let (bytes, _) = build(SframeSuite::Aes128GcmSha256, 0, [0; 32], &[p1], &sample_records(3));
-    assert!(matches!(open_all(&bytes, &s3), Err(SegmentError::NotARecipient)));
+    let (bytes, _) = build(
+        SframeSuite::Aes128GcmSha256,
+        0,
+        [0; 32],
+        &[p1],
+        &sample_records(3),
+    );
+    assert!(matches!(
+        open_all(&bytes, &s3),
+        Err(SegmentError::NotARecipient)
+    ));
 }
 
 #[test]
 fn every_single_bit_flip_is_detected() {
     let (s1, p1) = recipient(1);
-    let (bytes, _) = build(SframeSuite::Aes128GcmSha256, 9, [3; 32], &[p1], &sample_records(4));
+    let (bytes, _) = build(
+        SframeSuite::Aes128GcmSha256,
+        9,
+        [3; 32],
+        &[p1],
+        &sample_records(4),
+    );
     let (header_len, records, trailer) = layout(&bytes);
     for i in 0..bytes.len() {
         for bit in [0x01u8, 0x80] {
@@ -111,7 +126,13 @@ fn every_single_bit_flip_is_detected() {
 #[test]
 fn record_swap_drop_duplicate() {
     let (s1, p1) = recipient(1);
-    let (bytes, _) = build(SframeSuite::Aes128GcmSha256, 2, [0; 32], &[p1], &sample_records(5));
+    let (bytes, _) = build(
+        SframeSuite::Aes128GcmSha256,
+        2,
+        [0; 32],
+        &[p1],
+        &sample_records(5),
+    );
     let (h, recs, trailer) = layout(&bytes);
     let assemble = |order: &[usize]| {
         let mut out = bytes[..h].to_vec();
@@ -125,24 +146,45 @@ fn record_swap_drop_duplicate() {
     let dropped = assemble(&[0, 1, 3, 4, 5]);
     let duplicated = assemble(&[0, 1, 1, 2, 3, 4, 5]);
     for bad in [&swapped, &dropped, &duplicated] {
-        assert!(matches!(open_all(bad, &s1), Err(SegmentError::OutOfOrder { .. })));
-        assert!(matches!(verify_all(bad), Err(SegmentError::OutOfOrder { .. })));
+        assert!(matches!(
+            open_all(bad, &s1),
+            Err(SegmentError::OutOfOrder { .. })
+        ));
+        assert!(matches!(
+            verify_all(bad),
+            Err(SegmentError::OutOfOrder { .. })
+        ));
     }
     // Dropping the final record.
     let no_final = assemble(&[0, 1, 2, 3, 4]);
-    assert!(matches!(open_all(&no_final, &s1), Err(SegmentError::NoFinal)));
+    assert!(matches!(
+        open_all(&no_final, &s1),
+        Err(SegmentError::NoFinal)
+    ));
 }
 
 #[test]
 fn truncation_everywhere_is_detected() {
     let (s1, p1) = recipient(1);
-    let (bytes, _) = build(SframeSuite::Aes128GcmSha256, 2, [0; 32], &[p1], &sample_records(4));
+    let (bytes, _) = build(
+        SframeSuite::Aes128GcmSha256,
+        2,
+        [0; 32],
+        &[p1],
+        &sample_records(4),
+    );
     for cut in 0..bytes.len() {
         let e = open_all(&bytes[..cut], &s1).unwrap_err();
         assert!(matches!(e, SegmentError::Truncated(_)), "cut at {cut}: {e}");
-        assert!(matches!(verify_all(&bytes[..cut]), Err(SegmentError::Truncated(_))));
+        assert!(matches!(
+            verify_all(&bytes[..cut]),
+            Err(SegmentError::Truncated(_))
+        ));
     }
     let mut extra = bytes.clone();
     extra.push(0);
-    assert!(matches!(open_all(&extra, &s1), Err(SegmentError::TrailingData)));
+    assert!(matches!(
+        open_all(&extra, &s1),
+        Err(SegmentError::TrailingData)
+    ));
 }

@@ -50,7 +50,8 @@ fn aes_gcm_suites() {
             .unwrap();
         assert_eq!(ct, hex(&case["ct"]), "suite {suite:?}");
         let mut pt = Vec::new();
-        key.open_append(&ct, &hex(&case["metadata"]), &mut pt).unwrap();
+        key.open_append(&ct, &hex(&case["metadata"]), &mut pt)
+            .unwrap();
         assert_eq!(pt, hex(&case["pt"]));
     }
 }

@@ -134,12 +134,8 @@ pub struct Opener {
 impl Opener {
     /// Unwraps the segment key with the recipient's X25519 secret and checks the header MAC.
     pub fn new(header: &Header, x25519_secret: &[u8; 32]) -> Result<Opener, SegmentError> {
-        type Kem = hpke::kem::X25519HkdfSha256;
-        let sk = <Kem as hpke::Kem>::PrivateKey::from_bytes(x25519_secret)
-            .map_err(|_| SegmentError::Wrap("invalid X25519 secret key"))?;
-        let public = x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(
-            *x25519_secret,
-        ));
+        let public =
+            x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(*x25519_secret));
         let my_id = key_id(public.as_bytes());
         let info = hpke_info(&header.camera_key, header.stream_id, header.segment_seq);
         // Our own stanza first; then every other X25519 stanza, so that a modified key id
@@ -155,20 +151,11 @@ impl Opener {
             {
                 continue;
             }
-            let Ok(enc) = <Kem as hpke::Kem>::EncappedKey::from_bytes(&stanza.enc) else {
+            let Some(base_key) =
+                hpke_open(x25519_secret, &stanza.enc, &info, b"", &stanza.wrapped_key)
+            else {
                 continue;
             };
-            let Ok(mut ctx) = hpke::setup_receiver::<
-                hpke::aead::AesGcm128,
-                hpke::kdf::HkdfSha256,
-                Kem,
-            >(&hpke::OpModeR::Base, &sk, &enc, &info) else {
-                continue;
-            };
-            let Ok(base_key) = ctx.open(&stanza.wrapped_key, b"") else {
-                continue;
-            };
-            let base_key = Zeroizing::new(base_key);
             if !header_mac_ok(&base_key, header) {
                 return Err(SegmentError::HeaderTampered);
             }
@@ -323,6 +310,28 @@ impl<R: Read> SegmentReader<R> {
     fn consumed_len(&mut self) -> usize {
         std::mem::take(&mut self.pending)
     }
+}
+
+/// HPKE base-mode single-shot open matching [`super::write::hpke_seal`]. `None` if the
+/// ciphertext does not open under this key.
+pub fn hpke_open(
+    x25519_secret: &[u8; 32],
+    enc: &[u8],
+    info: &[u8],
+    aad: &[u8],
+    ciphertext: &[u8],
+) -> Option<Zeroizing<Vec<u8>>> {
+    type Kem = hpke::kem::X25519HkdfSha256;
+    let sk = <Kem as hpke::Kem>::PrivateKey::from_bytes(x25519_secret).ok()?;
+    let enc = <Kem as hpke::Kem>::EncappedKey::from_bytes(enc).ok()?;
+    let mut ctx = hpke::setup_receiver::<hpke::aead::AesGcm128, hpke::kdf::HkdfSha256, Kem>(
+        &hpke::OpModeR::Base,
+        &sk,
+        &enc,
+        info,
+    )
+    .ok()?;
+    ctx.open(ciphertext, aad).ok().map(Zeroizing::new)
 }
 
 fn header_mac_ok(base_key: &[u8], header: &Header) -> bool {

@@ -11,9 +11,8 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::{
-    Digest32, HEADER_MAC_INFO, Header, MAX_RECORD_PLAINTEXT, RecordFlags, SegmentEnd,
-    SegmentError, Stanza, Trailer, hpke_info, key_id, record_metadata, segment_digest,
-    signed_message,
+    Digest32, HEADER_MAC_INFO, Header, MAX_RECORD_PLAINTEXT, RecordFlags, SegmentEnd, SegmentError,
+    Stanza, Trailer, hpke_info, key_id, record_metadata, segment_digest, signed_message,
 };
 use crate::nal::Codec;
 use crate::seal::{SframeKey, SframeSuite};
@@ -311,10 +310,36 @@ fn wrap(
     if recipient.kem != HPKE_KEM_X25519 {
         return Err(SegmentError::Wrap("unsupported recipient key type"));
     }
+    let ikm_e = rng.ephemeral()?;
+    let (enc, wrapped_key) = hpke_seal(recipient.public_key, info, b"", base_key, &ikm_e)?;
+    Ok(Stanza {
+        kem: HPKE_KEM_X25519,
+        kdf: HPKE_KDF_SHA256,
+        aead: HPKE_AEAD_AES128GCM,
+        key_id: key_id(recipient.public_key),
+        enc,
+        wrapped_key,
+    })
+}
+
+/// HPKE base-mode single-shot seal with DHKEM(X25519, HKDF-SHA256), HKDF-SHA256 and
+/// AES-128-GCM (RFC 9180 §6.1), with the ephemeral key derived from `ikm_e` by
+/// `DeriveKeyPair`. Returns `(enc, ciphertext)`. Exposed for the RFC 9180 vector tests.
+pub fn hpke_seal(
+    recipient_public: &[u8],
+    info: &[u8],
+    aad: &[u8],
+    plaintext: &[u8],
+    ikm_e: &[u8; 32],
+) -> Result<(Vec<u8>, Vec<u8>), SegmentError> {
     type Kem = hpke::kem::X25519HkdfSha256;
-    let pk = <Kem as hpke::Kem>::PublicKey::from_bytes(recipient.public_key)
+    let pk = <Kem as hpke::Kem>::PublicKey::from_bytes(recipient_public)
         .map_err(|_| SegmentError::Wrap("invalid X25519 recipient key"))?;
-    let mut eph = rng.ephemeral()?;
+    let mut eph = EphemeralRng {
+        seed: Zeroizing::new(*ikm_e),
+        used: 0,
+        overdrawn: false,
+    };
     let (enc, mut ctx) = hpke::setup_sender_with_rng::<
         hpke::aead::AesGcm128,
         hpke::kdf::HkdfSha256,
@@ -322,19 +347,14 @@ fn wrap(
     >(&hpke::OpModeS::Base, &pk, info, &mut eph)
     .map_err(|_| SegmentError::Wrap("HPKE encapsulation failed"))?;
     if eph.overdrawn {
-        return Err(SegmentError::Wrap("HPKE used more randomness than expected"));
+        return Err(SegmentError::Wrap(
+            "HPKE used more randomness than expected",
+        ));
     }
-    let wrapped_key = ctx
-        .seal(base_key, b"")
+    let ciphertext = ctx
+        .seal(plaintext, aad)
         .map_err(|_| SegmentError::Wrap("HPKE seal failed"))?;
-    Ok(Stanza {
-        kem: HPKE_KEM_X25519,
-        kdf: HPKE_KDF_SHA256,
-        aead: HPKE_AEAD_AES128GCM,
-        key_id: key_id(recipient.public_key),
-        enc: enc.to_bytes().to_vec(),
-        wrapped_key,
-    })
+    Ok((enc.to_bytes().to_vec(), ciphertext))
 }
 
 /// All randomness one segment needs, drawn up front: the base key and one 32-byte
@@ -372,16 +392,10 @@ impl SegmentRandom {
         })
     }
 
-    fn ephemeral(&mut self) -> Result<EphemeralRng, SegmentError> {
-        let seed = self
-            .ephemerals
+    fn ephemeral(&mut self) -> Result<Zeroizing<[u8; 32]>, SegmentError> {
+        self.ephemerals
             .pop()
-            .ok_or(SegmentError::Wrap("ran out of ephemeral keys"))?;
-        Ok(EphemeralRng {
-            seed,
-            used: 0,
-            overdrawn: false,
-        })
+            .ok_or(SegmentError::Wrap("ran out of ephemeral keys"))
     }
 }
 

@@ -63,7 +63,11 @@ pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
                 reports.len(),
                 bytes,
                 args.out.display(),
-                if incomplete { " (last segment INCOMPLETE)" } else { "" }
+                if incomplete {
+                    " (last segment INCOMPLETE)"
+                } else {
+                    ""
+                }
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -83,4 +87,3 @@ fn temp_path(out: &Path) -> PathBuf {
         .unwrap_or_else(|| "out".into());
     out.with_file_name(format!(".{name}.{}.partial", std::process::id()))
 }
-

@@ -42,13 +42,20 @@ pub fn demo(args: DemoArgs) -> Result<ExitCode> {
     };
     let signed = list.sign(&account)?;
     viewer.record_recipients_version(list.version)?;
-    println!("  viewer account {} (recovery backup written)", account.public().id());
+    println!(
+        "  viewer account {} (recovery backup written)",
+        account.public().id()
+    );
 
     // 2. A camera that trusts that list.
     let camera = CameraHome::create(&camera_dir)?;
     camera.write_camera(&CameraSecret::generate()?)?;
     camera.trust(&signed)?;
-    println!("  camera {} trusts {} recipient(s)", camera.camera_public()?.id(), list.recipients.len());
+    println!(
+        "  camera {} trusts {} recipient(s)",
+        camera.camera_public()?.id(),
+        list.recipients.len()
+    );
 
     // 3. Seal the software encoder's test pattern.
     let run = RunArgs {
@@ -78,7 +85,13 @@ pub fn demo(args: DemoArgs) -> Result<ExitCode> {
     let mut out = BufWriter::new(File::create(&out_path)?);
     let mut output_hash = HashingWriter(Sha256::new());
     let secret = viewer.account()?.x25519_secret();
-    let reports = decrypt_footage(&files, &secret, false, &mut Tee(&mut out, &mut output_hash), |_| {})?;
+    let reports = decrypt_footage(
+        &files,
+        &secret,
+        false,
+        &mut Tee(&mut out, &mut output_hash),
+        |_| {},
+    )?;
     out.flush()?;
     let decrypt_time = started.elapsed();
     let identical = output_hash.0.finalize() == input_hash;
@@ -87,31 +100,52 @@ pub fn demo(args: DemoArgs) -> Result<ExitCode> {
 
     let s = &summary.stats;
     let secs = summary.elapsed.as_secs_f64().max(1e-9);
-    let mut hist = Histogram::<u64>::new(3).context("histogram")?;
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).context("histogram")?;
     for &ns in &s.seal_ns {
         hist.saturating_record(ns.max(1));
     }
-    println!("  sealed {} frames into {} segments: {} video bytes -> {} bytes on disk",
-        s.frames, s.segments, s.video_bytes, s.segment_bytes);
-    println!("  overhead {:.2}%, throughput {:.1} MB/s of video ({:.1} frames/s, encoder included)",
+    println!(
+        "  sealed {} frames into {} segments: {} video bytes -> {} bytes on disk",
+        s.frames, s.segments, s.video_bytes, s.segment_bytes
+    );
+    println!(
+        "  overhead {:.2}%, throughput {:.1} MB/s of video ({:.1} frames/s, encoder included)",
         (s.segment_bytes as f64 / s.video_bytes.max(1) as f64 - 1.0) * 100.0,
         s.video_bytes as f64 / secs / 1e6,
-        s.frames as f64 / secs);
-    println!("  per-frame seal latency: p50 {:.1} us, p99 {:.1} us, max {:.1} us",
+        s.frames as f64 / secs
+    );
+    println!(
+        "  per-frame seal latency: p50 {:.1} us, p99 {:.1} us, max {:.1} us",
         hist.value_at_quantile(0.50) as f64 / 1e3,
         hist.value_at_quantile(0.99) as f64 / 1e3,
-        hist.max() as f64 / 1e3);
-    println!("  decrypted {} segments in {:.2} s: output {} the input stream",
-        reports.len(), decrypt_time.as_secs_f64(),
-        if identical { "is byte-identical to" } else { "DIFFERS from" });
-    println!("  verified {}/{} segments without keys; chain {}",
-        verified_ok, files.len(), if chain.is_ok() { "intact" } else { "BROKEN" });
+        hist.max() as f64 / 1e3
+    );
+    println!(
+        "  decrypted {} segments in {:.2} s: output {} the input stream",
+        reports.len(),
+        decrypt_time.as_secs_f64(),
+        if identical {
+            "is byte-identical to"
+        } else {
+            "DIFFERS from"
+        }
+    );
+    println!(
+        "  verified {}/{} segments without keys; chain {}",
+        verified_ok,
+        files.len(),
+        if chain.is_ok() { "intact" } else { "BROKEN" }
+    );
     println!("files:");
     println!("  viewer home   {}", viewer_dir.display());
     println!("  camera home   {}", camera_dir.display());
     println!("  segments      {}", segments_dir.display());
     println!("  decrypted     {}", out_path.display());
-    println!("try: camseal verify --camera {} {}", camera.public_path().display(), segments_dir.display());
+    println!(
+        "try: camseal verify --camera {} {}",
+        camera.public_path().display(),
+        segments_dir.display()
+    );
     if !identical || verified_ok != files.len() || chain.is_err() {
         bail!("demo round trip failed");
     }
@@ -119,7 +153,9 @@ pub fn demo(args: DemoArgs) -> Result<ExitCode> {
 }
 
 fn scratch_dir() -> Result<PathBuf> {
-    let stamp = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    let stamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
     Ok(std::env::temp_dir().join(format!("camseal-demo-{}-{stamp}", std::process::id())))
 }
 

@@ -61,10 +61,18 @@ fn segment_code(e: &SegmentError) -> u8 {
 
 fn hint(e: &anyhow::Error) -> Option<&'static str> {
     match exit_code_for(e) {
-        4 => Some("a crash or power loss cuts the last segment short; `camseal decrypt --allow-incomplete` salvages its authenticated prefix"),
-        5 => Some("segments are readable only by the keys on the camera's recipient list when they were sealed"),
-        6 => Some("a segment between two given ones is missing or was replaced; fetch it again or report the gap"),
-        7 => Some("check that the camera key (camera.pub) belongs to the camera that recorded this footage"),
+        4 => Some(
+            "a crash or power loss cuts the last segment short; `camseal decrypt --allow-incomplete` salvages its authenticated prefix",
+        ),
+        5 => Some(
+            "segments are readable only by the keys on the camera's recipient list when they were sealed",
+        ),
+        6 => Some(
+            "a segment between two given ones is missing or was replaced; fetch it again or report the gap",
+        ),
+        7 => Some(
+            "check that the camera key (camera.pub) belongs to the camera that recorded this footage",
+        ),
         _ => None,
     }
 }

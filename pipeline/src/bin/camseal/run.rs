@@ -163,7 +163,10 @@ pub fn record(
 
 fn open_source(args: &RunArgs, duration: Option<Duration>) -> Result<Box<dyn Encoder>> {
     let fps = match args.fps {
-        Some(f) => Some(FrameRate::from_f64(f).ok_or_else(|| anyhow!("--fps {f} is not a usable frame rate"))?),
+        Some(f) => Some(
+            FrameRate::from_f64(f)
+                .ok_or_else(|| anyhow!("--fps {f} is not a usable frame rate"))?,
+        ),
         None => None,
     };
     let codec: Option<Codec> = match &args.codec {
@@ -201,7 +204,11 @@ fn print_summary(s: &RunSummary) {
     let secs = s.elapsed.as_secs_f64().max(1e-9);
     println!(
         "{}: {} frames, {} segments, {} video bytes -> {} sealed bytes in {:.2} s ({:.1} MB/s) in {}",
-        if s.interrupted { "stopped by signal" } else { "done" },
+        if s.interrupted {
+            "stopped by signal"
+        } else {
+            "done"
+        },
         s.stats.frames,
         s.stats.segments,
         s.stats.video_bytes,
