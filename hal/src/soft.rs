@@ -192,24 +192,8 @@ impl SoftSource {
         if data.is_empty() {
             return Ok(None);
         }
-        let facts = AccessUnitFacts::scan(&data);
-        if facts.has_idr {
-            if facts.has_sps && facts.has_pps {
-                self.parameter_sets = facts.parameter_sets(&data);
-            } else {
-                // openh264 repeats SPS/PPS on every IDR; this only guards the promise that
-                // every keyframe can start a decoder.
-                let mut with_headers = self.parameter_sets.clone();
-                with_headers.extend_from_slice(&data);
-                data = with_headers;
-            }
-        }
-        Ok(Some(Packet::from_vec(
-            Codec::H264,
-            pts,
-            facts.has_idr,
-            data,
-        )))
+        let (data, keyframe) = self_contained(&mut self.parameter_sets, data);
+        Ok(Some(Packet::from_vec(Codec::H264, pts, keyframe, data)))
     }
 }
 
@@ -343,43 +327,39 @@ fn one_line(s: &str) -> String {
         .to_string()
 }
 
-/// What the NAL units of one encoded access unit are.
-struct AccessUnitFacts {
-    has_idr: bool,
-    has_sps: bool,
-    has_pps: bool,
-}
-
-impl AccessUnitFacts {
-    fn scan(data: &[u8]) -> AccessUnitFacts {
-        let mut facts = AccessUnitFacts {
-            has_idr: false,
-            has_sps: false,
-            has_pps: false,
+/// Makes an IDR access unit self-contained and reports whether `data` holds an IDR.
+///
+/// An IDR with its own SPS and PPS refreshes `stored`; one without gets `stored` prepended.
+/// openh264 repeats SPS/PPS on every IDR (checked by the tests), so this only guards the
+/// promise that every keyframe can start a decoder.
+fn self_contained(stored: &mut Vec<u8>, data: Vec<u8>) -> (Vec<u8>, bool) {
+    let (mut has_idr, mut has_sps, mut has_pps) = (false, false, false);
+    for nal in camseal_nal::nal_units(&data) {
+        let Some(info) = camseal_nal::classify(Codec::H264, nal.payload) else {
+            continue;
         };
-        for nal in camseal_nal::nal_units(data) {
-            let Some(info) = camseal_nal::classify(Codec::H264, nal.payload) else {
-                continue;
-            };
-            facts.has_idr |= info.is_vcl && info.is_keyframe;
-            facts.has_sps |= info.nal_type == NAL_SPS;
-            facts.has_pps |= info.nal_type == NAL_PPS;
-        }
-        facts
+        has_idr |= info.is_vcl && info.is_keyframe;
+        has_sps |= info.nal_type == NAL_SPS;
+        has_pps |= info.nal_type == NAL_PPS;
     }
-
-    /// The SPS and PPS NAL units of `data`, with their start codes, in order.
-    fn parameter_sets(&self, data: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        for nal in camseal_nal::nal_units(data) {
+    if !has_idr {
+        return (data, false);
+    }
+    if has_sps && has_pps {
+        stored.clear();
+        for nal in camseal_nal::nal_units(&data) {
             let is_header = camseal_nal::classify(Codec::H264, nal.payload)
                 .is_some_and(|info| matches!(info.nal_type, NAL_SPS | NAL_PPS));
             if is_header && let Some(bytes) = data.get(nal.span) {
-                out.extend_from_slice(bytes);
+                stored.extend_from_slice(bytes);
             }
         }
-        out
+        return (data, true);
     }
+    let mut with_headers = Vec::with_capacity(stored.len() + data.len());
+    with_headers.extend_from_slice(stored);
+    with_headers.extend_from_slice(&data);
+    (with_headers, true)
 }
 
 /// The synthetic picture, in I420 (planar 4:2:0), redrawn for every frame.
@@ -603,6 +583,32 @@ mod tests {
         for t in [0, 1, 2, 1023, 1024, u64::MAX] {
             p.draw(t);
         }
+    }
+
+    #[test]
+    fn idr_without_headers_gets_the_stored_ones() {
+        let sps: &[u8] = &[0, 0, 0, 1, 0x67, 0x42, 0xc0, 0x1e];
+        let pps: &[u8] = &[0, 0, 0, 1, 0x68, 0xce, 0x3c, 0x80];
+        let sei: &[u8] = &[0, 0, 0, 1, 0x06, 0x05, 0x01, 0x80];
+        let idr: &[u8] = &[0, 0, 0, 1, 0x65, 0x88, 0x84, 0x00];
+        let p: &[u8] = &[0, 0, 0, 1, 0x41, 0x9a, 0x02, 0x00];
+        let mut stored = Vec::new();
+
+        let first = [sps, sei, pps, idr].concat();
+        assert_eq!(self_contained(&mut stored, first.clone()), (first, true));
+        assert_eq!(stored, [sps, pps].concat());
+
+        assert_eq!(self_contained(&mut stored, p.to_vec()), (p.to_vec(), false));
+        let bare = [sei, idr].concat();
+        assert_eq!(
+            self_contained(&mut stored, bare),
+            ([sps, pps, sei, idr].concat(), true)
+        );
+        assert_eq!(
+            stored,
+            [sps, pps].concat(),
+            "prepending leaves the store alone"
+        );
     }
 
     #[test]
