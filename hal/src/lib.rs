@@ -16,7 +16,8 @@
 //! Timestamps are 90 kHz ticks ([`PTS_HZ`]), the MPEG clock every container and RTP profile
 //! for H.264/H.265 uses.
 //!
-//! `unsafe` is denied crate-wide and allowed only in `replay/sys.rs` (mapping a file).
+//! `unsafe` is denied crate-wide and allowed only in the `sys` modules: `replay/sys.rs` (mapping
+//! a file) and `soft/sys.rs` (one raw openh264 option call).
 
 #![deny(unsafe_code)]
 
@@ -34,7 +35,7 @@ pub use camseal_nal::Codec;
 pub use frame::{DmaBuf, FrameBuffer, FrameMemory, PixelFormat, Plane, RawFrame};
 pub use packet::Packet;
 pub use replay::{FileOptions, FileSource};
-pub use soft::{SoftConfig, SoftSource, parse_soft_spec};
+pub use soft::{DEFAULT_SOFT_SPEC, SoftConfig, SoftSource, parse_soft_spec};
 
 /// A source of encoded access units.
 ///

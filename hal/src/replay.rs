@@ -6,6 +6,10 @@
 //! options, else from the SPS timing information, else 30 fps. Replay runs as fast as the
 //! consumer pulls, or paced at the frame rate (`realtime`), and can loop over the file with
 //! timestamps that keep increasing.
+//!
+//! Timestamps are given in file order, one frame period apart. For streams with B-frames that
+//! order is decode order, so the timestamps are really decode timestamps; camseal only needs
+//! them to be increasing and to measure durations.
 
 use std::fs::File;
 use std::ops::Range;
