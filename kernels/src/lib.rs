@@ -8,16 +8,29 @@
 //! - [`Aead`]: a key schedule for one [`Suite`], bound at construction to the [`Backend`]
 //!   chosen by [`Backend::detect`]. Hot paths `match` on that stored backend.
 //! - [`dispatch`]: CPU detection, done once, and the caps used by tests (`CAMSEAL_KERNEL`).
-//! - [`portable`]: the RustCrypto `aes-gcm` path. It is the reference every faster path is
+//! - The kernels, one module per architecture, the only place `unsafe` code lives:
+//!   - `x86`: AES-NI + PCLMULQDQ (`x86-64/aesni-clmul`) and VAES + VPCLMULQDQ on 256-bit
+//!     AVX2 vectors (`x86-64/vaes-avx2`);
+//!   - `aarch64`: ARMv8 AES + PMULL (`aarch64/aes-pmull`);
+//!
+//!   each stitches CTR with GHASH: eight blocks in flight, `H^1..H^8` precomputed, one
+//!   (delayed) reduction per eight blocks.
+//! - `portable`: the RustCrypto `aes-gcm` path. It is the reference every faster path is
 //!   checked against, and it already uses AES-NI/ARMv8-AES where `aes` detects them.
 //!
 //! Authentication failure is one opaque [`Error::Auth`]: the tag is compared in constant time
 //! and no plaintext is released when it does not match (the buffer is wiped).
 
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
 pub mod dispatch;
 mod portable;
 #[doc(hidden)]
 pub mod test_util;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+use core::marker::PhantomData;
 
 use zeroize::Zeroize;
 
@@ -97,8 +110,30 @@ pub struct Aead {
     inner: Inner,
 }
 
+/// Runs `$fast` on whichever kernel key `$inner` holds (they share method names), or
+/// `$portable` on the reference.
+macro_rules! kernel {
+    ($inner:expr, portable $p:ident => $portable:expr, fast $k:ident => $fast:expr) => {
+        match $inner {
+            Inner::Portable($p) => $portable,
+            #[cfg(target_arch = "x86_64")]
+            Inner::AesNi($k) => $fast,
+            #[cfg(target_arch = "x86_64")]
+            Inner::Vaes($k) => $fast,
+            #[cfg(target_arch = "aarch64")]
+            Inner::ArmAes($k) => $fast,
+        }
+    };
+}
+
 enum Inner {
+    #[cfg(target_arch = "x86_64")]
+    AesNi(x86::AesNiKey),
+    #[cfg(target_arch = "aarch64")]
+    ArmAes(aarch64::PmullKey),
     Portable(portable::Key),
+    #[cfg(target_arch = "x86_64")]
+    Vaes(x86::VaesKey),
 }
 
 impl Aead {
@@ -110,7 +145,9 @@ impl Aead {
     /// Builds a key schedule on an explicit backend (benches and tests).
     ///
     /// Obtain `backend` from [`Backend::detect`] or an explicit constructor such as
-    /// [`Backend::portable`], which only return backends this CPU can run.
+    /// [`Backend::vaes`], which only return backends this CPU can run. A backend this CPU
+    /// lacks is lowered to the best one below it (see [`dispatch`]); [`Aead::backend`] tells
+    /// which one runs.
     pub fn with_backend(suite: Suite, key: &[u8], backend: Backend) -> Result<Self, Error> {
         if key.len() != suite.key_len() {
             return Err(Error::KeyLength {
@@ -118,9 +155,7 @@ impl Aead {
                 got: key.len(),
             });
         }
-        let inner = match backend {
-            Backend::Portable => Inner::Portable(portable::Key::new(suite, key)),
-        };
+        let (backend, inner) = build(suite, key, backend.lowered_to_supported());
         Ok(Aead {
             suite,
             backend,
@@ -141,9 +176,9 @@ impl Aead {
     /// Encrypts `buf` in place and returns the tag.
     pub fn seal_in_place(&self, nonce: &Nonce, aad: &[u8], buf: &mut [u8]) -> Result<Tag, Error> {
         check_len(buf.len())?;
-        match &self.inner {
-            Inner::Portable(k) => Ok(k.seal_in_place(nonce, aad, buf)),
-        }
+        Ok(kernel!(&self.inner,
+            portable k => k.seal_in_place(nonce, aad, buf),
+            fast k => k.seal(nonce, aad, &InOut::in_place(buf))))
     }
 
     /// Encrypts `plaintext` into `out` (same length): the plaintext is read once and the
@@ -163,9 +198,9 @@ impl Aead {
                 output: out.len(),
             });
         }
-        match &self.inner {
-            Inner::Portable(k) => Ok(k.seal_to(nonce, aad, plaintext, out)),
-        }
+        Ok(kernel!(&self.inner,
+            portable k => k.seal_to(nonce, aad, plaintext, out),
+            fast k => k.seal(nonce, aad, &InOut::split(plaintext, out))))
     }
 
     /// Checks `tag` and decrypts `buf` in place. On failure `buf` is zeroed, so no
@@ -178,9 +213,9 @@ impl Aead {
         tag: &Tag,
     ) -> Result<(), Error> {
         check_len(buf.len())?;
-        let result = match &self.inner {
-            Inner::Portable(k) => k.open_in_place(nonce, aad, buf, tag),
-        };
+        let result = kernel!(&self.inner,
+            portable k => k.open_in_place(nonce, aad, buf, tag),
+            fast k => k.open(nonce, aad, &InOut::in_place(buf), tag));
         if result.is_err() {
             buf.zeroize();
         }
@@ -204,9 +239,9 @@ impl Aead {
                 output: out.len(),
             });
         }
-        let result = match &self.inner {
-            Inner::Portable(k) => k.open_to(nonce, aad, ciphertext, tag, out),
-        };
+        let result = kernel!(&self.inner,
+            portable k => k.open_to(nonce, aad, ciphertext, tag, out),
+            fast k => k.open(nonce, aad, &InOut::split(ciphertext, out), tag));
         if result.is_err() {
             out.zeroize();
         }
@@ -221,6 +256,82 @@ impl core::fmt::Debug for Aead {
             .field("suite", &self.suite)
             .field("backend", &self.backend)
             .finish_non_exhaustive()
+    }
+}
+
+/// The key schedule for `backend` (already lowered to one this CPU supports). Falls back to
+/// portable if a kernel's own detection disagrees, so no kernel ever runs unchecked.
+fn build(suite: Suite, key: &[u8], backend: Backend) -> (Backend, Inner) {
+    let fast = match backend {
+        #[cfg(target_arch = "x86_64")]
+        Backend::AesNiClmul => x86::AesNiKey::new(suite, key).map(Inner::AesNi),
+        #[cfg(target_arch = "x86_64")]
+        Backend::VaesVpclmul => x86::VaesKey::new(suite, key).map(Inner::Vaes),
+        #[cfg(target_arch = "aarch64")]
+        Backend::ArmAesPmull => aarch64::PmullKey::new(suite, key).map(Inner::ArmAes),
+        _ => None,
+    };
+    match fast {
+        Some(inner) => (backend, inner),
+        None => (
+            Backend::Portable,
+            Inner::Portable(portable::Key::new(suite, key)),
+        ),
+    }
+}
+
+/// One input and one output buffer of the same length that are either the same memory
+/// (in-place) or disjoint: the two shapes a kernel accepts. Invariant: `src` is readable and
+/// `dst` writable for `len` bytes for `'a`, and they are equal or do not overlap. Kernels
+/// load a block before storing it, which makes the in-place case work.
+pub(crate) struct InOut<'a> {
+    src: *const u8,
+    dst: *mut u8,
+    len: usize,
+    _buffers: PhantomData<&'a mut [u8]>,
+}
+
+impl<'a> InOut<'a> {
+    pub(crate) fn in_place(buf: &'a mut [u8]) -> InOut<'a> {
+        let len = buf.len();
+        let p = buf.as_mut_ptr();
+        InOut {
+            src: p,
+            dst: p,
+            len,
+            _buffers: PhantomData,
+        }
+    }
+
+    /// Borrowing rules make `src` and `dst` disjoint; the shorter length is used (callers
+    /// check that they are equal).
+    pub(crate) fn split(src: &'a [u8], dst: &'a mut [u8]) -> InOut<'a> {
+        InOut {
+            src: src.as_ptr(),
+            len: src.len().min(dst.len()),
+            dst: dst.as_mut_ptr(),
+            _buffers: PhantomData,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    #[cfg_attr(
+        not(any(target_arch = "x86_64", target_arch = "aarch64")),
+        allow(dead_code)
+    )]
+    pub(crate) fn src(&self) -> *const u8 {
+        self.src
+    }
+
+    #[cfg_attr(
+        not(any(target_arch = "x86_64", target_arch = "aarch64")),
+        allow(dead_code)
+    )]
+    pub(crate) fn dst(&self) -> *mut u8 {
+        self.dst
     }
 }
 

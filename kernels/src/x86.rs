@@ -1,0 +1,87 @@
+//! x86-64 kernels: AES-NI with PCLMULQDQ ([`aesni`]), and VAES with VPCLMULQDQ on 256-bit
+//! AVX2 vectors ([`vaes`]); GHASH lives in [`clmul`].
+//!
+//! The key types here are the detection tokens: [`AesNiKey::new`] and [`VaesKey::new`]
+//! return `None` unless the CPU has the features, so holding one proves the check was done
+//! and the `unsafe` calls below rely on exactly that.
+
+mod aesni;
+mod clmul;
+mod vaes;
+
+use crate::{Error, InOut, Nonce, Suite, Tag};
+
+/// AES-NI, PCLMULQDQ and the SSSE3/SSE4.1 shuffles the kernel uses.
+pub(crate) fn has_aesni_clmul() -> bool {
+    std::arch::is_x86_feature_detected!("aes")
+        && std::arch::is_x86_feature_detected!("pclmulqdq")
+        && std::arch::is_x86_feature_detected!("ssse3")
+        && std::arch::is_x86_feature_detected!("sse4.1")
+}
+
+/// Everything [`has_aesni_clmul`] checks, plus AVX2, VAES and VPCLMULQDQ.
+pub(crate) fn has_vaes() -> bool {
+    has_aesni_clmul()
+        && std::arch::is_x86_feature_detected!("avx")
+        && std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("vaes")
+        && std::arch::is_x86_feature_detected!("vpclmulqdq")
+}
+
+/// A key schedule for the AES-NI + PCLMULQDQ kernel; exists only on CPUs that run it.
+pub(crate) struct AesNiKey(Box<aesni::Key>);
+
+impl AesNiKey {
+    pub(crate) fn new(suite: Suite, key: &[u8]) -> Option<AesNiKey> {
+        if !has_aesni_clmul() {
+            return None;
+        }
+        // SAFETY: `has_aesni_clmul()` returned true just above.
+        Some(AesNiKey(Box::new(unsafe { aesni::Key::new(suite, key) })))
+    }
+
+    pub(crate) fn seal(&self, nonce: &Nonce, aad: &[u8], io: &InOut<'_>) -> Tag {
+        // SAFETY: an `AesNiKey` is only built after `has_aesni_clmul()` returned true.
+        unsafe { aesni::seal(&self.0, nonce, aad, io) }
+    }
+
+    pub(crate) fn open(
+        &self,
+        nonce: &Nonce,
+        aad: &[u8],
+        io: &InOut<'_>,
+        tag: &Tag,
+    ) -> Result<(), Error> {
+        // SAFETY: an `AesNiKey` is only built after `has_aesni_clmul()` returned true.
+        unsafe { aesni::open(&self.0, nonce, aad, io, tag) }
+    }
+}
+
+/// A key schedule for the VAES + VPCLMULQDQ kernel; exists only on CPUs that run it.
+pub(crate) struct VaesKey(Box<vaes::Key>);
+
+impl VaesKey {
+    pub(crate) fn new(suite: Suite, key: &[u8]) -> Option<VaesKey> {
+        if !has_vaes() {
+            return None;
+        }
+        // SAFETY: `has_vaes()` returned true just above.
+        Some(VaesKey(Box::new(unsafe { vaes::Key::new(suite, key) })))
+    }
+
+    pub(crate) fn seal(&self, nonce: &Nonce, aad: &[u8], io: &InOut<'_>) -> Tag {
+        // SAFETY: a `VaesKey` is only built after `has_vaes()` returned true.
+        unsafe { vaes::seal(&self.0, nonce, aad, io) }
+    }
+
+    pub(crate) fn open(
+        &self,
+        nonce: &Nonce,
+        aad: &[u8],
+        io: &InOut<'_>,
+        tag: &Tag,
+    ) -> Result<(), Error> {
+        // SAFETY: a `VaesKey` is only built after `has_vaes()` returned true.
+        unsafe { vaes::open(&self.0, nonce, aad, io, tag) }
+    }
+}

@@ -1,0 +1,326 @@
+//! AES-GCM on VAES and VPCLMULQDQ with 256-bit AVX2 vectors (no AVX-512): two blocks per
+//! vector, four vectors (eight blocks) in flight, stitched with the GHASH of the previous
+//! eight ciphertext blocks against `[H^8, H^7] .. [H^2, H^1]`.
+//!
+//! The AAD, the tail (fewer than eight blocks) and the tag reuse the AES-NI code, which the
+//! CPU also has (VAES detection requires it).
+
+use core::arch::x86_64::*;
+
+use subtle::ConstantTimeEq;
+use zeroize::Zeroize;
+
+use super::aesni::{self, aes, finish, initial_counter, open_tail, seal_tail};
+use super::clmul::{Acc, POWERS, bswap_mask, ghash_bytes};
+use crate::{Error, InOut, Nonce, Suite, Tag};
+
+/// The AES-NI key plus its round keys and hash-key powers laid out two blocks per vector.
+pub(crate) struct Key {
+    base: aesni::Key,
+    rk: [__m256i; 15],
+    /// `h[j]` holds `H^(8-2j)` in its low lane and `H^(7-2j)` in its high lane, so block
+    /// `2j` of a batch meets `H^(8-2j)`.
+    h: [__m256i; 4],
+    hk: [__m256i; 4],
+}
+
+impl Key {
+    /// Expands `key` (whose length matches `suite`).
+    ///
+    /// # Safety
+    /// The CPU must have everything `super::has_vaes` checks.
+    #[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1,avx,avx2,vaes,vpclmulqdq")]
+    pub(crate) unsafe fn new(suite: Suite, key: &[u8]) -> Key {
+        // SAFETY: `has_vaes` (the caller's contract) includes `has_aesni_clmul`.
+        let base = unsafe { aesni::Key::new(suite, key) };
+        let mut rk = [_mm256_setzero_si256(); 15];
+        for (wide, narrow) in rk.iter_mut().zip(&base.rk) {
+            *wide = _mm256_broadcastsi128_si256(*narrow);
+        }
+        let mut h = [_mm256_setzero_si256(); 4];
+        let mut hk = [_mm256_setzero_si256(); 4];
+        for j in 0..4 {
+            let (lo, hi) = (POWERS - 1 - 2 * j, POWERS - 2 - 2 * j);
+            h[j] = _mm256_set_m128i(base.hp.h[hi], base.hp.h[lo]);
+            hk[j] = _mm256_set_m128i(base.hp.hk[hi], base.hp.hk[lo]);
+        }
+        Key { base, rk, h, hk }
+    }
+}
+
+impl Drop for Key {
+    fn drop(&mut self) {
+        self.rk.zeroize();
+        self.h.zeroize();
+        self.hk.zeroize();
+    }
+}
+
+/// Encrypts `io` and returns the tag.
+///
+/// # Safety
+/// The CPU must have everything `super::has_vaes` checks.
+#[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1,avx,avx2,vaes,vpclmulqdq")]
+pub(crate) unsafe fn seal(key: &Key, nonce: &Nonce, aad: &[u8], io: &InOut<'_>) -> Tag {
+    if key.base.rounds == 10 {
+        seal_rounds::<10>(key, nonce, aad, io)
+    } else {
+        seal_rounds::<14>(key, nonce, aad, io)
+    }
+}
+
+/// Checks `tag` over the input of `io` while decrypting it into the output. On `Err` the
+/// output holds unauthenticated plaintext: the caller must wipe it.
+///
+/// # Safety
+/// The CPU must have everything `super::has_vaes` checks.
+#[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1,avx,avx2,vaes,vpclmulqdq")]
+pub(crate) unsafe fn open(
+    key: &Key,
+    nonce: &Nonce,
+    aad: &[u8],
+    io: &InOut<'_>,
+    tag: &Tag,
+) -> Result<(), Error> {
+    let expected = if key.base.rounds == 10 {
+        open_rounds::<10>(key, nonce, aad, io)
+    } else {
+        open_rounds::<14>(key, nonce, aad, io)
+    };
+    if bool::from(expected.ct_eq(tag)) {
+        Ok(())
+    } else {
+        Err(Error::Auth)
+    }
+}
+
+#[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1,avx,avx2,vaes,vpclmulqdq")]
+fn seal_rounds<const NR: usize>(key: &Key, nonce: &Nonce, aad: &[u8], io: &InOut<'_>) -> Tag {
+    let base = &key.base;
+    let rk = &key.rk;
+    let (j0, ctr) = initial_counter(nonce);
+    let tag_mask = aes::<NR, 1>(&base.rk, [j0])[0];
+    let mut acc = ghash_bytes(_mm_setzero_si128(), aad, &base.hp);
+    let len = io.len();
+    let mut off = 0;
+    let mut ctr2 = pair_counter(ctr);
+
+    if len >= BATCH {
+        let ks = aes_wide::<NR>(rk, counters(&mut ctr2));
+        let mut prev = [_mm256_setzero_si256(); 4];
+        for j in 0..4 {
+            // SAFETY: `off + BATCH <= len`, so vector `j` lies inside `io`.
+            let c = _mm256_xor_si256(ks[j], unsafe { io_load(io, off + 32 * j) });
+            // SAFETY: as above.
+            unsafe { io_store(io, off + 32 * j, c) };
+            prev[j] = bswap_wide(c);
+        }
+        off += BATCH;
+
+        while len - off >= BATCH {
+            let mut s = counters(&mut ctr2);
+            let mut sum = WideAcc::zero();
+            prev[0] = _mm256_xor_si256(prev[0], _mm256_zextsi128_si256(acc));
+            for x in &mut s {
+                *x = _mm256_xor_si256(*x, rk[0]);
+            }
+            for r in 1..NR {
+                for x in &mut s {
+                    *x = _mm256_aesenc_epi128(*x, rk[r]);
+                }
+                if r <= 4 {
+                    sum.add(prev[r - 1], key.h[r - 1], key.hk[r - 1]);
+                }
+            }
+            for x in &mut s {
+                *x = _mm256_aesenclast_epi128(*x, rk[NR]);
+            }
+            acc = sum.reduce();
+            for j in 0..4 {
+                // SAFETY: `off + BATCH <= len`, so vector `j` lies inside `io`.
+                let c = _mm256_xor_si256(s[j], unsafe { io_load(io, off + 32 * j) });
+                // SAFETY: as above.
+                unsafe { io_store(io, off + 32 * j, c) };
+                prev[j] = bswap_wide(c);
+            }
+            off += BATCH;
+        }
+        prev[0] = _mm256_xor_si256(prev[0], _mm256_zextsi128_si256(acc));
+        let mut sum = WideAcc::zero();
+        for ((x, h), hk) in prev.iter().zip(&key.h).zip(&key.hk) {
+            sum.add(*x, *h, *hk);
+        }
+        acc = sum.reduce();
+    }
+
+    if off < len {
+        acc = seal_tail::<NR>(base, _mm256_castsi256_si128(ctr2), acc, io, off);
+    }
+    finish(acc, &base.hp, aad.len(), len, tag_mask)
+}
+
+/// Decrypts `io` and returns the tag computed over its input.
+#[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1,avx,avx2,vaes,vpclmulqdq")]
+fn open_rounds<const NR: usize>(key: &Key, nonce: &Nonce, aad: &[u8], io: &InOut<'_>) -> Tag {
+    let base = &key.base;
+    let rk = &key.rk;
+    let (j0, ctr) = initial_counter(nonce);
+    let tag_mask = aes::<NR, 1>(&base.rk, [j0])[0];
+    let mut acc = ghash_bytes(_mm_setzero_si128(), aad, &base.hp);
+    let len = io.len();
+    let mut off = 0;
+    let mut ctr2 = pair_counter(ctr);
+
+    // All four input vectors are loaded before any output is stored (in-place safe).
+    while len - off >= BATCH {
+        let mut c = [_mm256_setzero_si256(); 4];
+        for (j, c) in c.iter_mut().enumerate() {
+            // SAFETY: `off + BATCH <= len`, so vector `j` lies inside `io`.
+            *c = unsafe { io_load(io, off + 32 * j) };
+        }
+        let mut s = counters(&mut ctr2);
+        let mut sum = WideAcc::zero();
+        for x in &mut s {
+            *x = _mm256_xor_si256(*x, rk[0]);
+        }
+        for r in 1..NR {
+            for x in &mut s {
+                *x = _mm256_aesenc_epi128(*x, rk[r]);
+            }
+            if r <= 4 {
+                let mut g = bswap_wide(c[r - 1]);
+                if r == 1 {
+                    g = _mm256_xor_si256(g, _mm256_zextsi128_si256(acc));
+                }
+                sum.add(g, key.h[r - 1], key.hk[r - 1]);
+            }
+        }
+        for x in &mut s {
+            *x = _mm256_aesenclast_epi128(*x, rk[NR]);
+        }
+        acc = sum.reduce();
+        for j in 0..4 {
+            // SAFETY: `off + BATCH <= len`, so vector `j` lies inside `io`.
+            unsafe { io_store(io, off + 32 * j, _mm256_xor_si256(s[j], c[j])) };
+        }
+        off += BATCH;
+    }
+
+    if off < len {
+        acc = open_tail::<NR>(base, _mm256_castsi256_si128(ctr2), acc, io, off);
+    }
+    finish(acc, &base.hp, aad.len(), len, tag_mask)
+}
+
+/// Unreduced Karatsuba sums, two lanes wide.
+struct WideAcc {
+    lo: __m256i,
+    mid: __m256i,
+    hi: __m256i,
+}
+
+impl WideAcc {
+    #[inline]
+    #[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1,avx,avx2,vaes,vpclmulqdq")]
+    fn zero() -> WideAcc {
+        let z = _mm256_setzero_si256();
+        WideAcc {
+            lo: z,
+            mid: z,
+            hi: z,
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1,avx,avx2,vaes,vpclmulqdq")]
+    fn add(&mut self, x: __m256i, h: __m256i, hk: __m256i) {
+        self.lo = _mm256_xor_si256(self.lo, _mm256_clmulepi64_epi128::<0x00>(x, h));
+        self.hi = _mm256_xor_si256(self.hi, _mm256_clmulepi64_epi128::<0x11>(x, h));
+        let xk = _mm256_xor_si256(x, _mm256_shuffle_epi32::<0x4e>(x));
+        self.mid = _mm256_xor_si256(self.mid, _mm256_clmulepi64_epi128::<0x00>(xk, hk));
+    }
+
+    /// Adds the two lanes together (the reduction is linear) and reduces once.
+    #[inline]
+    #[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1,avx,avx2,vaes,vpclmulqdq")]
+    fn reduce(self) -> __m128i {
+        let fold =
+            |v: __m256i| _mm_xor_si128(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+        Acc::from_parts(fold(self.lo), fold(self.mid), fold(self.hi)).reduce()
+    }
+}
+
+/// `[ctr, ctr + 1]` from a little-endian counter.
+#[inline]
+#[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1,avx,avx2,vaes,vpclmulqdq")]
+fn pair_counter(ctr: __m128i) -> __m256i {
+    _mm256_add_epi32(
+        _mm256_broadcastsi128_si256(ctr),
+        _mm256_set_epi32(0, 0, 0, 1, 0, 0, 0, 0),
+    )
+}
+
+/// Eight counter blocks (four vectors) in byte order, advancing `ctr2` past them.
+#[inline]
+#[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1,avx,avx2,vaes,vpclmulqdq")]
+fn counters(ctr2: &mut __m256i) -> [__m256i; 4] {
+    let two = _mm256_set_epi32(0, 0, 0, 2, 0, 0, 0, 2);
+    let mut out = [_mm256_setzero_si256(); 4];
+    for o in &mut out {
+        *o = bswap_wide(*ctr2);
+        *ctr2 = _mm256_add_epi32(*ctr2, two);
+    }
+    out
+}
+
+#[inline]
+#[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1,avx,avx2,vaes,vpclmulqdq")]
+fn aes_wide<const NR: usize>(rk: &[__m256i; 15], mut b: [__m256i; 4]) -> [__m256i; 4] {
+    for x in &mut b {
+        *x = _mm256_xor_si256(*x, rk[0]);
+    }
+    for k in &rk[1..NR] {
+        for x in &mut b {
+            *x = _mm256_aesenc_epi128(*x, *k);
+        }
+    }
+    for x in &mut b {
+        *x = _mm256_aesenclast_epi128(*x, rk[NR]);
+    }
+    b
+}
+
+#[inline]
+#[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1,avx,avx2,vaes,vpclmulqdq")]
+fn bswap_wide(x: __m256i) -> __m256i {
+    _mm256_shuffle_epi8(x, _mm256_broadcastsi128_si256(bswap_mask()))
+}
+
+/// Loads the 32 input bytes at `off`.
+///
+/// # Safety
+/// `off + 32 <= io.len()`.
+#[inline]
+#[target_feature(enable = "avx")]
+unsafe fn io_load(io: &InOut<'_>, off: usize) -> __m256i {
+    debug_assert!(off + 32 <= io.len());
+    // SAFETY: `io.src()` is readable for `io.len()` bytes (`InOut`'s invariant) and the
+    // caller keeps `off + 32` within that.
+    unsafe { _mm256_loadu_si256(io.src().add(off).cast()) }
+}
+
+/// Stores 32 output bytes at `off`.
+///
+/// # Safety
+/// `off + 32 <= io.len()`.
+#[inline]
+#[target_feature(enable = "avx")]
+unsafe fn io_store(io: &InOut<'_>, off: usize, x: __m256i) {
+    debug_assert!(off + 32 <= io.len());
+    // SAFETY: `io.dst()` is writable for `io.len()` bytes (`InOut`'s invariant) and the
+    // caller keeps `off + 32` within that.
+    unsafe { _mm256_storeu_si256(io.dst().add(off).cast(), x) }
+}
+
+/// Bytes per stitched batch: four vectors of two blocks.
+const BATCH: usize = 128;
