@@ -124,18 +124,6 @@ pub enum HomeError {
         /// Version of the installed list.
         installed: u64,
     },
-    /// The offered list names a recipient whose KEM this camera cannot seal to.
-    #[error(
-        "recipient {position} ({label:?}) uses KEM 0x{kem:04x}, which this camera cannot seal to"
-    )]
-    UnsupportedKem {
-        /// 1-based position in the list.
-        position: usize,
-        /// The recipient's label.
-        label: String,
-        /// The KEM id.
-        kem: u16,
-    },
     /// The viewer home has no account yet.
     #[error(
         "no viewer account in {dir}: run `camseal viewer init --home {dir}`",
@@ -152,6 +140,18 @@ pub enum HomeError {
         path: PathBuf,
         /// The limit.
         limit: u64,
+    },
+    /// The offered list names a recipient whose KEM this camera cannot seal to.
+    #[error(
+        "recipient {position} ({label:?}) uses KEM 0x{kem:04x}, which this camera cannot seal to"
+    )]
+    UnsupportedKem {
+        /// 1-based position in the list.
+        position: usize,
+        /// The recipient's label.
+        label: String,
+        /// The KEM id.
+        kem: u16,
     },
 }
 
