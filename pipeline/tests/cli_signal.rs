@@ -100,9 +100,8 @@ fn stop_mid_stream(setup: &Setup, source_args: &[&str], out: &Path, signal: &str
         .spawn()
         .unwrap();
     let started = Instant::now();
-    while started.elapsed() < Duration::from_millis(1200)
-        && !(out.is_dir() && !segments(out).is_empty())
-    {
+    let sealed_one = || out.is_dir() && !segments(out).is_empty();
+    while started.elapsed() < Duration::from_millis(1200) && !sealed_one() {
         std::thread::sleep(Duration::from_millis(20));
     }
     // Let some frames into the next segment.
