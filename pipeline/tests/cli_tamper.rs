@@ -331,6 +331,21 @@ fn truncation_is_reported_and_salvaged_only_in_the_last_segment() {
         }
     }
 
+    // Salvage still authenticates every record it releases.
+    let r = l.records[2].clone();
+    let what = "last segment: record 2 modified, cut after record 3";
+    let dir = b.case(|segs| {
+        flip(&mut segs[last].1, r.end - 20);
+        segs[last].1.truncate(l.records[3].end);
+    });
+    b.decrypt_fails(
+        &[&dir],
+        &["--allow-incomplete"],
+        TAMPERED,
+        &["record 2 is tampered"],
+        what,
+    );
+
     // Cut inside the header: truncated too (nothing to salvage there).
     for cut in [0, 1, 40, l.header_len - 1] {
         let what = format!("last segment cut at byte {cut}, inside its header");
@@ -446,6 +461,18 @@ fn wrong_viewer_and_wrong_camera() {
     let line = failed(&out, NOT_A_RECIPIENT, "stranger decrypts");
     assert!(line.contains("not a recipient"), "{line}");
     assert!(dir_names(out_dir.path()).is_empty(), "output left behind");
+
+    // A failed decrypt leaves an existing file of the requested name alone.
+    let existing = out_dir.path().join("existing.264");
+    fs::write(&existing, b"older output").unwrap();
+    let out = b.decrypt_as(&stranger, &existing, &[&dir], &[]);
+    failed(
+        &out,
+        NOT_A_RECIPIENT,
+        "stranger decrypts over an existing file",
+    );
+    assert_eq!(fs::read(&existing).unwrap(), b"older output");
+    assert_eq!(dir_names(out_dir.path()), vec!["existing.264".to_owned()]);
 
     // Another camera: not the one that signed.
     let other = b.setup.path("other-camera");
