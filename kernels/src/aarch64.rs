@@ -1,5 +1,45 @@
-//! aarch64 kernels (placeholder while the x86 ones are checked in).
+//! aarch64 kernel: the ARMv8 AES instructions with PMULL GHASH ([`aes`], [`pmull`]).
+//!
+//! [`PmullKey`] is the detection token: [`PmullKey::new`] returns `None` unless the CPU has
+//! the AES and PMULL extensions, so holding one proves the check was done, and the `unsafe`
+//! calls below rely on exactly that.
 
+mod aes;
+mod pmull;
+
+use crate::{Error, InOut, Nonce, Suite, Tag};
+
+/// The ARMv8 AES and PMULL extensions (`FEAT_AES`, `FEAT_PMULL`).
 pub(crate) fn has_aes_pmull() -> bool {
-    false
+    std::arch::is_aarch64_feature_detected!("aes")
+        && std::arch::is_aarch64_feature_detected!("pmull")
+}
+
+/// A key schedule for the AES + PMULL kernel; exists only on CPUs that run it.
+pub(crate) struct PmullKey(Box<aes::Key>);
+
+impl PmullKey {
+    pub(crate) fn new(suite: Suite, key: &[u8]) -> Option<PmullKey> {
+        if !has_aes_pmull() {
+            return None;
+        }
+        // SAFETY: `has_aes_pmull()` returned true just above.
+        Some(PmullKey(Box::new(unsafe { aes::Key::new(suite, key) })))
+    }
+
+    pub(crate) fn seal(&self, nonce: &Nonce, aad: &[u8], io: &InOut<'_>) -> Tag {
+        // SAFETY: a `PmullKey` is only built after `has_aes_pmull()` returned true.
+        unsafe { aes::seal(&self.0, nonce, aad, io) }
+    }
+
+    pub(crate) fn open(
+        &self,
+        nonce: &Nonce,
+        aad: &[u8],
+        io: &InOut<'_>,
+        tag: &Tag,
+    ) -> Result<(), Error> {
+        // SAFETY: a `PmullKey` is only built after `has_aes_pmull()` returned true.
+        unsafe { aes::open(&self.0, nonce, aad, io, tag) }
+    }
 }

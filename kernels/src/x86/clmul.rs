@@ -14,12 +14,13 @@ use core::arch::x86_64::*;
 
 use zeroize::Zeroize;
 
-/// `H^1..H^8` (as POLYVAL products: `h[i]` is the (i+1)-th power) and, for Karatsuba, the
-/// XOR of each power's two 64-bit halves in the low half of `hk[i]`.
+/// `H^1..H^16` (as POLYVAL products: `h[i]` is the (i+1)-th power) and, for Karatsuba, the
+/// XOR of each power's two 64-bit halves in the low half of `hk[i]`. The AES-NI kernel uses
+/// the first [`POWERS`]; the VAES kernel all [`MAX_POWERS`].
 #[derive(Clone)]
 pub(super) struct HPowers {
-    pub(super) h: [__m128i; POWERS],
-    pub(super) hk: [__m128i; POWERS],
+    pub(super) h: [__m128i; MAX_POWERS],
+    pub(super) hk: [__m128i; MAX_POWERS],
 }
 
 impl HPowers {
@@ -34,8 +35,8 @@ impl HPowers {
         let v = (v << 1) ^ ((v >> 127) * POLYVAL_X128_REMAINDER);
         let h1 = _mm_set_epi64x((v >> 64) as i64, v as i64);
 
-        let mut h = [h1; POWERS];
-        for i in 1..POWERS {
+        let mut h = [h1; MAX_POWERS];
+        for i in 1..MAX_POWERS {
             h[i] = mul(h[i - 1], h1);
         }
         let hk = h.map(|p| _mm_xor_si128(p, _mm_shuffle_epi32::<0x4e>(p)));
@@ -140,12 +141,12 @@ pub(super) fn bswap_mask() -> __m128i {
     _mm_set_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
 }
 
-/// Folds `blocks` (already byte-reversed, at most [`POWERS`]) into `acc`: one aggregated
+/// Folds `blocks` (already byte-reversed, at most [`MAX_POWERS`]) into `acc`: one aggregated
 /// multiplication by `H^n..H^1` and one reduction.
 #[inline]
 #[target_feature(enable = "aes,pclmulqdq,ssse3,sse4.1")]
 pub(super) fn ghash_blocks(acc: __m128i, blocks: &[__m128i], hp: &HPowers) -> __m128i {
-    let n = blocks.len().min(POWERS);
+    let n = blocks.len().min(MAX_POWERS);
     if n == 0 {
         return acc;
     }
@@ -199,8 +200,11 @@ pub(super) fn load(block: &[u8; 16]) -> __m128i {
     unsafe { _mm_loadu_si128(block.as_ptr().cast()) }
 }
 
-/// How many powers of H are kept: the batch size of the aggregated GHASH.
+/// Blocks per aggregated GHASH step of the AES-NI kernel (and of AAD hashing).
 pub(super) const POWERS: usize = 8;
+
+/// How many powers of H are kept: the VAES kernel's batch of eight 256-bit vectors.
+pub(super) const MAX_POWERS: usize = 16;
 
 /// POLYVAL's modulus without its `x^128` term, `x^127 + x^126 + x^121 + 1`: what `x^128`
 /// reduces to.
