@@ -43,3 +43,18 @@ impl PmullKey {
         unsafe { aes::open(&self.0, nonce, aad, io, tag) }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::Backend;
+    use crate::test_util::{check_backend, skip_unless};
+
+    #[test]
+    fn aes_pmull_matches_portable() {
+        let reason = "this CPU lacks the ARMv8 AES/PMULL extensions";
+        if let Some(b) = skip_unless(Backend::aes_pmull(), "aes_pmull_matches_portable", reason) {
+            assert_eq!(b, Backend::ArmAesPmull);
+            check_backend(b);
+        }
+    }
+}

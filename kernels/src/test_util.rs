@@ -116,5 +116,23 @@ pub fn check_rejects(aead: &Aead, nonce: &Nonce, aad: &[u8], ct: &[u8], tag: &Ta
     );
 }
 
+/// `backend` if this CPU runs it. Otherwise prints `SKIPPED <test>: <reason>` straight to
+/// the terminal (past libtest's output capture, so a skip is visible in a normal run) and
+/// returns `None`: the caller returns early, and the log shows the tier was not tested.
+pub fn skip_unless(backend: Option<Backend>, test: &str, reason: &str) -> Option<Backend> {
+    if backend.is_none() {
+        use std::io::Write;
+        // Best effort: a failed write to stderr must not fail the test.
+        let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {reason}");
+    }
+    backend
+}
+
+/// True when `CAMSEAL_TEST_EMULATED` is set (scripts/test-aarch64.sh sets it for runs under
+/// QEMU): the long differential tests then use fewer and shorter inputs.
+pub fn emulated() -> bool {
+    std::env::var_os("CAMSEAL_TEST_EMULATED").is_some_and(|v| !v.is_empty())
+}
+
 /// Fill for output buffers, so that "left untouched" and "zeroed" can be told apart.
 const GARBAGE: u8 = 0xa5;

@@ -85,3 +85,36 @@ impl VaesKey {
         unsafe { vaes::open(&self.0, nonce, aad, io, tag) }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::Backend;
+    use crate::test_util::{check_backend, skip_unless};
+
+    #[test]
+    fn aesni_clmul_matches_portable() {
+        let reason = "this CPU lacks AES-NI/PCLMULQDQ/SSSE3/SSE4.1";
+        if let Some(b) = skip_unless(Backend::aesni(), "aesni_clmul_matches_portable", reason) {
+            assert_eq!(b, Backend::AesNiClmul);
+            check_backend(b);
+        }
+    }
+
+    #[test]
+    fn vaes_avx2_matches_portable() {
+        let reason = "this CPU lacks VAES/VPCLMULQDQ/AVX2";
+        if let Some(b) = skip_unless(Backend::vaes(), "vaes_avx2_matches_portable", reason) {
+            assert_eq!(b, Backend::VaesVpclmul);
+            check_backend(b);
+        }
+    }
+
+    #[test]
+    fn detection_is_consistent() {
+        // VAES detection includes everything AES-NI needs: the VAES kernel runs AES-NI code
+        // for the AAD and the tail.
+        if super::has_vaes() {
+            assert!(super::has_aesni_clmul());
+        }
+    }
+}

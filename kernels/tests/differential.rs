@@ -4,13 +4,15 @@
 
 use aes_gcm::aead::{Aead as _, KeyInit, Payload};
 use aes_gcm::{Aes128Gcm, Aes256Gcm};
-use camseal_kernels::test_util::{check_backend, check_known_answer, check_rejects};
+use camseal_kernels::test_util::{check_backend, check_known_answer, check_rejects, emulated};
 use camseal_kernels::{Aead, Backend, Error, NONCE_LEN, Nonce, Suite, TAG_LEN, Tag};
 use proptest::prelude::*;
 
 const SUITES: [Suite; 2] = [Suite::Aes128Gcm, Suite::Aes256Gcm];
 
 proptest! {
+    #![proptest_config(ProptestConfig::with_cases(if emulated() { 24 } else { 256 }))]
+
     /// Random keys, nonces, AAD and lengths up to 64 KiB: every backend, in place and out of
     /// place at random offsets, must match the reference byte for byte and open again.
     #[test]
@@ -59,6 +61,57 @@ proptest! {
                 aad[at - ct.len() - TAG_LEN] ^= 1 << bit;
             }
             check_rejects(&aead, &nonce, &aad, &ct, &tag);
+        }
+    }
+}
+
+/// A few random lengths between 64 KiB and 1 MiB (two, up to 256 KiB, under emulation),
+/// random key, nonce and AAD: every backend in place and out of place against the reference.
+#[test]
+fn matches_reference_random_lengths_to_1mib() {
+    let (count, max) = if emulated() {
+        (2, 256 << 10)
+    } else {
+        (4, 1 << 20)
+    };
+    let mut seed = 0x5eed_1234_u64 ^ std::process::id() as u64;
+    for i in 0..count {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let suite = SUITES[i % 2];
+        let len = MAX_RANDOM_LEN + (seed >> 20) as usize % (max - MAX_RANDOM_LEN + 1);
+        let key = pseudo_random(seed ^ 1, suite.key_len());
+        let nonce: Nonce = pseudo_random(seed ^ 2, NONCE_LEN).try_into().unwrap();
+        let aad = pseudo_random(seed ^ 3, (seed % 200) as usize);
+        let pt = pseudo_random(seed ^ 4, len);
+        println!("seed {seed:#x}: {suite:?} len {len}");
+        check_against_reference(suite, &key, &nonce, &aad, &pt, (seed % 13) as usize);
+    }
+}
+
+/// The tag corrupted in each of its 16 bytes (low and high bit): every backend must reject
+/// through both open calls and leave the output zeroed.
+#[test]
+fn tag_corrupted_in_each_byte_is_rejected() {
+    for suite in SUITES {
+        let key = pseudo_random(99, suite.key_len());
+        let nonce = [0x17; NONCE_LEN];
+        for len in [0, 1, 16, 100, 129, 1500, 4097] {
+            let aad = pseudo_random(len as u64, len % 23);
+            let pt = pseudo_random(!(len as u64), len);
+            let sealed = reference_seal(suite, &key, &nonce, &aad, &pt);
+            let (ct, tag) = split(&sealed);
+            for backend in Backend::available() {
+                let aead = Aead::with_backend(suite, &key, backend).expect("key length");
+                for byte in 0..TAG_LEN {
+                    for bit in [0x01, 0x80] {
+                        let mut bad = tag;
+                        bad[byte] ^= bit;
+                        check_rejects(&aead, &nonce, &aad, ct, &bad);
+                    }
+                }
+            }
         }
     }
 }
