@@ -31,6 +31,8 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Set up a throwaway viewer and camera, seal ~10 s of test video, decrypt and verify it.
     Demo(DemoArgs),
+    /// Measure throughput on this machine (no cargo needed).
+    Bench(BenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -175,4 +177,27 @@ pub struct DemoArgs {
     /// Keep the files here instead of a temporary directory.
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub kind: Option<BenchCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// AES-GCM seal throughput of the kernel the dispatcher picks on this CPU, per suite and
+    /// chunk size (64 B .. 1 MiB).
+    Kernels(KernelBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KernelBenchArgs {
+    /// Also write the results as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Seconds of sealing per suite and size.
+    #[arg(long, value_name = "S", default_value_t = 0.2)]
+    pub seconds: f64,
 }

@@ -2,6 +2,7 @@
 
 #![forbid(unsafe_code)]
 
+mod bench;
 mod camera;
 mod cli;
 mod decrypt;
@@ -29,6 +30,7 @@ fn main() -> ExitCode {
         Command::Decrypt(a) => decrypt::decrypt(a),
         Command::Verify(a) => verify::verify(a),
         Command::Demo(a) => demo::demo(a),
+        Command::Bench(a) => bench::bench(a),
     };
     match result {
         Ok(code) => code,
