@@ -268,6 +268,12 @@ pub enum HalError {
         /// The codec the file was read as.
         codec: Codec,
     },
+    /// The path is a directory or a device, not a regular file.
+    #[error("{} is not a regular file (a directory?)", path.display())]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+    },
     /// The file has no Annex-B start code at all.
     #[error("file {} does not look like an H.264/H.265 Annex-B stream", path.display())]
     NotAnnexB {

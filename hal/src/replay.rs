@@ -77,8 +77,12 @@ impl FileSource {
             source,
         };
         let file = File::open(&path).map_err(io)?;
+        let metadata = file.metadata().map_err(io)?;
+        if !metadata.is_file() {
+            return Err(HalError::NotAFile { path });
+        }
         // An empty file cannot be mapped (mmap rejects length 0), so check first.
-        if file.metadata().map_err(io)?.len() == 0 {
+        if metadata.len() == 0 {
             return Err(HalError::EmptyStream { path });
         }
         let map = sys::map_read_only(&file).map_err(io)?;

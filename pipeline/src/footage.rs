@@ -153,7 +153,19 @@ pub fn load_headers(
         (None, None) => return Err(FootageError::NoSegments),
     };
     for f in &files {
-        check_camera(&f.header, &expected).map_err(|e| seg(&f.path, e))?;
+        if let Err(e) = check_camera(&f.header, &expected) {
+            // A camera key that differs may be another camera's, or a modified one: only a
+            // segment that verifies under the key it names was really signed by another
+            // camera. Without `--camera`, the expectation comes from the first segment, so
+            // that one must verify too before anything is blamed on the others.
+            verify_file(&f.path)?;
+            if camera.is_none()
+                && let Some(first) = files.first()
+            {
+                verify_file(&first.path)?;
+            }
+            return Err(seg(&f.path, e));
+        }
     }
     files.sort_by_key(|f| (f.header.stream_id, f.header.segment_seq));
     Ok(files)
@@ -161,7 +173,8 @@ pub fn load_headers(
 
 /// Checks that `files` (one camera, sorted) form one unbroken chain of one stream.
 ///
-/// Returns whether the first segment names a predecessor that is not among them.
+/// `digests[i]`, when given, is the verified digest of `files[i]`; each next header must
+/// name it.
 pub fn check_chain(files: &[SegmentFile], digests: &[Digest32]) -> Result<(), FootageError> {
     for (i, pair) in files.windows(2).enumerate() {
         let (a, b) = (&pair[0], &pair[1]);

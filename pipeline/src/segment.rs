@@ -588,7 +588,7 @@ pub enum SegmentError {
     #[error("trailer is tampered: {0}")]
     TrailerTampered(&'static str),
     /// The camera's signature over the trailer does not verify.
-    #[error("trailer signature is invalid: the segment was modified after the camera signed it")]
+    #[error("segment is tampered: the camera's signature is invalid")]
     BadSignature,
     /// The segment was signed by a camera other than the expected one.
     #[error("wrong camera: segment is from camera {found}, expected camera {expected}")]
@@ -621,7 +621,7 @@ pub const MAX_RECORD_PLAINTEXT: usize = 16 << 20;
 const MAGIC: &[u8; 4] = b"CSEG";
 const VERSION: u8 = 1;
 /// A record length that no record can have; it introduces the trailer.
-const TRAILER_MARKER: u32 = 0xFFFF_FFFF;
+pub(crate) const TRAILER_MARKER: u32 = 0xFFFF_FFFF;
 /// flags + pts + smallest SFrame header + tag.
 const MIN_RECORD_BODY: usize = 1 + 8 + 1 + 16;
 const MAX_RECORD_BODY: usize = 1 + 8 + crate::seal::MAX_HEADER_LEN + MAX_RECORD_PLAINTEXT + 16;

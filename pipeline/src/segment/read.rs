@@ -14,8 +14,8 @@ use zeroize::Zeroizing;
 use super::write::{HPKE_AEAD_AES128GCM, HPKE_KDF_SHA256, HPKE_KEM_X25519};
 use super::{
     Digest32, HEADER_MAC_INFO, Header, Item, Parsed, RecordFlags, RecordView, SegmentEnd,
-    SegmentError, Trailer, camera_id, hpke_info, key_id, parse_item, record_metadata,
-    segment_digest, signed_message,
+    SegmentError, TRAILER_MARKER, Trailer, camera_id, hpke_info, key_id, parse_item,
+    record_metadata, segment_digest, signed_message,
 };
 use crate::seal::{SealError, SframeHeader, SframeKey};
 
@@ -105,8 +105,9 @@ impl Verifier {
         if !bool::from(trailer.records_hash.ct_eq(&records_hash)) {
             return Err(SegmentError::TrailerTampered("records hash does not match"));
         }
-        let key = VerifyingKey::from_bytes(&self.camera_key)
-            .map_err(|_| SegmentError::Malformed("camera key is not a valid Ed25519 key"))?;
+        // A camera key that is not even a valid point can only come from modification.
+        let key =
+            VerifyingKey::from_bytes(&self.camera_key).map_err(|_| SegmentError::BadSignature)?;
         let message = signed_message(&self.header_hash, self.next_index, &records_hash);
         key.verify_strict(&message, &Signature::from_bytes(&trailer.signature))
             .map_err(|_| SegmentError::BadSignature)?;
@@ -298,6 +299,8 @@ impl<R: Read> SegmentReader<R> {
                     if !fill_to(&mut self.inner, &mut self.buf, n)? {
                         return Err(if self.buf.is_empty() {
                             SegmentError::Truncated("the trailer is missing")
+                        } else if self.buf.starts_with(&TRAILER_MARKER.to_be_bytes()) {
+                            SegmentError::Truncated("inside the trailer")
                         } else {
                             SegmentError::Truncated("inside a record")
                         });

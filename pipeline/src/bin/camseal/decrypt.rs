@@ -5,7 +5,7 @@ use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use camseal::footage::{collect_paths, decrypt_footage, load_headers};
 use camseal::home::ViewerHome;
 
@@ -20,6 +20,12 @@ pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
     };
     let paths = collect_paths(&args.inputs)?;
     let files = load_headers(&paths, camera.as_ref())?;
+    if args.out.is_dir() {
+        bail!(
+            "--out {} is a directory; give a file name",
+            args.out.display()
+        );
+    }
     let tmp = temp_path(&args.out);
     let out = File::create(&tmp)
         .with_context(|| format!("cannot create the output file {}", args.out.display()))?;
@@ -55,7 +61,11 @@ pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
     };
     match result {
         Ok(reports) => {
-            finish(out).with_context(|| format!("cannot write {}", args.out.display()))?;
+            if let Err(e) = finish(out) {
+                // Never leave the plaintext behind under any name.
+                let _ = fs::remove_file(&tmp);
+                return Err(e).with_context(|| format!("cannot write {}", args.out.display()));
+            }
             let bytes: u64 = reports.iter().map(|r| r.video_bytes).sum();
             let incomplete = reports.iter().any(|r| r.incomplete);
             println!(

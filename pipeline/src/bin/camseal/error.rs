@@ -38,7 +38,9 @@ pub fn exit_code_for(e: &anyhow::Error) -> u8 {
         if let Some(f) = cause.downcast_ref::<FootageError>() {
             return match f {
                 FootageError::Segment { source, .. } => segment_code(source),
-                FootageError::MissingSegment { .. } | FootageError::ChainMismatch { .. } => 6,
+                FootageError::MissingSegment { .. }
+                | FootageError::ChainMismatch { .. }
+                | FootageError::Duplicate { .. } => 6,
                 _ => 1,
             };
         }
@@ -54,7 +56,12 @@ fn segment_code(e: &SegmentError) -> u8 {
         SegmentError::Truncated(_) => 4,
         SegmentError::NotARecipient => 5,
         SegmentError::WrongCamera { .. } => 7,
-        SegmentError::Io(_) | SegmentError::Random | SegmentError::Limit(_) => 1,
+        SegmentError::Io(_)
+        | SegmentError::Random
+        | SegmentError::Limit(_)
+        | SegmentError::NotASegment
+        | SegmentError::UnsupportedVersion(_)
+        | SegmentError::UnsupportedSuite(_) => 1,
         _ => 3,
     }
 }

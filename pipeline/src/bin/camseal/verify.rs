@@ -59,9 +59,9 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
     match first_error {
         None => Ok(ExitCode::SUCCESS),
         Some(e) => {
-            let code = exit_code_for(&anyhow::Error::from(e));
-            eprintln!("error: verification failed");
-            Ok(ExitCode::from(code))
+            let e = anyhow::Error::from(e);
+            eprintln!("error: verification failed: {e}");
+            Ok(ExitCode::from(exit_code_for(&e)))
         }
     }
 }
