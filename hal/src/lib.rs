@@ -22,6 +22,8 @@
 #![deny(unsafe_code)]
 
 mod frame;
+pub mod input;
+pub mod mpp;
 mod packet;
 pub mod replay;
 pub mod soft;
@@ -33,6 +35,8 @@ use std::time::Duration;
 pub use camseal_nal::Codec;
 
 pub use frame::{DmaBuf, FrameBuffer, FrameMemory, PixelFormat, Plane, RawFrame};
+pub use input::{FrameSource, TestPattern};
+pub use mpp::{MppError, MppSource};
 pub use packet::Packet;
 pub use replay::{FileOptions, FileSource};
 pub use soft::{DEFAULT_SOFT_SPEC, SoftConfig, SoftSource, parse_soft_spec};
@@ -235,6 +239,13 @@ impl fmt::Display for FrameRate {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HalError {
+    /// A memory-to-memory encoder was asked for a packet with no frame queued and no input
+    /// attached: submit a frame first.
+    #[error("{0} has no frame queued: submit a raw frame before asking for a packet")]
+    NoInput(&'static str),
+    /// The Rockchip MPP backend failed (including: the library is not installed).
+    #[error(transparent)]
+    Mpp(#[from] MppError),
     /// The stream file has no bytes.
     #[error("file {} is empty", path.display())]
     EmptyStream {
@@ -292,6 +303,79 @@ pub enum HalError {
     /// The operation makes no sense for this source.
     #[error("{0} is not supported by this source")]
     Unsupported(&'static str),
+}
+
+/// Options for [`open_hardware_source`], from the command line.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SourceOptions {
+    /// Codec for encoders (default H.264).
+    pub codec: Option<Codec>,
+    /// Target bitrate in bits per second (default [`DEFAULT_BITRATE`]).
+    pub bitrate: Option<u32>,
+    /// Stop after this much video; by default a source runs until it ends by itself.
+    pub duration: Option<Duration>,
+    /// Raw input of a memory-to-memory encoder, `v4l2:/dev/videoN`; by default a test
+    /// pattern.
+    pub input: Option<String>,
+}
+
+/// Opens the hardware source `spec` names: `rkmpp[:WxH@FPS]` (Rockchip MPP, fed by a test
+/// pattern or `options.input`).
+///
+/// Returns `Ok(None)` when `spec` names no hardware source, so the caller can try its own
+/// kinds (`file:`, `soft`).
+pub fn open_hardware_source(
+    spec: &str,
+    options: &SourceOptions,
+) -> Result<Option<Box<dyn Encoder>>, HalError> {
+    let (kind, rest) = spec.split_once(':').unwrap_or((spec, ""));
+    match kind {
+        "rkmpp" => mpp::open_spec(rest, options).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// Parses `WIDTHxHEIGHT[@FPS]` (`1280x720@30`, `1920x1080@29.97`); 30 fps without `@`.
+///
+/// Sides must be even and 16..=8192; the frame rate positive and at most 1000.
+pub fn parse_video_spec(s: &str) -> Result<(u32, u32, FrameRate), HalError> {
+    let bad = || {
+        HalError::InvalidConfig(format!(
+            "video spec {s:?} is not WIDTHxHEIGHT@FPS (for example 1280x720@30)"
+        ))
+    };
+    let (size, fps) = match s.split_once('@') {
+        Some((size, fps)) => {
+            let fps: f64 = fps.parse().map_err(|_| bad())?;
+            (size, FrameRate::from_f64(fps).ok_or_else(bad)?)
+        }
+        None => (s, FrameRate { num: 30, den: 1 }),
+    };
+    let (w, h) = size.split_once(['x', 'X']).ok_or_else(bad)?;
+    let width: u32 = w.parse().map_err(|_| bad())?;
+    let height: u32 = h.parse().map_err(|_| bad())?;
+    let side_ok = |n: u32| n.is_multiple_of(2) && (16..=8192).contains(&n);
+    if !side_ok(width) || !side_ok(height) {
+        return Err(HalError::InvalidConfig(format!(
+            "video size {width}x{height}: sides must be even, 16..=8192"
+        )));
+    }
+    Ok((width, height, fps))
+}
+
+/// Opens a raw input named on the command line (`v4l2:/dev/videoN`) for a `width`x`height`
+/// encoder.
+pub(crate) fn open_input(
+    spec: &str,
+    _width: u32,
+    _height: u32,
+    _fps: FrameRate,
+    _duration: Option<Duration>,
+) -> Result<Box<dyn FrameSource>, HalError> {
+    Err(HalError::InvalidConfig(format!(
+        "input {spec:?} is not supported: use v4l2:/dev/videoN"
+    )))
 }
 
 /// Ticks per second of [`Packet::pts`]: the 90 kHz MPEG clock.

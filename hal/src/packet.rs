@@ -54,9 +54,25 @@ impl Packet {
         })
     }
 
+    /// A packet whose bytes stay in a hardware backend's buffer until it is dropped.
+    pub(crate) fn leased(
+        codec: Codec,
+        pts: u64,
+        keyframe: bool,
+        memory: Box<dyn PacketMemory>,
+    ) -> Packet {
+        Packet {
+            lease: Lease::Hardware(memory),
+            pts,
+            keyframe,
+            codec,
+        }
+    }
+
     /// The access unit's bytes.
     pub fn data(&self) -> &[u8] {
         match &self.lease {
+            Lease::Hardware(memory) => memory.bytes(),
             // The range was checked against this very mapping in `Packet::mapped`, so `get`
             // always succeeds; the fallback only avoids a panic path.
             Lease::Mapped { map, range } => map.get(range.clone()).unwrap_or_default(),
@@ -83,7 +99,8 @@ impl AsRef<[u8]> for Packet {
 
 impl fmt::Debug for Packet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let memory = match self.lease {
+        let memory = match &self.lease {
+            Lease::Hardware(memory) => memory.kind(),
             Lease::Mapped { .. } => "mapped",
             Lease::Owned(_) => "owned",
         };
@@ -97,8 +114,18 @@ impl fmt::Debug for Packet {
     }
 }
 
-/// Whose memory a packet's bytes live in. Hardware backends add their buffer guards here.
+/// A hardware backend's output buffer, read in place and given back on drop.
+pub(crate) trait PacketMemory: Send + Sync {
+    /// The encoded bytes; the same slice for as long as the memory lives.
+    fn bytes(&self) -> &[u8];
+
+    /// A short name of the backend memory, for `Debug`.
+    fn kind(&self) -> &'static str;
+}
+
+/// Whose memory a packet's bytes live in.
 enum Lease {
+    Hardware(Box<dyn PacketMemory>),
     Mapped { map: Arc<Mmap>, range: Range<usize> },
     Owned(Vec<u8>),
 }

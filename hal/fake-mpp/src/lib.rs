@@ -1,0 +1,578 @@
+//! A fake `librockchip_mpp.so`: the subset of Rockchip MPP's C ABI that camseal's `rkmpp`
+//! backend calls, implemented without hardware so the backend can be tested anywhere.
+//!
+//! What it does **not** do: it encodes nothing. Each output packet is the next access unit of
+//! the Annex-B stream named by `FAKE_MPP_STREAM` (cut by `camseal-nal`), whatever the input
+//! frames hold; the stream's resolution is not compared with the configured one. Decoding,
+//! the task-queue interface and MPP's logging knobs are not implemented.
+//!
+//! What it checks, loudly:
+//! - **Misuse that would corrupt memory or leak on real MPP** prints
+//!   `fake-mpp: misuse in <call>: ...` and aborts the process: double free or use after
+//!   deinit of any handle (handles are never reused, so this is exact), a handle of the wrong
+//!   kind, `mpp_frame_deinit` of a frame the encoder still holds, closing an imported DMA-buf
+//!   fd before MPP released it, `mpp_destroy` while packets from the context are alive, any
+//!   object still alive when the last context is destroyed, a blocking `encode_get_packet` with
+//!   no frame queued (it would hang forever), and unbalanced buffer sync calls.
+//! - **Wrong configuration or input** prints `fake-mpp: error in <call>: ...` and returns an
+//!   error code: unknown config keys, an incomplete or inconsistent `MPP_ENC_SET_CFG`
+//!   (size, stride, format, rate control, codec), a codec that does not match the stream, a
+//!   header mode other than EACH_IDR at the first frame, frames whose size, stride, format or
+//!   buffer do not match the configuration.
+//!
+//! Faults are injected with `FAKE_MPP_FAULT` (see [`faults`]). When the stream runs out (or an
+//! injected early EOS fires), the next packet carries the EOS flag.
+
+// Every export is an MPP C ABI function: its safety contract is the one MPP's headers give
+// (live handles from this library, valid out-pointers), which the fake checks as far as it can.
+#![allow(clippy::missing_safety_doc)]
+
+mod faults;
+pub mod objects;
+mod state;
+mod stream;
+
+use std::ffi::{c_int, c_void};
+
+use camseal_nal::Codec;
+use rockchip_mpp_sys as sys;
+use sys::{MpiCmd, MppApi, MppCodingType, MppCtxType, MppRet};
+
+use crate::faults::faults;
+use crate::state::{
+    Buffer, Ctx, Handle, Kind, Memory, Object, PacketData, Pending, State, encode, error,
+    fd_is_open, id_of, misuse, open_stream, state, validate_config,
+};
+
+// ---------------------------------------------------------------------------------------------
+// Context
+
+/// `MPP_RET mpp_create(MppCtx *ctx, MppApi **mpi)`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mpp_create(ctx: *mut Handle, mpi: *mut *mut MppApi) -> MppRet {
+    const CALL: &str = "mpp_create";
+    if ctx.is_null() || mpi.is_null() {
+        misuse(CALL, format_args!("NULL out-pointer"));
+    }
+    if faults().create {
+        error(
+            CALL,
+            format_args!("injected failure (FAKE_MPP_FAULT=create)"),
+        );
+        return sys::MPP_ERR_MALLOC;
+    }
+    let api = Box::new(MppApi {
+        size: std::mem::size_of::<MppApi>() as u32,
+        version: FAKE_VERSION,
+        decode: Some(decode),
+        decode_put_packet: Some(decode_put_packet),
+        decode_get_frame: Some(decode_get_frame),
+        encode: Some(encode_sync),
+        encode_put_frame: Some(encode_put_frame),
+        encode_get_packet: Some(encode_get_packet),
+        isp: Some(isp),
+        isp_put_frame: Some(isp_put_frame),
+        isp_get_frame: Some(isp_get_frame),
+        poll: Some(poll),
+        dequeue: Some(dequeue),
+        enqueue: Some(enqueue),
+        reset: Some(reset),
+        control: Some(control),
+        reserv: [0; 16],
+    });
+    let mut st = state();
+    let mut boxed = Box::new(Ctx::new(api));
+    let api_ptr: *mut MppApi = &mut *boxed.api;
+    let handle = st.insert(Object::Ctx(boxed));
+    // SAFETY: both out-pointers were checked non-NULL; the caller provides writable storage.
+    unsafe {
+        *ctx = handle;
+        *mpi = api_ptr;
+    }
+    sys::MPP_OK
+}
+
+/// `MPP_RET mpp_init(MppCtx ctx, MppCtxType type, MppCodingType coding)`: opens
+/// `FAKE_MPP_STREAM` and checks its codec against `coding`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mpp_init(ctx: Handle, type_: MppCtxType, coding: MppCodingType) -> MppRet {
+    const CALL: &str = "mpp_init";
+    let mut st = state();
+    let (_, c) = st.ctx(CALL, ctx);
+    if c.init.is_some() {
+        misuse(CALL, format_args!("context initialised twice"));
+    }
+    if faults().init {
+        error(
+            CALL,
+            format_args!("injected failure (FAKE_MPP_FAULT=init), as without /dev/mpp_service"),
+        );
+        return sys::MPP_NOK;
+    }
+    if type_ != sys::MPP_CTX_ENC {
+        error(
+            CALL,
+            format_args!("the fake is an encoder only, not type {type_}"),
+        );
+        return sys::MPP_NOK;
+    }
+    let codec = match coding {
+        sys::MPP_VIDEO_CODING_AVC => Codec::H264,
+        sys::MPP_VIDEO_CODING_HEVC => Codec::H265,
+        other => {
+            error(
+                CALL,
+                format_args!("coding {other:#x} is neither AVC nor HEVC"),
+            );
+            return sys::MPP_NOK;
+        }
+    };
+    let stream = match open_stream() {
+        Ok(s) => s,
+        Err(e) => {
+            error(CALL, format_args!("{e}"));
+            return sys::MPP_NOK;
+        }
+    };
+    if stream.codec != codec {
+        error(
+            CALL,
+            format_args!(
+                "codec mismatch: the encoder was asked for {codec} but FAKE_MPP_STREAM {} is {}",
+                stream.name, stream.codec
+            ),
+        );
+        return sys::MPP_NOK;
+    }
+    c.init = Some(codec);
+    c.stream = Some(stream);
+    sys::MPP_OK
+}
+
+/// `MPP_RET mpp_destroy(MppCtx ctx)`: checks that no packet of the context is alive, and
+/// after the last context that nothing at all is (unless `FAKE_MPP_NO_LEAK_CHECK` is set).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mpp_destroy(ctx: Handle) -> MppRet {
+    const CALL: &str = "mpp_destroy";
+    let mut st = state();
+    let (id, c) = st.ctx(CALL, ctx);
+    if !c.live_packets.is_empty() {
+        misuse(
+            CALL,
+            format_args!(
+                "{} packet(s) from this context are still alive (leaked, or the context is destroyed under a reader)",
+                c.live_packets.len()
+            ),
+        );
+    }
+    st.release_pending(CALL, id);
+    st.remove(id);
+    if st.contexts() == 0
+        && std::env::var_os("FAKE_MPP_NO_LEAK_CHECK").is_none()
+        && let Some(live) = st.live_summary()
+    {
+        misuse(
+            CALL,
+            format_args!("objects still alive after the last context was destroyed: {live}"),
+        );
+    }
+    sys::MPP_OK
+}
+
+// ---------------------------------------------------------------------------------------------
+// MppApi vtable
+
+unsafe extern "C" fn control(ctx: Handle, cmd: MpiCmd, param: *mut c_void) -> MppRet {
+    const CALL: &str = "control";
+    let mut st = state();
+    let (_, c) = st.ctx(CALL, ctx);
+    match cmd {
+        sys::MPP_SET_INPUT_TIMEOUT | sys::MPP_SET_OUTPUT_TIMEOUT => {
+            if param.is_null() {
+                misuse(CALL, format_args!("NULL timeout parameter"));
+            }
+            // MPP reads an MppPollType (a C int) here, whatever rk_mpi_cmd.h says.
+            // SAFETY: non-NULL, and the caller passes a pointer to at least an int.
+            let t = unsafe { *(param as *const c_int) };
+            if !(sys::MPP_POLL_BLOCK..=sys::MPP_POLL_MAX).contains(&t) {
+                error(CALL, format_args!("timeout {t} is outside -1..=8000 ms"));
+                return sys::MPP_ERR_VALUE;
+            }
+            if cmd == sys::MPP_SET_INPUT_TIMEOUT {
+                c.input_timeout = t;
+            } else {
+                c.output_timeout = t;
+            }
+            sys::MPP_OK
+        }
+        sys::MPP_ENC_GET_CFG => {
+            let Some(codec) = c.init else {
+                misuse(CALL, format_args!("MPP_ENC_GET_CFG before mpp_init"));
+            };
+            let mut values = c.applied.clone();
+            values
+                .entry("codec:type")
+                .or_insert(i64::from(state::coding_of(codec)));
+            let cfg = st.cfg(CALL, param);
+            cfg.values = values;
+            sys::MPP_OK
+        }
+        sys::MPP_ENC_SET_CFG => {
+            let Some(codec) = c.init else {
+                misuse(CALL, format_args!("MPP_ENC_SET_CFG before mpp_init"));
+            };
+            let values = st.cfg(CALL, param).values.clone();
+            if faults().cfg {
+                error(CALL, format_args!("injected failure (FAKE_MPP_FAULT=cfg)"));
+                return sys::MPP_ERR_VALUE;
+            }
+            if let Err(e) = validate_config(&values, codec) {
+                error(CALL, format_args!("MPP_ENC_SET_CFG: {e}"));
+                return sys::MPP_ERR_VALUE;
+            }
+            let (_, c) = st.ctx(CALL, ctx);
+            c.applied = values;
+            c.configured = true;
+            sys::MPP_OK
+        }
+        sys::MPP_ENC_SET_HEADER_MODE => {
+            if param.is_null() {
+                misuse(CALL, format_args!("NULL header mode"));
+            }
+            // SAFETY: non-NULL; MppEncHeaderMode is a C enum (int).
+            let mode = unsafe { *(param as *const c_int) };
+            if mode != sys::MPP_ENC_HEADER_MODE_DEFAULT && mode != sys::MPP_ENC_HEADER_MODE_EACH_IDR
+            {
+                error(
+                    CALL,
+                    format_args!("header mode {mode} is not DEFAULT or EACH_IDR"),
+                );
+                return sys::MPP_ERR_VALUE;
+            }
+            c.header_mode = mode;
+            sys::MPP_OK
+        }
+        sys::MPP_ENC_SET_IDR_FRAME => {
+            c.idr_requests += 1;
+            sys::MPP_OK
+        }
+        sys::MPP_ENC_SET_SEI_CFG => sys::MPP_OK,
+        sys::MPP_ENC_GET_HDR_SYNC => {
+            let headers = match &c.stream {
+                Some(s) => s.headers(),
+                None => misuse(CALL, format_args!("MPP_ENC_GET_HDR_SYNC before mpp_init")),
+            };
+            let packet = st.packet(CALL, param);
+            let PacketData::Caller { ptr, size } = packet.data else {
+                misuse(
+                    CALL,
+                    format_args!("MPP_ENC_GET_HDR_SYNC needs a packet from mpp_packet_init"),
+                );
+            };
+            if packet.length != 0 {
+                error(
+                    CALL,
+                    format_args!("MPP_ENC_GET_HDR_SYNC packet length is not cleared to 0"),
+                );
+                return sys::MPP_ERR_VALUE;
+            }
+            if headers.len() > size {
+                error(
+                    CALL,
+                    format_args!("{} header bytes do not fit in {size}", headers.len()),
+                );
+                return sys::MPP_ERR_VALUE;
+            }
+            // SAFETY: the caller gave `size` writable bytes at `ptr` to mpp_packet_init, and
+            // `headers.len() <= size`.
+            unsafe {
+                std::ptr::copy_nonoverlapping(headers.as_ptr(), ptr as *mut u8, headers.len());
+            }
+            packet.length = headers.len();
+            sys::MPP_OK
+        }
+        other => {
+            error(
+                CALL,
+                format_args!("command {other:#x} is not implemented by the fake"),
+            );
+            sys::MPP_NOK
+        }
+    }
+}
+
+unsafe extern "C" fn encode_put_frame(ctx: Handle, frame: Handle) -> MppRet {
+    const CALL: &str = "encode_put_frame";
+    let mut st = state();
+    let frame_id = st.id(CALL, frame, Kind::Frame);
+    let (_, c) = st.ctx(CALL, ctx);
+    if c.init.is_none() {
+        misuse(CALL, format_args!("encode_put_frame before mpp_init"));
+    }
+    c.puts += 1;
+    let n = c.puts;
+    if faults().put == Some(n) {
+        error(
+            CALL,
+            format_args!("injected failure on frame {n} (FAKE_MPP_FAULT=put:{n})"),
+        );
+        return sys::MPP_ERR_VPUHW;
+    }
+    if !c.configured {
+        error(
+            CALL,
+            format_args!("frame {n} put before a successful MPP_ENC_SET_CFG"),
+        );
+        return sys::MPP_ERR_INIT;
+    }
+    if c.header_mode != sys::MPP_ENC_HEADER_MODE_EACH_IDR {
+        error(
+            CALL,
+            format_args!(
+                "header mode is DEFAULT: only the first IDR would carry SPS/PPS (set MPP_ENC_SET_HEADER_MODE to EACH_IDR)"
+            ),
+        );
+        return sys::MPP_ERR_VALUE;
+    }
+    if c.eos_requested {
+        misuse(CALL, format_args!("frame {n} put after the EOS frame"));
+    }
+    if c.pending.iter().any(|p| p.frame == frame_id) {
+        misuse(
+            CALL,
+            format_args!("frame {frame:p} put twice while still queued"),
+        );
+    }
+    let applied = |k: &str| c.applied.get(k).copied().unwrap_or(0);
+    let expect = (
+        applied("prep:width"),
+        applied("prep:height"),
+        applied("prep:hor_stride"),
+        applied("prep:ver_stride"),
+        applied("prep:format"),
+    );
+    let f = st.frame_by_id(CALL, frame_id);
+    let (eos, pts, buffer) = (f.eos, f.pts, f.buffer);
+    let got = (
+        i64::from(f.width),
+        i64::from(f.height),
+        i64::from(f.hor_stride),
+        i64::from(f.ver_stride),
+        i64::from(f.fmt),
+    );
+    match buffer {
+        None if eos => {}
+        None => {
+            error(CALL, format_args!("frame {n} has no buffer and is not EOS"));
+            return sys::MPP_ERR_NULL_PTR;
+        }
+        Some(buffer) => {
+            if got != expect {
+                error(
+                    CALL,
+                    format_args!(
+                        "frame {n} is {}x{} stride {}x{} format {} but the encoder is configured for {}x{} stride {}x{} format {}",
+                        got.0,
+                        got.1,
+                        got.2,
+                        got.3,
+                        got.4,
+                        expect.0,
+                        expect.1,
+                        expect.2,
+                        expect.3,
+                        expect.4
+                    ),
+                );
+                return sys::MPP_ERR_VALUE;
+            }
+            // NV12: luma rows then half as many chroma rows, both `hor_stride` bytes apart.
+            let need = usize::try_from(got.2 * got.3 * 3 / 2).unwrap_or(usize::MAX);
+            let b = st.buffer_by_id(CALL, buffer);
+            let size = b.size();
+            if size < need {
+                error(
+                    CALL,
+                    format_args!(
+                        "frame {n}'s buffer holds {size} bytes; NV12 at this stride needs {need}"
+                    ),
+                );
+                return sys::MPP_ERR_VALUE;
+            }
+            if let Memory::Imported { fd, .. } = b.memory
+                && !fd_is_open(fd)
+            {
+                misuse(CALL, format_args!("frame {n}'s DMA-buf fd {fd} is closed"));
+            }
+            st.buffer_ref(CALL, buffer);
+        }
+    }
+    let (_, c) = st.ctx(CALL, ctx);
+    c.pending.push_back(Pending {
+        frame: frame_id,
+        buffer,
+        pts,
+        eos,
+    });
+    sys::MPP_OK
+}
+
+unsafe extern "C" fn encode_get_packet(ctx: Handle, packet: *mut Handle) -> MppRet {
+    const CALL: &str = "encode_get_packet";
+    if packet.is_null() {
+        misuse(CALL, format_args!("NULL out-pointer"));
+    }
+    let mut st = state();
+    let (ctx_id, c) = st.ctx(CALL, ctx);
+    if c.init.is_none() {
+        misuse(CALL, format_args!("encode_get_packet before mpp_init"));
+    }
+    c.gets += 1;
+    let n = c.gets;
+    // SAFETY: checked non-NULL above; the caller provides writable storage.
+    unsafe { *packet = std::ptr::null_mut() };
+    let f = faults();
+    if f.get == Some(n) {
+        error(
+            CALL,
+            format_args!("injected failure on call {n} (FAKE_MPP_FAULT=get:{n})"),
+        );
+        return sys::MPP_ERR_VPUHW;
+    }
+    if f.timeout == Some(n) {
+        return sys::MPP_ERR_TIMEOUT;
+    }
+    if f.stall {
+        let wait = c.output_timeout.clamp(0, STALL_SLEEP_MS);
+        drop(st);
+        std::thread::sleep(std::time::Duration::from_millis(wait as u64));
+        return sys::MPP_OK;
+    }
+    let eos_due = |c: &Ctx| {
+        c.ended
+            || c.stream.as_ref().is_none_or(|s| s.exhausted())
+            || f.eos.is_some_and(|limit| c.packets_out >= limit)
+    };
+    let Some(front) = c.pending.pop_front() else {
+        if c.eos_requested || c.ended {
+            c.ended = true;
+            let handle = eos_packet(&mut st, ctx_id);
+            // SAFETY: as above.
+            unsafe { *packet = handle };
+            return sys::MPP_OK;
+        }
+        if c.output_timeout == sys::MPP_POLL_BLOCK {
+            misuse(
+                CALL,
+                format_args!("blocking encode_get_packet with no frame queued would never return"),
+            );
+        }
+        return sys::MPP_OK;
+    };
+    if front.eos && front.buffer.is_none() || eos_due(c) {
+        // The stream is over: MPP gives up every queued frame and answers with EOS.
+        c.ended = true;
+        c.pending.push_front(front);
+        st.release_pending(CALL, ctx_id);
+        let handle = eos_packet(&mut st, ctx_id);
+        // SAFETY: as above.
+        unsafe { *packet = handle };
+        return sys::MPP_OK;
+    }
+    let (bytes, keyframe) = match c.stream.as_mut().and_then(|s| s.next_unit()) {
+        Some((bytes, keyframe)) => (bytes.to_vec().into_boxed_slice(), keyframe),
+        None => misuse(CALL, format_args!("internal error: stream ended early")),
+    };
+    c.packets_out += 1;
+    if front.eos {
+        c.eos_requested = true;
+    }
+    let length = bytes.len();
+    let buffer = st.insert(Object::Buffer(Buffer {
+        refs: 1,
+        memory: Memory::Owned(bytes),
+        group: None,
+        syncing: false,
+    }));
+    let meta = st.new_meta();
+    if let Some(m) = st.meta_by_id(meta) {
+        m.frames.insert(sys::KEY_INPUT_FRAME, front.frame);
+        if !f.no_intra_meta {
+            m.s32.insert(
+                sys::KEY_OUTPUT_INTRA,
+                i32::from(keyframe != f.wrong_intra_meta),
+            );
+        }
+    }
+    let handle = st.insert(Object::Packet(state::Packet {
+        ctx: Some(ctx_id),
+        data: PacketData::Buffer(id_of(buffer)),
+        length,
+        pts: front.pts,
+        eos: false,
+        meta: Some(meta),
+    }));
+    if let Some(b) = front.buffer {
+        st.buffer_unref(CALL, b);
+    }
+    let (_, c) = st.ctx(CALL, ctx);
+    c.live_packets.insert(id_of(handle));
+    // SAFETY: as above.
+    unsafe { *packet = handle };
+    sys::MPP_OK
+}
+
+unsafe extern "C" fn reset(ctx: Handle) -> MppRet {
+    const CALL: &str = "reset";
+    let mut st = state();
+    let (id, c) = st.ctx(CALL, ctx);
+    c.eos_requested = false;
+    c.ended = c.stream.as_ref().is_none_or(|s| s.exhausted());
+    st.release_pending(CALL, id);
+    sys::MPP_OK
+}
+
+fn eos_packet(st: &mut State, ctx: state::Id) -> Handle {
+    let meta = st.new_meta();
+    let buffer = st.insert(Object::Buffer(Buffer {
+        refs: 1,
+        memory: Memory::Owned(Box::new([])),
+        group: None,
+        syncing: false,
+    }));
+    let handle = st.insert(Object::Packet(state::Packet {
+        ctx: Some(ctx),
+        data: PacketData::Buffer(id_of(buffer)),
+        length: 0,
+        pts: 0,
+        eos: true,
+        meta: Some(meta),
+    }));
+    let (_, c) = st.ctx("encode_get_packet", encode(Kind::Ctx, ctx));
+    c.live_packets.insert(id_of(handle));
+    handle
+}
+
+macro_rules! not_implemented {
+    ($name:ident($($arg:ident: $ty:ty),*)) => {
+        unsafe extern "C" fn $name($($arg: $ty),*) -> MppRet {
+            $(let _ = $arg;)*
+            error(stringify!($name), format_args!("not implemented by the fake (encoder only)"));
+            sys::MPP_NOK
+        }
+    };
+}
+
+not_implemented!(decode(ctx: Handle, packet: Handle, frame: *mut Handle));
+not_implemented!(decode_put_packet(ctx: Handle, packet: Handle));
+not_implemented!(decode_get_frame(ctx: Handle, frame: *mut Handle));
+not_implemented!(encode_sync(ctx: Handle, frame: Handle, packet: *mut Handle));
+not_implemented!(isp(ctx: Handle, dst: Handle, src: Handle));
+not_implemented!(isp_put_frame(ctx: Handle, frame: Handle));
+not_implemented!(isp_get_frame(ctx: Handle, frame: *mut Handle));
+not_implemented!(poll(ctx: Handle, port: c_int, timeout: c_int));
+not_implemented!(dequeue(ctx: Handle, port: c_int, task: *mut Handle));
+not_implemented!(enqueue(ctx: Handle, port: c_int, task: Handle));
+
+const FAKE_VERSION: u32 = 0xfa4e;
+const STALL_SLEEP_MS: i32 = 5;
