@@ -11,7 +11,7 @@ use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use crate::segment::read::{Opener, SegmentReader, Verified, Verifier, check_camera};
-use crate::segment::{Digest32, Header, Item, SegmentEnd, SegmentError, camera_id};
+use crate::segment::{Digest32, Gap, GapReason, Header, Item, SegmentEnd, SegmentError, camera_id};
 
 /// A segment file and its header, read up front to order the files.
 #[derive(Clone, Debug)]
@@ -39,6 +39,8 @@ pub struct SegmentReport {
     pub incomplete: bool,
     /// The first segment names a predecessor that was not given.
     pub chain_starts_mid_stream: bool,
+    /// Losses the camera recorded (signed) in this segment's header.
+    pub gaps: Vec<Gap>,
 }
 
 /// What can be wrong with footage as a whole, or with one segment in it.
@@ -173,10 +175,16 @@ pub fn load_headers(
 
 /// Checks that `files` (one camera, sorted) form one unbroken chain of one stream.
 ///
-/// `digests[i]`, when given, is the verified digest of `files[i]`; each next header must
-/// name it.
-pub fn check_chain(files: &[SegmentFile], digests: &[Digest32]) -> Result<(), FootageError> {
-    for (i, pair) in files.windows(2).enumerate() {
+/// Each segment must name its predecessor: the previous sequence number, or, when its header
+/// records a gap of lost segments, the segment before that gap. A hole not covered by a
+/// signed gap is a missing segment. `digests[i]`, when given, is the verified digest of
+/// `files[i]` (`None` if it did not verify or is incomplete); each successor must name it.
+/// With an empty `digests`, only the structure is checked.
+pub fn check_chain(
+    files: &[SegmentFile],
+    digests: &[Option<Digest32>],
+) -> Result<(), FootageError> {
+    for pair in files.windows(2) {
         let (a, b) = (&pair[0], &pair[1]);
         if a.header.stream_id != b.header.stream_id {
             return Err(FootageError::MixedStreams(format!(
@@ -191,23 +199,59 @@ pub fn check_chain(files: &[SegmentFile], digests: &[Digest32]) -> Result<(), Fo
                 second: b.path.clone(),
             });
         }
-        if b.header.segment_seq != a.header.segment_seq + 1 {
+    }
+    for (j, b) in files.iter().enumerate().skip(1) {
+        let prev = &files[j - 1];
+        let pred = b.header.predecessor_seq();
+        let hole_start = prev.header.segment_seq + 1;
+        // Seqs strictly between `prev` and `b` must be declared lost by `b`, and `b`'s
+        // declared predecessor must not be newer than `prev`.
+        let declared_from = pred.map_or(0, |p| p + 1);
+        if hole_start < b.header.segment_seq && hole_start < declared_from {
             return Err(FootageError::MissingSegment {
-                missing: a.header.segment_seq + 1,
-                before: a.path.clone(),
+                missing: hole_start,
+                before: prev.path.clone(),
                 after: b.path.clone(),
             });
         }
-        if let Some(d) = digests.get(i)
-            && b.header.prev_digest != *d
+        let Some(pred) = pred else {
+            // `b` claims to start the stream, yet older segments were given.
+            return Err(FootageError::ChainMismatch {
+                before: prev.path.clone(),
+                after: b.path.clone(),
+            });
+        };
+        let Ok(i) = files[..j].binary_search_by_key(&pred, |f| f.header.segment_seq) else {
+            if pred < files[0].header.segment_seq {
+                continue; // The predecessor is older than everything given.
+            }
+            return Err(FootageError::MissingSegment {
+                missing: pred,
+                before: prev.path.clone(),
+                after: b.path.clone(),
+            });
+        };
+        if let Some(Some(d)) = digests.get(i)
+            && *d != b.header.prev_digest
         {
             return Err(FootageError::ChainMismatch {
-                before: a.path.clone(),
+                before: files[i].path.clone(),
                 after: b.path.clone(),
             });
         }
     }
     Ok(())
+}
+
+/// Whether a later segment's header declares `seq` lost in a crash, which makes its
+/// truncated remains salvageable.
+fn declared_crashed(files: &[SegmentFile], seq: u64) -> bool {
+    files.iter().any(|f| {
+        f.header.gaps().iter().any(|g| {
+            g.reason == GapReason::Crash
+                && g.lost_segments.is_some_and(|(a, b)| (a..=b).contains(&seq))
+        })
+    })
 }
 
 /// Verifies one segment file without keys.
@@ -240,7 +284,7 @@ pub fn verify_footage(
     for (i, f) in files.iter().enumerate() {
         match verify_file(&f.path) {
             Ok(v) => {
-                digests.push(v.digest);
+                digests.push(Some(v.digest));
                 results.push(Ok(SegmentReport {
                     path: f.path.clone(),
                     seq: f.header.segment_seq,
@@ -249,11 +293,12 @@ pub fn verify_footage(
                     end: None,
                     incomplete: false,
                     chain_starts_mid_stream: i == 0 && f.header.prev_digest != [0; 32],
+                    gaps: f.header.gaps(),
                 }));
             }
             Err(e) => {
                 // A segment that does not verify cannot vouch for the next link.
-                digests.push([0xff; 32]);
+                digests.push(None);
                 results.push(Err(e));
             }
         }
@@ -276,18 +321,11 @@ pub fn decrypt_footage<W: Write>(
 ) -> Result<Vec<SegmentReport>, FootageError> {
     check_chain(files, &[])?;
     let mut reports = Vec::with_capacity(files.len());
-    let mut prev: Option<(&SegmentFile, Digest32)> = None;
+    let mut digests: Vec<Option<Digest32>> = Vec::with_capacity(files.len());
     let mut buf = Vec::new();
     for (i, f) in files.iter().enumerate() {
-        if let Some((p, digest)) = prev
-            && f.header.prev_digest != digest
-        {
-            return Err(FootageError::ChainMismatch {
-                before: p.path.clone(),
-                after: f.path.clone(),
-            });
-        }
-        let last = i + 1 == files.len();
+        check_chain(&files[..=i], &digests)?;
+        let salvageable = i + 1 == files.len() || declared_crashed(files, f.header.segment_seq);
         let file = File::open(&f.path).map_err(|e| io(&f.path, e))?;
         let mut reader = SegmentReader::new(BufReader::new(file)).map_err(|e| seg(&f.path, e))?;
         let mut opener =
@@ -300,12 +338,14 @@ pub fn decrypt_footage<W: Write>(
             end: None,
             incomplete: false,
             chain_starts_mid_stream: i == 0 && f.header.prev_digest != [0; 32],
+            gaps: f.header.gaps(),
         };
         loop {
             let item = match reader.next_item() {
                 Ok(item) => item,
-                Err(SegmentError::Truncated(_)) if salvage && last => {
+                Err(SegmentError::Truncated(_)) if salvage && salvageable => {
                     report.incomplete = true;
+                    digests.push(None);
                     break;
                 }
                 Err(e) => return Err(seg(&f.path, e)),
@@ -322,7 +362,7 @@ pub fn decrypt_footage<W: Write>(
                 Item::Trailer(t) => {
                     let verified = opener.finish(&t).map_err(|e| seg(&f.path, e))?;
                     report.end = verified.end;
-                    prev = Some((f, verified.digest));
+                    digests.push(Some(verified.digest));
                     break;
                 }
             }
@@ -331,6 +371,28 @@ pub fn decrypt_footage<W: Write>(
         reports.push(report);
     }
     Ok(reports)
+}
+
+/// One line describing a recorded loss, for reports.
+pub fn describe_gap(gap: &Gap) -> String {
+    let mut text = format!("gap ({})", gap.reason.name());
+    if let Some((a, b)) = gap.lost_segments {
+        if a == b {
+            text.push_str(&format!(": segment {a} lost or incomplete"));
+        } else {
+            text.push_str(&format!(": segments {a}..={b} lost or incomplete"));
+        }
+    }
+    if gap.frames > 0 {
+        text.push_str(&format!(", {} frames lost", gap.frames));
+    }
+    text.push_str(&format!(
+        " (pts {}..{}, {:.3} s)",
+        gap.from_pts,
+        gap.to_pts,
+        gap.to_pts.saturating_sub(gap.from_pts) as f64 / 90_000.0
+    ));
+    text
 }
 
 /// The camera id of a camera public key, for messages.

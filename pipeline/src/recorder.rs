@@ -20,7 +20,7 @@ use crate::chunk::chunk_access_unit;
 use crate::nal::Codec;
 use crate::seal::SframeSuite;
 use crate::segment::write::{Randomness, RecipientKey, SegmentParams, SegmentWriter};
-use crate::segment::{CloseReason, Digest32, SegmentEnd, SegmentError, camera_id};
+use crate::segment::{CloseReason, Digest32, Gap, SegmentEnd, SegmentError, camera_id};
 
 /// 90 kHz: the timestamp clock.
 pub const PTS_HZ: u64 = 90_000;
@@ -191,6 +191,7 @@ pub struct Recorder {
     chain: ChainState,
     open: Option<OpenSegment>,
     stats: RecorderStats,
+    pending_gaps: Vec<Gap>,
 }
 
 impl Recorder {
@@ -208,6 +209,7 @@ impl Recorder {
             chain,
             open: None,
             stats: RecorderStats::default(),
+            pending_gaps: Vec::new(),
         })
     }
 
@@ -283,6 +285,11 @@ impl Recorder {
         }))
     }
 
+    /// Records a loss; it is written, signed, into the header of the next segment opened.
+    pub fn record_gap(&mut self, gap: Gap) {
+        self.pending_gaps.push(gap);
+    }
+
     /// Totals so far.
     pub fn stats(&self) -> &RecorderStats {
         &self.stats
@@ -334,6 +341,7 @@ impl Recorder {
                 .map_or(0, |d| d.as_millis() as u64),
             prev_digest: self.chain.prev_digest,
             recipients: &keys,
+            gaps: &self.pending_gaps,
         };
         let writer = SegmentWriter::create(
             BufWriter::with_capacity(256 * 1024, file),
@@ -341,6 +349,7 @@ impl Recorder {
             &self.config.camera,
             &self.config.randomness,
         )?;
+        self.pending_gaps.clear();
         Ok(OpenSegment {
             writer,
             part_path,

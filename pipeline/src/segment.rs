@@ -185,6 +185,124 @@ impl SegmentEnd {
     }
 }
 
+/// Why footage is missing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum GapReason {
+    /// The camera crashed or lost power: the tail of an open segment was lost.
+    Crash,
+    /// Frames were dropped by the configured backpressure policy.
+    DroppedFrames,
+    /// Sealed segments were dropped from a full spool before they were uploaded.
+    SpoolQuota,
+}
+
+impl GapReason {
+    /// Wire value.
+    pub const fn code(self) -> u8 {
+        match self {
+            GapReason::Crash => 1,
+            GapReason::DroppedFrames => 2,
+            GapReason::SpoolQuota => 3,
+        }
+    }
+
+    /// Parses a wire value.
+    pub fn from_code(code: u8) -> Result<GapReason, SegmentError> {
+        Ok(match code {
+            1 => GapReason::Crash,
+            2 => GapReason::DroppedFrames,
+            3 => GapReason::SpoolQuota,
+            _ => return Err(SegmentError::Malformed("unknown gap reason")),
+        })
+    }
+
+    /// Name for reports.
+    pub const fn name(self) -> &'static str {
+        match self {
+            GapReason::Crash => "crash",
+            GapReason::DroppedFrames => "dropped-frames",
+            GapReason::SpoolQuota => "spool-quota",
+        }
+    }
+}
+
+/// A signed record of lost footage, carried in the header of the next segment written after
+/// the loss (header extension type 0x0001, FORMAT.md §2.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Gap {
+    /// Why.
+    pub reason: GapReason,
+    /// Whole segments of this stream that are lost or incomplete, `first..=last`, if any.
+    /// The segment carrying the gap then names the segment before `first` as its
+    /// predecessor in the hash chain.
+    pub lost_segments: Option<(u64, u64)>,
+    /// Frames lost, if known (0 if not).
+    pub frames: u64,
+    /// pts of the first lost frame (or of the start of the loss).
+    pub from_pts: u64,
+    /// pts just past the last lost frame (or of the end of the loss).
+    pub to_pts: u64,
+}
+
+impl Gap {
+    /// Encoded length of the extension value.
+    pub const LEN: usize = 42;
+
+    /// Encodes the extension value.
+    pub fn encode(&self) -> [u8; Self::LEN] {
+        let mut out = [0u8; Self::LEN];
+        out[0] = self.reason.code();
+        let (first, last) = self.lost_segments.unwrap_or((0, 0));
+        out[1] = u8::from(self.lost_segments.is_some());
+        out[2..10].copy_from_slice(&first.to_be_bytes());
+        out[10..18].copy_from_slice(&last.to_be_bytes());
+        out[18..26].copy_from_slice(&self.frames.to_be_bytes());
+        out[26..34].copy_from_slice(&self.from_pts.to_be_bytes());
+        out[34..42].copy_from_slice(&self.to_pts.to_be_bytes());
+        out
+    }
+
+    /// Parses an extension value.
+    pub fn parse(v: &[u8]) -> Result<Gap, SegmentError> {
+        if v.len() != Self::LEN {
+            return Err(SegmentError::Malformed("gap extension has the wrong size"));
+        }
+        let u64_at = |i: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&v[i..i + 8]);
+            u64::from_be_bytes(b)
+        };
+        let lost_segments = match v[1] {
+            0 if u64_at(2) == 0 && u64_at(10) == 0 => None,
+            1 if u64_at(2) <= u64_at(10) => Some((u64_at(2), u64_at(10))),
+            _ => {
+                return Err(SegmentError::Malformed(
+                    "gap extension has an invalid range",
+                ));
+            }
+        };
+        Ok(Gap {
+            reason: GapReason::from_code(v[0])?,
+            lost_segments,
+            frames: u64_at(18),
+            from_pts: u64_at(26),
+            to_pts: u64_at(34),
+        })
+    }
+}
+
+/// Encodes gaps as the header's extension area.
+pub fn encode_gap_extensions(gaps: &[Gap]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(gaps.len() * (4 + Gap::LEN));
+    for gap in gaps {
+        out.extend_from_slice(&EXT_GAP.to_be_bytes());
+        out.extend_from_slice(&(Gap::LEN as u16).to_be_bytes());
+        out.extend_from_slice(&gap.encode());
+    }
+    out
+}
+
 /// One recipient's wrapped copy of the segment key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Stanza {
@@ -358,6 +476,44 @@ impl Header {
     /// The camera id derived from the camera key (see `CameraPublic::id`).
     pub fn camera_id(&self) -> String {
         camera_id(&self.camera_key)
+    }
+
+    /// The gaps this header records (parsed from its extensions, which `parse` validated).
+    pub fn gaps(&self) -> Vec<Gap> {
+        let mut gaps = Vec::new();
+        let mut ext = &self.extensions[..];
+        while ext.len() >= 4 {
+            let ty = u16::from_be_bytes([ext[0], ext[1]]);
+            let len = usize::from(u16::from_be_bytes([ext[2], ext[3]]));
+            let Some(value) = ext.get(4..4 + len) else {
+                break;
+            };
+            if ty == EXT_GAP
+                && let Ok(gap) = Gap::parse(value)
+            {
+                gaps.push(gap);
+            }
+            ext = &ext[4 + len..];
+        }
+        gaps
+    }
+
+    /// The sequence number of the segment this one names as its predecessor: the previous
+    /// one, or the one before a range of segments a gap declares lost. `None` for the first
+    /// segment of a stream.
+    pub fn predecessor_seq(&self) -> Option<u64> {
+        let declared = self
+            .gaps()
+            .iter()
+            .filter_map(|g| g.lost_segments)
+            .filter(|&(_, last)| last.checked_add(1) == Some(self.segment_seq))
+            .map(|(first, _)| first)
+            .min();
+        let first_missing = declared.unwrap_or(self.segment_seq);
+        if self.prev_digest == [0; 32] && first_missing == 0 {
+            return None;
+        }
+        first_missing.checked_sub(1)
     }
 }
 
@@ -625,6 +781,8 @@ pub(crate) const TRAILER_MARKER: u32 = 0xFFFF_FFFF;
 /// flags + pts + smallest SFrame header + tag.
 const MIN_RECORD_BODY: usize = 1 + 8 + 1 + 16;
 const MAX_RECORD_BODY: usize = 1 + 8 + crate::seal::MAX_HEADER_LEN + MAX_RECORD_PLAINTEXT + 16;
+/// Header extension type of a [`Gap`].
+const EXT_GAP: u16 = 0x0001;
 const SIGNATURE_CONTEXT: &[u8] = b"camseal v1 segment trailer";
 const DIGEST_CONTEXT: &[u8] = b"camseal v1 segment digest";
 const HPKE_INFO_CONTEXT: &[u8] = b"camseal v1 segment key";
@@ -639,7 +797,7 @@ fn codec_code(codec: Codec) -> u8 {
 }
 
 /// Extensions are TLVs (`type u16 | len u16 | value`). Types below 0x8000 are critical: a
-/// reader that does not know one must refuse the segment. v1 defines none.
+/// reader that does not know one must refuse the segment. v1 defines the gap (0x0001).
 fn check_extensions(mut ext: &[u8]) -> Result<(), SegmentError> {
     while !ext.is_empty() {
         if ext.len() < 4 {
@@ -650,7 +808,9 @@ fn check_extensions(mut ext: &[u8]) -> Result<(), SegmentError> {
         if ext.len() < 4 + len {
             return Err(SegmentError::Malformed("truncated header extension"));
         }
-        if ty < 0x8000 {
+        if ty == EXT_GAP {
+            Gap::parse(&ext[4..4 + len])?;
+        } else if ty < 0x8000 {
             return Err(SegmentError::Malformed("unknown critical header extension"));
         }
         ext = &ext[4 + len..];

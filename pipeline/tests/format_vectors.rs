@@ -80,6 +80,7 @@ fn build_vector(suite: SframeSuite) -> (Vec<u8>, serde_json::Value) {
         wallclock_ms: 1_764_000_000_000,
         prev_digest: [0xab; 32],
         recipients: &keys,
+        gaps: &[],
     };
     let mut w = SegmentWriter::create(
         Vec::new(),
@@ -180,6 +181,7 @@ fn craft(records: &[(RecordFlags, Vec<u8>)], sign_count: Option<u64>) -> Vec<u8>
         wallclock_ms: 0,
         prev_digest: [0; 32],
         recipients: &keys,
+        gaps: &[],
     };
     let sealer = SegmentSealer::new(
         &params,

@@ -11,11 +11,15 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::{
-    Digest32, HEADER_MAC_INFO, Header, MAX_RECORD_PLAINTEXT, RecordFlags, SegmentEnd, SegmentError,
-    Stanza, Trailer, hpke_info, key_id, record_metadata, segment_digest, signed_message,
+    Digest32, Gap, HEADER_MAC_INFO, Header, MAX_RECORD_PLAINTEXT, RecordFlags, SegmentEnd,
+    SegmentError, Stanza, Trailer, encode_gap_extensions, hpke_info, key_id, record_metadata,
+    segment_digest, signed_message,
 };
 use crate::nal::Codec;
 use crate::seal::{SframeKey, SframeSuite};
+
+/// Most gaps one header records (the extension area is limited to 64 KiB).
+pub const MAX_GAPS: usize = 1000;
 
 /// HPKE KEM id of DHKEM(X25519, HKDF-SHA256).
 pub const HPKE_KEM_X25519: u16 = 0x0020;
@@ -52,6 +56,8 @@ pub struct SegmentParams<'a> {
     pub prev_digest: Digest32,
     /// Who may open the segment.
     pub recipients: &'a [RecipientKey<'a>],
+    /// Losses to record in this header (usually empty).
+    pub gaps: &'a [Gap],
 }
 
 /// Where the segment key and the HPKE ephemeral keys come from.
@@ -109,6 +115,9 @@ impl SegmentSealer {
         if params.recipients.is_empty() {
             return Err(SegmentError::Wrap("no recipients"));
         }
+        if params.gaps.len() > MAX_GAPS {
+            return Err(SegmentError::Limit("too many gaps in one header"));
+        }
         if params.recipients.len() > usize::from(u16::MAX) {
             return Err(SegmentError::Limit("too many recipients"));
         }
@@ -128,7 +137,7 @@ impl SegmentSealer {
             start_pts: params.start_pts,
             wallclock_ms: params.wallclock_ms,
             prev_digest: params.prev_digest,
-            extensions: Vec::new(),
+            extensions: encode_gap_extensions(params.gaps),
             stanzas,
             mac: [0u8; 32],
         };

@@ -49,6 +49,7 @@ pub fn build(
         wallclock_ms: 1_700_000_000_000,
         prev_digest: prev,
         recipients: &keys,
+        gaps: &[],
     };
     let mut w = SegmentWriter::create(
         Vec::new(),

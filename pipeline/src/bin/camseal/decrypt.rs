@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use camseal::footage::{collect_paths, decrypt_footage, load_headers};
+use camseal::footage::{collect_paths, decrypt_footage, describe_gap, load_headers};
 use camseal::home::ViewerHome;
 
 use crate::cli::DecryptArgs;
@@ -37,6 +37,9 @@ pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
                 "note: segment {} follows a segment that was not given; the chain is checked from here on",
                 r.seq
             );
+        }
+        for gap in &r.gaps {
+            eprintln!("WARNING: segment {} records a {}", r.seq, describe_gap(gap));
         }
         if r.incomplete {
             eprintln!(

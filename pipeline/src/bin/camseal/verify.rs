@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use camseal::footage::{FootageError, collect_paths, load_headers, verify_footage};
+use camseal::footage::{FootageError, collect_paths, describe_gap, load_headers, verify_footage};
 use camseal::keys::CameraPublic;
 
 use crate::cli::VerifyArgs;
@@ -33,6 +33,9 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
                         ""
                     }
                 );
+                for gap in &r.gaps {
+                    println!("        seq {:>6}  {}", r.seq, describe_gap(gap));
+                }
             }
             Err(e) => {
                 println!(
