@@ -105,12 +105,19 @@ pub struct RunArgs {
     /// Camera home directory (from `camseal camera init`, with a trusted recipient list).
     #[arg(long, value_name = "DIR")]
     pub home: PathBuf,
-    /// Video source: `file:PATH` (Annex-B replay) or `soft[:WxH@FPS]` (software encoder).
+    /// Video source: `file:PATH` (Annex-B replay), `soft[:WxH@FPS]` (software encoder),
+    /// `rkmpp[:WxH@FPS]` (Rockchip MPP hardware encoder), `v4l2-m2m:/dev/videoN[:WxH@FPS]`
+    /// (V4L2 hardware encoder) or `v4l2:/dev/videoN` (a camera that outputs H.264).
     #[arg(long, value_name = "SOURCE", default_value = "soft")]
     pub source: String,
-    /// Codec of a `file:` source; by default taken from the extension, else sniffed.
+    /// Codec: of a `file:` source (by default from the extension, else sniffed), or the one a
+    /// hardware encoder produces (default h264).
     #[arg(long, value_name = "h264|h265")]
     pub codec: Option<String>,
+    /// Raw frames for a hardware encoder (`rkmpp`, `v4l2-m2m`): `v4l2:/dev/videoN`, a capture
+    /// node whose buffers the encoder imports as DMA-bufs. Default: a generated test pattern.
+    #[arg(long, value_name = "v4l2:/dev/videoN")]
+    pub input: Option<String>,
     /// Directory the sealed segments are written to.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
@@ -135,7 +142,7 @@ pub struct RunArgs {
     /// Largest plaintext per record; larger access units are split at NAL boundaries.
     #[arg(long, value_name = "BYTES", default_value_t = 65536)]
     pub max_chunk: usize,
-    /// Bitrate of the `soft` encoder in bits per second.
+    /// Bitrate of the `soft` and hardware encoders in bits per second.
     #[arg(long, value_name = "BPS", default_value_t = 2_000_000)]
     pub bitrate: u32,
 }

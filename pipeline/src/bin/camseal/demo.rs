@@ -62,6 +62,7 @@ pub fn demo(args: DemoArgs) -> Result<ExitCode> {
         home: camera_dir.clone(),
         source: "soft".into(),
         codec: None,
+        input: None,
         out: segments_dir.clone(),
         duration: Some(args.duration),
         realtime: false,

@@ -173,6 +173,17 @@ fn open_source(args: &RunArgs, duration: Option<Duration>) -> Result<Box<dyn Enc
         Some(c) => Some(c.parse().map_err(|e| anyhow!("--codec: {e}"))?),
         None => None,
     };
+    let mut hardware = camseal_hal::SourceOptions::default();
+    hardware.codec = codec;
+    hardware.bitrate = Some(args.bitrate);
+    hardware.duration = duration;
+    hardware.input = args.input.clone();
+    if let Some(source) = camseal_hal::open_hardware_source(&args.source, &hardware)? {
+        return Ok(source);
+    }
+    if args.input.is_some() {
+        bail!("--input applies to the rkmpp and v4l2-m2m sources only");
+    }
     if let Some(path) = args.source.strip_prefix("file:") {
         let mut options = FileOptions::default();
         options.codec = codec;
@@ -195,7 +206,7 @@ fn open_source(args: &RunArgs, duration: Option<Duration>) -> Result<Box<dyn Enc
         return Ok(Box::new(SoftSource::new(config)?));
     }
     bail!(
-        "unknown source {:?}: use file:PATH or soft[:WxH@FPS]",
+        "unknown source {:?}: use file:PATH, soft[:WxH@FPS], rkmpp[:WxH@FPS], v4l2-m2m:/dev/videoN or v4l2:/dev/videoN",
         args.source
     )
 }
