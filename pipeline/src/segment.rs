@@ -652,12 +652,12 @@ pub fn segment_digest(
     h.finalize().into()
 }
 
-/// The camera id for a camera public key: 16 hex digits of a domain-separated SHA-256.
+/// The camera id for a camera public key (see [`crate::keys::CameraPublic::id`]).
 pub fn camera_id(camera_key: &[u8; 32]) -> String {
-    let mut h = Sha256::new();
-    h.update(b"camseal camera id v1");
-    h.update(camera_key);
-    hex::encode(&h.finalize()[..8])
+    crate::keys::CameraPublic {
+        ed25519: *camera_key,
+    }
+    .id()
 }
 
 /// HPKE `info` for wrapping a segment key: binds camera, stream and sequence number.
