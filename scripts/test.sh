@@ -26,5 +26,8 @@ cargo test --workspace --all-targets --locked
 log "doc tests"
 cargo test --workspace --doc --locked
 
+log "aarch64 under QEMU (scripts/test-aarch64.sh)"
+scripts/test-aarch64.sh
+
 echo
 echo "scripts/test.sh: all checks passed"

@@ -134,5 +134,77 @@ pub fn emulated() -> bool {
     std::env::var_os("CAMSEAL_TEST_EMULATED").is_some_and(|v| !v.is_empty())
 }
 
+/// The fuzz target's body (`kernels/fuzz`), also run by a proptest in `tests/fuzz_body.rs`
+/// so it is exercised by a normal `cargo test`. `data` is split into a suite bit, key,
+/// nonce, AAD and message; every backend must then match the portable reference (RustCrypto
+/// `aes-gcm`) when sealing in place and out of place, open its own output, reject a
+/// corrupted tag with the output zeroed, and agree with the reference on opening `data`'s
+/// own bytes under an arbitrary tag.
+pub fn fuzz_one(data: &[u8]) {
+    let Some((&control, rest)) = data.split_first() else {
+        return;
+    };
+    let suite = if control & 1 == 0 {
+        Suite::Aes128Gcm
+    } else {
+        Suite::Aes256Gcm
+    };
+    let (key, rest) = take(rest, suite.key_len());
+    let (nonce, rest) = take(rest, 12);
+    let (tag_bytes, rest) = take(rest, 16);
+    let (aad_len, rest) = take(rest, 1);
+    let (aad, msg) = take(rest, usize::from(aad_len[0]));
+    let nonce: Nonce = nonce.try_into().unwrap_or([0; 12]);
+    let arbitrary_tag: Tag = tag_bytes.try_into().unwrap_or([0; 16]);
+    let offset = usize::from(control >> 4);
+
+    let reference = Aead::with_backend(suite, &key, Backend::portable()).expect("key length");
+    let mut want = msg.to_vec();
+    let want_tag = reference
+        .seal_in_place(&nonce, &aad, &mut want)
+        .expect("seal");
+    let mut want_open = msg.to_vec();
+    let want_result = reference.open_in_place(&nonce, &aad, &mut want_open, &arbitrary_tag);
+
+    for backend in Backend::available() {
+        let aead = Aead::with_backend(suite, &key, backend).expect("key length");
+        let mut buf = msg.to_vec();
+        assert_eq!(
+            aead.seal_in_place(&nonce, &aad, &mut buf),
+            Ok(want_tag),
+            "{backend}"
+        );
+        assert_eq!(buf, want, "{backend}");
+
+        let mut storage = vec![GARBAGE; msg.len() + offset];
+        let tag = aead
+            .seal_to(&nonce, &aad, msg, &mut storage[offset..])
+            .expect("seal_to");
+        assert_eq!(
+            (&storage[offset..], tag),
+            (&want[..], want_tag),
+            "{backend}"
+        );
+
+        check_known_answer(&aead, &nonce, &aad, msg, &want, &want_tag);
+        let mut bad = want_tag;
+        bad[usize::from(control >> 1) % 16] ^= 1 << ((control >> 5) & 7);
+        check_rejects(&aead, &nonce, &aad, &want, &bad);
+
+        let mut got_open = msg.to_vec();
+        let result = aead.open_in_place(&nonce, &aad, &mut got_open, &arbitrary_tag);
+        assert_eq!(result, want_result, "{backend}");
+        assert_eq!(got_open, want_open, "{backend}");
+    }
+}
+
+/// The first `n` bytes of `data` (zero-padded if it is shorter) and the rest.
+fn take(data: &[u8], n: usize) -> (Vec<u8>, &[u8]) {
+    let (head, rest) = data.split_at(n.min(data.len()));
+    let mut head = head.to_vec();
+    head.resize(n, 0);
+    (head, rest)
+}
+
 /// Fill for output buffers, so that "left untouched" and "zeroed" can be told apart.
 const GARBAGE: u8 = 0xa5;

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Cross-builds camseal for aarch64-unknown-linux-gnu with Debian's gcc-aarch64-linux-gnu and
+# runs, under `qemu-aarch64 -cpu max` (the runner in .cargo/config.toml), the kernels' tests
+# (every path this CPU model has: AES+PMULL and portable) and the segment format round-trip
+# tests. scripts/test.sh calls it; it also runs on its own.
+#
+#   scripts/test-aarch64.sh
+#   CAMSEAL_SKIP_INSTALL=1     do not apt-get/rustup anything (offline machines)
+#
+# Installing is idempotent: apt-get runs only when a tool is missing. Under emulation the
+# long differential tests shrink (CAMSEAL_TEST_EMULATED), which keeps this to a few minutes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TARGET=aarch64-unknown-linux-gnu
+log() { printf '\n==> %s\n' "$*"; }
+
+if [ -z "${CAMSEAL_SKIP_INSTALL:-}" ]; then
+  log "installing the aarch64 cross toolchain and QEMU (skips what exists)"
+  need_apt=()
+  command -v aarch64-linux-gnu-gcc >/dev/null || need_apt+=(gcc-aarch64-linux-gnu)
+  # OpenH264 (built by camseal-hal for the soft encoder) is C++.
+  command -v aarch64-linux-gnu-g++ >/dev/null || need_apt+=(g++-aarch64-linux-gnu)
+  [ -d /usr/aarch64-linux-gnu/lib ] || need_apt+=(libc6-dev-arm64-cross)
+  command -v qemu-aarch64 >/dev/null || need_apt+=(qemu-user)
+  if [ ${#need_apt[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+  fi
+  if ! rustup target list --installed | grep -qx "$TARGET"; then
+    rustup target add "$TARGET"
+  fi
+fi
+
+for tool in aarch64-linux-gnu-gcc aarch64-linux-gnu-g++ qemu-aarch64; do
+  command -v "$tool" >/dev/null || {
+    echo "scripts/test-aarch64.sh: $tool is missing (unset CAMSEAL_SKIP_INSTALL to install it)" >&2
+    exit 1
+  }
+done
+
+# The C parts (OpenH264 in camseal-hal) are built by the cc crate with the cross compiler.
+export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
+export CXX_aarch64_unknown_linux_gnu=aarch64-linux-gnu-g++
+export AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar
+export CAMSEAL_TEST_EMULATED=1
+
+log "aarch64: cargo test -p camseal-kernels (under qemu-aarch64 -cpu max)"
+cargo test --locked --target "$TARGET" -p camseal-kernels
+
+log "aarch64: segment format round-trip tests (under qemu-aarch64 -cpu max)"
+cargo test --locked --target "$TARGET" -p camseal \
+  --test segment_format --test sframe_vectors --test format_vectors
+
+echo
+echo "scripts/test-aarch64.sh: aarch64 checks passed"
