@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 pub mod chunk;
+pub mod engine;
 pub mod footage;
 pub mod home;
 pub mod keys;

@@ -214,6 +214,44 @@ impl SframeKey {
         Ok(())
     }
 
+    /// Seals `plaintext` as one SFrame ciphertext into the start of `out`, which must hold at
+    /// least [`sealed_len`](SframeKey::sealed_len) bytes; returns the length written.
+    ///
+    /// For pooled output buffers: nothing is zero-filled or resized, so each output byte is
+    /// written once (the header, then the kernel's ciphertext and tag).
+    pub fn seal_into(
+        &self,
+        ctr: u64,
+        metadata: &[u8],
+        plaintext: &[u8],
+        out: &mut [u8],
+    ) -> Result<usize, SealError> {
+        let mut header = [0u8; MAX_HEADER_LEN];
+        let header_len = SframeHeader { kid: self.kid, ctr }.encode_into(&mut header);
+        let total = header_len + plaintext.len() + TAG_LEN;
+        let Some(out) = out.get_mut(..total) else {
+            return Err(SealError::Kernel(camseal_kernels::Error::BufferLength {
+                input: total,
+                output: out.len(),
+            }));
+        };
+        let aad = Aad::new(&header[..header_len], metadata);
+        let (head, rest) = out.split_at_mut(header_len);
+        head.copy_from_slice(&header[..header_len]);
+        let (body, tag_out) = rest.split_at_mut(plaintext.len());
+        let tag = self
+            .aead
+            .seal_to(&self.nonce(ctr), aad.bytes(), plaintext, body)
+            .map_err(SealError::Kernel)?;
+        tag_out.copy_from_slice(&tag);
+        Ok(total)
+    }
+
+    /// Length of the SFrame ciphertext of a `plaintext_len`-byte plaintext at counter `ctr`.
+    pub fn sealed_len(&self, ctr: u64, plaintext_len: usize) -> usize {
+        sframe_header_len(self.kid, ctr) + plaintext_len + TAG_LEN
+    }
+
     /// Opens an SFrame ciphertext (`header || ct || tag`) and appends the plaintext to `out`.
     ///
     /// Returns the header. On any failure nothing is appended to `out`. The caller checks
@@ -346,6 +384,12 @@ impl Aad {
             &self.heap
         }
     }
+}
+
+/// Encoded length of the SFrame header for `kid` and `ctr`.
+pub fn sframe_header_len(kid: u64, ctr: u64) -> usize {
+    let field = |v: u64| if v < 8 { 0 } else { min_be_len(v) };
+    1 + field(kid) + field(ctr)
 }
 
 fn min_be_len(v: u64) -> usize {

@@ -16,10 +16,13 @@ use super::{
     segment_digest, signed_message,
 };
 use crate::nal::Codec;
-use crate::seal::{SframeKey, SframeSuite};
+use crate::seal::{SframeHeader, SframeKey, SframeSuite};
 
 /// Most gaps one header records (the extension area is limited to 64 KiB).
 pub const MAX_GAPS: usize = 1000;
+
+/// Bytes before a record's SFrame ciphertext: `record_len` (4), `flags` (1), `pts` (8).
+pub const RECORD_PREFIX_LEN: usize = 13;
 
 /// HPKE KEM id of DHKEM(X25519, HKDF-SHA256).
 pub const HPKE_KEM_X25519: u16 = 0x0020;
@@ -191,6 +194,128 @@ impl SegmentSealer {
         out[start..start + 4].copy_from_slice(&body_len.to_be_bytes());
         Ok(())
     }
+
+    /// Seals `plaintext` as record number `index` into the start of `out` (a pooled buffer
+    /// of at least [`record_len`](SegmentSealer::record_len) bytes) and returns the record's
+    /// length. The plaintext is read once and each output byte written once; nothing is
+    /// allocated.
+    pub fn seal_record_into(
+        &self,
+        index: u64,
+        pts: u64,
+        flags: RecordFlags,
+        plaintext: &[u8],
+        out: &mut [u8],
+    ) -> Result<usize, SegmentError> {
+        if plaintext.len() > MAX_RECORD_PLAINTEXT {
+            return Err(SegmentError::Limit("record plaintext larger than 16 MiB"));
+        }
+        let len = self.record_len(index, plaintext.len());
+        let Some(out) = out.get_mut(..len) else {
+            return Err(SegmentError::Limit("record buffer too small"));
+        };
+        let (prefix, sframe) = out.split_at_mut(RECORD_PREFIX_LEN);
+        // Bounded by MAX_RECORD_PLAINTEXT plus a few dozen bytes, so it fits in u32.
+        prefix[..4].copy_from_slice(&((len - 4) as u32).to_be_bytes());
+        prefix[4] = flags.bits();
+        prefix[5..].copy_from_slice(&pts.to_be_bytes());
+        let metadata = record_metadata(&self.header_hash, pts, flags);
+        self.key.seal_into(index, &metadata, plaintext, sframe)?;
+        Ok(len)
+    }
+
+    /// The encoded length of record `index` with a `plaintext_len`-byte plaintext: known
+    /// before sealing, so a writer can account for a segment's size up front.
+    pub fn record_len(&self, index: u64, plaintext_len: usize) -> usize {
+        RECORD_PREFIX_LEN + self.key.sealed_len(index, plaintext_len)
+    }
+
+    /// The segment sequence number (the SFrame KID).
+    pub fn segment_seq(&self) -> u64 {
+        self.header.segment_seq
+    }
+}
+
+/// The in-order half of parallel sealing: takes records already sealed by
+/// [`SegmentSealer::seal_record_into`] (on any thread), in index order, keeps the record count
+/// and the running `records_hash`, and builds the signed trailer. It never touches the
+/// record bytes beyond hashing them, so the caller writes them out from wherever they were
+/// sealed.
+pub struct RecordAppender {
+    header_hash: Digest32,
+    kid: u64,
+    camera: SigningKey,
+    next_index: u64,
+    records_hash: Sha256,
+    bytes: u64,
+    finished: bool,
+}
+
+impl RecordAppender {
+    /// An appender for the segment `sealer` seals, signing with `camera`. The header is
+    /// counted in [`bytes`](RecordAppender::bytes) (the caller writes it first).
+    pub fn new(sealer: &SegmentSealer, camera: &SigningKey) -> RecordAppender {
+        RecordAppender {
+            header_hash: sealer.header_hash,
+            kid: sealer.header.segment_seq,
+            camera: camera.clone(),
+            next_index: 0,
+            records_hash: Sha256::new(),
+            bytes: sealer.header_bytes.len() as u64,
+            finished: false,
+        }
+    }
+
+    /// Takes the next record. Checks that it is record number
+    /// [`record_count`](RecordAppender::record_count) of this segment (KID and CTR in its
+    /// SFrame header) and that no final record came before it.
+    pub fn append(&mut self, record: &[u8]) -> Result<(), SegmentError> {
+        let parsed = record
+            .get(RECORD_PREFIX_LEN..)
+            .ok_or(SegmentError::Malformed("record shorter than its prefix"))
+            .and_then(|sframe| SframeHeader::parse(sframe).map_err(SegmentError::from))?;
+        let (header, _) = parsed;
+        if self.finished || header.kid != self.kid || header.ctr != self.next_index {
+            return Err(SegmentError::Malformed("record appended out of order"));
+        }
+        self.finished = record[4] & RecordFlags::FINAL != 0;
+        self.records_hash.update(record);
+        self.next_index += 1;
+        self.bytes += record.len() as u64;
+        Ok(())
+    }
+
+    /// Records taken so far.
+    pub fn record_count(&self) -> u64 {
+        self.next_index
+    }
+
+    /// Segment bytes so far: the header and the records.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Signs the trailer once the final record is in; returns its bytes and the segment's
+    /// summary (trailer included in `bytes`).
+    pub fn finish(self) -> Result<([u8; Trailer::LEN], SegmentSummary), SegmentError> {
+        if !self.finished {
+            return Err(SegmentError::Malformed("trailer before the final record"));
+        }
+        let records_hash: Digest32 = self.records_hash.finalize().into();
+        let message = signed_message(&self.header_hash, self.next_index, &records_hash);
+        let trailer = Trailer {
+            record_count: self.next_index,
+            records_hash,
+            signature: self.camera.sign(&message).to_bytes(),
+        };
+        let summary = SegmentSummary {
+            digest: segment_digest(&self.header_hash, self.next_index, &records_hash),
+            header_hash: self.header_hash,
+            record_count: self.next_index,
+            bytes: self.bytes + Trailer::LEN as u64,
+        };
+        Ok((trailer.encode(), summary))
+    }
 }
 
 /// Writes one segment to `W`: the header at creation, records in order, the trailer at
@@ -198,12 +323,9 @@ impl SegmentSealer {
 /// that every reader reports as truncated.
 pub struct SegmentWriter<W: Write> {
     sealer: SegmentSealer,
-    camera: SigningKey,
+    appender: RecordAppender,
     out: W,
-    next_index: u64,
-    records_hash: Sha256,
     scratch: Vec<u8>,
-    bytes: u64,
 }
 
 impl<W: Write> SegmentWriter<W> {
@@ -217,15 +339,12 @@ impl<W: Write> SegmentWriter<W> {
         let camera_pub = camera.verifying_key().to_bytes();
         let sealer = SegmentSealer::new(params, &camera_pub, randomness)?;
         out.write_all(sealer.header_bytes())?;
-        let bytes = sealer.header_bytes().len() as u64;
+        let appender = RecordAppender::new(&sealer, camera);
         Ok(SegmentWriter {
             sealer,
-            camera: camera.clone(),
+            appender,
             out,
-            next_index: 0,
-            records_hash: Sha256::new(),
             scratch: Vec::new(),
-            bytes,
         })
     }
 
@@ -236,12 +355,12 @@ impl<W: Write> SegmentWriter<W> {
 
     /// Bytes written so far.
     pub fn bytes_written(&self) -> u64 {
-        self.bytes
+        self.appender.bytes()
     }
 
     /// Records written so far.
     pub fn record_count(&self) -> u64 {
-        self.next_index
+        self.appender.record_count()
     }
 
     /// Seals and appends one video record.
@@ -259,23 +378,9 @@ impl<W: Write> SegmentWriter<W> {
     /// Seals the final record and the signed trailer, flushes, and returns the sink.
     pub fn finish(mut self, end: SegmentEnd) -> Result<(W, SegmentSummary), SegmentError> {
         self.append_with_flags(end.end_pts, RecordFlags::final_record(), &end.encode())?;
-        let records_hash: Digest32 = self.records_hash.finalize().into();
-        let header_hash = *self.sealer.header_hash();
-        let message = signed_message(&header_hash, self.next_index, &records_hash);
-        let trailer = Trailer {
-            record_count: self.next_index,
-            records_hash,
-            signature: self.camera.sign(&message).to_bytes(),
-        };
-        self.out.write_all(&trailer.encode())?;
+        let (trailer, summary) = self.appender.finish()?;
+        self.out.write_all(&trailer)?;
         self.out.flush()?;
-        self.bytes += Trailer::LEN as u64;
-        let summary = SegmentSummary {
-            digest: segment_digest(&header_hash, self.next_index, &records_hash),
-            header_hash,
-            record_count: self.next_index,
-            bytes: self.bytes,
-        };
         Ok((self.out, summary))
     }
 
@@ -286,12 +391,15 @@ impl<W: Write> SegmentWriter<W> {
         plaintext: &[u8],
     ) -> Result<(), SegmentError> {
         self.scratch.clear();
-        self.sealer
-            .seal_record(self.next_index, pts, flags, plaintext, &mut self.scratch)?;
+        self.sealer.seal_record(
+            self.appender.record_count(),
+            pts,
+            flags,
+            plaintext,
+            &mut self.scratch,
+        )?;
+        self.appender.append(&self.scratch)?;
         self.out.write_all(&self.scratch)?;
-        self.records_hash.update(&self.scratch);
-        self.next_index += 1;
-        self.bytes += self.scratch.len() as u64;
         Ok(())
     }
 }

@@ -1,0 +1,1005 @@
+//! The sealing engine: many streams, one pool of seal workers, records in order.
+//!
+//! ```text
+//! source thread ──packet (lease)──► Stream::push: policy, chunker, one job per chunk
+//!   ──► shared job queues (one per stream, served round robin) ──► N seal workers
+//!   ──► per-stream reorder (by record order) ──► RecordAppender + SegmentOutput::write
+//!   ──► publisher thread: SegmentOutput::publish (fsync, rename), chain state
+//! ```
+//!
+//! - **Zero copy.** A job holds the packet (a lease on the encoder's memory) and a range of
+//!   it. The worker reads that plaintext once, in the AEAD call, which writes the record
+//!   once into a buffer from a bounded pool; the record goes from that buffer to the output
+//!   ([`DirSink`]: straight to `write(2)`), and the buffer returns to the pool. The packet
+//!   is dropped, and its buffer handed back to the encoder, when its last chunk is sealed.
+//! - **Order.** A worker that finishes a record puts it into its stream's reorder map; the
+//!   thread that finds the next record in order appends every consecutive one (one thread
+//!   at a time per stream). Output bytes do not depend on the number of workers.
+//! - **Bounds.** Every job holds a pool buffer, so the pool's capacity bounds queued jobs,
+//!   sealed-but-unwritten records and (with the one packet a source thread holds) the
+//!   packets alive. When the pool is empty, [`Stream::push`] waits ([`Overload::Block`]) or
+//!   drops frames up to the next keyframe ([`Overload::DropFrames`]), which is counted and
+//!   recorded as a signed gap in the next segment's header.
+//! - **Segments.** A segment closes by [`SegmentPolicy`]. The next segment's header names the
+//!   previous one's digest, so at a boundary the stream waits until the previous segment's
+//!   records are all appended and its trailer signed; fsync and rename happen later, on the
+//!   publisher thread.
+
+mod pool;
+mod sched;
+mod sink;
+mod stats;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use camseal_hal::Packet;
+use crossbeam_channel::{Receiver, Sender};
+use ed25519_dalek::SigningKey;
+
+use crate::chunk::{Chunk, chunk_access_unit};
+use crate::nal::Codec;
+use crate::recorder::{ChainState, RecorderError, SegmentPolicy, segment_file_name};
+use crate::seal::SframeSuite;
+use crate::segment::write::{
+    Randomness, RecipientKey, RecordAppender, SegmentParams, SegmentSealer, SegmentSummary,
+};
+use crate::segment::{
+    CloseReason, Gap, GapReason, MAX_RECORD_PLAINTEXT, RecordFlags, SegmentEnd, SegmentError,
+    camera_id,
+};
+use pool::{BufferPool, PooledBuf};
+use sched::{Job, Scheduler};
+
+pub use sink::{CopyMeter, DirSink, MemorySink, SegmentInfo, SegmentOutput, SegmentSink};
+pub use stats::{Stage, StageLatencies};
+
+/// How the shared part of the engine is sized.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EngineConfig {
+    /// Seal worker threads (at least 1).
+    pub workers: usize,
+    /// Record buffers in the pool: the bound on records in flight over all streams.
+    pub buffers: usize,
+    /// Largest record plaintext (1 ..= 16 MiB); larger access units are split at NAL
+    /// boundaries.
+    pub max_chunk: usize,
+}
+
+impl EngineConfig {
+    /// `workers` workers, 64 KiB chunks, and 16 buffers per worker (at least 32).
+    pub fn new(workers: usize) -> EngineConfig {
+        let workers = workers.max(1);
+        EngineConfig {
+            workers,
+            buffers: (workers * 16).max(32),
+            max_chunk: DEFAULT_MAX_CHUNK,
+        }
+    }
+
+    /// The most memory the record buffers can take, in bytes.
+    pub fn buffer_bytes(&self) -> usize {
+        self.buffers.saturating_mul(record_buf_len(self.max_chunk))
+    }
+}
+
+/// What [`Stream::push`] does when no record buffer is free.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Overload {
+    /// Wait for one: the source stalls, nothing is lost.
+    #[default]
+    Block,
+    /// Drop the frame and every following frame up to the next keyframe that fits; the
+    /// loss is counted, reported as a [`StreamEvent::Dropped`], and written as a signed
+    /// [`GapReason::DroppedFrames`] gap into the header of the next segment (which starts
+    /// at that keyframe).
+    DropFrames,
+}
+
+/// The wall clock written into segment headers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum WallClock {
+    /// A fixed value, in Unix milliseconds (reproducibility tests).
+    Fixed(u64),
+    /// The system clock.
+    #[default]
+    System,
+}
+
+/// One camera stream's settings.
+#[derive(Clone)]
+pub struct StreamConfig {
+    /// The camera's signing key.
+    pub camera: SigningKey,
+    /// Recipients: (HPKE KEM id, public key).
+    pub recipients: Vec<(u16, Vec<u8>)>,
+    /// Media cipher suite.
+    pub suite: SframeSuite,
+    /// Codec of the stream.
+    pub codec: Codec,
+    /// Stream number within the camera.
+    pub stream_id: u32,
+    /// When segments close.
+    pub policy: SegmentPolicy,
+    /// Duration of one frame in 90 kHz ticks (for the end of the last frame).
+    pub frame_ticks: u64,
+    /// Where the chain state is kept; `None` starts a fresh chain in memory.
+    pub chain_path: Option<PathBuf>,
+    /// Randomness for segment keys (always `Os` outside tests).
+    pub randomness: Randomness,
+    /// The clock for segment headers.
+    pub wallclock: WallClock,
+    /// What to do when the engine is saturated.
+    pub overload: Overload,
+}
+
+/// The outcome of [`Stream::push`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pushed {
+    /// The frame was dropped by [`Overload::DropFrames`].
+    Dropped,
+    /// The frame's chunks are queued for sealing.
+    Queued,
+}
+
+/// Something a stream reports to its caller (see [`Stream::take_events`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StreamEvent {
+    /// Frames were dropped; if a segment followed, its header carries the gap.
+    Dropped {
+        /// Frames lost.
+        frames: u64,
+        /// pts of the first lost frame.
+        from_pts: u64,
+        /// pts of the frame after the loss (or just past the last lost one at the end).
+        to_pts: u64,
+    },
+    /// A segment was published.
+    Published(PublishedSegment),
+}
+
+/// A segment that was sealed and published.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublishedSegment {
+    /// Where it is (for a [`DirSink`], the file).
+    pub path: PathBuf,
+    /// Its sequence number.
+    pub seq: u64,
+    /// Access units in it.
+    pub frames: u64,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// Why it closed.
+    pub reason: CloseReason,
+}
+
+/// Totals and latencies of one stream (or, merged, of several).
+#[derive(Clone, Debug, Default)]
+pub struct StreamStats {
+    /// Access units sealed.
+    pub frames: u64,
+    /// Video bytes sealed.
+    pub video_bytes: u64,
+    /// Records sealed (final records included).
+    pub records: u64,
+    /// Access units dropped by [`Overload::DropFrames`].
+    pub dropped_frames: u64,
+    /// Segments published.
+    pub segments: u64,
+    /// Segment bytes published.
+    pub segment_bytes: u64,
+    /// Per-frame latency per stage.
+    pub latency: StageLatencies,
+}
+
+impl StreamStats {
+    /// Adds another stream's totals and histograms.
+    pub fn merge(&mut self, other: &StreamStats) {
+        self.frames += other.frames;
+        self.video_bytes += other.video_bytes;
+        self.records += other.records;
+        self.dropped_frames += other.dropped_frames;
+        self.segments += other.segments;
+        self.segment_bytes += other.segment_bytes;
+        self.latency.merge(&other.latency);
+    }
+}
+
+/// Errors of the engine.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// A setting is out of range.
+    #[error("invalid engine configuration: {0}")]
+    Config(&'static str),
+    /// Writing or publishing a segment failed.
+    #[error("segment output: {0}")]
+    Output(#[from] std::io::Error),
+    /// The chain state could not be read or stored.
+    #[error(transparent)]
+    Recorder(#[from] RecorderError),
+    /// Sealing failed.
+    #[error(transparent)]
+    Segment(#[from] SegmentError),
+    /// An earlier error (already returned) stopped this stream.
+    #[error("the stream stopped after an earlier error")]
+    Failed,
+    /// The engine was shut down while a stream still used it.
+    #[error("the engine has stopped")]
+    Stopped,
+}
+
+/// The shared worker pool. See the [module docs](self).
+pub struct Engine {
+    shared: Arc<Shared>,
+    workers: Vec<JoinHandle<()>>,
+    publisher: Option<JoinHandle<()>>,
+}
+
+impl Engine {
+    /// Starts the workers and the publisher thread.
+    pub fn new(config: EngineConfig) -> Result<Engine, EngineError> {
+        if config.workers == 0 || config.workers > MAX_WORKERS {
+            return Err(EngineError::Config("workers must be 1..=256"));
+        }
+        if config.max_chunk == 0 || config.max_chunk > MAX_RECORD_PLAINTEXT {
+            return Err(EngineError::Config("max_chunk must be 1..=16 MiB"));
+        }
+        if config.buffers == 0 {
+            return Err(EngineError::Config("buffers must be at least 1"));
+        }
+        let (publish_tx, publish_rx) = crossbeam_channel::bounded(PUBLISH_QUEUE);
+        let shared = Arc::new(Shared {
+            sched: Mutex::new(Scheduler::default()),
+            work: Condvar::new(),
+            pool: BufferPool::new(config.buffers, record_buf_len(config.max_chunk)),
+            publish_tx,
+            max_chunk: config.max_chunk,
+        });
+        let mut workers = Vec::with_capacity(config.workers);
+        for i in 0..config.workers {
+            let shared = Arc::clone(&shared);
+            let handle = std::thread::Builder::new()
+                .name(format!("camseal-seal-{i}"))
+                .spawn(move || sched::worker(&shared))
+                .map_err(EngineError::Output)?;
+            workers.push(handle);
+        }
+        let publisher = std::thread::Builder::new()
+            .name("camseal-publish".into())
+            .spawn(move || publisher(publish_rx))
+            .map_err(EngineError::Output)?;
+        Ok(Engine {
+            shared,
+            workers,
+            publisher: Some(publisher),
+        })
+    }
+
+    /// Opens a stream writing its segments to `sink`. Loads (and, with a chain path,
+    /// reserves the next sequence number in) the stream's chain state.
+    pub fn open_stream(
+        &self,
+        config: StreamConfig,
+        sink: Box<dyn SegmentSink>,
+    ) -> Result<Stream, EngineError> {
+        if config.recipients.is_empty() {
+            return Err(RecorderError::NoRecipients.into());
+        }
+        let chain = match &config.chain_path {
+            Some(path) => {
+                let chain = ChainState::load(path)?;
+                // Reserve the first sequence number before writing: if we crash
+                // mid-segment, the next run does not reuse it. Later segments are
+                // reserved by the publisher together with their predecessor's digest.
+                ChainState {
+                    next_seq: chain.next_seq + 1,
+                    prev_digest: chain.prev_digest,
+                }
+                .store(path)?;
+                chain
+            }
+            None => ChainState::default(),
+        };
+        let slot = lock(&self.shared.sched).add_stream();
+        Ok(Stream {
+            engine: Arc::clone(&self.shared),
+            shared: Arc::new(StreamShared::default()),
+            slot,
+            camera_id: camera_id(&config.camera.verifying_key().to_bytes()),
+            config,
+            sink,
+            chain,
+            open: None,
+            pending_gaps: Vec::new(),
+            dropping: None,
+            next_ordinal: 0,
+            chunks: Vec::new(),
+            reserved: Vec::new(),
+            frames: 0,
+            video_bytes: 0,
+            records: 0,
+            dropped_frames: 0,
+            closed_segments: 0,
+        })
+    }
+
+    /// Largest record plaintext.
+    pub fn max_chunk(&self) -> usize {
+        self.shared.max_chunk
+    }
+
+    /// Record buffers in the pool.
+    pub fn buffers(&self) -> usize {
+        self.shared.pool.capacity()
+    }
+
+    /// Stops the workers and the publisher. Streams still open fail from now on.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        lock(&self.shared.sched).shutdown = true;
+        self.shared.work.notify_all();
+        self.shared.pool.close();
+        for w in self.workers.drain(..) {
+            // A worker that panicked has nothing left to clean up.
+            let _ = w.join();
+        }
+        let _ = self.shared.publish_tx.send(PublishMsg::Stop);
+        if let Some(p) = self.publisher.take() {
+            let _ = p.join();
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// One camera stream on an [`Engine`]; used from one source thread.
+pub struct Stream {
+    engine: Arc<Shared>,
+    shared: Arc<StreamShared>,
+    slot: usize,
+    camera_id: String,
+    config: StreamConfig,
+    sink: Box<dyn SegmentSink>,
+    chain: ChainState,
+    open: Option<OpenSegment>,
+    pending_gaps: Vec<Gap>,
+    dropping: Option<DropRun>,
+    next_ordinal: u64,
+    /// Scratch: the chunks of the access unit being pushed.
+    chunks: Vec<Chunk>,
+    /// Scratch: buffers reserved for them.
+    reserved: Vec<PooledBuf>,
+    frames: u64,
+    video_bytes: u64,
+    records: u64,
+    dropped_frames: u64,
+    closed_segments: u64,
+}
+
+impl Stream {
+    /// Queues one access unit for sealing. `dequeued` is when the packet left the encoder
+    /// (the start of its latency measurement).
+    ///
+    /// Closes the open segment first if the policy says so. Returns once every chunk is
+    /// queued (waiting for pool buffers under [`Overload::Block`]); the packet is released
+    /// when its last chunk is sealed.
+    pub fn push(&mut self, packet: Packet, dequeued: Instant) -> Result<Pushed, EngineError> {
+        self.check()?;
+        let (pts, keyframe) = (packet.pts, packet.keyframe);
+        self.chunks.clear();
+        self.chunks
+            .extend(chunk_access_unit(packet.data(), self.engine.max_chunk));
+        if self.chunks.is_empty() {
+            return Ok(Pushed::Queued);
+        }
+        self.reserved.clear();
+        if self.config.overload == Overload::DropFrames {
+            let fits = self.chunks.len() > self.engine.pool.capacity()
+                || self
+                    .engine
+                    .pool
+                    .try_acquire_n(self.chunks.len(), &mut self.reserved);
+            if (self.dropping.is_some() && !keyframe) || !fits {
+                self.reserved.clear();
+                let run = self.dropping.get_or_insert(DropRun {
+                    frames: 0,
+                    from_pts: pts,
+                });
+                run.frames += 1;
+                self.dropped_frames += 1;
+                return Ok(Pushed::Dropped);
+            }
+            if let Some(run) = self.dropping.take() {
+                self.end_drop_run(run, pts);
+            }
+        }
+        if let Some(open) = &self.open {
+            let reason = if self.pending_gaps.is_empty() {
+                self.config
+                    .policy
+                    .close_before(open.start_pts, open.bytes, pts, keyframe)
+            } else {
+                // Put the gap into the very next header, next to the loss.
+                Some(CloseReason::Keyframe)
+            };
+            if let Some(reason) = reason {
+                self.close_open(reason, true)?;
+            }
+        }
+        if self.open.is_none() {
+            self.begin(pts)?;
+        }
+        let open = self.open.as_mut().ok_or(EngineError::Stopped)?;
+        let packet = Arc::new(packet);
+        let last = self.chunks.len() - 1;
+        let mut reserved = std::mem::take(&mut self.reserved).into_iter();
+        for (i, chunk) in self.chunks.drain(..).enumerate() {
+            let buf = match reserved.next() {
+                Some(buf) => buf,
+                None => self.engine.pool.acquire().ok_or(EngineError::Stopped)?,
+            };
+            let index = open.next_index;
+            open.next_index += 1;
+            open.bytes += open.sealer.record_len(index, chunk.range.len()) as u64;
+            let job = Job {
+                stream: Arc::clone(&self.shared),
+                sealer: Arc::clone(&open.sealer),
+                ordinal: self.next_ordinal,
+                index,
+                pts,
+                flags: RecordFlags::video(keyframe, chunk.continuation),
+                packet: Arc::clone(&packet),
+                range: chunk.range,
+                buf,
+                frame: Some(FrameTag {
+                    dequeued,
+                    last: i == last,
+                }),
+            };
+            self.next_ordinal += 1;
+            self.records += 1;
+            lock(&self.engine.sched).push(self.slot, job);
+            self.engine.work.notify_one();
+        }
+        open.frames += 1;
+        open.last_pts = pts;
+        self.frames += 1;
+        self.video_bytes += packet.len() as u64;
+        Ok(Pushed::Queued)
+    }
+
+    /// Seals the open segment (if any) with `reason` and waits until its trailer is
+    /// written; it is published (made durable) shortly after, on the publisher thread.
+    pub fn close(&mut self, reason: CloseReason) -> Result<(), EngineError> {
+        self.check()?;
+        if self.open.is_some() {
+            self.close_open(reason, false)?;
+        }
+        Ok(())
+    }
+
+    /// Records a loss; it is written, signed, into the header of the next segment opened.
+    pub fn record_gap(&mut self, gap: Gap) {
+        self.pending_gaps.push(gap);
+    }
+
+    /// Events since the last call: segments published, frames dropped.
+    pub fn take_events(&mut self) -> Vec<StreamEvent> {
+        std::mem::take(&mut lock(&self.shared.events))
+    }
+
+    /// Closes the open segment with `reason`, waits until every segment is published, and
+    /// returns the stream's totals.
+    pub fn finish(mut self, reason: CloseReason) -> Result<StreamStats, EngineError> {
+        if let Some(run) = self.dropping.take() {
+            let end = run.from_pts;
+            self.end_drop_run(run, end);
+        }
+        self.close(reason)?;
+        {
+            let mut state = lock(&self.shared.state);
+            while state.published < self.closed_segments && !state.failed {
+                state = wait(&self.shared.changed, state);
+            }
+            state.take_error()?;
+        }
+        let latency = lock(&self.shared.writer).latency.clone();
+        let state = lock(&self.shared.state);
+        Ok(StreamStats {
+            frames: self.frames,
+            video_bytes: self.video_bytes,
+            records: self.records,
+            dropped_frames: self.dropped_frames,
+            segments: state.published,
+            segment_bytes: state.published_bytes,
+            latency,
+        })
+    }
+
+    /// The camera id segment names start with.
+    pub fn camera_id(&self) -> &str {
+        &self.camera_id
+    }
+
+    /// Where the chain stands (after the last closed segment).
+    pub fn chain(&self) -> ChainState {
+        self.chain
+    }
+
+    fn check(&self) -> Result<(), EngineError> {
+        if lock(&self.engine.sched).shutdown {
+            return Err(EngineError::Stopped);
+        }
+        lock(&self.shared.state).take_error()
+    }
+
+    fn end_drop_run(&mut self, run: DropRun, to_pts: u64) {
+        self.pending_gaps.push(Gap {
+            reason: GapReason::DroppedFrames,
+            lost_segments: None,
+            frames: run.frames,
+            from_pts: run.from_pts,
+            to_pts,
+        });
+        lock(&self.shared.events).push(StreamEvent::Dropped {
+            frames: run.frames,
+            from_pts: run.from_pts,
+            to_pts,
+        });
+    }
+
+    fn begin(&mut self, start_pts: u64) -> Result<(), EngineError> {
+        let seq = self.chain.next_seq;
+        let info = SegmentInfo {
+            camera_id: self.camera_id.clone(),
+            stream_id: self.config.stream_id,
+            seq,
+            name: segment_file_name(&self.camera_id, self.config.stream_id, seq),
+        };
+        let mut output = self.sink.open(&info)?;
+        let keys: Vec<RecipientKey<'_>> = self
+            .config
+            .recipients
+            .iter()
+            .map(|(kem, pk)| RecipientKey {
+                kem: *kem,
+                public_key: pk,
+            })
+            .collect();
+        let params = SegmentParams {
+            suite: self.config.suite,
+            codec: self.config.codec,
+            stream_id: self.config.stream_id,
+            segment_seq: seq,
+            start_pts,
+            wallclock_ms: match self.config.wallclock {
+                WallClock::Fixed(ms) => ms,
+                WallClock::System => SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64),
+            },
+            prev_digest: self.chain.prev_digest,
+            recipients: &keys,
+            gaps: &self.pending_gaps,
+        };
+        let camera_pub = self.config.camera.verifying_key().to_bytes();
+        let sealer = SegmentSealer::new(&params, &camera_pub, &self.config.randomness)?;
+        output.write(sealer.header_bytes())?;
+        let appender = RecordAppender::new(&sealer, &self.config.camera);
+        let bytes = appender.bytes();
+        lock(&self.shared.writer).segment = Some(SegmentOut {
+            appender,
+            output,
+            seq,
+            frames: 0,
+            dequeued: Vec::new(),
+            reason: CloseReason::EndOfStream,
+            chain: None,
+        });
+        self.pending_gaps.clear();
+        self.open = Some(OpenSegment {
+            sealer: Arc::new(sealer),
+            seq,
+            start_pts,
+            last_pts: start_pts,
+            next_index: 0,
+            bytes,
+            frames: 0,
+        });
+        Ok(())
+    }
+
+    /// Seals the final record of the open segment and waits for the trailer. `continues`:
+    /// another segment follows at once (so the publisher reserves its sequence number).
+    fn close_open(&mut self, reason: CloseReason, continues: bool) -> Result<(), EngineError> {
+        let Some(open) = self.open.take() else {
+            return Ok(());
+        };
+        let end = SegmentEnd {
+            end_pts: open.last_pts.saturating_add(self.config.frame_ticks),
+            reason,
+        };
+        let chain_after = ChainState {
+            next_seq: open.seq + if continues { 2 } else { 1 },
+            prev_digest: [0; 32],
+        };
+        {
+            let mut w = lock(&self.shared.writer);
+            if let Some(seg) = w.segment.as_mut() {
+                seg.reason = reason;
+                seg.frames = open.frames;
+                seg.chain = self
+                    .config
+                    .chain_path
+                    .clone()
+                    .map(|path| (path, chain_after));
+            }
+        }
+        let mut buf = self.engine.pool.acquire().ok_or(EngineError::Stopped)?;
+        let started = Instant::now();
+        let len = open.sealer.seal_record_into(
+            open.next_index,
+            end.end_pts,
+            RecordFlags::final_record(),
+            &end.encode(),
+            buf.bytes_mut(),
+        )?;
+        let sealed = Sealed {
+            ordinal: self.next_ordinal,
+            buf,
+            len,
+            kernel: started.elapsed(),
+            sealed_at: Instant::now(),
+            frame: None,
+        };
+        self.next_ordinal += 1;
+        self.records += 1;
+        self.shared.complete(&self.engine, sealed);
+        let summary = {
+            let mut state = lock(&self.shared.state);
+            loop {
+                state.take_error()?;
+                if let Some(summary) = state.closed.take() {
+                    break summary;
+                }
+                state = wait(&self.shared.changed, state);
+            }
+        };
+        self.closed_segments += 1;
+        self.chain = ChainState {
+            next_seq: open.seq + 1,
+            prev_digest: summary.digest,
+        };
+        Ok(())
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        // An unfinished segment stays a `.part` (as after a crash); its jobs still drain.
+        lock(&self.engine.sched).remove_stream(self.slot);
+    }
+}
+
+/// The part of the engine every thread sees.
+struct Shared {
+    sched: Mutex<Scheduler>,
+    work: Condvar,
+    pool: BufferPool,
+    publish_tx: Sender<PublishMsg>,
+    max_chunk: usize,
+}
+
+/// The part of a stream that workers and the publisher see.
+#[derive(Default)]
+struct StreamShared {
+    reorder: Mutex<Reorder>,
+    writer: Mutex<Writer>,
+    state: Mutex<StreamState>,
+    changed: Condvar,
+    events: Mutex<Vec<StreamEvent>>,
+}
+
+impl StreamShared {
+    /// Takes a sealed record; appends it and every record after it that is ready, unless
+    /// another thread is already doing so for this stream (it will pick this one up).
+    fn complete(self: &Arc<Self>, engine: &Shared, record: Sealed) {
+        let mut reorder = lock(&self.reorder);
+        reorder.pending.insert(record.ordinal, record);
+        if reorder.draining {
+            return;
+        }
+        reorder.draining = true;
+        let mut ready = Vec::new();
+        loop {
+            loop {
+                let next = reorder.next;
+                let Some(r) = reorder.pending.remove(&next) else {
+                    break;
+                };
+                reorder.next += 1;
+                ready.push(r);
+            }
+            if ready.is_empty() {
+                reorder.draining = false;
+                return;
+            }
+            drop(reorder);
+            {
+                let mut writer = lock(&self.writer);
+                for r in ready.drain(..) {
+                    if let Err(e) = writer.append(engine, self, r) {
+                        self.fail(e);
+                    }
+                }
+            }
+            reorder = lock(&self.reorder);
+        }
+    }
+
+    /// Keeps the first error for the stream's thread, and wakes it.
+    fn fail(&self, e: EngineError) {
+        let mut state = lock(&self.state);
+        if !state.failed {
+            state.error = Some(e);
+        }
+        state.failed = true;
+        self.changed.notify_all();
+    }
+}
+
+#[derive(Default)]
+struct Reorder {
+    pending: BTreeMap<u64, Sealed>,
+    next: u64,
+    draining: bool,
+}
+
+/// The in-order side of a stream: the open segment's appender and output.
+#[derive(Default)]
+struct Writer {
+    segment: Option<SegmentOut>,
+    latency: StageLatencies,
+    /// Over the frame being appended: kernel time so far and when its last chunk was sealed.
+    frame_kernel: std::time::Duration,
+    frame_sealed: Option<Instant>,
+}
+
+impl Writer {
+    fn append(
+        &mut self,
+        engine: &Shared,
+        stream: &Arc<StreamShared>,
+        r: Sealed,
+    ) -> Result<(), EngineError> {
+        let Some(seg) = self.segment.as_mut() else {
+            // The segment failed earlier; its remaining records are discarded.
+            return Ok(());
+        };
+        let bytes = r.buf.bytes().get(..r.len).unwrap_or_default();
+        seg.appender.append(bytes)?;
+        seg.output.write(bytes)?;
+        drop(r.buf);
+        match r.frame {
+            Some(tag) => {
+                self.frame_kernel += r.kernel;
+                self.frame_sealed = Some(
+                    self.frame_sealed
+                        .map_or(r.sealed_at, |t| t.max(r.sealed_at)),
+                );
+                if tag.last {
+                    let now = Instant::now();
+                    let sealed = self.frame_sealed.take().unwrap_or(now);
+                    self.latency
+                        .record(Stage::Kernel, std::mem::take(&mut self.frame_kernel));
+                    self.latency.record(
+                        Stage::Sealed,
+                        sealed.saturating_duration_since(tag.dequeued),
+                    );
+                    self.latency
+                        .record(Stage::Appended, now.saturating_duration_since(tag.dequeued));
+                    seg.dequeued.push(tag.dequeued);
+                }
+                Ok(())
+            }
+            None => {
+                // The final record: sign the trailer and hand the segment to the publisher.
+                let Some(mut seg) = self.segment.take() else {
+                    return Ok(());
+                };
+                let (trailer, summary) = seg.appender.finish()?;
+                seg.output.write(&trailer)?;
+                let job = PublishJob {
+                    output: seg.output,
+                    stream: Arc::clone(stream),
+                    summary: summary.clone(),
+                    seq: seg.seq,
+                    frames: seg.frames,
+                    reason: seg.reason,
+                    dequeued: seg.dequeued,
+                    chain: seg.chain.map(|(path, mut chain)| {
+                        chain.prev_digest = summary.digest;
+                        (path, chain)
+                    }),
+                };
+                {
+                    let mut state = lock(&stream.state);
+                    state.closed = Some(summary);
+                    stream.changed.notify_all();
+                }
+                engine
+                    .publish_tx
+                    .send(PublishMsg::Publish(Box::new(job)))
+                    .map_err(|_| EngineError::Stopped)
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct StreamState {
+    /// The summary of the segment whose trailer was just written, for the stream's thread.
+    closed: Option<SegmentSummary>,
+    published: u64,
+    published_bytes: u64,
+    error: Option<EngineError>,
+    failed: bool,
+}
+
+impl StreamState {
+    /// The stream's error, once; [`EngineError::Failed`] after that.
+    fn take_error(&mut self) -> Result<(), EngineError> {
+        match self.error.take() {
+            Some(e) => Err(e),
+            None if self.failed => Err(EngineError::Failed),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A segment being appended to.
+struct SegmentOut {
+    appender: RecordAppender,
+    output: Box<dyn SegmentOutput>,
+    seq: u64,
+    frames: u64,
+    /// Dequeue times of its frames, for the durable stage.
+    dequeued: Vec<Instant>,
+    reason: CloseReason,
+    /// Chain state to store when it is published (digest filled in at the trailer).
+    chain: Option<(PathBuf, ChainState)>,
+}
+
+/// The stream thread's view of the open segment.
+struct OpenSegment {
+    sealer: Arc<SegmentSealer>,
+    seq: u64,
+    start_pts: u64,
+    last_pts: u64,
+    next_index: u64,
+    /// Header plus every record queued so far (record lengths are known before sealing).
+    bytes: u64,
+    frames: u64,
+}
+
+/// Frames being dropped since `from_pts`.
+struct DropRun {
+    frames: u64,
+    from_pts: u64,
+}
+
+/// Which frame a record belongs to.
+#[derive(Clone, Copy)]
+struct FrameTag {
+    dequeued: Instant,
+    /// The frame's last record.
+    last: bool,
+}
+
+/// A sealed record waiting for its turn.
+struct Sealed {
+    ordinal: u64,
+    buf: PooledBuf,
+    len: usize,
+    kernel: std::time::Duration,
+    sealed_at: Instant,
+    /// `None` for the final record.
+    frame: Option<FrameTag>,
+}
+
+enum PublishMsg {
+    Publish(Box<PublishJob>),
+    Stop,
+}
+
+struct PublishJob {
+    output: Box<dyn SegmentOutput>,
+    stream: Arc<StreamShared>,
+    summary: SegmentSummary,
+    seq: u64,
+    frames: u64,
+    reason: CloseReason,
+    dequeued: Vec<Instant>,
+    chain: Option<(PathBuf, ChainState)>,
+}
+
+/// Publishes segments in the order their trailers were written: fsync, chain state (which
+/// also reserves the next sequence number), rename.
+fn publisher(rx: Receiver<PublishMsg>) {
+    while let Ok(PublishMsg::Publish(job)) = rx.recv() {
+        let PublishJob {
+            output,
+            stream,
+            summary,
+            seq,
+            frames,
+            reason,
+            dequeued,
+            chain,
+        } = *job;
+        let result = (|| -> Result<PathBuf, EngineError> {
+            // Store the chain first: a crash before the rename leaves a `.part` and a hole,
+            // never a reused sequence number or a stale digest.
+            if let Some((path, chain)) = &chain {
+                chain.store(path)?;
+            }
+            Ok(output.publish()?)
+        })();
+        match result {
+            Ok(path) => {
+                let now = Instant::now();
+                {
+                    let mut w = lock(&stream.writer);
+                    for d in &dequeued {
+                        w.latency
+                            .record(Stage::Durable, now.saturating_duration_since(*d));
+                    }
+                }
+                lock(&stream.events).push(StreamEvent::Published(PublishedSegment {
+                    path,
+                    seq,
+                    frames,
+                    bytes: summary.bytes,
+                    reason,
+                }));
+                let mut state = lock(&stream.state);
+                state.published += 1;
+                state.published_bytes += summary.bytes;
+                stream.changed.notify_all();
+            }
+            Err(e) => stream.fail(e),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn wait<'a, T>(c: &Condvar, g: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+    c.wait(g).unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Pool buffer size for records of at most `max_chunk` plaintext bytes.
+fn record_buf_len(max_chunk: usize) -> usize {
+    // Prefix 13, SFrame header at most 17, tag 16; the final record's 9 bytes fit too.
+    max_chunk.max(16) + RECORD_OVERHEAD
+}
+
+const RECORD_OVERHEAD: usize = 13 + crate::seal::MAX_HEADER_LEN + 16;
+const DEFAULT_MAX_CHUNK: usize = 64 << 10;
+const MAX_WORKERS: usize = 256;
+/// Segments waiting for fsync and rename before the appending thread waits.
+const PUBLISH_QUEUE: usize = 16;

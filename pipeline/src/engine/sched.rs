@@ -1,0 +1,188 @@
+//! The shared job queue and the seal workers.
+//!
+//! Each stream has its own queue; workers serve the queues round robin, one job at a time,
+//! so a stream with large keyframes cannot starve a sub stream of small frames.
+
+use std::collections::VecDeque;
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Instant;
+
+use camseal_hal::Packet;
+
+use super::pool::PooledBuf;
+use super::{FrameTag, Sealed, Shared, StreamShared, lock, wait};
+use crate::segment::RecordFlags;
+use crate::segment::write::SegmentSealer;
+
+/// One chunk to seal.
+pub(super) struct Job {
+    pub(super) stream: Arc<StreamShared>,
+    pub(super) sealer: Arc<SegmentSealer>,
+    /// Position among all of the stream's records (the reorder key).
+    pub(super) ordinal: u64,
+    /// Record index within the segment (the SFrame CTR).
+    pub(super) index: u64,
+    pub(super) pts: u64,
+    pub(super) flags: RecordFlags,
+    /// The lease on the access unit, shared by its chunks.
+    pub(super) packet: Arc<Packet>,
+    pub(super) range: Range<usize>,
+    pub(super) buf: PooledBuf,
+    pub(super) frame: Option<FrameTag>,
+}
+
+/// Per-stream queues of `T` (jobs) served round robin.
+pub(super) struct Scheduler<T = Job> {
+    queues: Vec<Option<VecDeque<T>>>,
+    /// The queue to look at first next time.
+    next: usize,
+    pub(super) shutdown: bool,
+}
+
+impl<T> Default for Scheduler<T> {
+    fn default() -> Self {
+        Scheduler {
+            queues: Vec::new(),
+            next: 0,
+            shutdown: false,
+        }
+    }
+}
+
+impl<T> Scheduler<T> {
+    /// A queue for a new stream; returns its slot.
+    pub(super) fn add_stream(&mut self) -> usize {
+        if let Some(free) = self.queues.iter().position(Option::is_none) {
+            self.queues[free] = Some(VecDeque::new());
+            return free;
+        }
+        self.queues.push(Some(VecDeque::new()));
+        self.queues.len() - 1
+    }
+
+    /// Forgets a stream's queue once its jobs are done (they are served until then).
+    pub(super) fn remove_stream(&mut self, slot: usize) {
+        if let Some(q) = self.queues.get_mut(slot)
+            && q.as_ref().is_some_and(VecDeque::is_empty)
+        {
+            *q = None;
+        }
+    }
+
+    pub(super) fn push(&mut self, slot: usize, job: T) {
+        if let Some(Some(q)) = self.queues.get_mut(slot) {
+            q.push_back(job);
+        }
+    }
+
+    /// The next job: from the first non-empty queue at or after `next`, wrapping.
+    pub(super) fn pop(&mut self) -> Option<T> {
+        let n = self.queues.len();
+        for k in 0..n {
+            let i = (self.next + k) % n;
+            if let Some(job) = self.queues[i].as_mut().and_then(VecDeque::pop_front) {
+                self.next = (i + 1) % n;
+                return Some(job);
+            }
+        }
+        None
+    }
+}
+
+/// A seal worker: takes jobs until shutdown.
+pub(super) fn worker(shared: &Shared) {
+    loop {
+        let job = {
+            let mut sched = lock(&shared.sched);
+            loop {
+                if let Some(job) = sched.pop() {
+                    break job;
+                }
+                if sched.shutdown {
+                    return;
+                }
+                sched = wait(&shared.work, sched);
+            }
+        };
+        run(shared, job);
+    }
+}
+
+/// Seals one chunk: the plaintext is read once from the lease and the record written once
+/// into the job's pool buffer.
+pub(super) fn run(shared: &Shared, job: Job) {
+    let Job {
+        stream,
+        sealer,
+        ordinal,
+        index,
+        pts,
+        flags,
+        packet,
+        range,
+        mut buf,
+        frame,
+    } = job;
+    let started = Instant::now();
+    let result = match packet.data().get(range) {
+        Some(plaintext) => sealer.seal_record_into(index, pts, flags, plaintext, buf.bytes_mut()),
+        // The chunker cut these ranges from this very packet.
+        None => Err(crate::segment::SegmentError::Malformed(
+            "chunk outside its packet",
+        )),
+    };
+    let sealed_at = Instant::now();
+    // The last chunk of an access unit gives its buffer back to the encoder here.
+    drop(packet);
+    match result {
+        Ok(len) => stream.complete(
+            shared,
+            Sealed {
+                ordinal,
+                buf,
+                len,
+                kernel: sealed_at - started,
+                sealed_at,
+                frame,
+            },
+        ),
+        Err(e) => stream.fail(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn served(pushes: &[(usize, usize)]) -> Vec<usize> {
+        let mut s = Scheduler::<usize>::default();
+        for &(slot, count) in pushes {
+            while s.queues.len() <= slot {
+                s.add_stream();
+            }
+            for _ in 0..count {
+                s.push(slot, slot);
+            }
+        }
+        std::iter::from_fn(|| s.pop()).collect()
+    }
+
+    #[test]
+    fn round_robin_interleaves_streams() {
+        assert_eq!(served(&[(0, 4), (1, 2)]), [0, 1, 0, 1, 0, 0]);
+        assert_eq!(served(&[(0, 1), (1, 1), (2, 3)]), [0, 1, 2, 2, 2]);
+        // A flood queued first does not delay the other stream's first job.
+        assert_eq!(served(&[(1, 50), (0, 1)])[..2], [0, 1]);
+    }
+
+    #[test]
+    fn slots_are_reused() {
+        let mut s = Scheduler::<usize>::default();
+        assert_eq!(s.add_stream(), 0);
+        assert_eq!(s.add_stream(), 1);
+        s.remove_stream(0);
+        assert_eq!(s.add_stream(), 0);
+        assert!(s.pop().is_none());
+    }
+}
