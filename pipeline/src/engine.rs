@@ -68,6 +68,11 @@ pub struct EngineConfig {
     /// Largest record plaintext (1 ..= 16 MiB); larger access units are split at NAL
     /// boundaries.
     pub max_chunk: usize,
+    /// The source thread seals the last chunk of each access unit itself (and appends it
+    /// when it is next in order) instead of queuing it for a worker. A one-chunk frame,
+    /// the common case, then crosses no thread: no wake-up latency. The workers still take
+    /// every other chunk.
+    pub caller_seals: bool,
 }
 
 impl EngineConfig {
@@ -78,6 +83,7 @@ impl EngineConfig {
             workers,
             buffers: (workers * 16).max(32),
             max_chunk: DEFAULT_MAX_CHUNK,
+            caller_seals: true,
         }
     }
 
@@ -259,6 +265,7 @@ impl Engine {
             pool: BufferPool::new(config.buffers, record_buf_len(config.max_chunk)),
             publish_tx,
             max_chunk: config.max_chunk,
+            caller_seals: config.caller_seals,
         });
         let mut workers = Vec::with_capacity(config.workers);
         for i in 0..config.workers {
@@ -416,8 +423,10 @@ impl Stream {
                 let run = self.dropping.get_or_insert(DropRun {
                     frames: 0,
                     from_pts: pts,
+                    last_pts: pts,
                 });
                 run.frames += 1;
+                run.last_pts = pts;
                 self.dropped_frames += 1;
                 return Ok(Pushed::Dropped);
             }
@@ -470,8 +479,14 @@ impl Stream {
             };
             self.next_ordinal += 1;
             self.records += 1;
-            lock(&self.engine.sched).push(self.slot, job);
-            self.engine.work.notify_one();
+            if i == last && self.engine.caller_seals {
+                // No hand-off for the last (often the only) chunk: seal it here while the
+                // workers take the others.
+                sched::run(&self.engine, job);
+            } else {
+                lock(&self.engine.sched).push(self.slot, job);
+                self.engine.work.notify_one();
+            }
         }
         open.frames += 1;
         open.last_pts = pts;
@@ -500,21 +515,24 @@ impl Stream {
         std::mem::take(&mut lock(&self.shared.events))
     }
 
-    /// Closes the open segment with `reason`, waits until every segment is published, and
-    /// returns the stream's totals.
-    pub fn finish(mut self, reason: CloseReason) -> Result<StreamStats, EngineError> {
+    /// Closes the open segment with `reason` (ending a run of dropped frames first) and waits
+    /// until every segment is published.
+    pub fn flush(&mut self, reason: CloseReason) -> Result<(), EngineError> {
         if let Some(run) = self.dropping.take() {
-            let end = run.from_pts;
+            let end = run.last_pts.saturating_add(self.config.frame_ticks);
             self.end_drop_run(run, end);
         }
         self.close(reason)?;
-        {
-            let mut state = lock(&self.shared.state);
-            while state.published < self.closed_segments && !state.failed {
-                state = wait(&self.shared.changed, state);
-            }
-            state.take_error()?;
+        let mut state = lock(&self.shared.state);
+        while state.published < self.closed_segments && !state.failed {
+            state = wait(&self.shared.changed, state);
         }
+        state.take_error()
+    }
+
+    /// [`flush`](Stream::flush)es and returns the stream's totals.
+    pub fn finish(mut self, reason: CloseReason) -> Result<StreamStats, EngineError> {
+        self.flush(reason)?;
         let latency = lock(&self.shared.writer).latency.clone();
         let state = lock(&self.shared.state);
         Ok(StreamStats {
@@ -700,6 +718,7 @@ struct Shared {
     pool: BufferPool,
     publish_tx: Sender<PublishMsg>,
     max_chunk: usize,
+    caller_seals: bool,
 }
 
 /// The part of a stream that workers and the publisher see.
@@ -898,6 +917,7 @@ struct OpenSegment {
 struct DropRun {
     frames: u64,
     from_pts: u64,
+    last_pts: u64,
 }
 
 /// Which frame a record belongs to.

@@ -18,8 +18,9 @@ use synth::*;
 
 /// Seals `frames` synthetic frames on one stream with `workers` workers; returns the
 /// segments (name, bytes) and the plaintext that went in.
-fn seal_with(workers: usize, frames: u64) -> (Vec<(String, Vec<u8>)>, Vec<u8>) {
+fn seal_with(workers: usize, caller_seals: bool, frames: u64) -> (Vec<(String, Vec<u8>)>, Vec<u8>) {
     let mut config = EngineConfig::new(workers);
+    config.caller_seals = caller_seals;
     config.max_chunk = 4096;
     config.buffers = 24;
     let engine = Engine::new(config).unwrap();
@@ -47,7 +48,7 @@ fn seal_with(workers: usize, frames: u64) -> (Vec<(String, Vec<u8>)>, Vec<u8>) {
 
 #[test]
 fn output_is_identical_for_any_worker_count() {
-    let (one, input) = seal_with(1, 60);
+    let (one, input) = seal_with(1, false, 60);
     assert!(one.len() >= 5, "{} segments", one.len());
     // Every segment opens, in order, to exactly the input.
     let mut plain = Vec::new();
@@ -56,12 +57,13 @@ fn output_is_identical_for_any_worker_count() {
         plain.extend_from_slice(&p);
     }
     assert!(plain == input, "decrypted stream differs from the input");
-    for workers in [2, 4, 8] {
-        let (other, _) = seal_with(workers, 60);
-        assert_eq!(other.len(), one.len(), "{workers} workers");
+    for (workers, caller_seals) in [(1, true), (2, false), (2, true), (4, true), (8, false)] {
+        let (other, _) = seal_with(workers, caller_seals, 60);
+        let what = format!("{workers} workers, caller seals: {caller_seals}");
+        assert_eq!(other.len(), one.len(), "{what}");
         for ((n1, b1), (n2, b2)) in one.iter().zip(&other) {
             assert_eq!(n1, n2);
-            assert!(b1 == b2, "{n1} differs with {workers} workers");
+            assert!(b1 == b2, "{n1} differs with {what}");
         }
     }
 }

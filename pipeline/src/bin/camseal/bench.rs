@@ -12,12 +12,15 @@ use serde_json::json;
 
 use crate::cli::{BenchArgs, BenchCommand, KernelBenchArgs};
 
+mod pipeline;
+
 pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     match args.kind {
         Some(BenchCommand::Kernels(a)) => kernels(a),
+        None if args.pipeline.source.is_some() => pipeline::bench(args.pipeline),
         None => bail!(
-            "say what to measure: `camseal bench kernels` (the pipeline bench comes with \
-             issue 4)"
+            "say what to measure: `camseal bench kernels` (the AEAD alone) or \
+             `camseal bench --source file:PATH|soft[:WxH@FPS]` (the whole pipeline)"
         ),
     }
 }

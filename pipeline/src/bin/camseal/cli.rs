@@ -145,6 +145,9 @@ pub struct RunArgs {
     /// Bitrate of the `soft` and hardware encoders in bits per second.
     #[arg(long, value_name = "BPS", default_value_t = 2_000_000)]
     pub bitrate: u32,
+    /// Seal worker threads (default: one per core).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
 }
 
 #[derive(Debug, Args)]
@@ -186,10 +189,58 @@ pub struct DemoArgs {
     pub dir: Option<PathBuf>,
 }
 
+/// `camseal bench kernels` times the AEAD alone; `camseal bench --source ...` runs the whole
+/// pipeline (source, chunker, seal workers, in-order writer, durable segment files) and
+/// reports per-frame latency per stage.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct BenchArgs {
     #[command(subcommand)]
     pub kind: Option<BenchCommand>,
+    #[command(flatten)]
+    pub pipeline: PipelineBenchArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PipelineBenchArgs {
+    /// Video source: `file:PATH` (looped until --duration, pts increasing) or
+    /// `soft[:WxH@FPS]`.
+    #[arg(long, value_name = "SOURCE")]
+    pub source: Option<String>,
+    /// Streams sealed at once, each from its own copy of the source, on one worker pool.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub streams: usize,
+    /// Seal worker threads (default: one per core).
+    #[arg(long, value_name = "W")]
+    pub workers: Option<usize>,
+    /// Pace each source at its frame rate instead of as fast as possible.
+    #[arg(long)]
+    pub realtime: bool,
+    /// Seconds of video per stream.
+    #[arg(long, value_name = "S", default_value_t = 10.0)]
+    pub duration: f64,
+    /// Write the summary as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write the latency percentile distribution of each stage (HdrHistogram text format).
+    #[arg(long, value_name = "FILE")]
+    pub hgrm: Option<PathBuf>,
+    /// Draw the latency percentile curve of each stage as an SVG plot.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+    /// Largest plaintext per record.
+    #[arg(long, value_name = "BYTES", default_value_t = 65536)]
+    pub max_chunk: usize,
+    /// Target segment length in seconds.
+    #[arg(long, value_name = "S", default_value_t = 4.0)]
+    pub segment_seconds: f64,
+    /// Keep the sealed segments in this directory (default: a temporary one, removed).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Queue every chunk to the workers, the last one of a frame included (by default the
+    /// source thread seals it itself).
+    #[arg(long)]
+    pub no_caller_seals: bool,
 }
 
 #[derive(Debug, Subcommand)]

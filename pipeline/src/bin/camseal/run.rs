@@ -7,9 +7,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
+use camseal::engine::{
+    DirSink, Engine, EngineConfig, Overload, StreamConfig, StreamEvent, StreamStats, WallClock,
+};
 use camseal::home::CameraHome;
 use camseal::nal::Codec;
-use camseal::recorder::{Recorder, RecorderConfig, RecorderStats, SegmentPolicy};
+use camseal::recorder::SegmentPolicy;
 use camseal::seal::SframeSuite;
 use camseal::segment::CloseReason;
 use camseal::segment::write::Randomness;
@@ -21,7 +24,7 @@ use crate::cli::RunArgs;
 
 /// What a finished recording amounts to.
 pub struct RunSummary {
-    pub stats: RecorderStats,
+    pub stats: StreamStats,
     pub elapsed: Duration,
     pub out_dir: PathBuf,
     pub interrupted: bool,
@@ -86,38 +89,60 @@ pub fn record(
     if recipients.is_empty() {
         bail!("no recipient on the trusted list has a key type this camera supports");
     }
-    let config = RecorderConfig {
-        out_dir: args.out.clone(),
-        chain_path: args
-            .home
-            .join("streams")
-            .join(format!("{}.chain", args.stream)),
+    let workers = match args.workers {
+        Some(0) => bail!("--workers must be at least 1"),
+        Some(w) => w,
+        None => default_workers(),
+    };
+    let mut engine_config = EngineConfig::new(workers);
+    engine_config.max_chunk = args.max_chunk;
+    let engine = Engine::new(engine_config)?;
+    let config = StreamConfig {
         camera: camera.signing_key(),
         recipients,
         suite,
         codec: source.codec(),
         stream_id: args.stream,
         policy: SegmentPolicy::with_target(Duration::from_secs_f64(args.segment_seconds)),
-        max_chunk: args.max_chunk,
         frame_ticks: frame_rate.pts(1).max(1),
+        chain_path: Some(
+            args.home
+                .join("streams")
+                .join(format!("{}.chain", args.stream)),
+        ),
         randomness: Randomness::Os,
+        wallclock: WallClock::System,
+        overload: Overload::Block,
     };
-    let mut recorder = Recorder::new(config)
+    let sink = DirSink::new(&args.out)
+        .with_context(|| format!("cannot record into {}", args.out.display()))?;
+    let mut stream = engine
+        .open_stream(config, Box::new(sink))
         .with_context(|| format!("cannot record into {}", args.out.display()))?;
     let started = Instant::now();
     let mut interrupted = false;
     let pace_here = args.realtime && !args.source.starts_with("file:");
     let mut first_pts: Option<u64> = None;
-    let report = |closed: Option<camseal::recorder::ClosedSegment>| {
-        if let (true, Some(c)) = (progress, closed) {
-            eprintln!(
-                "sealed segment {} ({} frames, {} bytes, {}) -> {}",
-                c.seq,
-                c.frames,
-                c.bytes,
-                c.reason.name(),
-                c.path.display()
-            );
+    let report = |events: Vec<StreamEvent>| {
+        for event in events {
+            match event {
+                StreamEvent::Published(c) if progress => eprintln!(
+                    "sealed segment {} ({} frames, {} bytes, {}) -> {}",
+                    c.seq,
+                    c.frames,
+                    c.bytes,
+                    c.reason.name(),
+                    c.path.display()
+                ),
+                StreamEvent::Dropped {
+                    frames,
+                    from_pts,
+                    to_pts,
+                } => eprintln!(
+                    "warning: dropped {frames} frames (pts {from_pts}..{to_pts}); recorded as a gap"
+                ),
+                StreamEvent::Published(_) => {}
+            }
         }
     };
     loop {
@@ -128,6 +153,7 @@ pub fn record(
         let Some(packet) = source.next_packet()? else {
             break;
         };
+        let dequeued = Instant::now();
         if pace_here {
             // The software encoder runs as fast as it can; hold each frame until its time.
             let due = Duration::from_nanos(
@@ -140,16 +166,18 @@ pub fn record(
             }
         }
         inspect(packet.data());
-        let closed = recorder.push(packet.pts, packet.keyframe, packet.data())?;
-        report(closed);
+        stream.push(packet, dequeued)?;
+        report(stream.take_events());
     }
     let reason = if interrupted {
         CloseReason::Shutdown
     } else {
         CloseReason::EndOfStream
     };
-    report(recorder.close(reason)?);
-    let stats = recorder.stats().clone();
+    stream.flush(reason)?;
+    report(stream.take_events());
+    let stats = stream.finish(reason)?;
+    engine.shutdown();
     if stats.frames == 0 {
         bail!("the source produced no frames");
     }
@@ -159,6 +187,11 @@ pub fn record(
         out_dir: args.out.clone(),
         interrupted,
     })
+}
+
+/// One seal worker per core.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 fn open_source(args: &RunArgs, duration: Option<Duration>) -> Result<Box<dyn Encoder>> {

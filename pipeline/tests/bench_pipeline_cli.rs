@@ -1,0 +1,142 @@
+//! `camseal bench --source ...`, run as the real binary: the JSON summary's keys and shape,
+//! the `.hgrm` and SVG files, and argument errors (no timing assertions).
+
+use std::process::{Command, Output, Stdio};
+
+fn camseal(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_camseal"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn fixture() -> String {
+    format!(
+        "file:{}/tests/data/streams/h264-baseline-320x240.h264",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+#[test]
+fn pipeline_bench_writes_json_hgrm_and_svg() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bench.json");
+    let hgrm = dir.path().join("bench.hgrm");
+    let svg = dir.path().join("bench.svg");
+    let segments = dir.path().join("segments");
+    let source = fixture();
+    let out = camseal(&[
+        "bench",
+        "--source",
+        &source,
+        "--streams",
+        "2",
+        "--workers",
+        "2",
+        "--duration",
+        "6",
+        "--segment-seconds",
+        "1",
+        "--json",
+        json.to_str().unwrap(),
+        "--hgrm",
+        hgrm.to_str().unwrap(),
+        "--svg",
+        svg.to_str().unwrap(),
+        "--out",
+        segments.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for stage in ["kernel", "sealed", "appended", "durable"] {
+        assert!(stdout.contains(stage), "{stdout}");
+    }
+
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let obj = doc.as_object().unwrap();
+    for key in [
+        "frames",
+        "bytes",
+        "mb_per_s",
+        "latency_us",
+        "kernel_us",
+        "copied_bytes_per_video_byte",
+        "peak_rss_bytes",
+    ] {
+        assert!(obj.contains_key(key), "missing {key} in {doc}");
+    }
+    // 6 s of a looped file, two streams: the loop keeps going past the file's end.
+    let frames = doc["frames"].as_u64().unwrap();
+    let fps_frames = |s: f64| (s * 25.0) as u64;
+    assert!(frames >= 2 * fps_frames(5.0), "{frames} frames");
+    assert!(doc["bytes"].as_u64().unwrap() > 0);
+    assert!(doc["mb_per_s"].as_f64().unwrap() > 0.0);
+    for key in ["latency_us", "kernel_us"] {
+        let p = doc[key].as_object().unwrap();
+        let mut names: Vec<&String> = p.keys().collect();
+        names.sort();
+        assert_eq!(names, ["max", "p50", "p99", "p999"], "{key}");
+        let v = |k: &str| p[k].as_f64().unwrap();
+        assert!(v("p50") > 0.0 && v("p50") <= v("p99") && v("p99") <= v("p999"));
+        assert!(v("p999") <= v("max"), "{key}: {p:?}");
+    }
+    // A file source lends its mapping: nothing is copied.
+    assert_eq!(doc["copied_bytes_per_video_byte"].as_f64().unwrap(), 0.0);
+    assert!(doc["peak_rss_bytes"].as_u64().unwrap() > 0);
+
+    // The segments it kept decrypt-free verify: pts kept increasing over the loops.
+    let names: Vec<String> = std::fs::read_dir(&segments)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().all(|n| n.ends_with(".cseg")), "{names:?}");
+    assert!(names.iter().any(|n| n.contains("-s0-")) && names.iter().any(|n| n.contains("-s1-")));
+    let mut paths: Vec<_> = std::fs::read_dir(&segments)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains("-s0-"))
+        .collect();
+    paths.sort();
+    let mut last_start = None;
+    for p in &paths {
+        camseal::footage::verify_file(p).unwrap();
+        let files = camseal::footage::load_headers(std::slice::from_ref(p), None).unwrap();
+        let start = files[0].header.start_pts;
+        assert!(last_start.is_none_or(|l| l < start), "pts went back");
+        last_start = Some(start);
+    }
+    assert!(paths.len() >= 5, "{} segments", paths.len());
+
+    let hgrm = std::fs::read_to_string(&hgrm).unwrap();
+    for stage in ["kernel", "sealed", "appended", "durable"] {
+        assert!(hgrm.contains(&format!("# stage {stage}")), "{hgrm}");
+    }
+    assert!(hgrm.contains("Percentile") && hgrm.contains("#[Max"));
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("appended"), "{svg}");
+}
+
+#[test]
+fn pipeline_bench_rejects_bad_arguments() {
+    let source = fixture();
+    for args in [
+        vec!["bench", "--source", "nope"],
+        vec!["bench", "--source", &source, "--streams", "0"],
+        vec!["bench", "--source", &source, "--workers", "0"],
+        vec!["bench", "--source", &source, "--duration", "0"],
+        vec!["bench", "--source", &source, "--duration", "nan"],
+        vec!["bench", "--source", "file:/nonexistent.h264"],
+        vec!["bench", "kernels", "--source", &source],
+    ] {
+        let out = camseal(&args);
+        assert!(!out.status.success(), "{args:?} accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
