@@ -154,9 +154,12 @@ impl SegmentOutput for DirOutput {
 /// every byte it is given, and says so to its [`CopyMeter`].
 #[derive(Clone, Debug, Default)]
 pub struct MemorySink {
-    segments: Arc<Mutex<Vec<(String, Vec<u8>)>>>,
+    segments: Arc<Mutex<Vec<NamedSegment>>>,
     meter: CopyMeter,
 }
+
+/// A published segment in a [`MemorySink`]: (file name, bytes).
+pub type NamedSegment = (String, Vec<u8>);
 
 impl MemorySink {
     /// An empty sink reporting its copies to `meter`.
@@ -168,7 +171,7 @@ impl MemorySink {
     }
 
     /// The segments published so far: (file name, bytes).
-    pub fn segments(&self) -> Vec<(String, Vec<u8>)> {
+    pub fn segments(&self) -> Vec<NamedSegment> {
         self.segments
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
