@@ -178,6 +178,11 @@ fn drive(
 }
 
 fn open_source(spec: &str, realtime: bool, duration: Duration) -> Result<Box<dyn Encoder>> {
+    let mut hardware = camseal_hal::SourceOptions::default();
+    hardware.duration = Some(duration);
+    if let Some(source) = camseal_hal::open_hardware_source(spec, &hardware)? {
+        return Ok(source);
+    }
     if let Some(path) = spec.strip_prefix("file:") {
         let mut options = FileOptions::default();
         options.realtime = realtime;
@@ -194,7 +199,7 @@ fn open_source(spec: &str, realtime: bool, duration: Duration) -> Result<Box<dyn
         config.duration = Some(duration);
         return Ok(Box::new(SoftSource::new(config)?));
     }
-    bail!("unknown source {spec:?}: use file:PATH or soft[:WxH@FPS]")
+    bail!("unknown source {spec:?}: use file:PATH, soft[:WxH@FPS] or a hardware source")
 }
 
 struct Report<'a> {
