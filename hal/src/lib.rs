@@ -10,14 +10,19 @@
 //!   (UVC cameras, a recording, a software encoder).
 //! - [`Packet`]: one encoded access unit as a lease on the backend's memory, and
 //!   [`RawFrame`]: one raw picture handed to a memory-to-memory encoder.
-//! - Backends: [`replay`] (an Annex-B file, mapped and cut into access units without copying)
-//!   and [`soft`] (openh264 over a synthetic moving test pattern).
+//! - [`FrameSource`]: raw pictures for memory-to-memory encoders ([`TestPattern`], or a V4L2
+//!   capture node whose buffers are lent as DMA-bufs).
+//! - Backends: [`replay`] (an Annex-B file, mapped and cut into access units without copying),
+//!   [`soft`] (openh264 over a synthetic moving test pattern), [`mpp`] (Rockchip MPP, loaded
+//!   at run time) and [`v4l2`] (V4L2 M2M encoders and H.264 cameras). [`open_hardware_source`]
+//!   opens the hardware ones from a command-line spec.
 //!
 //! Timestamps are 90 kHz ticks ([`PTS_HZ`]), the MPEG clock every container and RTP profile
 //! for H.264/H.265 uses.
 //!
-//! `unsafe` is denied crate-wide and allowed only in the `sys` modules: `replay/sys.rs` (mapping
-//! a file) and `soft/sys.rs` (one raw openh264 option call).
+//! `unsafe` is denied crate-wide and allowed only in the `sys` modules and the V4L2 ioctls:
+//! `replay/sys.rs` (mapping a file), `soft/sys.rs` (one raw openh264 option call),
+//! `mpp/sys.rs` (MPP handles over the `rockchip-mpp-sys` table) and `v4l2/ioctl/`.
 
 #![deny(unsafe_code)]
 
@@ -27,6 +32,7 @@ pub mod mpp;
 mod packet;
 pub mod replay;
 pub mod soft;
+pub mod v4l2;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -40,6 +46,7 @@ pub use mpp::{MppError, MppSource};
 pub use packet::Packet;
 pub use replay::{FileOptions, FileSource};
 pub use soft::{DEFAULT_SOFT_SPEC, SoftConfig, SoftSource, parse_soft_spec};
+pub use v4l2::V4l2Error;
 
 /// A source of encoded access units.
 ///
@@ -246,6 +253,9 @@ pub enum HalError {
     /// The Rockchip MPP backend failed (including: the library is not installed).
     #[error(transparent)]
     Mpp(#[from] MppError),
+    /// A V4L2 source failed (including: the device node does not exist).
+    #[error(transparent)]
+    V4l2(#[from] V4l2Error),
     /// The stream file has no bytes.
     #[error("file {} is empty", path.display())]
     EmptyStream {
@@ -320,8 +330,9 @@ pub struct SourceOptions {
     pub input: Option<String>,
 }
 
-/// Opens the hardware source `spec` names: `rkmpp[:WxH@FPS]` (Rockchip MPP, fed by a test
-/// pattern or `options.input`).
+/// Opens the hardware source `spec` names: `rkmpp[:WxH@FPS]` (Rockchip MPP) or
+/// `v4l2-m2m:/dev/videoN[:WxH@FPS]` (a V4L2 encoder), both fed by a test pattern or
+/// `options.input`; or `v4l2:/dev/videoN[:WxH@FPS]` (a camera that outputs H.264).
 ///
 /// Returns `Ok(None)` when `spec` names no hardware source, so the caller can try its own
 /// kinds (`file:`, `soft`).
@@ -332,6 +343,8 @@ pub fn open_hardware_source(
     let (kind, rest) = spec.split_once(':').unwrap_or((spec, ""));
     match kind {
         "rkmpp" => mpp::open_spec(rest, options).map(Some),
+        "v4l2-m2m" => v4l2::open_m2m_spec(rest, options).map(Some),
+        "v4l2" => v4l2::open_capture_spec(rest, options).map(Some),
         _ => Ok(None),
     }
 }
@@ -368,14 +381,17 @@ pub fn parse_video_spec(s: &str) -> Result<(u32, u32, FrameRate), HalError> {
 /// encoder.
 pub(crate) fn open_input(
     spec: &str,
-    _width: u32,
-    _height: u32,
-    _fps: FrameRate,
-    _duration: Option<Duration>,
+    width: u32,
+    height: u32,
+    fps: FrameRate,
+    duration: Option<Duration>,
 ) -> Result<Box<dyn FrameSource>, HalError> {
-    Err(HalError::InvalidConfig(format!(
-        "input {spec:?} is not supported: use v4l2:/dev/videoN"
-    )))
+    match spec.strip_prefix("v4l2:") {
+        Some(rest) => v4l2::open_frame_input(rest, width, height, fps, duration),
+        None => Err(HalError::InvalidConfig(format!(
+            "input {spec:?} is not supported: use v4l2:/dev/videoN"
+        ))),
+    }
 }
 
 /// Ticks per second of [`Packet::pts`]: the 90 kHz MPEG clock.

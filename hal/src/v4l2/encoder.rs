@@ -1,0 +1,672 @@
+//! The stateful V4L2 memory-to-memory encoder (`dev-encoder.rst`): raw frames on the OUTPUT
+//! queue, the bitstream on the CAPTURE queue.
+//!
+//! [`M2mEncoder`] is the protocol: coded format on CAPTURE first, then the raw format and
+//! frame interval on OUTPUT, then buffers and streaming; frames are matched to packets by the
+//! timestamp the driver copies from OUTPUT to CAPTURE; `V4L2_ENC_CMD_STOP` drains until a
+//! buffer flagged `V4L2_BUF_FLAG_LAST`. It works for any coded format (the QEMU test drives
+//! vicodec's FWHT). [`V4l2M2mSource`] puts an H.264/H.265 encoder behind the crate's
+//! [`Encoder`] trait.
+
+use std::collections::VecDeque;
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::ioctl::{
+    self, BUF_FLAG_ERROR, BUF_FLAG_KEYFRAME, BUF_FLAG_LAST, BUF_TYPE_VIDEO_CAPTURE,
+    BUF_TYPE_VIDEO_CAPTURE_MPLANE, BUF_TYPE_VIDEO_OUTPUT, BUF_TYPE_VIDEO_OUTPUT_MPLANE,
+    CAP_STREAMING, CAP_VIDEO_M2M, CAP_VIDEO_M2M_MPLANE, Device, DqbufError, Format, MEMORY_DMABUF,
+    MEMORY_MMAP, PIX_FMT_NV12,
+};
+use super::queue::{CaptureLease, CaptureQueue, OutputQueue};
+use super::{CodedFormat, V4l2Error};
+use crate::input::FrameSource;
+use crate::{Codec, Encoder, EncoderConfig, FrameMemory, FrameRate, HalError, Packet, RawFrame};
+
+/// Settings of an [`M2mEncoder`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct M2mConfig {
+    /// The bitstream format on CAPTURE.
+    pub coded: CodedFormat,
+    /// Picture width in pixels.
+    pub width: u32,
+    /// Picture height in pixels.
+    pub height: u32,
+    /// Frame rate of the raw frames.
+    pub fps: FrameRate,
+    /// Target bitrate (bits per second); drivers without the control ignore it.
+    pub bitrate: u32,
+    /// Keyframe interval in frames; drivers without the control ignore it.
+    pub gop: u32,
+    /// Buffers per queue.
+    pub buffers: u32,
+}
+
+impl M2mConfig {
+    /// `coded` at `width`x`height`, 2 Mbit/s, one keyframe per second, 4 buffers per queue.
+    pub fn new(coded: CodedFormat, width: u32, height: u32, fps: FrameRate) -> M2mConfig {
+        M2mConfig {
+            coded,
+            width,
+            height,
+            fps,
+            bitrate: crate::DEFAULT_BITRATE,
+            gop: fps.whole_frames_per_second(),
+            buffers: DEFAULT_BUFFERS,
+        }
+    }
+}
+
+/// Counters of an [`M2mEncoder`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct M2mStats {
+    /// Frames queued on OUTPUT.
+    pub frames_in: u64,
+    /// Of those, queued as DMA-bufs (no copy).
+    pub frames_dmabuf: u64,
+    /// CAPTURE buffers with data.
+    pub packets: u64,
+    /// CAPTURE buffers the driver flagged `KEYFRAME`.
+    pub keyframe_flags: u64,
+    /// Controls the driver refused (it lacks them); the encoder runs with its defaults.
+    pub unsupported_controls: u64,
+    /// Polls that timed out.
+    pub timeouts: u64,
+}
+
+/// One encoded CAPTURE buffer, read in place; queued again when dropped.
+pub struct EncodedBuffer {
+    lease: CaptureLease,
+    /// The timestamp of the frame it came from (the frame's `pts`).
+    pub pts: u64,
+    /// The driver set `V4L2_BUF_FLAG_KEYFRAME` (many encoders, vicodec among them, never do).
+    pub keyframe_flag: bool,
+    /// The driver set `V4L2_BUF_FLAG_LAST`: nothing follows.
+    pub last: bool,
+    /// The driver's sequence number.
+    pub sequence: u32,
+}
+
+impl EncodedBuffer {
+    /// The encoded bytes.
+    pub fn data(&self) -> &[u8] {
+        self.lease.bytes()
+    }
+}
+
+impl std::fmt::Debug for EncodedBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EncodedBuffer")
+            .field("pts", &self.pts)
+            .field("len", &self.data().len())
+            .field("keyframe_flag", &self.keyframe_flag)
+            .field("last", &self.last)
+            .field("sequence", &self.sequence)
+            .finish()
+    }
+}
+
+/// A stateful V4L2 encoder session. See the [module docs](self).
+pub struct M2mEncoder {
+    capture: CaptureQueue,
+    output: Option<OutputQueue>,
+    device: Arc<Device>,
+    output_type: u32,
+    output_format: Format,
+    buffers: u32,
+    /// Timestamps of frames queued whose packets have not all come out, oldest first.
+    pending: VecDeque<u64>,
+    draining: bool,
+    finished: bool,
+    stats: M2mStats,
+}
+
+impl M2mEncoder {
+    /// Opens `path`, checks it is a streaming M2M device, and negotiates `config`: coded
+    /// format on CAPTURE, NV12 on OUTPUT, frame interval, and (best effort) bitrate, GOP and
+    /// parameter sets on every IDR.
+    pub fn open(path: &Path, config: &M2mConfig) -> Result<M2mEncoder, V4l2Error> {
+        let device = Arc::new(super::open_device(path)?);
+        let fd = device.as_fd();
+        let cap = ioctl::querycap(fd)?;
+        let (capture_type, output_type) = if cap.caps & CAP_VIDEO_M2M_MPLANE != 0 {
+            (BUF_TYPE_VIDEO_CAPTURE_MPLANE, BUF_TYPE_VIDEO_OUTPUT_MPLANE)
+        } else if cap.caps & CAP_VIDEO_M2M != 0 {
+            (BUF_TYPE_VIDEO_CAPTURE, BUF_TYPE_VIDEO_OUTPUT)
+        } else {
+            return Err(V4l2Error::NotA {
+                device: path.to_path_buf(),
+                card: cap.card,
+                what: "memory-to-memory encoder",
+            });
+        };
+        if cap.caps & CAP_STREAMING == 0 {
+            return Err(V4l2Error::NotA {
+                device: path.to_path_buf(),
+                card: cap.card,
+                what: "streaming device",
+            });
+        }
+        let coded = config.coded.fourcc();
+        if !ioctl::enum_fmt(fd, capture_type).contains(&coded) {
+            return Err(V4l2Error::Format {
+                device: path.to_path_buf(),
+                message: format!(
+                    "{} ({}) does not encode {}",
+                    cap.card,
+                    cap.driver,
+                    ioctl::fourcc_name(coded)
+                ),
+            });
+        }
+        // The coded format goes first: it decides which raw formats OUTPUT offers.
+        let wanted = Format {
+            width: config.width,
+            height: config.height,
+            pixelformat: coded,
+            planes: [(0, coded_size_hint(config)), (0, 0), (0, 0), (0, 0)],
+            num_planes: 1,
+        };
+        ioctl::s_fmt(fd, capture_type, &wanted)?;
+        let raw = Format {
+            width: config.width,
+            height: config.height,
+            pixelformat: PIX_FMT_NV12,
+            num_planes: 1,
+            ..Format::default()
+        };
+        let output_format = ioctl::s_fmt(fd, output_type, &raw)?;
+        if output_format.pixelformat != PIX_FMT_NV12
+            || (output_format.width, output_format.height) != (config.width, config.height)
+        {
+            return Err(V4l2Error::Format {
+                device: path.to_path_buf(),
+                message: format!(
+                    "asked for NV12 {}x{} on OUTPUT, the driver chose {} {}x{}",
+                    config.width,
+                    config.height,
+                    ioctl::fourcc_name(output_format.pixelformat),
+                    output_format.width,
+                    output_format.height
+                ),
+            });
+        }
+        // The frame interval is the inverse of the rate.
+        let _ = ioctl::s_parm(fd, output_type, config.fps.den(), config.fps.num());
+        let mut stats = M2mStats::default();
+        for (id, value) in controls(config) {
+            if ioctl::s_ctrl(fd, id, value).is_err() {
+                stats.unsupported_controls += 1;
+            }
+        }
+        let capture = CaptureQueue::new(Arc::clone(&device), capture_type, config.buffers, false)?;
+        capture.start()?;
+        Ok(M2mEncoder {
+            capture,
+            output: None,
+            device,
+            output_type,
+            output_format,
+            buffers: config.buffers,
+            pending: VecDeque::new(),
+            draining: false,
+            finished: false,
+            stats,
+        })
+    }
+
+    /// The raw format the driver settled on (bytes per line, image size).
+    pub fn output_format(&self) -> (u32, u32) {
+        self.output_format.planes[0]
+    }
+
+    /// Whether a frame can be queued now (an OUTPUT buffer is free, or none exist yet).
+    pub fn can_accept(&mut self) -> Result<bool, V4l2Error> {
+        if self.draining || self.finished {
+            return Ok(false);
+        }
+        match &mut self.output {
+            None => Ok(true),
+            Some(out) => {
+                out.reclaim()?;
+                Ok(out.has_free())
+            }
+        }
+    }
+
+    /// Queues one NV12 frame (the OUTPUT queue is set up on the first frame: DMABUF for a
+    /// DMA-buf frame, MMAP with a copy for a mapped one). The frame's `pts` becomes the
+    /// buffer timestamp. On failure the frame is handed back.
+    pub fn submit(&mut self, frame: RawFrame) -> Result<(), Box<(RawFrame, V4l2Error)>> {
+        if self.draining || self.finished {
+            return Err(Box::new((
+                frame,
+                V4l2Error::Unsupported("a frame after drain"),
+            )));
+        }
+        if self.output.is_none() {
+            let memory = match frame.memory() {
+                FrameMemory::DmaBuf { .. } => MEMORY_DMABUF,
+                FrameMemory::Mapped(_) => MEMORY_MMAP,
+            };
+            let started = OutputQueue::new(
+                Arc::clone(&self.device),
+                self.output_type,
+                memory,
+                self.buffers,
+                self.output_format,
+            )
+            .and_then(|mut q| q.start().map(|()| q));
+            match started {
+                Ok(q) => self.output = Some(q),
+                Err(e) => return Err(Box::new((frame, e))),
+            }
+        }
+        let Some(out) = self.output.as_mut() else {
+            return Err(Box::new((frame, V4l2Error::Unsupported("no OUTPUT queue"))));
+        };
+        if let Err(e) = out.reclaim() {
+            return Err(Box::new((frame, e)));
+        }
+        let pts = frame.pts;
+        let dmabuf = out.memory() == MEMORY_DMABUF;
+        let (sec, usec) = to_timeval(pts);
+        out.queue(frame, sec, usec)?;
+        self.pending.push_back(pts);
+        self.stats.frames_in += 1;
+        if dmabuf {
+            self.stats.frames_dmabuf += 1;
+        }
+        Ok(())
+    }
+
+    /// Asks the driver to finish the frames queued so far (`V4L2_ENC_CMD_STOP`); packets
+    /// keep coming until one flagged `LAST`.
+    pub fn drain(&mut self) -> Result<(), V4l2Error> {
+        if self.draining || self.finished {
+            return Ok(());
+        }
+        self.draining = true;
+        if self.output.is_none() {
+            // Nothing was ever encoded: there is nothing to wait for.
+            self.finished = true;
+            return Ok(());
+        }
+        ioctl::encoder_stop(self.device.as_fd()).map_err(|e| match e {
+            ioctl::EncoderCmdError::Unsupported => {
+                V4l2Error::Unsupported("V4L2_ENC_CMD_STOP (not a stateful encoder)")
+            }
+            ioctl::EncoderCmdError::Failed(e) => e.into(),
+        })
+    }
+
+    /// Asks for the next frame to be a keyframe (`V4L2_CID_MPEG_VIDEO_FORCE_KEY_FRAME`).
+    pub fn force_keyframe(&mut self) -> Result<(), V4l2Error> {
+        ioctl::s_ctrl(self.device.as_fd(), ioctl::CID_FORCE_KEY_FRAME, 0)?;
+        Ok(())
+    }
+
+    /// The next encoded buffer, waiting up to `timeout`; `Ok(None)` after the `LAST` one.
+    /// `Err(V4l2Error::Timeout)` when nothing came in time (the call can be repeated).
+    pub fn next_encoded(&mut self, timeout: Duration) -> Result<Option<EncodedBuffer>, V4l2Error> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.finished {
+                return Ok(None);
+            }
+            if let Some(out) = &mut self.output {
+                out.reclaim()?;
+            }
+            match self.capture.dequeue() {
+                Ok(Some((info, lease))) => {
+                    if let Some(buffer) = self.accept(info, lease)? {
+                        return Ok(Some(buffer));
+                    }
+                    continue;
+                }
+                Ok(None) => {}
+                Err(DqbufError::Stopped) => {
+                    self.finished = true;
+                    return Ok(None);
+                }
+                Err(DqbufError::NotReady) => {}
+                Err(DqbufError::Failed(e)) => return Err(e.into()),
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                self.stats.timeouts += 1;
+                return Err(V4l2Error::Timeout {
+                    ms: u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX),
+                });
+            }
+            let events = ioctl::poll(self.device.as_fd(), millis(left))?;
+            if events.error && !events.readable && !events.writable {
+                // Nothing queued on a streaming queue, e.g. every CAPTURE buffer is held by
+                // a reader: wait a little instead of spinning.
+                std::thread::sleep(ERROR_BACKOFF.min(left));
+            }
+        }
+    }
+
+    /// Frames queued whose packets have not come out.
+    pub fn in_flight(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Whether [`drain`](M2mEncoder::drain) was called.
+    pub fn draining(&self) -> bool {
+        self.draining
+    }
+
+    /// Whether the `LAST` buffer has come out.
+    pub fn finished(&self) -> bool {
+        self.finished
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &M2mStats {
+        &self.stats
+    }
+
+    /// OUTPUT buffers the driver holds (frames it has not finished reading).
+    pub fn output_queued(&self) -> usize {
+        self.output.as_ref().map_or(0, OutputQueue::queued)
+    }
+
+    /// CAPTURE buffers the driver holds (the rest are with readers).
+    pub fn capture_queued(&self) -> usize {
+        self.capture.queued()
+    }
+
+    /// Turns a dequeued CAPTURE buffer into a packet, or `None` for an empty one.
+    fn accept(
+        &mut self,
+        info: ioctl::BufferInfo,
+        lease: CaptureLease,
+    ) -> Result<Option<EncodedBuffer>, V4l2Error> {
+        let last = info.flags & BUF_FLAG_LAST != 0;
+        if last {
+            self.finished = true;
+        }
+        if info.flags & BUF_FLAG_ERROR != 0 {
+            return Err(V4l2Error::BufferError {
+                sequence: info.sequence,
+            });
+        }
+        if info.planes[0].0 == 0 {
+            // The LAST marker may carry no data; an empty buffer otherwise is just skipped.
+            return Ok(None);
+        }
+        let pts = from_timeval(info.tv_sec, info.tv_usec);
+        // Output order is input order: frames older than this one are done.
+        while self.pending.front().is_some_and(|&p| p < pts) {
+            self.pending.pop_front();
+        }
+        if self.pending.front() != Some(&pts) {
+            return Err(V4l2Error::TimestampMismatch { pts });
+        }
+        if last {
+            self.pending.clear();
+        }
+        self.stats.packets += 1;
+        let keyframe_flag = info.flags & BUF_FLAG_KEYFRAME != 0;
+        if keyframe_flag {
+            self.stats.keyframe_flags += 1;
+        }
+        Ok(Some(EncodedBuffer {
+            lease,
+            pts,
+            keyframe_flag,
+            last,
+            sequence: info.sequence,
+        }))
+    }
+}
+
+impl Drop for M2mEncoder {
+    fn drop(&mut self) {
+        // OUTPUT first (its DMA-bufs go back to their owners), then CAPTURE (fields drop in
+        // order, and CaptureQueue stops itself).
+        if let Some(out) = &mut self.output {
+            let _ = out.stop();
+        }
+    }
+}
+
+/// An H.264/H.265 V4L2 encoder behind the [`Encoder`] trait, fed by the caller or by a
+/// [`FrameSource`].
+pub struct V4l2M2mSource {
+    encoder: M2mEncoder,
+    codec: Codec,
+    fps: FrameRate,
+    input: Option<Box<dyn FrameSource>>,
+    timeout: Duration,
+    waits: u32,
+}
+
+impl V4l2M2mSource {
+    /// Opens the encoder at `path` for `config` (H.264 or H.265), optionally fed by `input`.
+    pub fn open(
+        path: &Path,
+        config: &EncoderConfig,
+        input: Option<Box<dyn FrameSource>>,
+    ) -> Result<V4l2M2mSource, HalError> {
+        if let Some(input) = &input
+            && input.size() != (config.width, config.height)
+        {
+            let (w, h) = input.size();
+            return Err(HalError::InvalidConfig(format!(
+                "the input delivers {w}x{h} frames but the encoder is set to {}x{}",
+                config.width, config.height
+            )));
+        }
+        let coded = match config.codec {
+            Codec::H264 => CodedFormat::H264,
+            Codec::H265 => CodedFormat::Hevc,
+        };
+        let mut m2m = M2mConfig::new(coded, config.width, config.height, config.fps);
+        m2m.bitrate = config.bitrate;
+        if config.gop > 0 {
+            m2m.gop = config.gop;
+        }
+        Ok(V4l2M2mSource {
+            encoder: M2mEncoder::open(path, &m2m)?,
+            codec: config.codec,
+            fps: config.fps,
+            input,
+            timeout: DEFAULT_TIMEOUT,
+            waits: 0,
+        })
+    }
+
+    /// Counters of the underlying encoder.
+    pub fn stats(&self) -> &M2mStats {
+        self.encoder.stats()
+    }
+
+    fn feed(&mut self) -> Result<(), HalError> {
+        let Some(input) = self.input.as_mut() else {
+            return Ok(());
+        };
+        while self.encoder.can_accept()? {
+            match input.next_frame()? {
+                Some(frame) => self
+                    .encoder
+                    .submit(frame)
+                    .map_err(|b| HalError::from(b.1))?,
+                None => self.encoder.drain()?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Encoder for V4l2M2mSource {
+    fn codec(&self) -> Codec {
+        self.codec
+    }
+
+    fn frame_rate(&self) -> FrameRate {
+        self.fps
+    }
+
+    /// A V4L2 encoder's format is fixed once it streams: only the settings it was opened with
+    /// are accepted.
+    fn configure(&mut self, config: &EncoderConfig) -> Result<(), HalError> {
+        if config.codec != self.codec || config.fps != self.fps {
+            return Err(HalError::InvalidConfig(
+                "a streaming V4L2 encoder cannot change codec or frame rate; reopen it".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn submit(&mut self, frame: RawFrame) -> Result<(), HalError> {
+        self.encoder.submit(frame).map_err(|b| b.1.into())
+    }
+
+    fn next_packet(&mut self) -> Result<Option<Packet>, HalError> {
+        loop {
+            self.feed()?;
+            if self.input.is_none() && self.encoder.in_flight() == 0 && !self.encoder.draining() {
+                return Err(HalError::NoInput("the V4L2 encoder"));
+            }
+            match self.encoder.next_encoded(self.timeout) {
+                Ok(Some(buffer)) => {
+                    self.waits = 0;
+                    let keyframe = super::has_keyframe(self.codec, buffer.data());
+                    let pts = buffer.pts;
+                    return Ok(Some(Packet::leased(
+                        self.codec,
+                        pts,
+                        keyframe,
+                        Box::new(buffer),
+                    )));
+                }
+                Ok(None) => return Ok(None),
+                Err(V4l2Error::Timeout { ms }) => {
+                    self.waits += 1;
+                    if self.waits >= MAX_WAITS {
+                        return Err(V4l2Error::Stalled {
+                            waits: self.waits,
+                            ms,
+                        }
+                        .into());
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn force_keyframe(&mut self) -> Result<(), HalError> {
+        Ok(self.encoder.force_keyframe()?)
+    }
+
+    fn drain(&mut self) -> Result<(), HalError> {
+        Ok(self.encoder.drain()?)
+    }
+}
+
+impl crate::packet::PacketMemory for EncodedBuffer {
+    fn bytes(&self) -> &[u8] {
+        self.data()
+    }
+
+    fn kind(&self) -> &'static str {
+        "v4l2"
+    }
+}
+
+/// Controls for `config`, set best effort: drivers lack some (vicodec has none of these).
+fn controls(config: &M2mConfig) -> Vec<(u32, i32)> {
+    let clamp = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
+    let mut list = vec![
+        (ioctl::CID_BITRATE, clamp(config.bitrate)),
+        (ioctl::CID_GOP_SIZE, clamp(config.gop)),
+    ];
+    if config.coded != CodedFormat::Fwht {
+        // Parameter sets on every IDR, so every segment starts a decoder on its own.
+        list.push((ioctl::CID_PREPEND_SPSPPS_TO_IDR, 1));
+        list.push((ioctl::CID_REPEAT_SEQ_HEADER, 1));
+    }
+    if config.coded == CodedFormat::H264 {
+        list.push((ioctl::CID_H264_I_PERIOD, clamp(config.gop)));
+    }
+    list
+}
+
+/// A CAPTURE size hint: half a raw frame, at least 512 KiB (drivers round it as they need).
+fn coded_size_hint(config: &M2mConfig) -> u32 {
+    let raw = u64::from(config.width) * u64::from(config.height) * 3 / 2;
+    u32::try_from((raw / 2).max(MIN_CODED_BUFFER)).unwrap_or(u32::MAX)
+}
+
+/// `pts` as a `timeval` the driver copies to CAPTURE; any injective mapping works, this one
+/// keeps the numbers readable.
+fn to_timeval(pts: u64) -> (i64, i64) {
+    let sec = i64::try_from(pts / 1_000_000).unwrap_or(i64::MAX);
+    (sec, (pts % 1_000_000) as i64)
+}
+
+fn from_timeval(sec: i64, usec: i64) -> u64 {
+    (sec.max(0) as u64)
+        .saturating_mul(1_000_000)
+        .saturating_add(usec.clamp(0, 999_999) as u64)
+}
+
+fn millis(d: Duration) -> i32 {
+    i32::try_from(d.as_millis()).unwrap_or(i32::MAX).max(1)
+}
+
+const DEFAULT_BUFFERS: u32 = 4;
+const DEFAULT_TIMEOUT: Duration = Duration::from_millis(1000);
+const MAX_WAITS: u32 = 3;
+const MIN_CODED_BUFFER: u64 = 512 * 1024;
+const ERROR_BACKOFF: Duration = Duration::from_millis(2);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_round_trip() {
+        for pts in [0, 1, 3000, 999_999, 1_000_000, 90_000 * 3600 * 24] {
+            let (s, u) = to_timeval(pts);
+            assert_eq!(from_timeval(s, u), pts);
+        }
+    }
+
+    #[test]
+    fn opening_a_missing_encoder_is_one_clear_error() {
+        let config = M2mConfig::new(
+            CodedFormat::H264,
+            640,
+            360,
+            FrameRate::from_fps(30).unwrap(),
+        );
+        let e = M2mEncoder::open(Path::new("/dev/nonexistent-video11"), &config)
+            .err()
+            .unwrap();
+        let msg = e.to_string();
+        assert!(msg.contains("/dev/nonexistent-video11"), "{msg}");
+        assert!(!msg.contains('\n'));
+    }
+
+    #[test]
+    fn a_regular_file_is_not_an_encoder() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let config = M2mConfig::new(
+            CodedFormat::H264,
+            640,
+            360,
+            FrameRate::from_fps(30).unwrap(),
+        );
+        let e = M2mEncoder::open(file.path(), &config).err().unwrap();
+        assert!(e.to_string().contains("VIDIOC_QUERYCAP"), "{e}");
+    }
+}
