@@ -180,8 +180,13 @@ impl M2mEncoder {
             ..Format::default()
         };
         let output_format = ioctl::s_fmt(fd, output_type, &raw)?;
+        // Encoders align the coded size (vicodec and most hardware to 16 rows); the visible
+        // size is then the crop rectangle. More than one macroblock row or column of padding
+        // would be some other size altogether.
+        let aligned = |got: u32, want: u32| got >= want && got - want < MAX_ALIGN_PADDING;
         if output_format.pixelformat != PIX_FMT_NV12
-            || (output_format.width, output_format.height) != (config.width, config.height)
+            || !aligned(output_format.width, config.width)
+            || !aligned(output_format.height, config.height)
         {
             return Err(V4l2Error::Format {
                 device: path.to_path_buf(),
@@ -194,6 +199,15 @@ impl M2mEncoder {
                     output_format.height
                 ),
             });
+        }
+        if (output_format.width, output_format.height) != (config.width, config.height) {
+            // Best effort: drivers without the selection API encode the padding too.
+            let single = if output_type == BUF_TYPE_VIDEO_OUTPUT_MPLANE {
+                BUF_TYPE_VIDEO_OUTPUT
+            } else {
+                output_type
+            };
+            let _ = ioctl::s_crop(fd, single, config.width, config.height);
         }
         // The frame interval is the inverse of the rate.
         let _ = ioctl::s_parm(fd, output_type, config.fps.den(), config.fps.num());
@@ -222,6 +236,12 @@ impl M2mEncoder {
     /// The raw format the driver settled on (bytes per line, image size).
     pub fn output_format(&self) -> (u32, u32) {
         self.output_format.planes[0]
+    }
+
+    /// The coded (aligned) size of OUTPUT frames: a DMA-buf frame's chroma plane starts at
+    /// bytes per line times this height.
+    pub fn coded_size(&self) -> (u32, u32) {
+        (self.output_format.width, self.output_format.height)
     }
 
     /// Whether a frame can be queued now (an OUTPUT buffer is free, or none exist yet).
@@ -624,6 +644,9 @@ fn millis(d: Duration) -> i32 {
 }
 
 const DEFAULT_BUFFERS: u32 = 4;
+/// Padding an encoder may add to each side of the coded size (one 16x16 macroblock, or a
+/// 32-pixel HEVC CTB).
+const MAX_ALIGN_PADDING: u32 = 32;
 const DEFAULT_TIMEOUT: Duration = Duration::from_millis(1000);
 const MAX_WAITS: u32 = 3;
 const MIN_CODED_BUFFER: u64 = 512 * 1024;

@@ -20,6 +20,7 @@ mod qbuf;
 mod querybuf;
 mod querycap;
 mod reqbufs;
+mod selection;
 mod streamon;
 
 use std::fmt as stdfmt;
@@ -40,6 +41,7 @@ pub(crate) use qbuf::{QueueBuffer, qbuf};
 pub(crate) use querybuf::querybuf;
 pub(crate) use querycap::querycap;
 pub(crate) use reqbufs::reqbufs;
+pub(crate) use selection::s_crop;
 pub(crate) use streamon::{streamoff, streamon};
 
 #[cfg(not(all(target_endian = "little", target_pointer_width = "64")))]
