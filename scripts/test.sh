@@ -29,5 +29,8 @@ cargo test --workspace --doc --locked
 log "aarch64 under QEMU (scripts/test-aarch64.sh)"
 scripts/test-aarch64.sh
 
+log "V4L2 backends on vivid/vicodec under QEMU (scripts/test-v4l2-qemu.sh)"
+scripts/test-v4l2-qemu.sh
+
 echo
 echo "scripts/test.sh: all checks passed"
