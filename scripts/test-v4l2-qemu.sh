@@ -43,9 +43,11 @@ fi
 
 kernel=$(scripts/v4l2-qemu/build-kernel.sh) || fail "the test kernel did not build"
 
-# The test binary, static so the initramfs needs no libc. Its own target directory keeps the
-# static flags from invalidating the normal build.
-target_dir="$(realpath -m "${CARGO_TARGET_DIR:-$root/target}")/v4l2-qemu"
+# The test binary, static so the initramfs needs no libc. Its own target directory, in the
+# cache next to the kernel, keeps the static flags from invalidating the normal build and
+# survives fresh clones (CI), so a warm run only rebuilds what changed.
+cache_root="${CAMSEAL_CACHE:-$HOME/.cache/camseal}"
+target_dir="$cache_root/v4l2-qemu-target"
 triple=$(rustc -vV | sed -n 's/^host: //p')
 echo "test-v4l2-qemu: building the static test binary ($triple)" >&2
 exe=$(RUSTFLAGS="-C target-feature=+crt-static" cargo test --locked -p camseal-hal \

@@ -150,6 +150,42 @@ fn without_mpp_the_run_fails_in_one_line() {
 }
 
 #[test]
+fn without_a_v4l2_device_the_run_fails_in_one_line() {
+    let setup = Setup::new();
+    let out = setup.path("v4l2");
+    for (source, input) in [
+        ("v4l2-m2m:/dev/nonexistent-video11", None),
+        ("v4l2:/dev/nonexistent-video0", None),
+        ("rkmpp:640x360@30", Some("v4l2:/dev/nonexistent-video0")),
+    ] {
+        let mut args = vec![
+            "run",
+            "--home",
+            s(&setup.camera),
+            "--source",
+            source,
+            "--out",
+            s(&out),
+        ];
+        if let Some(input) = input {
+            args.extend(["--input", input]);
+        }
+        let mut cmd = command(&args);
+        if input.is_some() {
+            cmd.env("CAMSEAL_MPP_LIB", fake_lib());
+        }
+        let run = cmd.output().unwrap();
+        let line = one_line_error(&run, source);
+        assert!(
+            line.starts_with("error: cannot open V4L2 device /dev/nonexistent-video")
+                && line.contains("No such file or directory"),
+            "{source}: {line}"
+        );
+        assert_eq!(run.status.code(), Some(1));
+    }
+}
+
+#[test]
 fn bad_specs_and_misplaced_input_are_refused() {
     let setup = Setup::new();
     let out = setup.path("bad");

@@ -20,7 +20,7 @@
 //!   header mode other than EACH_IDR at the first frame, frames whose size, stride, format or
 //!   buffer do not match the configuration.
 //!
-//! Faults are injected with `FAKE_MPP_FAULT` (see [`faults`]). When the stream runs out (or an
+//! Faults are injected with `FAKE_MPP_FAULT` (listed in `src/faults.rs`). When the stream runs out (or an
 //! injected early EOS fires), the next packet carries the EOS flag.
 
 // Every export is an MPP C ABI function: its safety contract is the one MPP's headers give

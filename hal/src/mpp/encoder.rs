@@ -294,8 +294,9 @@ impl Inner {
                 api::cfg_set_s32(&mut cfg, c"h265:profile", H265_PROFILE_MAIN)?;
                 api::cfg_set_s32(&mut cfg, c"h265:level", h265_level(config))?;
                 if config.width > TILE_WIDTH {
-                    // Splits wide HEVC pictures into tiles the RK3588's two cores share.
-                    api::cfg_set_s32(&mut cfg, c"h265:auto_tile", 1)?;
+                    // Splits wide HEVC pictures into tiles the RK3588's two cores share. Older
+                    // MPP releases lack the key; they encode on one core, which is no error.
+                    let _ = api::cfg_set_s32(&mut cfg, c"h265:auto_tile", 1);
                 }
             }
         }
