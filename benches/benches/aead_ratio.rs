@@ -57,7 +57,7 @@ fn main() {
             for _ in 0..rounds {
                 let t = Instant::now();
                 for _ in 0..iters {
-                    black_box(
+                    let _ = black_box(
                         ring_key
                             .seal_in_place_separate_tag(
                                 Nonce::assume_unique_for_key(nonce),
@@ -70,7 +70,7 @@ fn main() {
                 best_ring = best_ring.min(t.elapsed());
                 let t = Instant::now();
                 for _ in 0..iters {
-                    black_box(
+                    let _ = black_box(
                         aead.seal_in_place(&nonce, &aad, black_box(&mut buf[..]))
                             .expect("seal"),
                     );

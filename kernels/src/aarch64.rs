@@ -4,6 +4,23 @@
 //! the AES and PMULL extensions, so holding one proves the check was done, and the `unsafe`
 //! calls below rely on exactly that.
 
+/// Runs `$body` once for each `$r` in `0..$nr - 1` (the `aese`+`aesmc` rounds), unrolled
+/// at compile time: `$nr` is a const generic, so the guards fold away, and both key sizes
+/// become straight-line code with the GHASH steps interleaved.
+macro_rules! unroll_rounds {
+    ($nr:expr, |$r:ident| $body:block) => {
+        unroll_rounds!(@ $nr, $r, $body, 0 1 2 3 4 5 6 7 8 9 10 11 12)
+    };
+    (@ $nr:expr, $r:ident, $body:block, $($n:literal)*) => {
+        $(
+            if $n + 1 < $nr {
+                let $r: usize = $n;
+                $body
+            }
+        )*
+    };
+}
+
 mod aes;
 mod pmull;
 

@@ -13,8 +13,10 @@
 //!     AVX2 vectors (`x86-64/vaes-avx2`);
 //!   - `aarch64`: ARMv8 AES + PMULL (`aarch64/aes-pmull`);
 //!
-//!   each stitches CTR with GHASH: eight blocks in flight, `H^1..H^8` precomputed, one
-//!   (delayed) reduction per eight blocks.
+//!   each stitches CTR with GHASH: eight blocks in flight (sixteen with VAES), the powers of
+//!   `H` precomputed in the key schedule, one (delayed) reduction per batch. The open path
+//!   decrypts into the output and hashes the ciphertext in the same pass, compares the tag
+//!   in constant time, and the output is wiped before an error is returned.
 //! - `portable`: the RustCrypto `aes-gcm` path. It is the reference every faster path is
 //!   checked against, and it already uses AES-NI/ARMv8-AES where `aes` detects them.
 //!

@@ -5,6 +5,24 @@
 //! return `None` unless the CPU has the features, so holding one proves the check was done
 //! and the `unsafe` calls below rely on exactly that.
 
+/// Runs `$body` once for each AES round `$r` in `1..$nr`, unrolled at compile time (`$nr`
+/// is a const generic, so the guards fold away). LLVM keeps the 13-round AES-256 loop
+/// rolled when GHASH work is interleaved into it, which costs a branch per round and the
+/// overlap between rounds; this makes both key sizes straight-line code.
+macro_rules! unroll_rounds {
+    ($nr:expr, |$r:ident| $body:block) => {
+        unroll_rounds!(@ $nr, $r, $body, 1 2 3 4 5 6 7 8 9 10 11 12 13)
+    };
+    (@ $nr:expr, $r:ident, $body:block, $($n:literal)*) => {
+        $(
+            if $n < $nr {
+                let $r: usize = $n;
+                $body
+            }
+        )*
+    };
+}
+
 mod aesni;
 mod clmul;
 mod vaes;

@@ -118,14 +118,14 @@ fn seal_rounds<const NR: usize>(key: &Key, nonce: &Nonce, aad: &[u8], io: &InOut
             let mut s = counters::<8>(&mut ctr);
             let mut sum = Acc::zero();
             prev[0] = veorq_u64(prev[0], acc);
-            for r in 0..NR - 1 {
+            unroll_rounds!(NR, |r| {
                 for x in &mut s {
                     *x = vaesmcq_u8(vaeseq_u8(*x, rk[r]));
                 }
                 if r < 8 {
                     sum.add(prev[r], hp.h[7 - r], hp.hk[7 - r]);
                 }
-            }
+            });
             for x in &mut s {
                 *x = veorq_u8(vaeseq_u8(*x, rk[NR - 1]), rk[NR]);
             }
@@ -168,7 +168,7 @@ fn open_rounds<const NR: usize>(key: &Key, nonce: &Nonce, aad: &[u8], io: &InOut
         }
         let mut s = counters::<8>(&mut ctr);
         let mut sum = Acc::zero();
-        for r in 0..NR - 1 {
+        unroll_rounds!(NR, |r| {
             for x in &mut s {
                 *x = vaesmcq_u8(vaeseq_u8(*x, rk[r]));
             }
@@ -179,7 +179,7 @@ fn open_rounds<const NR: usize>(key: &Key, nonce: &Nonce, aad: &[u8], io: &InOut
                 }
                 sum.add(g, hp.h[7 - r], hp.hk[7 - r]);
             }
-        }
+        });
         for x in &mut s {
             *x = veorq_u8(vaeseq_u8(*x, rk[NR - 1]), rk[NR]);
         }

@@ -121,14 +121,14 @@ fn seal_rounds<const NR: usize>(key: &Key, nonce: &Nonce, aad: &[u8], io: &InOut
             for x in &mut s {
                 *x = _mm_xor_si128(*x, rk[0]);
             }
-            for r in 1..NR {
+            unroll_rounds!(NR, |r| {
                 for x in &mut s {
                     *x = _mm_aesenc_si128(*x, rk[r]);
                 }
                 if r <= 8 {
                     sum.add(prev[r - 1], hp.h[8 - r], hp.hk[8 - r]);
                 }
-            }
+            });
             for x in &mut s {
                 *x = _mm_aesenclast_si128(*x, rk[NR]);
             }
@@ -175,7 +175,7 @@ fn open_rounds<const NR: usize>(key: &Key, nonce: &Nonce, aad: &[u8], io: &InOut
         for x in &mut s {
             *x = _mm_xor_si128(*x, rk[0]);
         }
-        for r in 1..NR {
+        unroll_rounds!(NR, |r| {
             for x in &mut s {
                 *x = _mm_aesenc_si128(*x, rk[r]);
             }
@@ -186,7 +186,7 @@ fn open_rounds<const NR: usize>(key: &Key, nonce: &Nonce, aad: &[u8], io: &InOut
                 }
                 sum.add(g, hp.h[8 - r], hp.hk[8 - r]);
             }
-        }
+        });
         for x in &mut s {
             *x = _mm_aesenclast_si128(*x, rk[NR]);
         }

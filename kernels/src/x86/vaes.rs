@@ -194,14 +194,14 @@ fn seal_stitched<const NR: usize, const W: usize>(
     for x in &mut s {
         *x = _mm256_xor_si256(*x, rk[0]);
     }
-    for r in 1..NR {
+    unroll_rounds!(NR, |r| {
         for x in &mut s {
             *x = _mm256_aesenc_epi128(*x, rk[r]);
         }
         if r <= W {
             sum.add(prev[r - 1], h[r - 1], hk[r - 1]);
         }
-    }
+    });
     for (j, x) in s.iter().enumerate() {
         let ks = _mm256_aesenclast_epi128(*x, rk[NR]);
         // SAFETY: callers pass `off + 32 * W <= io.len()`, so vector `j` lies inside `io`.
@@ -236,7 +236,7 @@ fn open_stitched<const NR: usize, const W: usize>(
     for x in &mut s {
         *x = _mm256_xor_si256(*x, rk[0]);
     }
-    for r in 1..NR {
+    unroll_rounds!(NR, |r| {
         for x in &mut s {
             *x = _mm256_aesenc_epi128(*x, rk[r]);
         }
@@ -247,7 +247,7 @@ fn open_stitched<const NR: usize, const W: usize>(
             }
             sum.add(g, h[r - 1], hk[r - 1]);
         }
-    }
+    });
     for (j, x) in s.iter().enumerate() {
         let ks = _mm256_aesenclast_epi128(*x, rk[NR]);
         // SAFETY: as above.
