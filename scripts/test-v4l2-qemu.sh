@@ -23,7 +23,7 @@ fail() {
 
 if [ -z "${CAMSEAL_SKIP_INSTALL:-}" ]; then
   missing=()
-  for pkg in qemu-system-x86 busybox-static cpio linux-source-6.1 flex bison libelf-dev bc; do
+  for pkg in qemu-system-x86 busybox-static cpio xz-utils linux-source-6.1 flex bison libelf-dev bc make gcc libc6-dev; do
     dpkg-query -W -f '${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
   done
   if [ "${#missing[@]}" -gt 0 ]; then

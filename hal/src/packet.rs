@@ -14,7 +14,9 @@ use crate::Codec;
 /// A packet is `Send + 'static`: it can outlive the call that produced it, travel to another
 /// thread and coexist with other packets. Dropping it gives the memory back: a replayed file's
 /// packets share the mapping (the file is unmapped when the last one is gone), the software
-/// encoder's packets own their bytes, and hardware backends will return their output buffer.
+/// encoder's packets own their bytes, an MPP packet is deinit (its context lives until the
+/// last one goes), and a V4L2 CAPTURE buffer is queued back to the device (a V4L2 encoder has
+/// only a few, so a reader that keeps them all stalls it).
 pub struct Packet {
     lease: Lease,
     /// Presentation time in 90 kHz ticks ([`crate::PTS_HZ`]); strictly increasing per source.

@@ -221,8 +221,13 @@ impl Encoder for V4l2CaptureSource {
             .tv_sec
             .saturating_mul(1_000_000)
             .saturating_add(info.tv_usec);
-        let first = *self.first_us.get_or_insert(us);
-        let mut pts = (us.saturating_sub(first).max(0) as u64).saturating_mul(9) / 100;
+        let mut pts = if us == 0 {
+            // A driver that leaves timestamps empty: fall back to the nominal cadence.
+            self.stream.fps.pts(self.frames - 1)
+        } else {
+            let first = *self.first_us.get_or_insert(us);
+            (us.saturating_sub(first).max(0) as u64).saturating_mul(9) / 100
+        };
         if let Some(last) = self.last_pts
             && pts <= last
         {

@@ -110,7 +110,8 @@ impl std::fmt::Debug for EncodedBuffer {
     }
 }
 
-/// A stateful V4L2 encoder session. See the [module docs](self).
+/// A stateful V4L2 encoder session: coded format on CAPTURE, NV12 on OUTPUT, packets matched
+/// to frames by timestamp, drained with `V4L2_ENC_CMD_STOP` until `LAST`.
 pub struct M2mEncoder {
     capture: CaptureQueue,
     output: Option<OutputQueue>,
