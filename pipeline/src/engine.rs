@@ -533,7 +533,8 @@ impl Stream {
     /// [`flush`](Stream::flush)es and returns the stream's totals.
     pub fn finish(mut self, reason: CloseReason) -> Result<StreamStats, EngineError> {
         self.flush(reason)?;
-        let latency = lock(&self.shared.writer).latency.clone();
+        let mut latency = lock(&self.shared.writer).latency.clone();
+        latency.merge(&lock(&self.shared.durable));
         let state = lock(&self.shared.state);
         Ok(StreamStats {
             frames: self.frames,
@@ -729,6 +730,8 @@ struct StreamShared {
     state: Mutex<StreamState>,
     changed: Condvar,
     events: Mutex<Vec<StreamEvent>>,
+    /// The durable stage, recorded by the publisher.
+    durable: Mutex<StageLatencies>,
 }
 
 impl StreamShared {
@@ -756,12 +759,21 @@ impl StreamShared {
                 return;
             }
             drop(reorder);
+            let mut finished = Vec::new();
             {
                 let mut writer = lock(&self.writer);
                 for r in ready.drain(..) {
-                    if let Err(e) = writer.append(engine, self, r) {
-                        self.fail(e);
+                    match writer.append(self, r) {
+                        Ok(Some(job)) => finished.push(job),
+                        Ok(None) => {}
+                        Err(e) => self.fail(e),
                     }
+                }
+            }
+            // Outside the writer lock: the publisher may be busy with this stream.
+            for job in finished {
+                if engine.publish_tx.send(PublishMsg::Publish(job)).is_err() {
+                    self.fail(EngineError::Stopped);
                 }
             }
             reorder = lock(&self.reorder);
@@ -797,15 +809,16 @@ struct Writer {
 }
 
 impl Writer {
+    /// Appends one record; for a final record, also the trailer, and returns the segment
+    /// for the publisher.
     fn append(
         &mut self,
-        engine: &Shared,
         stream: &Arc<StreamShared>,
         r: Sealed,
-    ) -> Result<(), EngineError> {
+    ) -> Result<Option<Box<PublishJob>>, EngineError> {
         let Some(seg) = self.segment.as_mut() else {
             // The segment failed earlier; its remaining records are discarded.
-            return Ok(());
+            return Ok(None);
         };
         let bytes = r.buf.bytes().get(..r.len).unwrap_or_default();
         seg.appender.append(bytes)?;
@@ -831,12 +844,12 @@ impl Writer {
                         .record(Stage::Appended, now.saturating_duration_since(tag.dequeued));
                     seg.dequeued.push(tag.dequeued);
                 }
-                Ok(())
+                Ok(None)
             }
             None => {
                 // The final record: sign the trailer and hand the segment to the publisher.
                 let Some(mut seg) = self.segment.take() else {
-                    return Ok(());
+                    return Ok(None);
                 };
                 let (trailer, summary) = seg.appender.finish()?;
                 seg.output.write(&trailer)?;
@@ -858,10 +871,7 @@ impl Writer {
                     state.closed = Some(summary);
                     stream.changed.notify_all();
                 }
-                engine
-                    .publish_tx
-                    .send(PublishMsg::Publish(Box::new(job)))
-                    .map_err(|_| EngineError::Stopped)
+                Ok(Some(Box::new(job)))
             }
         }
     }
@@ -981,10 +991,11 @@ fn publisher(rx: Receiver<PublishMsg>) {
             Ok(path) => {
                 let now = Instant::now();
                 {
-                    let mut w = lock(&stream.writer);
+                    // Not the writer's lock: a worker may hold it while waiting to hand
+                    // this thread the next segment.
+                    let mut durable = lock(&stream.durable);
                     for d in &dequeued {
-                        w.latency
-                            .record(Stage::Durable, now.saturating_duration_since(*d));
+                        durable.record(Stage::Durable, now.saturating_duration_since(*d));
                     }
                 }
                 lock(&stream.events).push(StreamEvent::Published(PublishedSegment {

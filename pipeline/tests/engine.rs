@@ -282,3 +282,57 @@ impl SegmentOutput for CountingOutput {
         self.inner.publish()
     }
 }
+
+/// A sink whose publication (fsync, upload) is slow: the publisher's queue fills up.
+struct SlowPublish(MemorySink);
+
+impl SegmentSink for SlowPublish {
+    fn open(&mut self, info: &SegmentInfo) -> std::io::Result<Box<dyn SegmentOutput>> {
+        Ok(Box::new(SlowOutput(self.0.open(info)?)))
+    }
+}
+
+struct SlowOutput(Box<dyn SegmentOutput>);
+
+impl SegmentOutput for SlowOutput {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.0.write(bytes)
+    }
+
+    fn publish(self: Box<Self>) -> std::io::Result<std::path::PathBuf> {
+        std::thread::sleep(Duration::from_millis(4));
+        self.0.publish()
+    }
+}
+
+#[test]
+fn a_slow_publisher_with_many_streams_does_not_deadlock() {
+    let engine = Engine::new(EngineConfig::new(2)).unwrap();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    for id in 0..4u32 {
+        let sink = MemorySink::new(CopyMeter::new());
+        // A segment per frame (the maximum length, three targets, is under one frame):
+        // far more segments than the publisher's queue holds.
+        let mut stream = engine
+            .open_stream(stream_config(id, 0.01), Box::new(SlowPublish(sink.clone())))
+            .unwrap();
+        let done_tx = done_tx.clone();
+        std::thread::spawn(move || {
+            for i in 0..80u64 {
+                let (k, au) = access_unit(i, 2, frame_size(i, 2, 70_000, 5000), 30_000);
+                stream.push(packet(i, k, au), Instant::now()).unwrap();
+            }
+            let stats = stream.finish(CloseReason::EndOfStream).unwrap();
+            done_tx
+                .send((stats.segments, sink.segments().len()))
+                .unwrap();
+        });
+    }
+    for _ in 0..4 {
+        let (segments, published) = done_rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("a stream hung: deadlock between the appender and the publisher");
+        assert_eq!(segments, 80);
+        assert_eq!(published, 80);
+    }
+}
