@@ -207,9 +207,18 @@ pub fn check_chain(
         // Seqs strictly between `prev` and `b` must be declared lost by `b`, and `b`'s
         // declared predecessor must not be newer than `prev`.
         let declared_from = pred.map_or(0, |p| p + 1);
-        if hole_start < b.header.segment_seq && hole_start < declared_from {
+        // Segments dropped from a full spool are declared by whichever segment was opened
+        // next, which may come several segments after the hole.
+        if hole_start < b.header.segment_seq
+            && hole_start < declared_from
+            && let Some(missing) = first_undeclared(
+                &files[j..],
+                hole_start,
+                b.header.segment_seq.min(declared_from),
+            )
+        {
             return Err(FootageError::MissingSegment {
-                missing: hole_start,
+                missing,
                 before: prev.path.clone(),
                 after: b.path.clone(),
             });
@@ -222,8 +231,11 @@ pub fn check_chain(
             });
         };
         let Ok(i) = files[..j].binary_search_by_key(&pred, |f| f.header.segment_seq) else {
-            if pred < files[0].header.segment_seq {
-                continue; // The predecessor is older than everything given.
+            if pred < files[0].header.segment_seq
+                || first_undeclared(&files[j..], pred, pred + 1).is_none()
+            {
+                // The predecessor is older than everything given, or declared lost.
+                continue;
             }
             return Err(FootageError::MissingSegment {
                 missing: pred,
@@ -243,9 +255,30 @@ pub fn check_chain(
     Ok(())
 }
 
+/// The first sequence number in `from..to` that no header in `files` declares lost.
+fn first_undeclared(files: &[SegmentFile], from: u64, to: u64) -> Option<u64> {
+    let mut ranges: Vec<(u64, u64)> = files
+        .iter()
+        .flat_map(|f| f.header.gaps())
+        .filter_map(|g| g.lost_segments)
+        .collect();
+    ranges.sort_unstable();
+    let mut next = from;
+    for (first, last) in ranges {
+        if next >= to {
+            break;
+        }
+        if first > next {
+            break;
+        }
+        next = next.max(last.saturating_add(1));
+    }
+    (next < to).then_some(next)
+}
+
 /// Whether a later segment's header declares `seq` lost in a crash, which makes its
 /// truncated remains salvageable.
-fn declared_crashed(files: &[SegmentFile], seq: u64) -> bool {
+pub fn declared_crashed(files: &[SegmentFile], seq: u64) -> bool {
     files.iter().any(|f| {
         f.header.gaps().iter().any(|g| {
             g.reason == GapReason::Crash

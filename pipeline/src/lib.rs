@@ -23,6 +23,8 @@ pub mod keys;
 pub mod recorder;
 pub mod seal;
 pub mod segment;
+pub mod spool;
+pub mod upload;
 
 /// NAL and access-unit parsing, re-exported from `camseal-nal` (which the HAL shares).
 pub mod nal {

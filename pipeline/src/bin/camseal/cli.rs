@@ -24,7 +24,7 @@ pub enum Command {
     #[command(subcommand)]
     Camera(CameraCommand),
     /// Seal a stream into encrypted, signed segments.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Verify and decrypt segments back into the original Annex-B stream.
     Decrypt(DecryptArgs),
     /// Check signatures, hash chain and completeness without any decryption key.
@@ -33,6 +33,14 @@ pub enum Command {
     Demo(DemoArgs),
     /// Measure throughput on this machine (no cargo needed).
     Bench(BenchArgs),
+    /// Upload the segments waiting in a spool to one or more sinks (the uploader as a
+    /// separate service).
+    Upload(UploadArgs),
+    /// Download segments from a sink, for `decrypt` and `verify`.
+    Fetch(FetchArgs),
+    /// Show what a spool holds: pending segments and bytes, the oldest one's age, failures
+    /// and drops.
+    Status(StatusArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -118,9 +126,33 @@ pub struct RunArgs {
     /// node whose buffers the encoder imports as DMA-bufs. Default: a generated test pattern.
     #[arg(long, value_name = "v4l2:/dev/videoN")]
     pub input: Option<String>,
-    /// Directory the sealed segments are written to.
+    /// Directory the sealed segments are written to. With a spool, shorthand for
+    /// `--sink dir:DIR`.
     #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
+    pub out: Option<PathBuf>,
+    /// Stage segments in this spool directory and upload them from there (default with
+    /// `--sink`: HOME/spool).
+    #[arg(long, value_name = "DIR")]
+    pub spool: Option<PathBuf>,
+    /// Where segments are uploaded: `s3://BUCKET/PREFIX?endpoint=URL&region=R`,
+    /// `http(s)://URL` (base URL, or a template with {key}/{camera}/{stream}/{seq}),
+    /// or `dir:PATH`. Repeat for several sinks.
+    #[arg(long, value_name = "URL")]
+    pub sink: Vec<String>,
+    /// Most bytes the spool may hold.
+    #[arg(long, value_name = "BYTES")]
+    pub spool_max_bytes: Option<u64>,
+    /// What a full spool does: `drop-oldest` (delete the oldest segments not yet uploaded)
+    /// or `stop-recording` (open no new segment until there is room). Either way the loss
+    /// is recorded as a signed gap.
+    #[arg(long, value_name = "POLICY", default_value = "drop-oldest")]
+    pub spool_policy: String,
+    /// On exit, wait this long for the spool to drain before leaving the rest for the
+    /// next start.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub upload_grace: f64,
+    #[command(flatten)]
+    pub upload: UploadOpts,
     /// Stop after this many seconds of video (default: a file's end; 10 s for `soft`).
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
@@ -148,6 +180,79 @@ pub struct RunArgs {
     /// Seal worker threads (default: one per core).
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
+}
+
+/// How uploads behave (`run` and `upload`).
+#[derive(Debug, Args, Clone)]
+pub struct UploadOpts {
+    /// Uploads in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub upload_concurrency: usize,
+    /// Cap on upload bandwidth, shared by all uploads (cameras share the home uplink).
+    #[arg(long, value_name = "BYTES")]
+    pub upload_max_bytes_per_sec: Option<u64>,
+    /// Longest wait for a connection.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub connect_timeout: f64,
+    /// Longest stall of one network read or write.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub io_timeout: f64,
+    /// First retry delay ceiling (exponential backoff with full jitter).
+    #[arg(long, value_name = "SECS", default_value_t = 0.5)]
+    pub retry_base_delay: f64,
+    /// Largest retry delay.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    pub retry_max_delay: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct UploadArgs {
+    /// The spool directory `camseal run --spool` writes to.
+    #[arg(long, value_name = "DIR")]
+    pub spool: PathBuf,
+    /// Where to upload (see `camseal run --help`). Repeat for several sinks.
+    #[arg(long, value_name = "URL", required = true)]
+    pub sink: Vec<String>,
+    /// Upload what is pending, then exit 0 (non-zero on a permanent failure).
+    #[arg(long)]
+    pub once: bool,
+    #[command(flatten)]
+    pub upload: UploadOpts,
+}
+
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// The sink to download from (`s3://...` or `dir:PATH`).
+    #[arg(long, value_name = "URL")]
+    pub sink: String,
+    /// Directory to write the segments to (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Only this camera id (16 hex digits, as `camseal camera init` prints it).
+    #[arg(long, value_name = "ID")]
+    pub camera: Option<String>,
+    /// Only this stream.
+    #[arg(long, value_name = "S")]
+    pub stream: Option<u32>,
+    /// Only segments with this sequence number or a later one.
+    #[arg(long, value_name = "SEQ")]
+    pub since: Option<u64>,
+    /// Longest wait for a connection.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub connect_timeout: f64,
+    /// Longest stall of one network read or write.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub io_timeout: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The spool directory.
+    #[arg(long, value_name = "DIR")]
+    pub spool: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -8,7 +8,10 @@ mod cli;
 mod decrypt;
 mod demo;
 mod error;
+mod fetch;
 mod run;
+mod status;
+mod upload;
 mod verify;
 mod viewer;
 
@@ -26,11 +29,14 @@ fn main() -> ExitCode {
         Command::Viewer(ViewerCommand::Recipients(a)) => viewer::recipients(a),
         Command::Camera(CameraCommand::Init(a)) => camera::init(a),
         Command::Camera(CameraCommand::Trust(a)) => camera::trust(a),
-        Command::Run(a) => run::run(a),
+        Command::Run(a) => run::run(*a),
         Command::Decrypt(a) => decrypt::decrypt(a),
         Command::Verify(a) => verify::verify(a),
         Command::Demo(a) => demo::demo(a),
         Command::Bench(a) => bench::bench(a),
+        Command::Upload(a) => upload::upload(a),
+        Command::Fetch(a) => fetch::fetch(a),
+        Command::Status(a) => status::status(a),
     };
     match result {
         Ok(code) => code,

@@ -63,6 +63,10 @@ pub fn record(
         Some(d) => Some(Duration::from_secs_f64(d)),
         None => None,
     };
+    let out_dir = args
+        .out
+        .clone()
+        .ok_or_else(|| anyhow!("give --out DIR, or --spool DIR with --sink URL"))?;
     let suite: SframeSuite = args.suite.parse()?;
     let home = CameraHome::open(&args.home)?;
     let camera = home.camera()?;
@@ -114,11 +118,11 @@ pub fn record(
         wallclock: WallClock::System,
         overload: Overload::Block,
     };
-    let sink = DirSink::new(&args.out)
-        .with_context(|| format!("cannot record into {}", args.out.display()))?;
+    let sink = DirSink::new(&out_dir)
+        .with_context(|| format!("cannot record into {}", out_dir.display()))?;
     let mut stream = engine
         .open_stream(config, Box::new(sink))
-        .with_context(|| format!("cannot record into {}", args.out.display()))?;
+        .with_context(|| format!("cannot record into {}", out_dir.display()))?;
     let started = Instant::now();
     let mut interrupted = false;
     let pace_here = args.realtime && !args.source.starts_with("file:");
@@ -184,7 +188,7 @@ pub fn record(
     Ok(RunSummary {
         stats,
         elapsed: started.elapsed(),
-        out_dir: args.out.clone(),
+        out_dir,
         interrupted,
     })
 }

@@ -4,8 +4,11 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use camseal::footage::{FootageError, collect_paths, describe_gap, load_headers, verify_footage};
+use camseal::footage::{
+    FootageError, collect_paths, declared_crashed, describe_gap, load_headers, verify_footage,
+};
 use camseal::keys::CameraPublic;
+use camseal::segment::SegmentError;
 
 use crate::cli::VerifyArgs;
 use crate::error::exit_code_for;
@@ -36,6 +39,18 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
                 for gap in &r.gaps {
                     println!("        seq {:>6}  {}", r.seq, describe_gap(gap));
                 }
+            }
+            Err(e)
+                if matches!(e.segment_error(), Some(SegmentError::Truncated(_)))
+                    && declared_crashed(&files, file.header.segment_seq) =>
+            {
+                // The camera said so, signed, in a later header: a crash, not tampering.
+                println!(
+                    "CRASHED seq {:>6}  stream {}  {}: cut short by a crash that a later segment declares; `camseal decrypt --allow-incomplete` salvages its authenticated prefix",
+                    file.header.segment_seq,
+                    file.header.stream_id,
+                    file.path.display()
+                );
             }
             Err(e) => {
                 println!(

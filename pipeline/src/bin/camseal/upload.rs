@@ -1,0 +1,106 @@
+//! `camseal upload`: the uploader as a separate service, and the options `run` shares.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use camseal::spool::{Spool, SpoolConfig};
+use camseal::upload::backoff::Backoff;
+use camseal::upload::{Mode, NetConfig, Sink, Uploader, UploaderConfig, open_sink};
+
+use crate::cli::{UploadArgs, UploadOpts};
+
+pub fn upload(args: UploadArgs) -> Result<ExitCode> {
+    if !args.spool.is_dir() {
+        bail!(
+            "spool {} does not exist (it is made by `camseal run --spool`)",
+            args.spool.display()
+        );
+    }
+    let spool = Spool::open(&args.spool, SpoolConfig::default())
+        .with_context(|| format!("cannot open the spool {}", args.spool.display()))?;
+    let uploader = make_uploader(&spool, &args.sink, &args.upload)?;
+    if args.once {
+        let report = uploader.run(Mode::Drain).with_context(|| {
+            format!(
+                "upload stopped; {} segments are kept in {}",
+                spool.pending().map_or(0, |p| p.len()),
+                args.spool.display()
+            )
+        })?;
+        println!(
+            "uploaded {} segments ({} bytes), {} failed attempts; spool {} is empty",
+            report.uploaded,
+            report.bytes,
+            report.failures,
+            args.spool.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .context("cannot install the signal handler")?;
+    }
+    let watcher = {
+        let uploader = uploader.clone();
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            uploader.stop();
+        })
+    };
+    let report = uploader.run(Mode::Continuous)?;
+    stop.store(true, Ordering::Relaxed);
+    let _ = watcher.join();
+    println!(
+        "stopped: uploaded {} segments ({} bytes), {} failed attempts",
+        report.uploaded, report.bytes, report.failures
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// An uploader for `spool` and the sink URLs, with the shared options.
+pub fn make_uploader(spool: &Spool, sinks: &[String], opts: &UploadOpts) -> Result<Uploader> {
+    let net = net_config(opts.connect_timeout, opts.io_timeout)?;
+    let backoff = Backoff {
+        base: seconds("--retry-base-delay", opts.retry_base_delay)?,
+        max: seconds("--retry-max-delay", opts.retry_max_delay)?,
+    };
+    if opts.upload_concurrency == 0 || opts.upload_concurrency > 64 {
+        bail!("--upload-concurrency must be between 1 and 64");
+    }
+    if opts.upload_max_bytes_per_sec == Some(0) {
+        bail!("--upload-max-bytes-per-sec must be positive");
+    }
+    let mut opened: Vec<(String, Box<dyn Sink>)> = Vec::new();
+    for url in sinks {
+        let sink = open_sink(url, &net).with_context(|| format!("--sink {url}"))?;
+        opened.push((url.clone(), sink));
+    }
+    let config = UploaderConfig {
+        concurrency: opts.upload_concurrency,
+        backoff,
+        max_bytes_per_sec: opts.upload_max_bytes_per_sec,
+        ..UploaderConfig::default()
+    };
+    Ok(Uploader::new(spool.clone(), opened, config))
+}
+
+pub fn net_config(connect: f64, io: f64) -> Result<NetConfig> {
+    Ok(NetConfig {
+        connect_timeout: seconds("--connect-timeout", connect)?,
+        io_timeout: seconds("--io-timeout", io)?,
+    })
+}
+
+fn seconds(flag: &str, v: f64) -> Result<Duration> {
+    if !(v.is_finite() && v > 0.0 && v <= 86_400.0) {
+        bail!("{flag} must be a positive number of seconds (at most a day)");
+    }
+    Ok(Duration::from_secs_f64(v))
+}

@@ -1,0 +1,652 @@
+//! The uploader: moves sealed segments from the [spool](crate::spool) to one or more sinks.
+//!
+//! - [`Sink`] is where segments go: [`s3::S3Sink`] (`s3://`), [`http::HttpSink`]
+//!   (`http(s)://`, base URL or presigned template) and [`dir::DirSink`] (`dir:PATH`);
+//!   [`open_sink`] parses a sink URL.
+//! - [`Uploader`] runs the loop on its own threads, so it never blocks sealing: oldest
+//!   segment first, several at a time, exponential backoff with full jitter per sink,
+//!   timeouts on connect and on each read and write, an optional shared bandwidth cap.
+//!   Errors are classified: 4xx answers (bad credentials, missing bucket) are permanent
+//!   and logged loudly, 5xx answers and transport failures are retried. A segment leaves
+//!   the spool only once every sink has it.
+//! - [`backoff`] holds the pure timing decisions.
+//!
+//! Segments are sealed: the uploader only moves ciphertext, and never needs a key.
+
+pub mod backoff;
+pub mod dir;
+pub mod http;
+pub mod s3;
+
+use std::collections::HashSet;
+use std::io::{self, Read, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use self::backoff::{Backoff, TokenBucket};
+use crate::spool::{PendingSegment, SegmentId, Spool, SpoolError};
+
+/// Where sealed segments go.
+pub trait Sink: Send + Sync {
+    /// A description for logs, without secrets.
+    fn name(&self) -> String;
+    /// Stores `len` bytes from `body` as segment `id`. Storing the same segment again
+    /// replaces it with the same bytes (the key depends only on camera, stream and seq).
+    fn put(&self, id: &SegmentId, body: &mut dyn Read, len: u64) -> Result<(), UploadError>;
+    /// The segments stored, filtered, sorted by camera, stream and seq.
+    fn list(&self, filter: &ListFilter) -> Result<Vec<SegmentId>, UploadError>;
+    /// Copies segment `id` into `out`; returns its length.
+    fn get(&self, id: &SegmentId, out: &mut dyn Write) -> Result<u64, UploadError>;
+}
+
+/// Which stored segments [`Sink::list`] returns.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListFilter {
+    /// Only this camera id.
+    pub camera: Option<String>,
+    /// Only this stream.
+    pub stream: Option<u32>,
+    /// Only sequence numbers at or above this.
+    pub since: Option<u64>,
+}
+
+impl ListFilter {
+    /// Whether `id` passes.
+    pub fn matches(&self, id: &SegmentId) -> bool {
+        self.camera.as_ref().is_none_or(|c| *c == id.camera_id)
+            && self.stream.is_none_or(|s| s == id.stream)
+            && self.since.is_none_or(|s| id.seq >= s)
+    }
+}
+
+/// Network timeouts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NetConfig {
+    /// Longest wait for a connection.
+    pub connect_timeout: Duration,
+    /// Longest stall of one read or write (a slow upload that keeps moving is fine).
+    pub io_timeout: Duration,
+}
+
+impl Default for NetConfig {
+    fn default() -> NetConfig {
+        NetConfig {
+            connect_timeout: http::DEFAULT_CONNECT_TIMEOUT,
+            io_timeout: http::DEFAULT_IO_TIMEOUT,
+        }
+    }
+}
+
+/// Opens a sink from its URL: `s3://BUCKET/PREFIX?endpoint=URL&region=R`,
+/// `http(s)://...` (base URL or template), or `dir:PATH`.
+pub fn open_sink(url: &str, net: &NetConfig) -> Result<Box<dyn Sink>, UploadError> {
+    if let Some(path) = url.strip_prefix("dir:") {
+        return Ok(Box::new(dir::DirSink::new(path)?));
+    }
+    if url.starts_with("s3://") {
+        return Ok(Box::new(s3::S3Sink::new(url, net)?));
+    }
+    if url.starts_with("http://") || url.starts_with("https://") {
+        return Ok(Box::new(http::HttpSink::new(url, net)?));
+    }
+    Err(UploadError::Config(format!(
+        "unknown sink {url:?}: use s3://BUCKET/PREFIX?endpoint=URL&region=R, http(s)://URL or dir:PATH"
+    )))
+}
+
+/// A stable short id for a sink URL, naming its upload marks in the spool.
+pub fn sink_id(url: &str) -> String {
+    hex::encode(&Sha256::digest(url.as_bytes())[..8])
+}
+
+/// How the upload loop behaves.
+#[derive(Clone)]
+pub struct UploaderConfig {
+    /// Uploads in flight at once.
+    pub concurrency: usize,
+    /// Retry delays per sink.
+    pub backoff: Backoff,
+    /// Bandwidth cap shared by all uploads, bytes per second.
+    pub max_bytes_per_sec: Option<u64>,
+    /// How often an idle uploader looks for new segments (it is also woken by
+    /// [`Uploader::notify`]).
+    pub poll_interval: Duration,
+    /// Where uploads and failures are logged (standard error by default).
+    pub log: Arc<dyn Fn(&str) + Send + Sync>,
+}
+
+impl Default for UploaderConfig {
+    fn default() -> UploaderConfig {
+        UploaderConfig {
+            concurrency: 2,
+            backoff: Backoff::default(),
+            max_bytes_per_sec: None,
+            poll_interval: Duration::from_millis(500),
+            log: Arc::new(|line| eprintln!("camseal upload: {line}")),
+        }
+    }
+}
+
+/// Whether the loop runs until stopped or until the spool is empty.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Keep watching the spool until [`Uploader::stop`].
+    Continuous,
+    /// Upload everything pending, then return (`camseal upload --once`). Transient
+    /// failures are retried; a permanent one ends the run with its error.
+    Drain,
+}
+
+/// What a run of the loop did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UploadReport {
+    /// Segments uploaded to every sink and removed from the spool.
+    pub uploaded: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Failed attempts.
+    pub failures: u64,
+}
+
+/// The upload loop over one spool and its sinks. Cheap to clone.
+#[derive(Clone)]
+pub struct Uploader {
+    shared: Arc<Shared>,
+}
+
+impl Uploader {
+    /// An uploader for `spool`; `sinks` are `(url, sink)` pairs (the URL names the sink's
+    /// upload marks in the spool).
+    pub fn new(
+        spool: Spool,
+        sinks: Vec<(String, Box<dyn Sink>)>,
+        config: UploaderConfig,
+    ) -> Uploader {
+        let health = sinks.iter().map(|_| Health::default()).collect();
+        let origin = Instant::now();
+        let throttle = config.max_bytes_per_sec.map(|rate| {
+            Mutex::new(TokenBucket::new(
+                rate,
+                rate.clamp(1, THROTTLE_CHUNK as u64 * 4),
+                0,
+            ))
+        });
+        Uploader {
+            shared: Arc::new(Shared {
+                spool,
+                sinks: sinks
+                    .into_iter()
+                    .map(|(url, sink)| SinkSlot {
+                        id: sink_id(&url),
+                        sink,
+                    })
+                    .collect(),
+                config,
+                state: Mutex::new(LoopState {
+                    in_flight: HashSet::new(),
+                    health,
+                    permanent: None,
+                    report: UploadReport::default(),
+                    done: false,
+                }),
+                wake: Condvar::new(),
+                stop: AtomicBool::new(false),
+                throttle,
+                origin,
+            }),
+        }
+    }
+
+    /// Runs the loop on `concurrency` threads until stopped (or, in [`Mode::Drain`], until
+    /// the spool is empty). Returns the first permanent error in drain mode.
+    pub fn run(&self, mode: Mode) -> Result<UploadReport, UploadError> {
+        let workers = self.shared.config.concurrency.max(1);
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| worker(&self.shared, mode));
+            }
+        });
+        let state = self.shared.lock();
+        match (&state.permanent, mode) {
+            (Some(e), Mode::Drain) => Err(UploadError::Permanent {
+                sink: e.0.clone(),
+                status: e.1,
+                message: e.2.clone(),
+            }),
+            _ => Ok(state.report.clone()),
+        }
+    }
+
+    /// Runs [`Mode::Continuous`] on background threads.
+    pub fn spawn(&self) -> UploaderHandle {
+        let me = self.clone();
+        UploaderHandle {
+            uploader: self.clone(),
+            thread: Some(std::thread::spawn(move || me.run(Mode::Continuous))),
+        }
+    }
+
+    /// Wakes idle workers (a segment was just closed).
+    pub fn notify(&self) {
+        self.shared.wake.notify_all();
+    }
+
+    /// Asks the loop to stop after the uploads in flight.
+    pub fn stop(&self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        self.shared.wake.notify_all();
+    }
+
+    /// Totals so far.
+    pub fn report(&self) -> UploadReport {
+        self.shared.lock().report.clone()
+    }
+
+    /// The last permanent failure, as `(sink, message)`.
+    pub fn permanent_failure(&self) -> Option<(String, String)> {
+        self.shared
+            .lock()
+            .permanent
+            .as_ref()
+            .map(|(s, _, m)| (s.clone(), m.clone()))
+    }
+}
+
+/// A running background uploader.
+pub struct UploaderHandle {
+    uploader: Uploader,
+    thread: Option<JoinHandle<Result<UploadReport, UploadError>>>,
+}
+
+impl UploaderHandle {
+    /// The uploader (to [`notify`](Uploader::notify) it).
+    pub fn uploader(&self) -> &Uploader {
+        &self.uploader
+    }
+
+    /// Waits up to `grace` for the spool to empty, then stops the loop and returns its
+    /// totals. What is not uploaded stays in the spool for the next run.
+    pub fn finish(mut self, grace: Duration) -> UploadReport {
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline
+            && self.uploader.permanent_failure().is_none()
+            && self
+                .uploader
+                .shared
+                .spool
+                .pending()
+                .is_ok_and(|p| !p.is_empty())
+        {
+            self.uploader.notify();
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.uploader.stop();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.uploader.report()
+    }
+}
+
+impl Drop for UploaderHandle {
+    fn drop(&mut self) {
+        self.uploader.stop();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Errors of sinks and of the upload loop.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UploadError {
+    /// A sink URL or its credentials are unusable.
+    #[error("{0}")]
+    Config(String),
+    /// A local file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The server refused in a way a retry will not fix (4xx: credentials, permissions,
+    /// missing bucket). The segments stay in the spool.
+    #[error("{sink}: upload refused ({message}); segments are kept in the spool")]
+    Permanent {
+        /// The sink.
+        sink: String,
+        /// The HTTP status (0 for a transport-level refusal such as a TLS error).
+        status: u16,
+        /// What the server said.
+        message: String,
+    },
+    /// The server's answer could not be understood.
+    #[error("{0}")]
+    Protocol(String),
+    /// The spool failed.
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+    /// A failure worth retrying: 5xx, timeout, refused or reset connection.
+    #[error("{sink}: {message}")]
+    Transient {
+        /// The sink.
+        sink: String,
+        /// What happened.
+        message: String,
+    },
+    /// The sink cannot do this.
+    #[error("{0}")]
+    Unsupported(&'static str),
+}
+
+impl UploadError {
+    /// Whether retrying cannot help.
+    pub fn is_permanent(&self) -> bool {
+        !matches!(self, UploadError::Transient { .. } | UploadError::Io { .. })
+    }
+}
+
+struct Shared {
+    spool: Spool,
+    sinks: Vec<SinkSlot>,
+    config: UploaderConfig,
+    state: Mutex<LoopState>,
+    wake: Condvar,
+    stop: AtomicBool,
+    throttle: Option<Mutex<TokenBucket>>,
+    origin: Instant,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, LoopState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn log(&self, line: &str) {
+        (self.config.log)(line);
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+}
+
+struct SinkSlot {
+    id: String,
+    sink: Box<dyn Sink>,
+}
+
+struct LoopState {
+    in_flight: HashSet<PathBuf>,
+    health: Vec<Health>,
+    /// (sink, status, message) of the last permanent failure.
+    permanent: Option<(String, u16, String)>,
+    report: UploadReport,
+    done: bool,
+}
+
+#[derive(Default)]
+struct Health {
+    failures: u32,
+    retry_at: Option<Instant>,
+}
+
+struct Job {
+    segment: PendingSegment,
+    sinks: Vec<usize>,
+}
+
+fn worker(shared: &Shared, mode: Mode) {
+    loop {
+        if shared.stopped() || shared.lock().done {
+            return;
+        }
+        let pending = match shared.spool.pending() {
+            Ok(p) => p,
+            Err(e) => {
+                shared.log(&format!("cannot list the spool: {e}"));
+                idle(shared, None);
+                continue;
+            }
+        };
+        match claim(shared, &pending) {
+            Claim::Job(job) => {
+                process(shared, &job, mode);
+                let mut state = shared.lock();
+                state.in_flight.remove(&job.segment.path);
+                drop(state);
+                shared.wake.notify_all();
+            }
+            Claim::Wait(until) => idle(shared, until),
+            Claim::Drained => {
+                if mode == Mode::Drain {
+                    shared.lock().done = true;
+                    shared.wake.notify_all();
+                    return;
+                }
+                idle(shared, None);
+            }
+        }
+    }
+}
+
+enum Claim {
+    Job(Job),
+    /// Work exists but every sink it needs is backing off (until then), or in flight.
+    Wait(Option<Instant>),
+    /// Nothing pending and nothing in flight.
+    Drained,
+}
+
+fn claim(shared: &Shared, pending: &[PendingSegment]) -> Claim {
+    let now = Instant::now();
+    let mut state = shared.lock();
+    let mut earliest: Option<Instant> = None;
+    let mut waiting = !state.in_flight.is_empty();
+    for segment in pending {
+        if state.in_flight.contains(&segment.path) {
+            continue;
+        }
+        let mut ready = Vec::new();
+        for (i, slot) in shared.sinks.iter().enumerate() {
+            if shared.sinks.len() > 1 && shared.spool.is_acked(segment, &slot.id) {
+                continue;
+            }
+            waiting = true;
+            match state.health[i].retry_at {
+                Some(t) if t > now => earliest = Some(earliest.map_or(t, |e| e.min(t))),
+                _ => ready.push(i),
+            }
+        }
+        if !ready.is_empty() {
+            state.in_flight.insert(segment.path.clone());
+            return Claim::Job(Job {
+                segment: segment.clone(),
+                sinks: ready,
+            });
+        }
+        if shared.sinks.len() > 1 && !waiting {
+            // Every sink has it (a run ended between the last upload and the removal).
+            let _ = shared.spool.remove(segment);
+        }
+    }
+    if waiting || !pending.is_empty() {
+        Claim::Wait(earliest)
+    } else {
+        Claim::Drained
+    }
+}
+
+fn idle(shared: &Shared, until: Option<Instant>) {
+    let poll = shared.config.poll_interval;
+    let wait = until.map_or(poll, |t| {
+        t.saturating_duration_since(Instant::now()).min(poll)
+    });
+    let state = shared.lock();
+    if shared.stopped() || state.done {
+        return;
+    }
+    let _ = shared
+        .wake
+        .wait_timeout(state, wait.max(Duration::from_millis(1)));
+}
+
+fn process(shared: &Shared, job: &Job, mode: Mode) {
+    let segment = &job.segment;
+    let mut all_ok = true;
+    for &i in &job.sinks {
+        let slot = &shared.sinks[i];
+        let file = match std::fs::File::open(&segment.path) {
+            Ok(f) => f,
+            // Dropped by the quota or removed by another uploader meanwhile.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+            Err(e) => {
+                shared.log(&format!("cannot read {}: {e}", segment.path.display()));
+                return;
+            }
+        };
+        let mut body = Throttled {
+            inner: file,
+            shared,
+        };
+        let started = Instant::now();
+        match slot.sink.put(&segment.id, &mut body, segment.bytes) {
+            Ok(()) => {
+                shared.lock().health[i] = Health::default();
+                if shared.sinks.len() > 1
+                    && let Err(e) = shared.spool.ack(segment, &slot.id)
+                {
+                    shared.log(&format!("cannot mark {}: {e}", segment.path.display()));
+                }
+                shared.log(&format!(
+                    "uploaded {}{} ({} bytes, {:.2} s) to {}",
+                    segment.id,
+                    if segment.incomplete {
+                        " [INCOMPLETE: crash tail]"
+                    } else {
+                        ""
+                    },
+                    segment.bytes,
+                    started.elapsed().as_secs_f64(),
+                    slot.sink.name()
+                ));
+            }
+            Err(e) => {
+                all_ok = false;
+                failed(shared, i, segment, &e, mode);
+            }
+        }
+    }
+    if !all_ok {
+        return;
+    }
+    let done_everywhere = shared.sinks.len() == 1
+        || shared
+            .sinks
+            .iter()
+            .all(|s| shared.spool.is_acked(segment, &s.id));
+    if done_everywhere {
+        match shared.spool.remove(segment) {
+            Ok(()) => {
+                let mut state = shared.lock();
+                state.report.uploaded += 1;
+                state.report.bytes += segment.bytes;
+            }
+            Err(e) => shared.log(&format!("cannot remove {}: {e}", segment.path.display())),
+        }
+    }
+}
+
+fn failed(shared: &Shared, i: usize, segment: &PendingSegment, e: &UploadError, mode: Mode) {
+    let _ = shared.spool.note_failure(&e.to_string());
+    let mut state = shared.lock();
+    state.report.failures += 1;
+    let health = &mut state.health[i];
+    health.failures = health.failures.saturating_add(1);
+    let backoff = shared.config.backoff;
+    if e.is_permanent() {
+        health.retry_at = Some(Instant::now() + backoff.max);
+        let (sink, status, message) = match e {
+            UploadError::Permanent {
+                sink,
+                status,
+                message,
+            } => (sink.clone(), *status, message.clone()),
+            other => (shared.sinks[i].sink.name(), 0, other.to_string()),
+        };
+        state.permanent = Some((sink, status, message));
+        drop(state);
+        shared.log(&format!(
+            "PERMANENT FAILURE uploading {}: {e}. Segments are KEPT in the spool {}; fix the sink or its credentials{}",
+            segment.id,
+            shared.spool.dir().display(),
+            match mode {
+                Mode::Drain => ".",
+                Mode::Continuous => ", retrying slowly meanwhile.",
+            }
+        ));
+        if mode == Mode::Drain {
+            shared.stop.store(true, Ordering::SeqCst);
+            shared.wake.notify_all();
+        }
+    } else {
+        let delay = backoff.delay(health.failures, random_u64());
+        health.retry_at = Some(Instant::now() + delay);
+        let attempt = health.failures;
+        drop(state);
+        shared.log(&format!(
+            "upload of {} failed (attempt {attempt}): {e}; retrying in {:.2} s",
+            segment.id,
+            delay.as_secs_f64()
+        ));
+    }
+}
+
+/// Reads a segment file for upload, in slices paced by the shared bandwidth cap.
+struct Throttled<'a> {
+    inner: std::fs::File,
+    shared: &'a Shared,
+}
+
+impl Read for Throttled<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(bucket) = &self.shared.throttle else {
+            return self.inner.read(buf);
+        };
+        let cap = buf.len().min(THROTTLE_CHUNK);
+        let n = self.inner.read(&mut buf[..cap])?;
+        let now = self
+            .shared
+            .origin
+            .elapsed()
+            .as_nanos()
+            .min(u128::from(u64::MAX)) as u64;
+        let wait = bucket
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take(now, n as u64);
+        if !wait.is_zero() {
+            std::thread::sleep(wait);
+        }
+        Ok(n)
+    }
+}
+
+fn random_u64() -> u64 {
+    let mut b = [0u8; 8];
+    // Jitter only spreads retries; if the OS RNG fails, the full ceiling is used.
+    if getrandom::fill(&mut b).is_err() {
+        return u64::MAX;
+    }
+    u64::from_le_bytes(b)
+}
+
+const THROTTLE_CHUNK: usize = 16 * 1024;

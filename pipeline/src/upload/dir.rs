@@ -1,0 +1,75 @@
+//! `dir:PATH`: a directory (a NAS mount, an SD card). Segments keep their FORMAT.md §7
+//! names, so `camseal decrypt PATH` and `camseal verify PATH` read the directory as is.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::PathBuf;
+
+use super::{ListFilter, Sink, UploadError};
+use crate::spool::SegmentId;
+use crate::spool::policy::{EntryKind, parse_spool_name};
+
+/// A directory sink. Each segment is written as `NAME.part`, fsynced, renamed to `NAME`,
+/// and the directory is fsynced, so a reader of the directory never sees half a segment.
+pub struct DirSink {
+    dir: PathBuf,
+}
+
+impl DirSink {
+    /// A sink writing into `dir` (created if missing).
+    pub fn new(dir: impl Into<PathBuf>) -> Result<DirSink, UploadError> {
+        let dir = dir.into();
+        if dir.as_os_str().is_empty() {
+            return Err(UploadError::Config("dir: sink needs a path".into()));
+        }
+        Ok(DirSink { dir })
+    }
+}
+
+impl Sink for DirSink {
+    fn name(&self) -> String {
+        format!("dir:{}", self.dir.display())
+    }
+
+    fn put(&self, id: &SegmentId, body: &mut dyn Read, _len: u64) -> Result<(), UploadError> {
+        let local = |e: io::Error| UploadError::Transient {
+            sink: self.name(),
+            message: e.to_string(),
+        };
+        fs::create_dir_all(&self.dir).map_err(local)?;
+        let name = id.file_name();
+        let part = self.dir.join(format!("{name}.part"));
+        let mut f = File::create(&part).map_err(local)?;
+        io::copy(body, &mut f).map_err(local)?;
+        f.sync_all().map_err(local)?;
+        drop(f);
+        fs::rename(&part, self.dir.join(&name)).map_err(local)?;
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(local)
+    }
+
+    fn list(&self, filter: &ListFilter) -> Result<Vec<SegmentId>, UploadError> {
+        let entries = fs::read_dir(&self.dir).map_err(|e| UploadError::Io {
+            path: self.dir.clone(),
+            source: e,
+        })?;
+        let mut out: Vec<SegmentId> = entries
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().and_then(parse_spool_name))
+            .filter(|(id, kind)| *kind == EntryKind::Closed && filter.matches(id))
+            .map(|(id, _)| id)
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    fn get(&self, id: &SegmentId, out: &mut dyn Write) -> Result<u64, UploadError> {
+        let path = self.dir.join(id.file_name());
+        let mut f = File::open(&path).map_err(|e| UploadError::Io {
+            path: path.clone(),
+            source: e,
+        })?;
+        io::copy(&mut f, out).map_err(|e| UploadError::Io { path, source: e })
+    }
+}
