@@ -215,6 +215,7 @@ pub(super) fn seal_tail<const NR: usize>(
     off: usize,
 ) -> __m128i {
     let rem = io.len() - off;
+    debug_assert!(rem < BATCH);
     let n = rem.div_ceil(16);
     let ks = tail_keystream::<NR>(key, &mut ctr, n);
     let full = rem / 16;
@@ -254,6 +255,7 @@ pub(super) fn open_tail<const NR: usize>(
     off: usize,
 ) -> __m128i {
     let rem = io.len() - off;
+    debug_assert!(rem < BATCH);
     let n = rem.div_ceil(16);
     let ks = tail_keystream::<NR>(key, &mut ctr, n);
     let full = rem / 16;

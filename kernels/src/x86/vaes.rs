@@ -41,7 +41,7 @@ impl Key {
         let mut h = [_mm256_setzero_si256(); WIDE];
         let mut hk = [_mm256_setzero_si256(); WIDE];
         for j in 0..WIDE {
-            let (lo, hi) = (MAX_POWERS - 1 - 2 * j, MAX_POWERS - 2 - 2 * j);
+            let (lo, hi) = (2 * WIDE - 1 - 2 * j, 2 * WIDE - 2 - 2 * j);
             h[j] = _mm256_set_m128i(base.hp.h[hi], base.hp.h[lo]);
             hk[j] = _mm256_set_m128i(base.hp.hk[hi], base.hp.hk[lo]);
         }
@@ -116,7 +116,7 @@ fn seal_rounds<const NR: usize>(key: &Key, nonce: &Nonce, aad: &[u8], io: &InOut
         }
         acc = ghash::<WIDE>(key, acc, &prev);
     }
-    if len - off >= NARROW_BATCH {
+    while len - off >= NARROW_BATCH {
         let prev = encrypt::<NR, NARROW>(key, &mut ctr2, io, off);
         acc = ghash::<NARROW>(key, acc, &prev);
         off += NARROW_BATCH;
@@ -142,7 +142,7 @@ fn open_rounds<const NR: usize>(key: &Key, nonce: &Nonce, aad: &[u8], io: &InOut
         acc = open_stitched::<NR, WIDE>(key, &mut ctr2, io, off, acc);
         off += WIDE_BATCH;
     }
-    if len - off >= NARROW_BATCH {
+    while len - off >= NARROW_BATCH {
         acc = open_stitched::<NR, NARROW>(key, &mut ctr2, io, off, acc);
         off += NARROW_BATCH;
     }
@@ -202,6 +202,10 @@ fn seal_stitched<const NR: usize, const W: usize>(
             sum.add(prev[r - 1], h[r - 1], hk[r - 1]);
         }
     });
+    // More vectors than rounds: hash the rest after them.
+    for j in NR - 1..W {
+        sum.add(prev[j], h[j], hk[j]);
+    }
     for (j, x) in s.iter().enumerate() {
         let ks = _mm256_aesenclast_epi128(*x, rk[NR]);
         // SAFETY: callers pass `off + 32 * W <= io.len()`, so vector `j` lies inside `io`.
@@ -248,6 +252,9 @@ fn open_stitched<const NR: usize, const W: usize>(
             sum.add(g, h[r - 1], hk[r - 1]);
         }
     });
+    for j in NR - 1..W {
+        sum.add(bswap_wide(c[j]), h[j], hk[j]);
+    }
     for (j, x) in s.iter().enumerate() {
         let ks = _mm256_aesenclast_epi128(*x, rk[NR]);
         // SAFETY: as above.
@@ -391,6 +398,7 @@ unsafe fn io_store(io: &InOut<'_>, off: usize, x: __m256i) {
 /// Vectors per stitched batch of the main loop (16 blocks: enough independent AES chains to
 /// keep both AES units busy through `vaesenc`'s latency), and per batch of the last pass.
 const WIDE: usize = 8;
+const _: () = assert!(2 * WIDE <= MAX_POWERS);
 const NARROW: usize = 4;
 const WIDE_BATCH: usize = 32 * WIDE;
 const NARROW_BATCH: usize = 32 * NARROW;
