@@ -12,6 +12,16 @@ log() { printf '\n==> %s\n' "$*"; }
 if [ -z "${CAMSEAL_SKIP_INSTALL:-}" ]; then
   log "installing test prerequisites"
   scripts/install-deps.sh
+  scripts/s3-server.sh install
+fi
+
+# The uploader tests talk to a real S3-protocol server on loopback.
+if [ -x "$(scripts/s3-server.sh bin)" ]; then
+  log "starting the local S3 server (scripts/s3-server.sh)"
+  eval "$(scripts/s3-server.sh start "${CAMSEAL_TEST_S3_PORT:-39000}")"
+  trap 'scripts/s3-server.sh stop' EXIT
+else
+  echo "s3s-fs is not installed (CAMSEAL_SKIP_INSTALL set?): the S3 upload tests will skip"
 fi
 
 log "cargo fmt --check"

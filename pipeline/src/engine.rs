@@ -588,6 +588,8 @@ impl Stream {
             name: segment_file_name(&self.camera_id, self.config.stream_id, seq),
         };
         let mut output = self.sink.open(&info)?;
+        let mut gaps = self.pending_gaps.clone();
+        gaps.extend(self.sink.gaps(&info));
         let keys: Vec<RecipientKey<'_>> = self
             .config
             .recipients
@@ -611,7 +613,7 @@ impl Stream {
             },
             prev_digest: self.chain.prev_digest,
             recipients: &keys,
-            gaps: &self.pending_gaps,
+            gaps: &gaps,
         };
         let camera_pub = self.config.camera.verifying_key().to_bytes();
         let sealer = SegmentSealer::new(&params, &camera_pub, &self.config.randomness)?;

@@ -35,6 +35,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use policy::{EntryKind, QuotaPolicy, SegmentId};
 
+use crate::engine::{SegmentInfo, SegmentOutput, SegmentSink};
 use crate::recorder::ChainState;
 use crate::segment::{Gap, GapReason, Header, Parsed, camera_id};
 
@@ -179,6 +180,9 @@ impl Spool {
         let cam = camera_id(camera_key);
         let mut recovery = Recovery::default();
         let mut gaps = self.load_gaps(&cam, stream)?;
+        let hwm = self.load_hwm(&cam, stream)?;
+        let mut highest_file: Option<u64> = None;
+        let mut last_crash: Option<Gap> = None;
         let mut open = Vec::new();
         for (id, kind, path, _) in self.entries()? {
             if id.camera_id != cam || id.stream != stream {
@@ -211,6 +215,7 @@ impl Spool {
                 ));
                 continue;
             }
+            highest_file = highest_file.max(Some(id.seq));
             if let Some(digest) = scan.complete {
                 let closed = self.path_of(&id, EntryKind::Closed);
                 fsync_file(&path)?;
@@ -247,8 +252,13 @@ impl Spool {
             sync_dir(self.dir())?;
             let declared = policy::crash_gaps(&header.gaps(), id.seq, scan.last_pts);
             merge_gaps(&mut gaps, &declared);
-            if chain.next_seq <= id.seq {
-                chain.next_seq = id.seq + 1;
+            last_crash = declared.last().copied();
+            // The next segment names the crashed one's predecessor, whose digest the crashed
+            // header holds (the chain state may already name the crashed segment itself
+            // if its trailer was written but never made durable).
+            if chain.next_seq <= id.seq || chain.prev_digest != header.prev_digest {
+                chain.next_seq = chain.next_seq.max(id.seq + 1);
+                chain.prev_digest = header.prev_digest;
                 recovery.chain_changed = true;
             }
             self.log(&format!(
@@ -258,6 +268,42 @@ impl Spool {
                 bytes.len()
             ));
             recovery.salvaged.push((id, scan.records));
+        }
+        // Sequence numbers reserved in the chain state whose segment never reached the spool
+        // (a crash between reserving and opening) are lost too.
+        let known = hwm.max(highest_file);
+        if let (Some(known), Some(last)) = (known, chain.next_seq.checked_sub(1))
+            && known < last
+        {
+            let extended = last_crash
+                .filter(|c| c.lost_segments.is_some_and(|(_, l)| l == known))
+                .and_then(|c| gaps.iter().position(|g| *g == c));
+            match extended {
+                Some(i) => {
+                    if let Some((first, _)) = gaps[i].lost_segments {
+                        gaps[i].lost_segments = Some((first, last));
+                    }
+                }
+                None => merge_gaps(
+                    &mut gaps,
+                    &[Gap {
+                        reason: GapReason::Crash,
+                        lost_segments: Some((known + 1, last)),
+                        frames: 0,
+                        from_pts: 0,
+                        to_pts: 0,
+                    }],
+                ),
+            }
+            self.log(&format!(
+                "segments {}..={last} of {cam} stream {stream} were reserved but never written (crash); the next segment records the loss",
+                known + 1
+            ));
+        }
+        if let Some(last) = chain.next_seq.checked_sub(1)
+            && hwm.is_none_or(|h| h < last)
+        {
+            self.store_hwm(&cam, stream, last)?;
         }
         self.store_gaps(&cam, stream, &gaps)?;
         recovery.gaps = gaps.clone();
@@ -296,6 +342,17 @@ impl Spool {
             last_sync: Instant::now(),
         };
         Ok((writer, gaps))
+    }
+
+    /// Whether a new segment may be opened now (always, without a quota or under
+    /// `drop-oldest`). Counts the spool again, since uploads may have made room.
+    pub fn has_room(&self) -> Result<bool, SpoolError> {
+        if self.inner.config.policy == QuotaPolicy::DropOldest {
+            return Ok(true);
+        }
+        let used = self.scan()?.used;
+        self.state().used = used;
+        Ok(policy::may_open(used, self.inner.config.max_bytes))
     }
 
     /// Queues a loss to be declared in the next header of `camera_id`'s `stream`.
@@ -558,6 +615,33 @@ impl Spool {
         Ok(())
     }
 
+    fn hwm_path(&self, camera_id: &str, stream: u32) -> PathBuf {
+        self.dir()
+            .join(STATE_DIR)
+            .join(format!("opened-{camera_id}-s{stream}"))
+    }
+
+    /// The highest sequence number of the stream whose open file was ever created here.
+    fn load_hwm(&self, camera_id: &str, stream: u32) -> Result<Option<u64>, SpoolError> {
+        let path = self.hwm_path(camera_id, stream);
+        match fs::read_to_string(&path) {
+            Ok(t) => t
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| SpoolError::Corrupt(path)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(SpoolError::io(&path, e)),
+        }
+    }
+
+    fn store_hwm(&self, camera_id: &str, stream: u32, seq: u64) -> Result<(), SpoolError> {
+        write_atomic(
+            &self.hwm_path(camera_id, stream),
+            format!("{seq}\n").as_bytes(),
+        )
+    }
+
     fn gaps_path(&self, camera_id: &str, stream: u32) -> PathBuf {
         self.dir()
             .join(STATE_DIR)
@@ -693,6 +777,9 @@ impl SpoolWriter {
         self.file = Some(tmp);
         self.last_sync = Instant::now();
         self.spool
+            .store_hwm(&self.id.camera_id, self.id.stream, self.id.seq)
+            .map_err(io::Error::other)?;
+        self.spool
             .delivered(&self.id.camera_id, self.id.stream, &self.gaps_carried)
             .map_err(io::Error::other)
     }
@@ -728,6 +815,91 @@ impl Write for SpoolWriter {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+}
+
+/// The spool as the engine's [`SegmentSink`]: every segment is staged in the spool, its
+/// queued gaps go into its header, and `on_publish` (the uploader's wake-up) runs after each
+/// segment is closed.
+pub struct SpoolSink {
+    spool: Spool,
+    gaps: Vec<Gap>,
+    on_publish: Option<Arc<dyn Fn() + Send + Sync>>,
+}
+
+impl SpoolSink {
+    /// A sink into `spool`; `on_publish` runs after each closed segment.
+    pub fn new(spool: Spool, on_publish: Option<Arc<dyn Fn() + Send + Sync>>) -> SpoolSink {
+        SpoolSink {
+            spool,
+            gaps: Vec::new(),
+            on_publish,
+        }
+    }
+}
+
+impl SegmentSink for SpoolSink {
+    fn open(&mut self, info: &SegmentInfo) -> io::Result<Box<dyn SegmentOutput>> {
+        let id = SegmentId {
+            camera_id: info.camera_id.clone(),
+            stream: info.stream_id,
+            seq: info.seq,
+        };
+        let (writer, gaps) = self.spool.begin(id).map_err(io::Error::other)?;
+        self.gaps = gaps;
+        Ok(Box::new(SpoolOutput {
+            writer,
+            on_publish: self.on_publish.clone(),
+        }))
+    }
+
+    fn gaps(&mut self, _info: &SegmentInfo) -> Vec<Gap> {
+        std::mem::take(&mut self.gaps)
+    }
+}
+
+struct SpoolOutput {
+    writer: SpoolWriter,
+    on_publish: Option<Arc<dyn Fn() + Send + Sync>>,
+}
+
+impl SegmentOutput for SpoolOutput {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.writer.write_all(bytes)
+    }
+
+    fn publish(self: Box<Self>) -> io::Result<PathBuf> {
+        let SpoolOutput { writer, on_publish } = *self;
+        let pending = writer
+            .commit(|| Ok::<(), io::Error>(()))
+            .map_err(io::Error::other)?;
+        if let Some(f) = on_publish {
+            f();
+        }
+        Ok(pending.path)
+    }
+}
+
+/// Whether `e` (or an I/O error inside it) says the spool is full under `stop-recording`.
+pub fn is_full(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if matches!(
+            c.downcast_ref::<SpoolError>(),
+            Some(SpoolError::Full { .. })
+        ) {
+            return true;
+        }
+        if let Some(io) = c.downcast_ref::<io::Error>()
+            && io
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<SpoolError>())
+                .is_some_and(|s| matches!(s, SpoolError::Full { .. }))
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// A failure to commit: in the spool, or in the caller's `before_publish` step.

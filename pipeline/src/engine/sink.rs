@@ -33,6 +33,12 @@ pub struct SegmentInfo {
 pub trait SegmentSink: Send {
     /// An output for the segment `info` describes.
     fn open(&mut self, info: &SegmentInfo) -> io::Result<Box<dyn SegmentOutput>>;
+
+    /// Losses the sink itself knows of (a spool's crash and quota gaps), to be declared,
+    /// signed, in the header of the segment just opened. Called right after `open`.
+    fn gaps(&mut self, _info: &SegmentInfo) -> Vec<crate::segment::Gap> {
+        Vec::new()
+    }
 }
 
 /// One segment being written. `write` runs on whichever engine thread appends the records

@@ -8,14 +8,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use camseal::engine::{
-    DirSink, Engine, EngineConfig, Overload, StreamConfig, StreamEvent, StreamStats, WallClock,
+    DirSink, Engine, EngineConfig, Overload, SegmentSink, StreamConfig, StreamEvent, StreamStats,
+    WallClock,
 };
 use camseal::home::CameraHome;
 use camseal::nal::Codec;
-use camseal::recorder::SegmentPolicy;
+use camseal::recorder::{ChainState, SegmentPolicy};
 use camseal::seal::SframeSuite;
-use camseal::segment::CloseReason;
 use camseal::segment::write::Randomness;
+use camseal::segment::{CloseReason, Gap, GapReason};
+use camseal::spool::{QuotaPolicy, Spool, SpoolConfig, SpoolSink};
 use camseal_hal::replay::{FileOptions, FileSource};
 use camseal_hal::soft::{SoftConfig, SoftSource, parse_soft_spec};
 use camseal_hal::{Encoder, FrameRate, PTS_HZ};
@@ -63,10 +65,21 @@ pub fn record(
         Some(d) => Some(Duration::from_secs_f64(d)),
         None => None,
     };
-    let out_dir = args
-        .out
+    // A spool when asked for one, or implied by --sink; otherwise --out writes directly.
+    let spool_dir = args
+        .spool
         .clone()
-        .ok_or_else(|| anyhow!("give --out DIR, or --spool DIR with --sink URL"))?;
+        .or_else(|| (!args.sink.is_empty()).then(|| args.home.join("spool")));
+    if spool_dir.is_none() && args.out.is_none() {
+        bail!("give --out DIR, or --sink URL (with --spool DIR, default HOME/spool)");
+    }
+    let policy: QuotaPolicy = args.spool_policy.parse().map_err(|e: String| anyhow!(e))?;
+    if spool_dir.is_none() && args.spool_max_bytes.is_some() {
+        bail!("--spool-max-bytes needs --spool or --sink");
+    }
+    if !(args.upload_grace.is_finite() && args.upload_grace >= 0.0) {
+        bail!("--upload-grace must be a number of seconds");
+    }
     let suite: SframeSuite = args.suite.parse()?;
     let home = CameraHome::open(&args.home)?;
     let camera = home.camera()?;
@@ -118,11 +131,59 @@ pub fn record(
         wallclock: WallClock::System,
         overload: Overload::Block,
     };
-    let sink = DirSink::new(&out_dir)
-        .with_context(|| format!("cannot record into {}", out_dir.display()))?;
+    let chain_path = args
+        .home
+        .join("streams")
+        .join(format!("{}.chain", args.stream));
+    let mut uploading = None;
+    let mut spool = None;
+    let (sink, out_dir): (Box<dyn SegmentSink>, PathBuf) = match (&spool_dir, &args.out) {
+        (Some(dir), out) => {
+            let s = Spool::open(
+                dir,
+                SpoolConfig {
+                    max_bytes: args.spool_max_bytes,
+                    policy,
+                    ..SpoolConfig::default()
+                },
+            )
+            .with_context(|| format!("cannot open the spool {}", dir.display()))?;
+            // Before the engine reserves a sequence number: finish or salvage what a crash
+            // left open, and queue the crash gap for the first header.
+            let mut chain = ChainState::load(&chain_path)?;
+            let recovery = s.recover(&camera.public().ed25519, args.stream, &mut chain)?;
+            if recovery.chain_changed {
+                chain.store(&chain_path)?;
+            }
+            let mut sinks = args.sink.clone();
+            if let Some(out) = out {
+                sinks.push(format!("dir:{}", out.display()));
+            }
+            let notify: Option<Arc<dyn Fn() + Send + Sync>> = if sinks.is_empty() {
+                None
+            } else {
+                let uploader = crate::upload::make_uploader(&s, &sinks, &args.upload)?;
+                let handle = uploader.spawn();
+                uploading = Some(handle);
+                Some(Arc::new(move || uploader.notify()))
+            };
+            spool = Some(s.clone());
+            (Box::new(SpoolSink::new(s, notify)), dir.clone())
+        }
+        (None, Some(out)) => (
+            Box::new(
+                DirSink::new(out)
+                    .with_context(|| format!("cannot record into {}", out.display()))?,
+            ),
+            out.clone(),
+        ),
+        (None, None) => bail!("nowhere to record"),
+    };
     let mut stream = engine
-        .open_stream(config, Box::new(sink))
+        .open_stream(config, sink)
         .with_context(|| format!("cannot record into {}", out_dir.display()))?;
+    // Under stop-recording, frames refused by a full spool: (frames, first pts, last pts).
+    let mut refused: Option<(u64, u64, u64)> = None;
     let started = Instant::now();
     let mut interrupted = false;
     let pace_here = args.realtime && !args.source.starts_with("file:");
@@ -170,7 +231,38 @@ pub fn record(
             }
         }
         inspect(packet.data());
-        stream.push(packet, dequeued)?;
+        if let (Some((frames, from, _)), Some(spool)) = (refused, &spool) {
+            // Resume at a keyframe once uploads made room, declaring what was not recorded.
+            if packet.keyframe && spool.has_room()? {
+                spool.queue_gap(
+                    stream.camera_id(),
+                    args.stream,
+                    Gap {
+                        reason: GapReason::SpoolQuota,
+                        lost_segments: None,
+                        frames,
+                        from_pts: from,
+                        to_pts: packet.pts,
+                    },
+                )?;
+                eprintln!("spool has room again: recording resumes after {frames} frames");
+                refused = None;
+            } else {
+                refused = Some((frames + 1, from, packet.pts));
+                continue;
+            }
+        }
+        let pts = packet.pts;
+        match stream.push(packet, dequeued) {
+            Ok(_) => {}
+            Err(e) if camseal::spool::is_full(&e) => {
+                eprintln!(
+                    "QUOTA: {e}: not recording until uploads make room (the loss is recorded as a gap)"
+                );
+                refused = Some((1, pts, pts));
+            }
+            Err(e) => return Err(e.into()),
+        }
         report(stream.take_events());
     }
     let reason = if interrupted {
@@ -182,6 +274,32 @@ pub fn record(
     report(stream.take_events());
     let stats = stream.finish(reason)?;
     engine.shutdown();
+    if let Some(handle) = uploading {
+        let grace = Duration::from_secs_f64(args.upload_grace);
+        let failure = handle.uploader().permanent_failure();
+        let r = handle.finish(grace);
+        if progress {
+            eprintln!(
+                "uploaded {} segments ({} bytes), {} failed attempts",
+                r.uploaded, r.bytes, r.failures
+            );
+        }
+        if let Some((sink, message)) = failure {
+            eprintln!(
+                "error: uploads to {sink} are refused ({message}); the segments are kept in the spool"
+            );
+        }
+    }
+    if let Some(spool) = &spool {
+        let left = spool.pending().map(|p| p.len()).unwrap_or(0);
+        if left > 0 && progress {
+            eprintln!(
+                "{left} segments wait in the spool {} (`camseal upload --spool {} --sink URL` sends them)",
+                out_dir.display(),
+                out_dir.display()
+            );
+        }
+    }
     if stats.frames == 0 {
         bail!("the source produced no frames");
     }
