@@ -265,6 +265,20 @@ pub fn record(
         }
         report(stream.take_events());
     }
+    if let (Some((frames, from, to)), Some(spool)) = (refused, &spool) {
+        // Still refused at the end: the next recording declares what was not recorded.
+        spool.queue_gap(
+            stream.camera_id(),
+            args.stream,
+            Gap {
+                reason: GapReason::SpoolQuota,
+                lost_segments: None,
+                frames,
+                from_pts: from,
+                to_pts: to,
+            },
+        )?;
+    }
     let reason = if interrupted {
         CloseReason::Shutdown
     } else {
