@@ -224,6 +224,16 @@ pub fn check_chain(
             });
         }
         let Some(pred) = pred else {
+            if first_undeclared(
+                &files[j..],
+                files[0].header.segment_seq,
+                b.header.segment_seq,
+            )
+            .is_none()
+            {
+                // Everything before `b` is declared lost (the very first segment crashed).
+                continue;
+            }
             // `b` claims to start the stream, yet older segments were given.
             return Err(FootageError::ChainMismatch {
                 before: prev.path.clone(),

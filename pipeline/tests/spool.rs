@@ -354,3 +354,17 @@ fn stop_recording_refuses_new_segments_when_full() {
     }
     cam.segment(1);
 }
+
+#[test]
+fn a_crash_of_the_first_segment_restarts_the_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cam = Camera::new(dir.path(), None, QuotaPolicy::DropOldest);
+    drop(cam.open(2).unwrap());
+    let rec = cam.restart();
+    assert_eq!(rec.gaps[0].lost_segments, Some((0, 0)));
+    cam.segment(2);
+    let files = load_headers(&collect_paths(&[dir.path().to_path_buf()]).unwrap(), None).unwrap();
+    verify_footage(&files).1.unwrap();
+    let (out, _) = decrypt_dir(dir.path(), true).unwrap();
+    assert_eq!(out, expected(&[(0, 2), (1, 2)]));
+}
