@@ -611,10 +611,11 @@ fn kill_9_at_random_moments_loses_nothing_durable() {
         // Whatever the spool holds closed is durable and must reach the bucket unchanged.
         for entry in fs::read_dir(&spool).into_iter().flatten().flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.ends_with(".cseg") && !name.ends_with(".incomplete.cseg") {
-                if let Ok(bytes) = fs::read(entry.path()) {
-                    durable.insert(name, bytes);
-                }
+            if name.ends_with(".cseg")
+                && !name.ends_with(".incomplete.cseg")
+                && let Ok(bytes) = fs::read(entry.path())
+            {
+                durable.insert(name, bytes);
             }
         }
         eprintln!(
@@ -756,9 +757,8 @@ fn serve(mut client: TcpStream, upstream: SocketAddr, fault: Fault) {
                 .set_read_timeout(Some(Duration::from_millis(200)))
                 .unwrap();
             while Instant::now() < until {
-                match client.read(&mut b) {
-                    Ok(0) => return,
-                    _ => {}
+                if let Ok(0) = client.read(&mut b) {
+                    return;
                 }
             }
         }
