@@ -1,26 +1,17 @@
-//! Turning a stream of access units into a directory of sealed segment files.
+//! Segment policy and per-stream chain state, shared by the engine (`crate::engine`).
 //!
 //! - [`SegmentPolicy`] (pure) decides when a segment closes.
 //! - [`ChainState`] (pure codec, atomic file I/O) remembers, per camera stream, the next
 //!   sequence number and the previous segment's digest, so the hash chain continues across
 //!   restarts.
-//! - [`Recorder`] cuts access units into NAL-aligned chunks, seals them into a
-//!   [`SegmentWriter`], and publishes each finished segment atomically: it is written as
-//!   `NAME.cseg.part`, fsynced, renamed to `NAME.cseg`, and the directory is fsynced.
-//!   Only sealed bytes ever reach the disk.
+//! - [`segment_file_name`] names segment files so a listing sorts by camera, stream, seq.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::fs::{self, File};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use ed25519_dalek::SigningKey;
-
-use crate::chunk::chunk_access_unit;
-use crate::nal::Codec;
-use crate::seal::SframeSuite;
-use crate::segment::write::{Randomness, RecipientKey, SegmentParams, SegmentWriter};
-use crate::segment::{CloseReason, Digest32, Gap, SegmentEnd, SegmentError, camera_id};
+use crate::segment::{CloseReason, Digest32, SegmentError};
 
 /// 90 kHz: the timestamp clock.
 pub const PTS_HZ: u64 = 90_000;
@@ -128,240 +119,6 @@ impl ChainState {
     }
 }
 
-/// Everything a [`Recorder`] needs to know.
-pub struct RecorderConfig {
-    /// Directory the segments go to (created if missing).
-    pub out_dir: PathBuf,
-    /// Where the stream's chain state lives (in the camera's home).
-    pub chain_path: PathBuf,
-    /// The camera's signing key.
-    pub camera: SigningKey,
-    /// Recipients: (HPKE KEM id, public key).
-    pub recipients: Vec<(u16, Vec<u8>)>,
-    /// Media cipher suite.
-    pub suite: SframeSuite,
-    /// Codec of the stream.
-    pub codec: Codec,
-    /// Stream number.
-    pub stream_id: u32,
-    /// When segments close.
-    pub policy: SegmentPolicy,
-    /// Largest record plaintext.
-    pub max_chunk: usize,
-    /// Duration of one frame in 90 kHz ticks (for the last frame's end).
-    pub frame_ticks: u64,
-    /// Randomness for segment keys (always `Os` outside tests).
-    pub randomness: Randomness,
-}
-
-/// A segment that was sealed and published.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ClosedSegment {
-    /// Where it is.
-    pub path: PathBuf,
-    /// Its sequence number.
-    pub seq: u64,
-    /// Access units in it.
-    pub frames: u64,
-    /// Its size.
-    pub bytes: u64,
-    /// Why it closed.
-    pub reason: CloseReason,
-}
-
-/// Totals over a recording.
-#[derive(Clone, Debug, Default)]
-pub struct RecorderStats {
-    /// Access units sealed.
-    pub frames: u64,
-    /// Video bytes sealed.
-    pub video_bytes: u64,
-    /// Segments published.
-    pub segments: u64,
-    /// Segment bytes written.
-    pub segment_bytes: u64,
-    /// Per-frame seal time (chunking and sealing every chunk of the access unit), in ns.
-    pub seal_ns: Vec<u64>,
-}
-
-/// Seals access units into segment files. See the [module docs](self).
-pub struct Recorder {
-    config: RecorderConfig,
-    camera_id: String,
-    chain: ChainState,
-    open: Option<OpenSegment>,
-    stats: RecorderStats,
-    pending_gaps: Vec<Gap>,
-}
-
-impl Recorder {
-    /// Prepares the output directory and loads the chain state.
-    pub fn new(config: RecorderConfig) -> Result<Recorder, RecorderError> {
-        if config.recipients.is_empty() {
-            return Err(RecorderError::NoRecipients);
-        }
-        fs::create_dir_all(&config.out_dir).map_err(|e| RecorderError::io(&config.out_dir, e))?;
-        let chain = ChainState::load(&config.chain_path)?;
-        let camera_id = camera_id(&config.camera.verifying_key().to_bytes());
-        Ok(Recorder {
-            config,
-            camera_id,
-            chain,
-            open: None,
-            stats: RecorderStats::default(),
-            pending_gaps: Vec::new(),
-        })
-    }
-
-    /// Seals one access unit. Returns the segment it closed first, if it closed one.
-    pub fn push(
-        &mut self,
-        pts: u64,
-        keyframe: bool,
-        access_unit: &[u8],
-    ) -> Result<Option<ClosedSegment>, RecorderError> {
-        let mut closed = None;
-        if let Some(open) = &self.open {
-            let bytes = open.writer.bytes_written();
-            if let Some(reason) =
-                self.config
-                    .policy
-                    .close_before(open.start_pts, bytes, pts, keyframe)
-            {
-                closed = self.close(reason)?;
-            }
-        }
-        if self.open.is_none() {
-            self.open = Some(self.begin(pts)?);
-        }
-        let started = Instant::now();
-        let open = self.open.as_mut().ok_or(RecorderError::NoOpenSegment)?;
-        for chunk in chunk_access_unit(access_unit, self.config.max_chunk) {
-            open.writer
-                .append(pts, keyframe, chunk.continuation, &access_unit[chunk.range])?;
-        }
-        self.stats
-            .seal_ns
-            .push(started.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64);
-        open.frames += 1;
-        open.last_pts = pts;
-        self.stats.frames += 1;
-        self.stats.video_bytes += access_unit.len() as u64;
-        Ok(closed)
-    }
-
-    /// Seals the open segment, if any, with `reason`, and publishes it.
-    pub fn close(&mut self, reason: CloseReason) -> Result<Option<ClosedSegment>, RecorderError> {
-        let Some(open) = self.open.take() else {
-            return Ok(None);
-        };
-        let end = SegmentEnd {
-            end_pts: open.last_pts.saturating_add(self.config.frame_ticks),
-            reason,
-        };
-        let (out, summary) = open.writer.finish(end)?;
-        let file = out
-            .into_inner()
-            .map_err(|e| RecorderError::io(&open.part_path, e.into_error()))?;
-        file.sync_all()
-            .map_err(|e| RecorderError::io(&open.part_path, e))?;
-        drop(file);
-        fs::rename(&open.part_path, &open.final_path)
-            .map_err(|e| RecorderError::io(&open.final_path, e))?;
-        sync_dir(&self.config.out_dir)?;
-        self.chain = ChainState {
-            next_seq: open.seq + 1,
-            prev_digest: summary.digest,
-        };
-        self.chain.store(&self.config.chain_path)?;
-        self.stats.segments += 1;
-        self.stats.segment_bytes += summary.bytes;
-        Ok(Some(ClosedSegment {
-            path: open.final_path,
-            seq: open.seq,
-            frames: open.frames,
-            bytes: summary.bytes,
-            reason,
-        }))
-    }
-
-    /// Records a loss; it is written, signed, into the header of the next segment opened.
-    pub fn record_gap(&mut self, gap: Gap) {
-        self.pending_gaps.push(gap);
-    }
-
-    /// Totals so far.
-    pub fn stats(&self) -> &RecorderStats {
-        &self.stats
-    }
-
-    /// The camera id the segment names start with.
-    pub fn camera_id(&self) -> &str {
-        &self.camera_id
-    }
-
-    fn begin(&mut self, start_pts: u64) -> Result<OpenSegment, RecorderError> {
-        let seq = self.chain.next_seq;
-        // Reserve the sequence number before writing: if we crash mid-segment, the next run
-        // does not reuse it, and the chain shows the lost segment as missing.
-        ChainState {
-            next_seq: seq + 1,
-            prev_digest: self.chain.prev_digest,
-        }
-        .store(&self.config.chain_path)?;
-        let name = segment_file_name(&self.camera_id, self.config.stream_id, seq);
-        let final_path = self.config.out_dir.join(&name);
-        let part_path = self.config.out_dir.join(format!("{name}.part"));
-        if final_path.exists() {
-            return Err(RecorderError::SegmentExists(final_path));
-        }
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&part_path)
-            .map_err(|e| RecorderError::io(&part_path, e))?;
-        let keys: Vec<RecipientKey<'_>> = self
-            .config
-            .recipients
-            .iter()
-            .map(|(kem, pk)| RecipientKey {
-                kem: *kem,
-                public_key: pk,
-            })
-            .collect();
-        let params = SegmentParams {
-            suite: self.config.suite,
-            codec: self.config.codec,
-            stream_id: self.config.stream_id,
-            segment_seq: seq,
-            start_pts,
-            wallclock_ms: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
-            prev_digest: self.chain.prev_digest,
-            recipients: &keys,
-            gaps: &self.pending_gaps,
-        };
-        let writer = SegmentWriter::create(
-            BufWriter::with_capacity(256 * 1024, file),
-            &params,
-            &self.config.camera,
-            &self.config.randomness,
-        )?;
-        self.pending_gaps.clear();
-        Ok(OpenSegment {
-            writer,
-            part_path,
-            final_path,
-            seq,
-            start_pts,
-            last_pts: start_pts,
-            frames: 0,
-        })
-    }
-}
-
 /// `<camera id>-s<stream>-<seq, 12 digits>.cseg`: sorts by camera, stream, then sequence.
 pub fn segment_file_name(camera_id: &str, stream_id: u32, seq: u64) -> String {
     format!("{camera_id}-s{stream_id}-{seq:012}.cseg")
@@ -382,15 +139,9 @@ pub enum RecorderError {
     /// The chain state file is unreadable.
     #[error("chain state: {0}")]
     ChainState(String),
-    /// A segment with the next sequence number already exists.
-    #[error("{} already exists; refusing to overwrite a sealed segment", .0.display())]
-    SegmentExists(PathBuf),
     /// Nobody to seal to.
     #[error("no trusted recipients")]
     NoRecipients,
-    /// Internal: push without an open segment.
-    #[error("no open segment")]
-    NoOpenSegment,
     /// Sealing failed.
     #[error(transparent)]
     Segment(#[from] SegmentError),
@@ -408,16 +159,6 @@ impl RecorderError {
 /// Converts a duration to 90 kHz ticks.
 pub fn duration_ticks(d: Duration) -> u64 {
     (d.as_nanos() * u128::from(PTS_HZ) / 1_000_000_000).min(u128::from(u64::MAX)) as u64
-}
-
-struct OpenSegment {
-    writer: SegmentWriter<BufWriter<File>>,
-    part_path: PathBuf,
-    final_path: PathBuf,
-    seq: u64,
-    start_pts: u64,
-    last_pts: u64,
-    frames: u64,
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RecorderError> {
