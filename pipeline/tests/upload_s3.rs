@@ -733,13 +733,34 @@ fn serve(mut client: TcpStream, upstream: SocketAddr, fault: Fault) {
         .unwrap();
     match fault {
         Fault::Fail500 => {
-            // Read the request head, answer 500, close.
+            // Read the whole request (head and body), answer 500, close. Answering before the
+            // body is in would make the client see a broken pipe instead of the 500, depending
+            // on timing.
             let mut head = Vec::new();
-            let mut b = [0u8; 4096];
-            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let mut b = [0u8; 65536];
+            let head_end = loop {
+                if let Some(i) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break i + 4;
+                }
                 match client.read(&mut b) {
                     Ok(0) | Err(_) => return,
                     Ok(n) => head.extend_from_slice(&b[..n]),
+                }
+            };
+            let body_len = String::from_utf8_lossy(&head[..head_end])
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.trim()
+                        .eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(0);
+            let mut seen = head.len() - head_end;
+            while seen < body_len {
+                match client.read(&mut b) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => seen += n,
                 }
             }
             let body = "<Error><Code>InternalError</Code><Message>injected</Message></Error>";
