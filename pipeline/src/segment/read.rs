@@ -161,9 +161,11 @@ impl Opener {
                 return Err(SegmentError::HeaderTampered);
             }
             let key = SframeKey::derive(header.suite, header.segment_seq, &base_key)?;
+            // The verifier already hashed the header; encoding and hashing it again is waste.
+            let verifier = Verifier::new(header);
             return Ok(Opener {
-                verifier: Verifier::new(header),
-                header_hash: header.hash(),
+                header_hash: verifier.header_hash,
+                verifier,
                 key,
                 end: None,
             });
