@@ -82,6 +82,13 @@ impl Packet {
         }
     }
 
+    /// The source copied these bytes out of its encoder's own buffer ([`Packet::from_vec`]),
+    /// instead of lending the encoder's memory: one user-space copy per video byte, for the
+    /// copy accounting of benches.
+    pub fn source_copied(&self) -> bool {
+        matches!(self.lease, Lease::Owned(_))
+    }
+
     /// Length of the access unit in bytes.
     pub fn len(&self) -> usize {
         self.data().len()
@@ -144,6 +151,19 @@ mod tests {
         let p = Packet::from_vec(Codec::H264, 3000, true, vec![0, 0, 0, 1, 0x65]);
         let handle = std::thread::spawn(move || (p.len(), p.pts, p.keyframe));
         assert_eq!(handle.join().unwrap(), (5, 3000, true));
+    }
+
+    #[test]
+    fn only_owned_packets_count_as_copied_by_the_source() {
+        assert!(Packet::from_vec(Codec::H264, 0, true, vec![0, 0, 1, 0x65]).source_copied());
+        let mut file = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut file, &[0, 0, 1, 0x65]).unwrap();
+        let map = Arc::new(crate::replay::sys::map_read_only(&file).unwrap());
+        assert!(
+            !Packet::mapped(Codec::H264, 0, true, map, 0..4)
+                .unwrap()
+                .source_copied()
+        );
     }
 
     #[test]

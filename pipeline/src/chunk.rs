@@ -31,11 +31,22 @@ pub struct Chunk {
 /// `au` should be one access unit from [`camseal_nal::access_units`], but any bytes work: input
 /// without start codes is one NAL unit for this purpose.
 pub fn chunk_access_unit(au: &[u8], max_chunk: usize) -> Chunks<'_> {
+    let max_chunk = max_chunk.max(1);
+    if au.len() <= max_chunk {
+        // The greedy packing would put every unit into one chunk anyway: skip the scan,
+        // which is the only per-byte work on the source thread.
+        return Chunks {
+            nals: nal_units(&[]),
+            max_chunk,
+            pending: (!au.is_empty()).then_some(0..au.len()),
+            continuation: false,
+        };
+    }
     let mut nals = nal_units(au);
     let pending = nals.next().map(|nal| nal.span);
     Chunks {
         nals,
-        max_chunk: max_chunk.max(1),
+        max_chunk,
         pending,
         continuation: false,
     }

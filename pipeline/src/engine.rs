@@ -3,7 +3,8 @@
 //! ```text
 //! source thread ──packet (lease)──► Stream::push: policy, chunker, one job per chunk
 //!   ──► shared job queues (one per stream, served round robin) ──► N seal workers
-//!   ──► per-stream reorder (by record order) ──► RecordAppender + SegmentOutput::write
+//!   ──► per-stream reorder (by record order): "appended"
+//!   ──► per-stream segment writer thread: RecordAppender (records hash) + SegmentOutput::write
 //!   ──► publisher thread: SegmentOutput::publish (fsync, rename), chain state
 //! ```
 //!
@@ -12,11 +13,17 @@
 //!   once into a buffer from a bounded pool; the record goes from that buffer to the output
 //!   ([`DirSink`]: straight to `write(2)`), and the buffer returns to the pool. The packet
 //!   is dropped, and its buffer handed back to the encoder, when its last chunk is sealed.
-//! - **Order.** A worker that finishes a record puts it into its stream's reorder map; the
-//!   thread that finds the next record in order appends every consecutive one (one thread
-//!   at a time per stream). Output bytes do not depend on the number of workers.
-//! - **Bounds.** Every job holds a pool buffer, so the pool's capacity bounds queued jobs,
-//!   sealed-but-unwritten records and (with the one packet a source thread holds) the
+//! - **Order.** A worker that finishes a record puts it into its stream's reorder map and
+//!   moves every record that is now next in order to the stream's segment writer. Output
+//!   bytes do not depend on the number of workers.
+//! - **Latency.** The records hash (SHA-256 over every record, several times the cost of
+//!   AES-GCM per byte) and the `write(2)` run on the stream's own writer thread, after the
+//!   record's place is fixed, so the source thread, which seals a frame's last chunk itself,
+//!   hands a frame over without crossing a thread and without waiting for the hash. For a
+//!   frame cut into several chunks, the source thread also seals its own chunks that no
+//!   worker has taken yet, instead of waiting for a worker to wake up.
+//! - **Bounds.** Every job holds a pool buffer until its record is written, so the pool's
+//!   capacity bounds queued jobs, sealed-but-unwritten records and (with the one packet a source thread holds) the
 //!   packets alive. When the pool is empty, [`Stream::push`] waits ([`Overload::Block`]) or
 //!   drops frames up to the next keyframe ([`Overload::DropFrames`]), which is counted and
 //!   recorded as a signed gap in the next segment's header.
@@ -32,6 +39,7 @@ mod stats;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -104,6 +112,30 @@ pub enum Overload {
     /// [`GapReason::DroppedFrames`] gap into the header of the next segment (which starts
     /// at that keyframe).
     DropFrames,
+}
+
+impl Overload {
+    /// The name used on the command line and in configuration.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Overload::Block => "block",
+            Overload::DropFrames => "drop-frames",
+        }
+    }
+}
+
+impl std::str::FromStr for Overload {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Overload, String> {
+        match s {
+            "block" => Ok(Overload::Block),
+            "drop-frames" => Ok(Overload::DropFrames),
+            other => Err(format!(
+                "unknown overload policy {other:?}: use block or drop-frames"
+            )),
+        }
+    }
 }
 
 /// The wall clock written into segment headers.
@@ -261,6 +293,7 @@ impl Engine {
         let (publish_tx, publish_rx) = crossbeam_channel::bounded(PUBLISH_QUEUE);
         let shared = Arc::new(Shared {
             sched: Mutex::new(Scheduler::default()),
+            stopped: AtomicBool::new(false),
             work: Condvar::new(),
             pool: BufferPool::new(config.buffers, record_buf_len(config.max_chunk)),
             publish_tx,
@@ -312,10 +345,29 @@ impl Engine {
             }
             None => ChainState::default(),
         };
+        let (write_tx, write_rx) = crossbeam_channel::unbounded();
+        let shared = Arc::new(StreamShared {
+            reorder: Mutex::default(),
+            write_tx,
+            state: Mutex::default(),
+            failed: AtomicBool::new(false),
+            changed: Condvar::new(),
+            events: Mutex::default(),
+            latency: Mutex::default(),
+        });
+        let writer = {
+            let stream = Arc::clone(&shared);
+            let publish_tx = self.shared.publish_tx.clone();
+            std::thread::Builder::new()
+                .name(format!("camseal-write-{}", config.stream_id))
+                .spawn(move || segment_writer(&stream, &write_rx, &publish_tx))
+                .map_err(EngineError::Output)?
+        };
         let slot = lock(&self.shared.sched).add_stream();
         Ok(Stream {
             engine: Arc::clone(&self.shared),
-            shared: Arc::new(StreamShared::default()),
+            shared,
+            writer: Some(writer),
             slot,
             camera_id: camera_id(&config.camera.verifying_key().to_bytes()),
             config,
@@ -352,6 +404,7 @@ impl Engine {
 
     fn stop(&mut self) {
         lock(&self.shared.sched).shutdown = true;
+        self.shared.stopped.store(true, Ordering::Release);
         self.shared.work.notify_all();
         self.shared.pool.close();
         for w in self.workers.drain(..) {
@@ -375,6 +428,8 @@ impl Drop for Engine {
 pub struct Stream {
     engine: Arc<Shared>,
     shared: Arc<StreamShared>,
+    /// The stream's segment writer thread.
+    writer: Option<JoinHandle<()>>,
     slot: usize,
     camera_id: String,
     config: StreamConfig,
@@ -482,10 +537,21 @@ impl Stream {
             if i == last && self.engine.caller_seals {
                 // No hand-off for the last (often the only) chunk: seal it here while the
                 // workers take the others.
-                sched::run(&self.engine, job);
+                sched::run(job);
             } else {
                 lock(&self.engine.sched).push(self.slot, job);
                 self.engine.work.notify_one();
+            }
+        }
+        if self.engine.caller_seals && last > 0 {
+            // Seal whatever chunks of this stream no worker has taken yet: a worker that is
+            // still waking up would otherwise add its wake-up time to the frame's latency.
+            loop {
+                let job = lock(&self.engine.sched).pop_from(self.slot);
+                match job {
+                    Some(job) => sched::run(job),
+                    None => break,
+                }
             }
         }
         open.frames += 1;
@@ -533,8 +599,7 @@ impl Stream {
     /// [`flush`](Stream::flush)es and returns the stream's totals.
     pub fn finish(mut self, reason: CloseReason) -> Result<StreamStats, EngineError> {
         self.flush(reason)?;
-        let mut latency = lock(&self.shared.writer).latency.clone();
-        latency.merge(&lock(&self.shared.durable));
+        let latency = lock(&self.shared.latency).clone();
         let state = lock(&self.shared.state);
         Ok(StreamStats {
             frames: self.frames,
@@ -557,11 +622,15 @@ impl Stream {
         self.chain
     }
 
+    /// Runs before every frame, so it reads two flags instead of taking two locks.
     fn check(&self) -> Result<(), EngineError> {
-        if lock(&self.engine.sched).shutdown {
+        if self.engine.stopped.load(Ordering::Acquire) {
             return Err(EngineError::Stopped);
         }
-        lock(&self.shared.state).take_error()
+        if self.shared.failed.load(Ordering::Acquire) {
+            return lock(&self.shared.state).take_error();
+        }
+        Ok(())
     }
 
     fn end_drop_run(&mut self, run: DropRun, to_pts: u64) {
@@ -587,7 +656,7 @@ impl Stream {
             seq,
             name: segment_file_name(&self.camera_id, self.config.stream_id, seq),
         };
-        let mut output = self.sink.open(&info)?;
+        let output = self.sink.open(&info)?;
         let mut gaps = self.pending_gaps.clone();
         gaps.extend(self.sink.gaps(&info));
         let keys: Vec<RecipientKey<'_>> = self
@@ -617,10 +686,10 @@ impl Stream {
         };
         let camera_pub = self.config.camera.verifying_key().to_bytes();
         let sealer = SegmentSealer::new(&params, &camera_pub, &self.config.randomness)?;
-        output.write(sealer.header_bytes())?;
         let appender = RecordAppender::new(&sealer, &self.config.camera);
         let bytes = appender.bytes();
-        lock(&self.shared.writer).segment = Some(SegmentOut {
+        let segment = SegmentOut {
+            header: sealer.header_bytes().to_vec(),
             appender,
             output,
             seq,
@@ -628,7 +697,8 @@ impl Stream {
             dequeued: Vec::new(),
             reason: CloseReason::EndOfStream,
             chain: None,
-        });
+        };
+        self.shared.send(WriteMsg::Begin(Box::new(segment)));
         self.pending_gaps.clear();
         self.open = Some(OpenSegment {
             sealer: Arc::new(sealer),
@@ -656,18 +726,15 @@ impl Stream {
             next_seq: open.seq + if continues { 2 } else { 1 },
             prev_digest: [0; 32],
         };
-        {
-            let mut w = lock(&self.shared.writer);
-            if let Some(seg) = w.segment.as_mut() {
-                seg.reason = reason;
-                seg.frames = open.frames;
-                seg.chain = self
-                    .config
-                    .chain_path
-                    .clone()
-                    .map(|path| (path, chain_after));
-            }
-        }
+        self.shared.send(WriteMsg::Closing {
+            reason,
+            frames: open.frames,
+            chain: self
+                .config
+                .chain_path
+                .clone()
+                .map(|path| (path, chain_after)),
+        });
         let mut buf = self.engine.pool.acquire().ok_or(EngineError::Stopped)?;
         let started = Instant::now();
         let len = open.sealer.seal_record_into(
@@ -687,7 +754,7 @@ impl Stream {
         };
         self.next_ordinal += 1;
         self.records += 1;
-        self.shared.complete(&self.engine, sealed);
+        self.shared.complete(sealed);
         let summary = {
             let mut state = lock(&self.shared.state);
             loop {
@@ -711,12 +778,20 @@ impl Drop for Stream {
     fn drop(&mut self) {
         // An unfinished segment stays a `.part` (as after a crash); its jobs still drain.
         lock(&self.engine.sched).remove_stream(self.slot);
+        // Records sealed after this point find the writer gone and are dropped.
+        let _ = self.shared.write_tx.send(WriteMsg::Stop);
+        if let Some(writer) = self.writer.take() {
+            // A writer that panicked has nothing left to clean up.
+            let _ = writer.join();
+        }
     }
 }
 
 /// The part of the engine every thread sees.
 struct Shared {
     sched: Mutex<Scheduler>,
+    /// `sched.shutdown`, readable without the lock.
+    stopped: AtomicBool,
     work: Condvar,
     pool: BufferPool,
     publish_tx: Sender<PublishMsg>,
@@ -724,61 +799,68 @@ struct Shared {
     caller_seals: bool,
 }
 
-/// The part of a stream that workers and the publisher see.
-#[derive(Default)]
+/// The part of a stream that workers, its writer and the publisher see.
 struct StreamShared {
     reorder: Mutex<Reorder>,
-    writer: Mutex<Writer>,
+    /// To the stream's segment writer thread.
+    write_tx: Sender<WriteMsg>,
     state: Mutex<StreamState>,
+    /// `state.failed`, readable without the lock.
+    failed: AtomicBool,
     changed: Condvar,
     events: Mutex<Vec<StreamEvent>>,
-    /// The durable stage, recorded by the publisher.
-    durable: Mutex<StageLatencies>,
+    /// Every stage but durable is recorded under `reorder` or by the writer; the publisher
+    /// adds durable. Never held while waiting for anything else.
+    latency: Mutex<StageLatencies>,
 }
 
 impl StreamShared {
-    /// Takes a sealed record; appends it and every record after it that is ready, unless
-    /// another thread is already doing so for this stream (it will pick this one up).
-    fn complete(self: &Arc<Self>, engine: &Shared, record: Sealed) {
-        let mut reorder = lock(&self.reorder);
+    /// Takes a sealed record and moves it, and every record after it that is ready, to the
+    /// segment writer in order.
+    ///
+    /// Each record goes on at once, not a whole frame at a time: a frame can have more
+    /// chunks than the pool has buffers, and holding its first records back would then wait
+    /// for buffers that only their writing frees.
+    fn complete(&self, record: Sealed) {
+        let mut guard = lock(&self.reorder);
+        let reorder = &mut *guard;
         reorder.pending.insert(record.ordinal, record);
-        if reorder.draining {
-            return;
-        }
-        reorder.draining = true;
-        let mut ready = Vec::new();
         loop {
-            loop {
-                let next = reorder.next;
-                let Some(r) = reorder.pending.remove(&next) else {
-                    break;
-                };
-                reorder.next += 1;
-                ready.push(r);
-            }
-            if ready.is_empty() {
-                reorder.draining = false;
+            let next = reorder.next;
+            let Some(r) = reorder.pending.remove(&next) else {
                 return;
-            }
-            drop(reorder);
-            let mut finished = Vec::new();
-            {
-                let mut writer = lock(&self.writer);
-                for r in ready.drain(..) {
-                    match writer.append(self, r) {
-                        Ok(Some(job)) => finished.push(job),
-                        Ok(None) => {}
-                        Err(e) => self.fail(e),
-                    }
+            };
+            reorder.next += 1;
+            if let Some(tag) = r.frame {
+                reorder.frame_kernel += r.kernel;
+                reorder.frame_sealed = Some(
+                    reorder
+                        .frame_sealed
+                        .map_or(r.sealed_at, |t| t.max(r.sealed_at)),
+                );
+                if tag.last {
+                    let now = Instant::now();
+                    let sealed = reorder.frame_sealed.take().unwrap_or(now);
+                    let kernel = std::mem::take(&mut reorder.frame_kernel);
+                    let mut latency = lock(&self.latency);
+                    latency.record(Stage::Kernel, kernel);
+                    latency.record(
+                        Stage::Sealed,
+                        sealed.saturating_duration_since(tag.dequeued),
+                    );
+                    let appended = now.saturating_duration_since(tag.dequeued);
+                    latency.record(Stage::Appended, appended);
+                    latency.record_overhead(appended.saturating_sub(kernel));
                 }
             }
-            // Outside the writer lock: the publisher may be busy with this stream.
-            for job in finished {
-                if engine.publish_tx.send(PublishMsg::Publish(job)).is_err() {
-                    self.fail(EngineError::Stopped);
-                }
-            }
-            reorder = lock(&self.reorder);
+            self.send(WriteMsg::Record(r));
+        }
+    }
+
+    /// Hands `msg` to the segment writer (never blocks: the pool bounds what is queued).
+    fn send(&self, msg: WriteMsg) {
+        if self.write_tx.send(msg).is_err() {
+            self.fail(EngineError::Stopped);
         }
     }
 
@@ -789,6 +871,7 @@ impl StreamShared {
             state.error = Some(e);
         }
         state.failed = true;
+        self.failed.store(true, Ordering::Release);
         self.changed.notify_all();
     }
 }
@@ -797,17 +880,79 @@ impl StreamShared {
 struct Reorder {
     pending: BTreeMap<u64, Sealed>,
     next: u64,
-    draining: bool,
-}
-
-/// The in-order side of a stream: the open segment's appender and output.
-#[derive(Default)]
-struct Writer {
-    segment: Option<SegmentOut>,
-    latency: StageLatencies,
     /// Over the frame being appended: kernel time so far and when its last chunk was sealed.
     frame_kernel: std::time::Duration,
     frame_sealed: Option<Instant>,
+}
+
+/// What the stream's segment writer is told, in order.
+enum WriteMsg {
+    /// A new segment: write its header; records follow.
+    Begin(Box<SegmentOut>),
+    /// The open segment's final record is coming; this is how it closed.
+    Closing {
+        reason: CloseReason,
+        frames: u64,
+        chain: Option<(PathBuf, ChainState)>,
+    },
+    /// The next record in order.
+    Record(Sealed),
+    /// The stream is gone.
+    Stop,
+}
+
+/// The stream's segment writer: adds each record to the records hash and writes it out; at
+/// the final record, signs the trailer and hands the segment to the publisher.
+fn segment_writer(
+    stream: &Arc<StreamShared>,
+    rx: &Receiver<WriteMsg>,
+    publish_tx: &Sender<PublishMsg>,
+) {
+    let mut writer = Writer::default();
+    while let Ok(msg) = rx.recv() {
+        let result = match msg {
+            WriteMsg::Begin(mut segment) => {
+                let header = std::mem::take(&mut segment.header);
+                let written = segment.output.write(&header);
+                writer.segment = Some(*segment);
+                written.map_err(EngineError::from)
+            }
+            WriteMsg::Closing {
+                reason,
+                frames,
+                chain,
+            } => {
+                if let Some(seg) = writer.segment.as_mut() {
+                    seg.reason = reason;
+                    seg.frames = frames;
+                    seg.chain = chain;
+                }
+                Ok(())
+            }
+            WriteMsg::Record(r) => match writer.append(stream, r) {
+                Ok(Some(job)) => publish_tx
+                    .send(PublishMsg::Publish(job))
+                    .map_err(|_| EngineError::Stopped),
+                Ok(None) => Ok(()),
+                Err(e) => Err(e),
+            },
+            WriteMsg::Stop => return,
+        };
+        if let Err(e) = result {
+            // The segment is abandoned (it stays a `.part`); the stream reports the error.
+            writer.segment = None;
+            stream.fail(e);
+        }
+    }
+}
+
+/// The in-order side of a stream, owned by its writer thread: the open segment's appender
+/// and output.
+#[derive(Default)]
+struct Writer {
+    segment: Option<SegmentOut>,
+    /// Time spent hashing and writing records since it was last reported.
+    busy: std::time::Duration,
 }
 
 impl Writer {
@@ -822,28 +967,19 @@ impl Writer {
             // The segment failed earlier; its remaining records are discarded.
             return Ok(None);
         };
+        let started = Instant::now();
         let bytes = r.buf.bytes().get(..r.len).unwrap_or_default();
         seg.appender.append(bytes)?;
         seg.output.write(bytes)?;
         drop(r.buf);
+        self.busy += started.elapsed();
         match r.frame {
             Some(tag) => {
-                self.frame_kernel += r.kernel;
-                self.frame_sealed = Some(
-                    self.frame_sealed
-                        .map_or(r.sealed_at, |t| t.max(r.sealed_at)),
-                );
                 if tag.last {
                     let now = Instant::now();
-                    let sealed = self.frame_sealed.take().unwrap_or(now);
-                    self.latency
-                        .record(Stage::Kernel, std::mem::take(&mut self.frame_kernel));
-                    self.latency.record(
-                        Stage::Sealed,
-                        sealed.saturating_duration_since(tag.dequeued),
-                    );
-                    self.latency
-                        .record(Stage::Appended, now.saturating_duration_since(tag.dequeued));
+                    let mut latency = lock(&stream.latency);
+                    latency.record(Stage::Written, now.saturating_duration_since(tag.dequeued));
+                    latency.add_writer_busy(std::mem::take(&mut self.busy));
                     seg.dequeued.push(tag.dequeued);
                 }
                 Ok(None)
@@ -902,6 +1038,8 @@ impl StreamState {
 
 /// A segment being appended to.
 struct SegmentOut {
+    /// The header, until the writer has written it.
+    header: Vec<u8>,
     appender: RecordAppender,
     output: Box<dyn SegmentOutput>,
     seq: u64,
@@ -993,11 +1131,9 @@ fn publisher(rx: Receiver<PublishMsg>) {
             Ok(path) => {
                 let now = Instant::now();
                 {
-                    // Not the writer's lock: a worker may hold it while waiting to hand
-                    // this thread the next segment.
-                    let mut durable = lock(&stream.durable);
+                    let mut latency = lock(&stream.latency);
                     for d in &dequeued {
-                        durable.record(Stage::Durable, now.saturating_duration_since(*d));
+                        latency.record(Stage::Durable, now.saturating_duration_since(*d));
                     }
                 }
                 lock(&stream.events).push(StreamEvent::Published(PublishedSegment {
@@ -1036,3 +1172,17 @@ const DEFAULT_MAX_CHUNK: usize = 64 << 10;
 const MAX_WORKERS: usize = 256;
 /// Segments waiting for fsync and rename before the appending thread waits.
 const PUBLISH_QUEUE: usize = 16;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overload_names_round_trip() {
+        for policy in [Overload::Block, Overload::DropFrames] {
+            assert_eq!(policy.name().parse::<Overload>(), Ok(policy));
+        }
+        let err = "drop".parse::<Overload>().unwrap_err();
+        assert!(err.contains("block or drop-frames"), "{err}");
+    }
+}

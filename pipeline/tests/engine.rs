@@ -336,3 +336,40 @@ fn a_slow_publisher_with_many_streams_does_not_deadlock() {
         assert_eq!(published, 80);
     }
 }
+
+#[test]
+fn a_frame_with_more_chunks_than_buffers_goes_through() {
+    // 2 buffers, 1 KiB chunks, 40 KB keyframes: every keyframe needs 20 times the pool, so
+    // its first records must reach the writer (and free their buffers) before its last
+    // chunks can be queued.
+    let mut config = EngineConfig::new(2);
+    config.buffers = 2;
+    config.max_chunk = 1024;
+    let engine = Engine::new(config).unwrap();
+    let sink = MemorySink::new(CopyMeter::new());
+    let mut stream = engine
+        .open_stream(stream_config(0, 100.0), Box::new(sink.clone()))
+        .unwrap();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut input = Vec::new();
+        for i in 0..12u64 {
+            let (k, au) = access_unit(i, 4, frame_size(i, 4, 40_000, 3000), 8000);
+            input.extend_from_slice(&au);
+            stream.push(packet(i, k, au), Instant::now()).unwrap();
+        }
+        let stats = stream.finish(CloseReason::EndOfStream).unwrap();
+        done_tx.send((stats, input)).unwrap();
+    });
+    let (stats, input) = done_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the stream hung: records held back waiting for buffers they hold");
+    assert_eq!(stats.frames, 12);
+    assert!(
+        stats.records > 12 * 10,
+        "frames were not split: {}",
+        stats.records
+    );
+    assert_eq!(stats.video_bytes, input.len() as u64);
+    assert_eq!(sink.segments().len() as u64, stats.segments);
+}

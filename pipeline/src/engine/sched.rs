@@ -76,6 +76,11 @@ impl<T> Scheduler<T> {
         }
     }
 
+    /// The next job of the stream in `slot`, if any (its source thread helping out).
+    pub(super) fn pop_from(&mut self, slot: usize) -> Option<T> {
+        self.queues.get_mut(slot)?.as_mut()?.pop_front()
+    }
+
     /// The next job: from the first non-empty queue at or after `next`, wrapping.
     pub(super) fn pop(&mut self) -> Option<T> {
         let n = self.queues.len();
@@ -105,13 +110,13 @@ pub(super) fn worker(shared: &Shared) {
                 sched = wait(&shared.work, sched);
             }
         };
-        run(shared, job);
+        run(job);
     }
 }
 
 /// Seals one chunk: the plaintext is read once from the lease and the record written once
 /// into the job's pool buffer.
-pub(super) fn run(shared: &Shared, job: Job) {
+pub(super) fn run(job: Job) {
     let Job {
         stream,
         sealer,
@@ -136,17 +141,14 @@ pub(super) fn run(shared: &Shared, job: Job) {
     // The last chunk of an access unit gives its buffer back to the encoder here.
     drop(packet);
     match result {
-        Ok(len) => stream.complete(
-            shared,
-            Sealed {
-                ordinal,
-                buf,
-                len,
-                kernel: sealed_at - started,
-                sealed_at,
-                frame,
-            },
-        ),
+        Ok(len) => stream.complete(Sealed {
+            ordinal,
+            buf,
+            len,
+            kernel: sealed_at - started,
+            sealed_at,
+            frame,
+        }),
         Err(e) => stream.fail(e.into()),
     }
 }
@@ -174,6 +176,22 @@ mod tests {
         assert_eq!(served(&[(0, 1), (1, 1), (2, 3)]), [0, 1, 2, 2, 2]);
         // A flood queued first does not delay the other stream's first job.
         assert_eq!(served(&[(1, 50), (0, 1)])[..2], [0, 1]);
+    }
+
+    #[test]
+    fn pop_from_takes_only_that_streams_jobs_in_order() {
+        let mut s = Scheduler::<(usize, u32)>::default();
+        let (a, b) = (s.add_stream(), s.add_stream());
+        s.push(a, (a, 1));
+        s.push(b, (b, 1));
+        s.push(a, (a, 2));
+        assert_eq!(s.pop_from(a), Some((a, 1)));
+        assert_eq!(s.pop_from(a), Some((a, 2)));
+        assert_eq!(s.pop_from(a), None);
+        assert_eq!(s.pop_from(7), None);
+        s.remove_stream(a);
+        assert_eq!(s.pop_from(a), None);
+        assert_eq!(s.pop(), Some((b, 1)));
     }
 
     #[test]

@@ -180,6 +180,11 @@ pub struct RunArgs {
     /// Seal worker threads (default: one per core).
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
+    /// What happens when sealing falls behind the encoder: `block` (the source waits,
+    /// nothing is lost) or `drop-frames` (frames up to the next keyframe are dropped, counted,
+    /// logged and recorded as a signed gap in the next segment).
+    #[arg(long, value_name = "POLICY", default_value = "block")]
+    pub overload: String,
 }
 
 /// How uploads behave (`run` and `upload`).
@@ -346,6 +351,10 @@ pub struct PipelineBenchArgs {
     /// source thread seals it itself).
     #[arg(long)]
     pub no_caller_seals: bool,
+    /// What happens when sealing falls behind: `block` (the source waits) or `drop-frames`
+    /// (counted, and recorded as signed gaps).
+    #[arg(long, value_name = "POLICY", default_value = "block")]
+    pub overload: String,
 }
 
 #[derive(Debug, Subcommand)]

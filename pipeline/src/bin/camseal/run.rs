@@ -74,6 +74,7 @@ pub fn record(
         bail!("give --out DIR, or --sink URL (with --spool DIR, default HOME/spool)");
     }
     let policy: QuotaPolicy = args.spool_policy.parse().map_err(|e: String| anyhow!(e))?;
+    let overload: Overload = args.overload.parse().map_err(|e: String| anyhow!(e))?;
     if spool_dir.is_none() && args.spool_max_bytes.is_some() {
         bail!("--spool-max-bytes needs --spool or --sink");
     }
@@ -129,7 +130,7 @@ pub fn record(
         ),
         randomness: Randomness::Os,
         wallclock: WallClock::System,
-        overload: Overload::Block,
+        overload,
     };
     let chain_path = args
         .home

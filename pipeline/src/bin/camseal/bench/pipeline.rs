@@ -47,11 +47,13 @@ pub fn bench(args: PipelineBenchArgs) -> Result<ExitCode> {
         Some(w) => w,
         None => default_workers(),
     };
+    let overload: Overload = args.overload.parse().map_err(|e: String| anyhow!(e))?;
     let duration = Duration::from_secs_f64(args.duration);
     let sources = (0..args.streams)
         .map(|_| open_source(&source, args.realtime, duration))
         .collect::<Result<Vec<_>>>()?;
-    let soft = !source.starts_with("file:");
+    // A file source paces itself (`FileOptions::realtime`); the others are paced here.
+    let file_source = source.starts_with("file:");
 
     let (out_dir, keep) = match &args.out {
         Some(dir) => (dir.clone(), true),
@@ -80,7 +82,7 @@ pub fn bench(args: PipelineBenchArgs) -> Result<ExitCode> {
             chain_path: None,
             randomness: Randomness::Os,
             wallclock: WallClock::System,
-            overload: Overload::Block,
+            overload,
         };
         let sink = DirSink::new(&out_dir)
             .with_context(|| format!("cannot write segments into {}", out_dir.display()))?;
@@ -89,13 +91,13 @@ pub fn bench(args: PipelineBenchArgs) -> Result<ExitCode> {
 
     let cpu_before = cpu_time();
     let started = Instant::now();
-    let pace = args.realtime && soft;
+    let pace = args.realtime && !file_source;
     let results: Vec<Result<StreamStats>> = std::thread::scope(|scope| {
         let handles: Vec<_> = streams
             .into_iter()
             .map(|(source, stream)| {
                 let meter = meter.clone();
-                scope.spawn(move || drive(source, stream, pace, soft, &meter))
+                scope.spawn(move || drive(source, stream, pace, &meter))
             })
             .collect();
         handles
@@ -150,7 +152,6 @@ fn drive(
     mut source: Box<dyn Encoder>,
     mut stream: camseal::engine::Stream,
     pace: bool,
-    soft: bool,
     meter: &CopyMeter,
 ) -> Result<StreamStats> {
     let started = Instant::now();
@@ -165,9 +166,9 @@ fn drive(
                 std::thread::sleep(wait);
             }
         }
-        if soft {
+        if packet.source_copied() {
             // openh264 encodes into its own buffer; the soft source copies each access unit
-            // out of it (a file source lends its mapping instead).
+            // out of it (file, MPP and V4L2 sources lend their buffers instead).
             meter.add(packet.len());
         }
         let dequeued = Instant::now();
@@ -226,6 +227,13 @@ impl Report<'_> {
         self.stats.video_bytes as f64 / kernel_secs.max(1e-12) / 1e6
     }
 
+    /// Segment writer throughput: video bytes over the time spent adding records to the
+    /// records hash (SHA-256) and writing them out.
+    fn writer_mb_per_s(&self) -> f64 {
+        let secs = self.stats.latency.writer_busy().as_secs_f64();
+        self.stats.video_bytes as f64 / secs.max(1e-12) / 1e6
+    }
+
     fn copies_per_byte(&self) -> f64 {
         self.copied as f64 / self.stats.video_bytes.max(1) as f64
     }
@@ -269,12 +277,25 @@ impl Report<'_> {
             "pipeline overhead at p99 (appended p99 - kernel p99): {:.1} us",
             us(appended.value_at_quantile(0.99)) - us(kernel.value_at_quantile(0.99))
         );
+        let overhead = s.latency.overhead();
+        let _ = writeln!(
+            t,
+            "pipeline overhead per frame (appended - kernel, same frame): p50 {:.1}, p99 {:.1}, p99.9 {:.1} us",
+            us(overhead.value_at_quantile(0.5)),
+            us(overhead.value_at_quantile(0.99)),
+            us(overhead.value_at_quantile(0.999)),
+        );
         let _ = writeln!(
             t,
             "kernel alone: {:.1} MB/s per thread; pipeline / ({} x kernel) = {:.2}",
             self.kernel_mb_per_s(),
             self.workers,
             self.mb_per_s() / (self.workers as f64 * self.kernel_mb_per_s())
+        );
+        let _ = writeln!(
+            t,
+            "segment writers (records hash + write): {:.1} MB/s per thread",
+            self.writer_mb_per_s()
         );
         if let Some(cpu) = self.cpu {
             let _ = writeln!(
@@ -325,6 +346,8 @@ impl Report<'_> {
             "workers": self.workers,
             "seconds": self.elapsed.as_secs_f64(),
             "kernel_mb_per_s": self.kernel_mb_per_s(),
+            "writer_mb_per_s": self.writer_mb_per_s(),
+            "overhead_us": percentiles(s.latency.overhead()),
             "cpu_us_per_frame": self.cpu.map(|c| c.as_secs_f64() * 1e6 / s.frames.max(1) as f64),
             "dropped_frames": s.dropped_frames,
             "segments": s.segments,
