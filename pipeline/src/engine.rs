@@ -23,13 +23,13 @@
 //!   frame cut into several chunks, the source thread also seals its own chunks that no
 //!   worker has taken yet, instead of waiting for a worker to wake up.
 //! - **Bounds.** Every job holds a pool buffer until its record is written, so the pool's
-//!   capacity bounds queued jobs, sealed-but-unwritten records and (with the one packet a source thread holds) the
-//!   packets alive. When the pool is empty, [`Stream::push`] waits ([`Overload::Block`]) or
+//!   capacity bounds queued jobs, sealed-but-unwritten records and (with the one packet a
+//!   source thread holds) the packets alive. When the pool is empty, [`Stream::push`] waits ([`Overload::Block`]) or
 //!   drops frames up to the next keyframe ([`Overload::DropFrames`]), which is counted and
 //!   recorded as a signed gap in the next segment's header.
 //! - **Segments.** A segment closes by [`SegmentPolicy`]. The next segment's header names the
-//!   previous one's digest, so at a boundary the stream waits until the previous segment's
-//!   records are all appended and its trailer signed; fsync and rename happen later, on the
+//!   previous one's digest, so at a boundary the stream waits until the writer has hashed
+//!   the previous segment's records and signed its trailer; fsync and rename happen later, on the
 //!   publisher thread.
 
 mod pool;
