@@ -54,6 +54,7 @@ use crate::recorder::{ChainState, RecorderError, SegmentPolicy, segment_file_nam
 use crate::seal::SframeSuite;
 use crate::segment::write::{
     Randomness, RecipientKey, RecordAppender, SegmentParams, SegmentSealer, SegmentSummary,
+    WrappedSegmentKey,
 };
 use crate::segment::{
     CloseReason, Gap, GapReason, MAX_RECORD_PLAINTEXT, RecordFlags, SegmentEnd, SegmentError,
@@ -354,13 +355,21 @@ impl Engine {
             changed: Condvar::new(),
             events: Mutex::default(),
             latency: Mutex::default(),
+            next_key: Mutex::default(),
         });
         let writer = {
             let stream = Arc::clone(&shared);
             let publish_tx = self.shared.publish_tx.clone();
+            let key_recipe = KeyRecipe {
+                suite: config.suite,
+                stream_id: config.stream_id,
+                camera_key: config.camera.verifying_key().to_bytes(),
+                recipients: config.recipients.clone(),
+                randomness: config.randomness.clone(),
+            };
             std::thread::Builder::new()
                 .name(format!("camseal-write-{}", config.stream_id))
-                .spawn(move || segment_writer(&stream, &write_rx, &publish_tx))
+                .spawn(move || segment_writer(&stream, &write_rx, &publish_tx, &key_recipe))
                 .map_err(EngineError::Output)?
         };
         let slot = lock(&self.shared.sched).add_stream();
@@ -384,6 +393,7 @@ impl Engine {
             records: 0,
             dropped_frames: 0,
             closed_segments: 0,
+            began_any: false,
         })
     }
 
@@ -448,6 +458,8 @@ pub struct Stream {
     records: u64,
     dropped_frames: u64,
     closed_segments: u64,
+    /// A segment was opened (its sequence number is used).
+    began_any: bool,
 }
 
 impl Stream {
@@ -597,8 +609,17 @@ impl Stream {
     }
 
     /// [`flush`](Stream::flush)es and returns the stream's totals.
+    ///
+    /// A stream that never opened a segment gives back the sequence number it reserved when
+    /// it was opened: no file, key or nonce used it, and keeping it reserved would make the
+    /// next start report a crash that did not happen.
     pub fn finish(mut self, reason: CloseReason) -> Result<StreamStats, EngineError> {
         self.flush(reason)?;
+        if !self.began_any
+            && let Some(path) = &self.config.chain_path
+        {
+            self.chain.store(path)?;
+        }
         let latency = lock(&self.shared.latency).clone();
         let state = lock(&self.shared.state);
         Ok(StreamStats {
@@ -656,6 +677,7 @@ impl Stream {
             seq,
             name: segment_file_name(&self.camera_id, self.config.stream_id, seq),
         };
+        self.began_any = true;
         let output = self.sink.open(&info)?;
         let mut gaps = self.pending_gaps.clone();
         gaps.extend(self.sink.gaps(&info));
@@ -685,7 +707,11 @@ impl Stream {
             gaps: &gaps,
         };
         let camera_pub = self.config.camera.verifying_key().to_bytes();
-        let sealer = SegmentSealer::new(&params, &camera_pub, &self.config.randomness)?;
+        let next_key = lock(&self.shared.next_key).take();
+        let sealer = match next_key.filter(|k| k.segment_seq() == seq) {
+            Some(key) => SegmentSealer::with_key(&params, &camera_pub, key)?,
+            None => SegmentSealer::new(&params, &camera_pub, &self.config.randomness)?,
+        };
         let appender = RecordAppender::new(&sealer, &self.config.camera);
         let bytes = appender.bytes();
         let segment = SegmentOut {
@@ -812,6 +838,8 @@ struct StreamShared {
     /// Every stage but durable is recorded under `reorder` or by the writer; the publisher
     /// adds durable. Never held while waiting for anything else.
     latency: Mutex<StageLatencies>,
+    /// The next segment's key, wrapped by the writer thread while it had nothing to do.
+    next_key: Mutex<Option<WrappedSegmentKey>>,
 }
 
 impl StreamShared {
@@ -903,10 +931,14 @@ enum WriteMsg {
 
 /// The stream's segment writer: adds each record to the records hash and writes it out; at
 /// the final record, signs the trailer and hands the segment to the publisher.
+///
+/// Once a segment's header is out, it also wraps the next segment's key (HPKE), so that the
+/// keyframe that opens the next segment does not wait for it.
 fn segment_writer(
     stream: &Arc<StreamShared>,
     rx: &Receiver<WriteMsg>,
     publish_tx: &Sender<PublishMsg>,
+    key_recipe: &KeyRecipe,
 ) {
     let mut writer = Writer::default();
     while let Ok(msg) = rx.recv() {
@@ -914,7 +946,13 @@ fn segment_writer(
             WriteMsg::Begin(mut segment) => {
                 let header = std::mem::take(&mut segment.header);
                 let written = segment.output.write(&header);
+                let next_seq = segment.seq.checked_add(1);
                 writer.segment = Some(*segment);
+                if let Some(next_seq) = next_seq {
+                    // A failure here only means the next segment wraps its key itself (and
+                    // reports the error then).
+                    *lock(&stream.next_key) = key_recipe.wrap(next_seq).ok();
+                }
                 written.map_err(EngineError::from)
             }
             WriteMsg::Closing {
@@ -943,6 +981,36 @@ fn segment_writer(
             writer.segment = None;
             stream.fail(e);
         }
+    }
+}
+
+/// What a stream's segment keys are wrapped with.
+struct KeyRecipe {
+    suite: SframeSuite,
+    stream_id: u32,
+    camera_key: [u8; 32],
+    recipients: Vec<(u16, Vec<u8>)>,
+    randomness: Randomness,
+}
+
+impl KeyRecipe {
+    fn wrap(&self, segment_seq: u64) -> Result<WrappedSegmentKey, SegmentError> {
+        let recipients: Vec<RecipientKey<'_>> = self
+            .recipients
+            .iter()
+            .map(|(kem, pk)| RecipientKey {
+                kem: *kem,
+                public_key: pk,
+            })
+            .collect();
+        WrappedSegmentKey::new(
+            self.suite,
+            self.stream_id,
+            segment_seq,
+            &recipients,
+            &self.camera_key,
+            &self.randomness,
+        )
     }
 }
 

@@ -135,6 +135,14 @@ fn bad_sources_and_options_are_one_line_errors() {
         }
     }
 
+    // An unknown overload policy is a usage error that names the valid ones.
+    let out = setup.path("out-overload");
+    let result = setup.run("soft", &out, &["--overload", "drop-some"]);
+    assert_eq!(result.status.code(), Some(2), "unknown --overload");
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(stderr.contains("block or drop-frames"), "{stderr}");
+    assert!(!out.exists() || segments(&out).is_empty());
+
     // A directory given as a file source (its message: see the test below).
     let out = setup.path("out-dir-source");
     one_line_error(&setup.run(&a_dir, &out, &[]), "directory as a file source");

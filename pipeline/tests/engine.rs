@@ -12,6 +12,7 @@ use camseal::engine::{
     SegmentOutput, SegmentSink, StreamEvent,
 };
 use camseal::footage::{decrypt_footage, load_headers, verify_footage};
+use camseal::recorder::ChainState;
 use camseal::segment::{CloseReason, GapReason};
 use common::open_all;
 use synth::*;
@@ -372,4 +373,48 @@ fn a_frame_with_more_chunks_than_buffers_goes_through() {
     );
     assert_eq!(stats.video_bytes, input.len() as u64);
     assert_eq!(sink.segments().len() as u64, stats.segments);
+}
+
+#[test]
+fn a_stream_that_sealed_nothing_gives_its_reserved_sequence_number_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain_path = dir.path().join("0.chain");
+    let engine = Engine::new(EngineConfig::new(1)).unwrap();
+    let open = |engine: &Engine| {
+        let mut config = stream_config(0, 100.0);
+        config.chain_path = Some(chain_path.clone());
+        let sink = MemorySink::new(CopyMeter::new());
+        (
+            engine.open_stream(config, Box::new(sink.clone())).unwrap(),
+            sink,
+        )
+    };
+
+    // Opening reserves sequence 0; a clean finish without frames releases it.
+    let (stream, _) = open(&engine);
+    assert_eq!(ChainState::load(&chain_path).unwrap().next_seq, 1);
+    stream.finish(CloseReason::Shutdown).unwrap();
+    assert_eq!(
+        ChainState::load(&chain_path).unwrap(),
+        ChainState::default()
+    );
+
+    // The next run uses sequence 0 and leaves 1 as the next.
+    let (mut stream, sink) = open(&engine);
+    let (k, au) = access_unit(0, 1, 4000, 4000);
+    stream.push(packet(0, k, au), Instant::now()).unwrap();
+    stream.finish(CloseReason::Shutdown).unwrap();
+    assert_eq!(sink.segments().len(), 1);
+    let after_one = ChainState::load(&chain_path).unwrap();
+    assert_eq!(after_one.next_seq, 1);
+
+    // An idle run after it changes nothing either.
+    let (stream, _) = open(&engine);
+    stream.finish(CloseReason::Shutdown).unwrap();
+    assert_eq!(ChainState::load(&chain_path).unwrap(), after_one);
+
+    // A run that is dropped without finishing (as in a crash) keeps its reservation.
+    let (stream, _) = open(&engine);
+    drop(stream);
+    assert_eq!(ChainState::load(&chain_path).unwrap().next_seq, 2);
 }

@@ -376,3 +376,70 @@ fn testkit_cases_give_their_expected_errors() {
     }
     assert_eq!(seen, testkit_cases().len());
 }
+
+#[test]
+fn a_key_wrapped_ahead_of_time_gives_the_same_header_and_only_fits_its_segment() {
+    use camseal::segment::write::WrappedSegmentKey;
+    let camera_pub = camera(7).verifying_key().to_bytes();
+    let recipients = [recipient(1), recipient(2)];
+    let keys: Vec<RecipientKey<'_>> = recipients
+        .iter()
+        .map(|(_, pk)| RecipientKey {
+            kem: HPKE_KEM_X25519,
+            public_key: pk,
+        })
+        .collect();
+    let randomness = Randomness::FixedForTests([3; 32]);
+    let params = SegmentParams {
+        suite: SframeSuite::Aes128GcmSha256,
+        codec: Codec::H265,
+        stream_id: 2,
+        segment_seq: 41,
+        start_pts: 777,
+        wallclock_ms: 5,
+        prev_digest: [0x11; 32],
+        recipients: &keys,
+        gaps: &[],
+    };
+    let wrap = |suite, stream, seq, recipients: &[RecipientKey<'_>], camera: &[u8; 32]| {
+        WrappedSegmentKey::new(suite, stream, seq, recipients, camera, &randomness).unwrap()
+    };
+    let suite = SframeSuite::Aes128GcmSha256;
+
+    let inline = SegmentSealer::new(&params, &camera_pub, &randomness).unwrap();
+    let ahead =
+        SegmentSealer::with_key(&params, &camera_pub, wrap(suite, 2, 41, &keys, &camera_pub))
+            .unwrap();
+    assert_eq!(ahead.header_bytes(), inline.header_bytes());
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    inline
+        .seal_record(0, 777, RecordFlags::video(true, false), b"frame", &mut a)
+        .unwrap();
+    ahead
+        .seal_record(0, 777, RecordFlags::video(true, false), b"frame", &mut b)
+        .unwrap();
+    assert_eq!(a, b);
+
+    let other_camera = camera(8).verifying_key().to_bytes();
+    let mismatches = [
+        ("sequence", wrap(suite, 2, 42, &keys, &camera_pub)),
+        ("stream", wrap(suite, 3, 41, &keys, &camera_pub)),
+        (
+            "suite",
+            wrap(SframeSuite::Aes256GcmSha512, 2, 41, &keys, &camera_pub),
+        ),
+        ("recipients", wrap(suite, 2, 41, &keys[..1], &camera_pub)),
+        (
+            "recipient order",
+            wrap(suite, 2, 41, &[keys[1], keys[0]], &camera_pub),
+        ),
+        ("camera", wrap(suite, 2, 41, &keys, &other_camera)),
+    ];
+    for (what, key) in mismatches {
+        match SegmentSealer::with_key(&params, &camera_pub, key) {
+            Err(SegmentError::Wrap(_)) => {}
+            Ok(_) => panic!("a key wrapped for another {what} was accepted"),
+            Err(e) => panic!("another {what}: unexpected error {e}"),
+        }
+    }
+}

@@ -108,6 +108,78 @@ pub struct SegmentSealer {
     key: SframeKey,
 }
 
+/// A fresh segment key, wrapped (HPKE) to every recipient: the costly half of opening a
+/// segment. It depends only on the camera, stream, sequence number, suite and recipients, not
+/// on anything known only when the segment opens (start pts, the previous digest, gaps), so
+/// an engine can make the next segment's key ahead of time, off the frame that opens it.
+pub struct WrappedSegmentKey {
+    suite: SframeSuite,
+    stream_id: u32,
+    segment_seq: u64,
+    camera_key: [u8; 32],
+    recipients: Vec<(u16, Vec<u8>)>,
+    base_key: Zeroizing<[u8; 32]>,
+    stanzas: Vec<Stanza>,
+}
+
+impl WrappedSegmentKey {
+    /// Draws a segment key and wraps it to every recipient.
+    pub fn new(
+        suite: SframeSuite,
+        stream_id: u32,
+        segment_seq: u64,
+        recipients: &[RecipientKey<'_>],
+        camera_key: &[u8; 32],
+        randomness: &Randomness,
+    ) -> Result<WrappedSegmentKey, SegmentError> {
+        if recipients.is_empty() {
+            return Err(SegmentError::Wrap("no recipients"));
+        }
+        if recipients.len() > usize::from(u16::MAX) {
+            return Err(SegmentError::Limit("too many recipients"));
+        }
+        let mut rng = SegmentRandom::new(randomness, recipients.len())?;
+        let base_key = rng.base_key.clone();
+        let info = hpke_info(camera_key, stream_id, segment_seq);
+        let mut stanzas = Vec::with_capacity(recipients.len());
+        for recipient in recipients {
+            stanzas.push(wrap(recipient, &info, &base_key[..], &mut rng)?);
+        }
+        Ok(WrappedSegmentKey {
+            suite,
+            stream_id,
+            segment_seq,
+            camera_key: *camera_key,
+            recipients: recipients
+                .iter()
+                .map(|r| (r.kem, r.public_key.to_vec()))
+                .collect(),
+            base_key,
+            stanzas,
+        })
+    }
+
+    /// The segment sequence number it was wrapped for.
+    pub fn segment_seq(&self) -> u64 {
+        self.segment_seq
+    }
+
+    /// Whether it was wrapped for exactly this segment: the HPKE `info` binds the camera,
+    /// stream and sequence number, and the stanzas name the recipients.
+    fn fits(&self, params: &SegmentParams<'_>, camera_key: &[u8; 32]) -> bool {
+        self.suite == params.suite
+            && self.stream_id == params.stream_id
+            && self.segment_seq == params.segment_seq
+            && self.camera_key == *camera_key
+            && self.recipients.len() == params.recipients.len()
+            && self
+                .recipients
+                .iter()
+                .zip(params.recipients)
+                .all(|((kem, pk), r)| *kem == r.kem && pk[..] == *r.public_key)
+    }
+}
+
 impl SegmentSealer {
     /// Draws a segment key, wraps it to every recipient and builds the header.
     pub fn new(
@@ -115,22 +187,35 @@ impl SegmentSealer {
         camera_key: &[u8; 32],
         randomness: &Randomness,
     ) -> Result<SegmentSealer, SegmentError> {
-        if params.recipients.is_empty() {
-            return Err(SegmentError::Wrap("no recipients"));
-        }
+        let key = WrappedSegmentKey::new(
+            params.suite,
+            params.stream_id,
+            params.segment_seq,
+            params.recipients,
+            camera_key,
+            randomness,
+        )?;
+        SegmentSealer::with_key(params, camera_key, key)
+    }
+
+    /// Builds the header around a key wrapped ahead of time; refuses a key wrapped for
+    /// another segment, camera, suite or set of recipients.
+    pub fn with_key(
+        params: &SegmentParams<'_>,
+        camera_key: &[u8; 32],
+        key: WrappedSegmentKey,
+    ) -> Result<SegmentSealer, SegmentError> {
         if params.gaps.len() > MAX_GAPS {
             return Err(SegmentError::Limit("too many gaps in one header"));
         }
-        if params.recipients.len() > usize::from(u16::MAX) {
-            return Err(SegmentError::Limit("too many recipients"));
+        if !key.fits(params, camera_key) {
+            return Err(SegmentError::Wrap(
+                "the wrapped key was made for another segment",
+            ));
         }
-        let mut rng = SegmentRandom::new(randomness, params.recipients.len())?;
-        let base_key = rng.base_key.clone();
-        let info = hpke_info(camera_key, params.stream_id, params.segment_seq);
-        let mut stanzas = Vec::with_capacity(params.recipients.len());
-        for recipient in params.recipients {
-            stanzas.push(wrap(recipient, &info, &base_key[..], &mut rng)?);
-        }
+        let WrappedSegmentKey {
+            base_key, stanzas, ..
+        } = key;
         let mut header = Header {
             suite: params.suite,
             codec: params.codec,

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use camseal::engine::Overload;
 use clap::{Args, Parser, Subcommand};
 
 /// camseal: end-to-end encrypted video for security cameras.
@@ -183,8 +184,8 @@ pub struct RunArgs {
     /// What happens when sealing falls behind the encoder: `block` (the source waits,
     /// nothing is lost) or `drop-frames` (frames up to the next keyframe are dropped, counted,
     /// logged and recorded as a signed gap in the next segment).
-    #[arg(long, value_name = "POLICY", default_value = "block")]
-    pub overload: String,
+    #[arg(long, value_name = "POLICY", default_value = "block", value_parser = parse_overload)]
+    pub overload: Overload,
 }
 
 /// How uploads behave (`run` and `upload`).
@@ -353,8 +354,8 @@ pub struct PipelineBenchArgs {
     pub no_caller_seals: bool,
     /// What happens when sealing falls behind: `block` (the source waits) or `drop-frames`
     /// (counted, and recorded as signed gaps).
-    #[arg(long, value_name = "POLICY", default_value = "block")]
-    pub overload: String,
+    #[arg(long, value_name = "POLICY", default_value = "block", value_parser = parse_overload)]
+    pub overload: Overload,
 }
 
 #[derive(Debug, Subcommand)]
@@ -372,4 +373,9 @@ pub struct KernelBenchArgs {
     /// Seconds of sealing per suite and size.
     #[arg(long, value_name = "S", default_value_t = 0.2)]
     pub seconds: f64,
+}
+
+/// `--overload`: the engine's own names, so the CLI and the library cannot drift apart.
+fn parse_overload(s: &str) -> Result<Overload, String> {
+    s.parse()
 }

@@ -86,7 +86,7 @@ pub fn demo(args: DemoArgs) -> Result<ExitCode> {
         max_chunk: 65536,
         bitrate: 2_000_000,
         workers: None,
-        overload: "block".into(),
+        overload: camseal::engine::Overload::Block,
     };
     let mut input_hash = Sha256::new();
     let stop = AtomicBool::new(false);

@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use camseal::engine::{
-    DirSink, Engine, EngineConfig, Overload, SegmentSink, StreamConfig, StreamEvent, StreamStats,
-    WallClock,
+    DirSink, Engine, EngineConfig, SegmentSink, StreamConfig, StreamEvent, StreamStats, WallClock,
 };
 use camseal::home::CameraHome;
 use camseal::nal::Codec;
@@ -74,7 +73,7 @@ pub fn record(
         bail!("give --out DIR, or --sink URL (with --spool DIR, default HOME/spool)");
     }
     let policy: QuotaPolicy = args.spool_policy.parse().map_err(|e: String| anyhow!(e))?;
-    let overload: Overload = args.overload.parse().map_err(|e: String| anyhow!(e))?;
+    let overload = args.overload;
     if spool_dir.is_none() && args.spool_max_bytes.is_some() {
         bail!("--spool-max-bytes needs --spool or --sink");
     }

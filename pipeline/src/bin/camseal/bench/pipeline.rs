@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow, bail};
 use camseal::engine::{
-    CopyMeter, DirSink, Engine, EngineConfig, Overload, Stage, StreamConfig, StreamStats, WallClock,
+    CopyMeter, DirSink, Engine, EngineConfig, Stage, StreamConfig, StreamStats, WallClock,
 };
 use camseal::recorder::SegmentPolicy;
 use camseal::seal::SframeSuite;
@@ -47,7 +47,7 @@ pub fn bench(args: PipelineBenchArgs) -> Result<ExitCode> {
         Some(w) => w,
         None => default_workers(),
     };
-    let overload: Overload = args.overload.parse().map_err(|e: String| anyhow!(e))?;
+    let overload = args.overload;
     let duration = Duration::from_secs_f64(args.duration);
     let sources = (0..args.streams)
         .map(|_| open_source(&source, args.realtime, duration))
