@@ -256,13 +256,11 @@ pub fn scan_prefix(bytes: &[u8]) -> PrefixScan {
 /// up to `seq - 1` lost, the new crash gap starts where that one started, so the segment
 /// after the crash names the same predecessor as the crashed one did (the chain state's
 /// previous digest is unchanged by a crash).
+///
+/// An earlier crash gap that the new one covers (segments `first..seq`) is folded into it
+/// rather than declared twice; its pts, the earlier crash, become the new gap's start. Gaps
+/// of other reasons stay, so every reason is still named.
 pub fn crash_gaps(carried: &[Gap], seq: u64, from_pts: u64) -> Vec<Gap> {
-    let mut gaps: Vec<Gap> = Vec::with_capacity(carried.len() + 1);
-    for g in carried {
-        if !gaps.contains(g) {
-            gaps.push(*g);
-        }
-    }
     let first = carried
         .iter()
         .filter_map(|g| g.lost_segments)
@@ -270,11 +268,25 @@ pub fn crash_gaps(carried: &[Gap], seq: u64, from_pts: u64) -> Vec<Gap> {
         .map(|(first, _)| first)
         .min()
         .unwrap_or(seq);
+    let covered = |g: &Gap| {
+        g.reason == GapReason::Crash
+            && g.lost_segments
+                .is_some_and(|(f, last)| f >= first && last < seq)
+    };
+    let mut gaps: Vec<Gap> = Vec::with_capacity(carried.len() + 1);
+    let mut start_pts = from_pts;
+    for g in carried {
+        if covered(g) {
+            start_pts = start_pts.min(g.from_pts);
+        } else if !gaps.contains(g) {
+            gaps.push(*g);
+        }
+    }
     gaps.push(Gap {
         reason: GapReason::Crash,
         lost_segments: Some((first, seq)),
         frames: 0,
-        from_pts,
+        from_pts: start_pts,
         to_pts: from_pts,
     });
     gaps
@@ -386,7 +398,24 @@ mod tests {
             from_pts: 5,
             to_pts: 5,
         };
-        let g = crash_gaps(&[earlier_crash], 9, 0);
-        assert_eq!(g[1].lost_segments, Some((6, 9)));
+        // The earlier crash gap is folded into the new one, not declared twice.
+        let g = crash_gaps(&[earlier_crash], 9, 40);
+        assert_eq!(g.len(), 1);
+        assert_eq!(g[0].lost_segments, Some((6, 9)));
+        assert_eq!((g[0].from_pts, g[0].to_pts), (5, 40));
+        // Other reasons stay named, and a crash gap elsewhere in the stream stays too.
+        let quota_before = Gap {
+            lost_segments: Some((6, 8)),
+            ..quota
+        };
+        let older_crash = Gap {
+            lost_segments: Some((2, 3)),
+            ..earlier_crash
+        };
+        let g = crash_gaps(&[quota_before, older_crash, earlier_crash], 9, 40);
+        assert_eq!(g.len(), 3);
+        assert_eq!(g[0], quota_before);
+        assert_eq!(g[1], older_crash);
+        assert_eq!(g[2].lost_segments, Some((6, 9)));
     }
 }
