@@ -53,7 +53,7 @@ fn pipeline_bench_writes_json_hgrm_and_svg() {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for stage in ["kernel", "sealed", "appended", "durable"] {
+    for stage in ["kernel", "sealed", "appended", "written", "durable"] {
         assert!(stdout.contains(stage), "{stdout}");
     }
 
@@ -86,6 +86,16 @@ fn pipeline_bench_writes_json_hgrm_and_svg() {
         assert!(v("p50") > 0.0 && v("p50") <= v("p99") && v("p99") <= v("p999"));
         assert!(v("p999") <= v("max"), "{key}: {p:?}");
     }
+    // The per-frame overhead is appended minus kernel of the same frame, so its median
+    // cannot exceed the median of appended; the writer really ran.
+    let overhead = doc["overhead_us"].as_object().unwrap();
+    let median = |o: &serde_json::Map<String, serde_json::Value>| o["p50"].as_f64().unwrap();
+    assert!(median(overhead) <= median(doc["latency_us"].as_object().unwrap()));
+    assert!(doc["writer_mb_per_s"].as_f64().unwrap() > 0.0);
+    let stages = doc["stages"].as_object().unwrap();
+    let frames_in = |stage: &str| stages[stage]["frames"].as_u64().unwrap();
+    assert_eq!(frames_in("written"), frames);
+    assert_eq!(frames_in("appended"), frames);
     // A file source lends its mapping: nothing is copied.
     assert_eq!(doc["copied_bytes_per_video_byte"].as_f64().unwrap(), 0.0);
     assert!(doc["peak_rss_bytes"].as_u64().unwrap() > 0);
@@ -114,7 +124,7 @@ fn pipeline_bench_writes_json_hgrm_and_svg() {
     assert!(paths.len() >= 5, "{} segments", paths.len());
 
     let hgrm = std::fs::read_to_string(&hgrm).unwrap();
-    for stage in ["kernel", "sealed", "appended", "durable"] {
+    for stage in ["kernel", "sealed", "appended", "written", "durable"] {
         assert!(hgrm.contains(&format!("# stage {stage}")), "{hgrm}");
     }
     assert!(hgrm.contains("Percentile") && hgrm.contains("#[Max"));
