@@ -681,15 +681,7 @@ impl Stream {
         let output = self.sink.open(&info)?;
         let mut gaps = self.pending_gaps.clone();
         gaps.extend(self.sink.gaps(&info));
-        let keys: Vec<RecipientKey<'_>> = self
-            .config
-            .recipients
-            .iter()
-            .map(|(kem, pk)| RecipientKey {
-                kem: *kem,
-                public_key: pk,
-            })
-            .collect();
+        let keys = recipient_keys(&self.config.recipients);
         let params = SegmentParams {
             suite: self.config.suite,
             codec: self.config.codec,
@@ -995,19 +987,11 @@ struct KeyRecipe {
 
 impl KeyRecipe {
     fn wrap(&self, segment_seq: u64) -> Result<WrappedSegmentKey, SegmentError> {
-        let recipients: Vec<RecipientKey<'_>> = self
-            .recipients
-            .iter()
-            .map(|(kem, pk)| RecipientKey {
-                kem: *kem,
-                public_key: pk,
-            })
-            .collect();
         WrappedSegmentKey::new(
             self.suite,
             self.stream_id,
             segment_seq,
-            &recipients,
+            &recipient_keys(&self.recipients),
             &self.camera_key,
             &self.randomness,
         )
@@ -1227,6 +1211,17 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 fn wait<'a, T>(c: &Condvar, g: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
     c.wait(g).unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A stream's recipients, (HPKE KEM id, public key), as the sealer takes them.
+fn recipient_keys(recipients: &[(u16, Vec<u8>)]) -> Vec<RecipientKey<'_>> {
+    recipients
+        .iter()
+        .map(|(kem, pk)| RecipientKey {
+            kem: *kem,
+            public_key: pk,
+        })
+        .collect()
 }
 
 /// Pool buffer size for records of at most `max_chunk` plaintext bytes.
