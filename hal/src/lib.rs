@@ -394,6 +394,47 @@ pub(crate) fn open_input(
     }
 }
 
+/// What a memory-to-memory hardware encoder runs with: the codec and bitrate `options` ask
+/// for at `width`x`height`, fed by `options.input` or else a test pattern that lasts
+/// `options.duration`.
+pub(crate) fn m2m_setup(
+    width: u32,
+    height: u32,
+    fps: FrameRate,
+    options: &SourceOptions,
+) -> Result<(EncoderConfig, Box<dyn FrameSource>), HalError> {
+    let mut config = EncoderConfig::new(options.codec.unwrap_or(Codec::H264), width, height, fps);
+    if let Some(bitrate) = options.bitrate {
+        config.bitrate = bitrate;
+    }
+    let input: Box<dyn FrameSource> = match &options.input {
+        Some(input) => open_input(input, width, height, fps, options.duration)?,
+        None => {
+            let mut pattern = TestPattern::new(width, height, fps)?;
+            if let Some(duration) = options.duration {
+                pattern = pattern.with_duration(duration);
+            }
+            Box::new(pattern)
+        }
+    };
+    Ok((config, input))
+}
+
+/// Refuses a raw input whose pictures are not the size the encoder is set to.
+pub(crate) fn check_input_size(
+    input: &dyn FrameSource,
+    config: &EncoderConfig,
+) -> Result<(), HalError> {
+    if input.size() == (config.width, config.height) {
+        return Ok(());
+    }
+    let (w, h) = input.size();
+    Err(HalError::InvalidConfig(format!(
+        "the input delivers {w}x{h} frames but the encoder is set to {}x{}",
+        config.width, config.height
+    )))
+}
+
 /// Ticks per second of [`Packet::pts`]: the 90 kHz MPEG clock.
 pub const PTS_HZ: u64 = 90_000;
 

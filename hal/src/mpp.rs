@@ -35,7 +35,7 @@ pub use api::{
 pub use encoder::{Configuring, Encoding, MppEncoder, Ready, Rejected};
 pub use rockchip_mpp_sys::LoadError;
 
-use crate::input::{FrameSource, TestPattern};
+use crate::input::FrameSource;
 use crate::{Codec, Encoder, EncoderConfig, FrameRate, HalError, Packet, RawFrame};
 
 /// What went wrong in the MPP backend.
@@ -169,14 +169,8 @@ impl MppSource {
             in_flight,
             max_waits,
         } = options;
-        if let Some(input) = &input
-            && input.size() != (config.width, config.height)
-        {
-            let (w, h) = input.size();
-            return Err(HalError::InvalidConfig(format!(
-                "the input delivers {w}x{h} frames but the encoder is set to {}x{}",
-                config.width, config.height
-            )));
+        if let Some(input) = &input {
+            crate::check_input_size(input.as_ref(), &config)?;
         }
         let timeout_ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
         let encoder = MppEncoder::open(config.codec, Timeout::millis(timeout_ms))?;
@@ -331,21 +325,7 @@ pub(crate) fn open_spec(
     } else {
         crate::parse_video_spec(spec)?
     };
-    let codec = options.codec.unwrap_or(Codec::H264);
-    let mut config = EncoderConfig::new(codec, width, height, fps);
-    if let Some(bitrate) = options.bitrate {
-        config.bitrate = bitrate;
-    }
-    let input: Box<dyn FrameSource> = match &options.input {
-        Some(input) => crate::open_input(input, width, height, fps, options.duration)?,
-        None => {
-            let mut pattern = TestPattern::new(width, height, fps)?;
-            if let Some(duration) = options.duration {
-                pattern = pattern.with_duration(duration);
-            }
-            Box::new(pattern)
-        }
-    };
+    let (config, input) = crate::m2m_setup(width, height, fps, options)?;
     let mut mpp = MppOptions::new(config);
     mpp.input = Some(input);
     Ok(Box::new(MppSource::open(mpp)?))

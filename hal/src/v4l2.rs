@@ -28,8 +28,8 @@ pub use capture::{V4l2CaptureSource, V4l2FrameSource};
 pub use encoder::{EncodedBuffer, M2mConfig, M2mEncoder, M2mStats, V4l2M2mSource};
 pub use ioctl::{Errno, IoctlError};
 
-use crate::input::{FrameSource, TestPattern};
-use crate::{Codec, Encoder, EncoderConfig, FrameRate, HalError, SourceOptions};
+use crate::input::FrameSource;
+use crate::{Codec, Encoder, FrameRate, HalError, SourceOptions};
 
 /// What went wrong in a V4L2 source.
 #[derive(Debug, thiserror::Error)]
@@ -141,20 +141,7 @@ pub(crate) fn open_m2m_spec(
         Some(spec) => crate::parse_video_spec(spec)?,
         None => DEFAULT_M2M_SPEC,
     };
-    let mut config = EncoderConfig::new(options.codec.unwrap_or(Codec::H264), width, height, fps);
-    if let Some(bitrate) = options.bitrate {
-        config.bitrate = bitrate;
-    }
-    let input: Box<dyn FrameSource> = match &options.input {
-        Some(input) => crate::open_input(input, width, height, fps, options.duration)?,
-        None => {
-            let mut pattern = TestPattern::new(width, height, fps)?;
-            if let Some(d) = options.duration {
-                pattern = pattern.with_duration(d);
-            }
-            Box::new(pattern)
-        }
-    };
+    let (config, input) = crate::m2m_setup(width, height, fps, options)?;
     Ok(Box::new(V4l2M2mSource::open(
         Path::new(path),
         &config,

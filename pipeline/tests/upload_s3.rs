@@ -174,6 +174,15 @@ fn pending(spool: &Path) -> serde_json::Value {
     serde_json::from_str(&out).unwrap()
 }
 
+/// Uploads what the spool holds into the directory sink `out_dir`, once.
+fn upload_once_to_dir(spool: &Path, out_dir: &Path, what: &str) {
+    let sink = format!("dir:{}", s(out_dir));
+    succeeded(
+        &camseal(&["upload", "--spool", s(spool), "--sink", &sink, "--once"]),
+        what,
+    );
+}
+
 /// Fetches everything under `url` into a new directory; returns it.
 fn fetch(s3: &S3, setup: &Setup, url: &str, name: &str) -> PathBuf {
     let out = setup.path(name);
@@ -490,17 +499,7 @@ fn spool_quota_drops_are_recorded_as_gaps() {
     // The next recording declares the drops still queued; then everything is uploaded.
     fill_spool(&setup, &spool, "1", &[]);
     let out_dir = setup.path("nas");
-    succeeded(
-        &camseal(&[
-            "upload",
-            "--spool",
-            s(&spool),
-            "--sink",
-            &format!("dir:{}", s(&out_dir)),
-            "--once",
-        ]),
-        "upload to a directory",
-    );
+    upload_once_to_dir(&spool, &out_dir, "upload to a directory");
     let (stdout, _) = succeeded(&setup.verify(&[&out_dir]), "verify after drops");
     assert!(stdout.contains("gap (spool-quota)"), "{stdout}");
     assert_eq!(
@@ -531,29 +530,9 @@ fn stop_recording_records_the_refused_frames() {
     assert!(before["pending_bytes"].as_u64().unwrap() < 150_000 + 400_000);
     // Make room as an uploader would, then record again: the refusal is declared.
     let out_dir = setup.path("nas");
-    succeeded(
-        &camseal(&[
-            "upload",
-            "--spool",
-            s(&spool),
-            "--sink",
-            &format!("dir:{}", s(&out_dir)),
-            "--once",
-        ]),
-        "upload",
-    );
+    upload_once_to_dir(&spool, &out_dir, "upload");
     fill_spool(&setup, &spool, "1", &[]);
-    succeeded(
-        &camseal(&[
-            "upload",
-            "--spool",
-            s(&spool),
-            "--sink",
-            &format!("dir:{}", s(&out_dir)),
-            "--once",
-        ]),
-        "upload",
-    );
+    upload_once_to_dir(&spool, &out_dir, "upload");
     let (stdout, _) = succeeded(&setup.verify(&[&out_dir]), "verify");
     assert!(stdout.contains("gap (spool-quota)"), "{stdout}");
     assert!(stdout.contains("frames lost"), "{stdout}");

@@ -476,14 +476,8 @@ impl V4l2M2mSource {
         config: &EncoderConfig,
         input: Option<Box<dyn FrameSource>>,
     ) -> Result<V4l2M2mSource, HalError> {
-        if let Some(input) = &input
-            && input.size() != (config.width, config.height)
-        {
-            let (w, h) = input.size();
-            return Err(HalError::InvalidConfig(format!(
-                "the input delivers {w}x{h} frames but the encoder is set to {}x{}",
-                config.width, config.height
-            )));
+        if let Some(input) = &input {
+            crate::check_input_size(input.as_ref(), config)?;
         }
         let coded = match config.codec {
             Codec::H264 => CodedFormat::H264,

@@ -237,13 +237,7 @@ pub fn record(
                 spool.queue_gap(
                     stream.camera_id(),
                     args.stream,
-                    Gap {
-                        reason: GapReason::SpoolQuota,
-                        lost_segments: None,
-                        frames,
-                        from_pts: from,
-                        to_pts: packet.pts,
-                    },
+                    quota_gap(frames, from, packet.pts),
                 )?;
                 eprintln!("spool has room again: recording resumes after {frames} frames");
                 refused = None;
@@ -267,17 +261,7 @@ pub fn record(
     }
     if let (Some((frames, from, to)), Some(spool)) = (refused, &spool) {
         // Still refused at the end: the next recording declares what was not recorded.
-        spool.queue_gap(
-            stream.camera_id(),
-            args.stream,
-            Gap {
-                reason: GapReason::SpoolQuota,
-                lost_segments: None,
-                frames,
-                from_pts: from,
-                to_pts: to,
-            },
-        )?;
+        spool.queue_gap(stream.camera_id(), args.stream, quota_gap(frames, from, to))?;
     }
     let reason = if interrupted {
         CloseReason::Shutdown
@@ -397,6 +381,17 @@ fn print_summary(s: &RunSummary) {
         s.stats.video_bytes as f64 / secs / 1e6,
         s.out_dir.display()
     );
+}
+
+/// Frames not recorded while the spool was full.
+fn quota_gap(frames: u64, from_pts: u64, to_pts: u64) -> Gap {
+    Gap {
+        reason: GapReason::SpoolQuota,
+        lost_segments: None,
+        frames,
+        from_pts,
+        to_pts,
+    }
 }
 
 const DEFAULT_SOFT: (u32, u32, u32) = (640, 360, 30);
