@@ -53,12 +53,12 @@ use crate::nal::Codec;
 use crate::recorder::{ChainState, RecorderError, SegmentPolicy, segment_file_name};
 use crate::seal::SframeSuite;
 use crate::segment::write::{
-    Randomness, RecipientKey, RecordAppender, SegmentParams, SegmentSealer, SegmentSummary,
-    WrappedSegmentKey,
+    CheckpointPolicy, Randomness, RecipientKey, RecordAppender, SegmentParams, SegmentSealer,
+    SegmentSummary, WrappedSegmentKey,
 };
 use crate::segment::{
-    CloseReason, Gap, GapReason, MAX_RECORD_PLAINTEXT, RecordFlags, SegmentEnd, SegmentError,
-    camera_id,
+    CloseReason, Digest32, Gap, GapReason, MAX_RECORD_PLAINTEXT, RecordFlags, SegmentEnd,
+    SegmentError, camera_id, record_digest,
 };
 use pool::{BufferPool, PooledBuf};
 use sched::{Job, Scheduler};
@@ -174,6 +174,8 @@ pub struct StreamConfig {
     pub wallclock: WallClock,
     /// What to do when the engine is saturated.
     pub overload: Overload,
+    /// When the camera signs checkpoints (`--checkpoint-ms`).
+    pub checkpoints: CheckpointPolicy,
 }
 
 /// The outcome of [`Stream::push`].
@@ -339,7 +341,7 @@ impl Engine {
                 // reserved by the publisher together with their predecessor's digest.
                 ChainState {
                     next_seq: chain.next_seq + 1,
-                    prev_digest: chain.prev_digest,
+                    prev_header_hash: chain.prev_header_hash,
                 }
                 .store(path)?;
                 chain
@@ -694,17 +696,17 @@ impl Stream {
                     .duration_since(UNIX_EPOCH)
                     .map_or(0, |d| d.as_millis() as u64),
             },
-            prev_digest: self.chain.prev_digest,
+            prev_header_hash: self.chain.prev_header_hash,
             recipients: &keys,
             gaps: &gaps,
         };
-        let camera_pub = self.config.camera.verifying_key().to_bytes();
+        let camera = &self.config.camera;
         let next_key = lock(&self.shared.next_key).take();
         let sealer = match next_key.filter(|k| k.segment_seq() == seq) {
-            Some(key) => SegmentSealer::with_key(&params, &camera_pub, key)?,
-            None => SegmentSealer::new(&params, &camera_pub, &self.config.randomness)?,
+            Some(key) => SegmentSealer::with_key(&params, camera, key)?,
+            None => SegmentSealer::new(&params, camera, &self.config.randomness)?,
         };
-        let appender = RecordAppender::new(&sealer, &self.config.camera);
+        let appender = RecordAppender::new(&sealer, camera, self.config.checkpoints);
         let bytes = appender.bytes();
         let segment = SegmentOut {
             header: sealer.header_bytes().to_vec(),
@@ -742,7 +744,7 @@ impl Stream {
         };
         let chain_after = ChainState {
             next_seq: open.seq + if continues { 2 } else { 1 },
-            prev_digest: [0; 32],
+            prev_header_hash: [0; 32],
         };
         self.shared.send(WriteMsg::Closing {
             reason,
@@ -762,10 +764,12 @@ impl Stream {
             &end.encode(),
             buf.bytes_mut(),
         )?;
+        let digest = record_digest(&buf.bytes()[..len]);
         let sealed = Sealed {
             ordinal: self.next_ordinal,
             buf,
             len,
+            digest,
             kernel: started.elapsed(),
             sealed_at: Instant::now(),
             frame: None,
@@ -786,7 +790,7 @@ impl Stream {
         self.closed_segments += 1;
         self.chain = ChainState {
             next_seq: open.seq + 1,
-            prev_digest: summary.digest,
+            prev_header_hash: summary.header_hash,
         };
         Ok(())
     }
@@ -1021,7 +1025,9 @@ impl Writer {
         };
         let started = Instant::now();
         let bytes = r.buf.bytes().get(..r.len).unwrap_or_default();
-        seg.appender.append(bytes)?;
+        if let Some(checkpoint) = seg.appender.append(bytes, &r.digest)? {
+            seg.output.write(&checkpoint)?;
+        }
         seg.output.write(bytes)?;
         drop(r.buf);
         self.busy += started.elapsed();
@@ -1041,8 +1047,8 @@ impl Writer {
                 let Some(mut seg) = self.segment.take() else {
                     return Ok(None);
                 };
-                let (trailer, summary) = seg.appender.finish()?;
-                seg.output.write(&trailer)?;
+                let (tail, summary) = seg.appender.finish(seg.reason.ends_stream())?;
+                seg.output.write(&tail)?;
                 let job = PublishJob {
                     output: seg.output,
                     stream: Arc::clone(stream),
@@ -1052,7 +1058,7 @@ impl Writer {
                     reason: seg.reason,
                     dequeued: seg.dequeued,
                     chain: seg.chain.map(|(path, mut chain)| {
-                        chain.prev_digest = summary.digest;
+                        chain.prev_header_hash = summary.header_hash;
                         (path, chain)
                     }),
                 };
@@ -1135,6 +1141,8 @@ struct Sealed {
     ordinal: u64,
     buf: PooledBuf,
     len: usize,
+    /// BLAKE3 of the record, computed by whoever sealed it.
+    digest: Digest32,
     kernel: std::time::Duration,
     sealed_at: Instant,
     /// `None` for the final record.

@@ -1,25 +1,50 @@
-//! Checking and opening a stream of segment files: what `camseal decrypt` and
-//! `camseal verify` do, as library calls.
+//! Checking and opening a stream of segment files: what `camseal verify` and `camseal
+//! decrypt` do, as library calls, with one rule set for both (FORMAT.md §6).
 //!
-//! Segments are grouped by camera and stream and sorted by sequence number. Consecutive
-//! segments must be linked: sequence numbers without a hole, and each header naming the
-//! previous segment's digest. A missing or replaced segment therefore shows up as a break in
-//! the chain, which is reported separately from tampering inside a segment.
+//! 1. [`load_headers`] reads every header, checks the camera's signature over it and that
+//!    the camera is the expected one, and orders the segments by sequence number. Nothing a
+//!    header says (gaps, crash declarations, its predecessor) is believed before that.
+//! 2. [`check_chain`] is pure: from the signed headers alone it decides whether the
+//!    segments form one unbroken stream window, which segments a later header declares lost
+//!    or crashed, and where the window starts. `verify` and `decrypt` both call it.
+//! 3. [`read_segment`] reads one segment, releasing a record's plaintext (or, without a
+//!    key, counting it) only once a camera signature (a checkpoint or the trailer) covers
+//!    it. A segment cut off before its trailer yields its signed prefix; whether a cut-off
+//!    segment is acceptable is [`ChainPlan::may_be_cut_off`]'s answer.
 
 use std::fs::File;
 use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
 
-use crate::segment::read::{Opener, SegmentReader, Verified, Verifier, check_camera};
-use crate::segment::{Digest32, Gap, GapReason, Header, Item, SegmentEnd, SegmentError, camera_id};
+use crate::segment::read::{Opener, SegmentReader, Verifier, check_camera};
+use crate::segment::{
+    Digest32, Gap, GapReason, Header, Item, SegmentEnd, SegmentError, camera_id,
+};
 
-/// A segment file and its header, read up front to order the files.
+/// A segment file and its header (whose signature [`load_headers`] checked).
 #[derive(Clone, Debug)]
 pub struct SegmentFile {
     /// The file.
     pub path: PathBuf,
     /// Its header.
     pub header: Header,
+    /// The header hash.
+    pub header_hash: Digest32,
+}
+
+/// How a segment read ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SegmentStatus {
+    /// Trailer present and valid: every record is signed.
+    Complete {
+        /// The trailer says the camera ended the stream with this segment.
+        end_of_stream: bool,
+    },
+    /// The file ends before its trailer. Only the records a checkpoint signed count.
+    CutOff {
+        /// Whole records after the last valid checkpoint, dropped unread.
+        dropped: u64,
+    },
 }
 
 /// The outcome for one segment.
@@ -29,18 +54,132 @@ pub struct SegmentReport {
     pub path: PathBuf,
     /// Sequence number.
     pub seq: u64,
-    /// Records (the final one included) that were verified.
+    /// Records (the final one included) that a signature covers and that were read.
     pub records: u64,
-    /// Video bytes recovered (decrypt only).
+    /// Valid checkpoints.
+    pub checkpoints: u64,
+    /// Video bytes released (decrypt only).
     pub video_bytes: u64,
+    /// pts of the last signed record (the final record's pts is the segment's end).
+    pub last_pts: Option<u64>,
     /// The end summary (decrypt only).
     pub end: Option<SegmentEnd>,
-    /// The segment is cut short; only a prefix was recovered (decrypt with salvage only).
-    pub incomplete: bool,
-    /// The first segment names a predecessor that was not given.
-    pub chain_starts_mid_stream: bool,
+    /// Whether the segment was whole.
+    pub status: SegmentStatus,
+    /// A later segment's signed header declares this segment crashed.
+    pub declared_crashed: bool,
     /// Losses the camera recorded (signed) in this segment's header.
     pub gaps: Vec<Gap>,
+}
+
+impl SegmentReport {
+    /// Whether the segment ends before its trailer.
+    pub fn incomplete(&self) -> bool {
+        matches!(self.status, SegmentStatus::CutOff { .. })
+    }
+
+    /// Records dropped because no signature covers them.
+    pub fn dropped(&self) -> u64 {
+        match self.status {
+            SegmentStatus::CutOff { dropped } => dropped,
+            SegmentStatus::Complete { .. } => 0,
+        }
+    }
+}
+
+/// How a stream window ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// The last segment is whole and its trailer says the camera ended the stream there.
+    Clean,
+    /// The last segment is cut off before its trailer (a crash, a power cut, or a segment
+    /// still being written).
+    Crash,
+    /// The last segment is whole but more were to follow: the camera is still recording,
+    /// or newer segments are missing (compare with the stream head).
+    Open,
+}
+
+impl StreamEnd {
+    /// Name for reports and JSON: `clean`, `crash` or `open`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            StreamEnd::Clean => "clean",
+            StreamEnd::Crash => "crash",
+            StreamEnd::Open => "open",
+        }
+    }
+}
+
+/// The covered window of a stream: what a set of segments vouches for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Coverage {
+    /// The camera's public key.
+    pub camera_key: [u8; 32],
+    /// Stream number.
+    pub stream: u32,
+    /// First sequence number given.
+    pub first_seq: u64,
+    /// Last sequence number given.
+    pub last_seq: u64,
+    /// Camera wall clock of the first frame, Unix ms (0 if the camera did not know it).
+    pub first_time_ms: u64,
+    /// Camera wall clock of the last signed frame, Unix ms (0 if unknown).
+    pub last_time_ms: u64,
+    /// How the window ends.
+    pub ended: StreamEnd,
+    /// Segments given.
+    pub segments: usize,
+    /// Every loss the headers declare.
+    pub gaps: Vec<Gap>,
+}
+
+impl Coverage {
+    /// The window of `files` (sorted, non-empty) given the per-segment `reports`.
+    pub fn of(files: &[SegmentFile], reports: &[SegmentReport]) -> Option<Coverage> {
+        let first = files.first()?;
+        let last = files.last()?;
+        let last_report = reports.iter().find(|r| r.seq == last.header.segment_seq);
+        let ended = match last_report.map(|r| r.status) {
+            Some(SegmentStatus::Complete {
+                end_of_stream: true,
+            }) => StreamEnd::Clean,
+            Some(SegmentStatus::Complete {
+                end_of_stream: false,
+            }) => StreamEnd::Open,
+            Some(SegmentStatus::CutOff { .. }) | None => StreamEnd::Crash,
+        };
+        let wall = |h: &Header, pts: u64| {
+            if h.wallclock_ms == 0 {
+                0
+            } else {
+                h.wallclock_ms
+                    .saturating_add(pts.saturating_sub(h.start_pts) / 90)
+            }
+        };
+        let last_pts = last_report
+            .and_then(|r| r.last_pts)
+            .unwrap_or(last.header.start_pts);
+        let mut gaps: Vec<Gap> = Vec::new();
+        for f in files {
+            for g in f.header.gaps() {
+                if !gaps.contains(&g) {
+                    gaps.push(g);
+                }
+            }
+        }
+        Some(Coverage {
+            camera_key: first.header.camera_key,
+            stream: first.header.stream_id,
+            first_seq: first.header.segment_seq,
+            last_seq: last.header.segment_seq,
+            first_time_ms: wall(&first.header, first.header.start_pts),
+            last_time_ms: wall(&last.header, last_pts),
+            ended,
+            segments: files.len(),
+            gaps,
+        })
+    }
 }
 
 /// What can be wrong with footage as a whole, or with one segment in it.
@@ -55,7 +194,8 @@ pub enum FootageError {
         /// What is wrong with it.
         source: SegmentError,
     },
-    /// A sequence number is missing between two given segments.
+    /// A sequence number is missing between two given segments, and no signed header
+    /// declares it lost.
     #[error("segment chain is broken: segment {missing} is missing between {} and {}", before.display(), after.display())]
     MissingSegment {
         /// The first missing sequence number.
@@ -65,13 +205,34 @@ pub enum FootageError {
         /// The segment after the hole.
         after: PathBuf,
     },
-    /// Consecutive sequence numbers whose digests do not link: a segment was replaced.
-    #[error("segment chain is broken: {} does not follow {} (previous-segment digest mismatch)", after.display(), before.display())]
+    /// The window does not start where it should: earlier segments are missing.
+    #[error(
+        "segment chain is broken: segment(s) {expected}..={} are missing before {} and no signed header declares them lost (the window starts at segment {expected}); to check a window that starts later, pass --from-seq {first}",
+        first - 1,
+        path.display()
+    )]
+    MissingStart {
+        /// Where the window should start.
+        expected: u64,
+        /// The first sequence number given.
+        first: u64,
+        /// The first segment given.
+        path: PathBuf,
+    },
+    /// A segment names another header hash for its predecessor than the one given.
+    #[error("segment chain is broken: {} does not follow {} (previous header hash mismatch: a segment was replaced)", after.display(), before.display())]
     ChainMismatch {
         /// The earlier segment.
         before: PathBuf,
         /// The later segment.
         after: PathBuf,
+    },
+    /// A segment before the end of the window is cut off, and no later header declares
+    /// it crashed.
+    #[error("{}: segment is truncated, yet later segments follow it and none declares a crash: its tail was removed", path.display())]
+    CutOffInside {
+        /// The file.
+        path: PathBuf,
     },
     /// The same sequence number twice.
     #[error("segment {seq} is given twice ({} and {})", first.display(), second.display())]
@@ -83,13 +244,13 @@ pub enum FootageError {
         /// The other.
         second: PathBuf,
     },
-    /// Segments of several streams were given to one output.
-    #[error("segments of several streams were given ({0}); decrypt one stream at a time")]
+    /// Segments of several streams (or cameras) were given to one call.
+    #[error("segments of several streams were given ({0}); verify or decrypt one stream at a time")]
     MixedStreams(String),
     /// Nothing to do.
     #[error("no segment files (*.cseg) found in the given paths")]
     NoSegments,
-    /// A path could not be read.
+    /// A path could not be read or written.
     #[error("cannot read {}: {source}", path.display())]
     Io {
         /// The path.
@@ -97,6 +258,9 @@ pub enum FootageError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// Writing the plaintext failed.
+    #[error("cannot write the output: {0}")]
+    Output(std::io::Error),
 }
 
 impl FootageError {
@@ -132,10 +296,13 @@ pub fn collect_paths(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, FootageError> {
     Ok(paths)
 }
 
-/// Reads every header and orders the segments by camera, stream and sequence number.
+/// Reads every header, checks its camera signature, and orders the segments by stream and
+/// sequence number.
 ///
-/// With `camera`, every segment must come from that camera. Without it, they must all come
-/// from the camera of the first segment.
+/// With `camera`, every segment must come from that camera (a header that names another
+/// key is [`SegmentError::WrongCamera`], checked after its signature, so that a forged
+/// header is reported as tampered). Without it, they must all come from the camera of the
+/// first segment.
 pub fn load_headers(
     paths: &[PathBuf],
     camera: Option<&[u8; 32]>,
@@ -144,9 +311,11 @@ pub fn load_headers(
     for path in paths {
         let file = File::open(path).map_err(|e| io(path, e))?;
         let reader = SegmentReader::new(BufReader::new(file)).map_err(|e| seg(path, e))?;
+        let header = reader.header().clone();
         files.push(SegmentFile {
             path: path.clone(),
-            header: reader.header().clone(),
+            header_hash: header.hash(),
+            header,
         });
     }
     let expected = match (camera, files.first()) {
@@ -155,35 +324,45 @@ pub fn load_headers(
         (None, None) => return Err(FootageError::NoSegments),
     };
     for f in &files {
-        if let Err(e) = check_camera(&f.header, &expected) {
-            // A camera key that differs may be another camera's, or a modified one: only a
-            // segment that verifies under the key it names was really signed by another
-            // camera. Without `--camera`, the expectation comes from the first segment, so
-            // that one must verify too before anything is blamed on the others.
-            verify_file(&f.path)?;
-            if camera.is_none()
-                && let Some(first) = files.first()
-            {
-                verify_file(&first.path)?;
-            }
-            return Err(seg(&f.path, e));
-        }
+        check_camera(&f.header, &expected).map_err(|e| seg(&f.path, e))?;
     }
     files.sort_by_key(|f| (f.header.stream_id, f.header.segment_seq));
     Ok(files)
 }
 
-/// Checks that `files` (one camera, sorted) form one unbroken chain of one stream.
+/// What [`check_chain`] decided about a window of segments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainPlan {
+    /// Sequence numbers that a given header declares lost in a crash.
+    crashed: Vec<(u64, u64)>,
+    last_seq: u64,
+}
+
+impl ChainPlan {
+    /// Whether segment `seq` may end before its trailer: a later signed header declares it
+    /// crashed, or it is the window's last segment and the caller accepts an incomplete
+    /// end (`decrypt --allow-incomplete`).
+    pub fn may_be_cut_off(&self, seq: u64, allow_incomplete_end: bool) -> bool {
+        self.declared_crashed(seq) || (allow_incomplete_end && seq == self.last_seq)
+    }
+
+    /// Whether a given header declares `seq` lost in a crash.
+    pub fn declared_crashed(&self, seq: u64) -> bool {
+        self.crashed.iter().any(|&(a, b)| (a..=b).contains(&seq))
+    }
+}
+
+/// Checks that `files` (one camera, sorted by [`load_headers`]) form one unbroken window
+/// of one stream, from the signed headers alone (FORMAT.md §6):
 ///
-/// Each segment must name its predecessor: the previous sequence number, or, when its header
-/// records a gap of lost segments, the segment before that gap. A hole not covered by a
-/// signed gap is a missing segment. `digests[i]`, when given, is the verified digest of
-/// `files[i]` (`None` if it did not verify or is incomplete); each successor must name it.
-/// With an empty `digests`, only the structure is checked.
-pub fn check_chain(
-    files: &[SegmentFile],
-    digests: &[Option<Digest32>],
-) -> Result<(), FootageError> {
+/// - one stream, no sequence number twice;
+/// - the window starts at `from_seq` (0: the stream's first segment), or every sequence
+///   number before the first given one down to `from_seq` is declared lost;
+/// - every sequence number between two given segments is declared lost by a given header;
+/// - each segment's `prev_header_hash` is its predecessor's header hash when that segment
+///   is given.
+pub fn check_chain(files: &[SegmentFile], from_seq: u64) -> Result<ChainPlan, FootageError> {
+    let first = files.first().ok_or(FootageError::NoSegments)?;
     for pair in files.windows(2) {
         let (a, b) = (&pair[0], &pair[1]);
         if a.header.stream_id != b.header.stream_id {
@@ -200,22 +379,21 @@ pub fn check_chain(
             });
         }
     }
+    let lost: Vec<(u64, u64)> = declared(files, |_| true);
+    let start = first.header.segment_seq;
+    if from_seq < start
+        && let Some(missing) = first_undeclared(&lost, from_seq, start)
+    {
+        return Err(FootageError::MissingStart {
+            expected: missing,
+            first: start,
+            path: first.path.clone(),
+        });
+    }
     for (j, b) in files.iter().enumerate().skip(1) {
         let prev = &files[j - 1];
-        let pred = b.header.predecessor_seq();
-        let hole_start = prev.header.segment_seq + 1;
-        // Seqs strictly between `prev` and `b` must be declared lost by `b`, and `b`'s
-        // declared predecessor must not be newer than `prev`.
-        let declared_from = pred.map_or(0, |p| p + 1);
-        // Segments dropped from a full spool are declared by whichever segment was opened
-        // next, which may come several segments after the hole.
-        if hole_start < b.header.segment_seq
-            && hole_start < declared_from
-            && let Some(missing) = first_undeclared(
-                &files[j..],
-                hole_start,
-                b.header.segment_seq.min(declared_from),
-            )
+        if let Some(missing) =
+            first_undeclared(&lost, prev.header.segment_seq + 1, b.header.segment_seq)
         {
             return Err(FootageError::MissingSegment {
                 missing,
@@ -223,197 +401,216 @@ pub fn check_chain(
                 after: b.path.clone(),
             });
         }
-        let Some(pred) = pred else {
-            if first_undeclared(
-                &files[j..],
-                files[0].header.segment_seq,
-                b.header.segment_seq,
-            )
-            .is_none()
+    }
+    for b in files {
+        let Some(pred) = b.header.predecessor_seq() else {
+            // `b` starts the stream; anything given before it cannot be of this stream.
+            if let Some(before) = files
+                .iter()
+                .find(|f| f.header.segment_seq < b.header.segment_seq)
             {
-                // Everything before `b` is declared lost (the very first segment crashed).
-                continue;
+                return Err(FootageError::ChainMismatch {
+                    before: before.path.clone(),
+                    after: b.path.clone(),
+                });
             }
-            // `b` claims to start the stream, yet older segments were given.
-            return Err(FootageError::ChainMismatch {
-                before: prev.path.clone(),
-                after: b.path.clone(),
-            });
+            continue;
         };
-        let Ok(i) = files[..j].binary_search_by_key(&pred, |f| f.header.segment_seq) else {
-            if pred < files[0].header.segment_seq
-                || first_undeclared(&files[j..], pred, pred + 1).is_none()
-            {
-                // The predecessor is older than everything given, or declared lost.
-                continue;
-            }
-            return Err(FootageError::MissingSegment {
-                missing: pred,
-                before: prev.path.clone(),
-                after: b.path.clone(),
-            });
-        };
-        if let Some(Some(d)) = digests.get(i)
-            && *d != b.header.prev_digest
+        if let Ok(i) = files.binary_search_by_key(&pred, |f| f.header.segment_seq)
+            && files[i].header_hash != b.header.prev_header_hash
         {
             return Err(FootageError::ChainMismatch {
                 before: files[i].path.clone(),
                 after: b.path.clone(),
             });
         }
+        // A predecessor not given is either before the window or declared lost: the hole
+        // checks above already failed otherwise.
     }
-    Ok(())
-}
-
-/// The first sequence number in `from..to` that no header in `files` declares lost.
-fn first_undeclared(files: &[SegmentFile], from: u64, to: u64) -> Option<u64> {
-    let mut ranges: Vec<(u64, u64)> = files
-        .iter()
-        .flat_map(|f| f.header.gaps())
-        .filter_map(|g| g.lost_segments)
-        .collect();
-    ranges.sort_unstable();
-    let mut next = from;
-    for (first, last) in ranges {
-        if next >= to {
-            break;
-        }
-        if first > next {
-            break;
-        }
-        next = next.max(last.saturating_add(1));
-    }
-    (next < to).then_some(next)
-}
-
-/// Whether a later segment's header declares `seq` lost in a crash, which makes its
-/// truncated remains salvageable.
-pub fn declared_crashed(files: &[SegmentFile], seq: u64) -> bool {
-    files.iter().any(|f| {
-        f.header.gaps().iter().any(|g| {
-            g.reason == GapReason::Crash
-                && g.lost_segments.is_some_and(|(a, b)| (a..=b).contains(&seq))
-        })
+    Ok(ChainPlan {
+        crashed: declared(files, |g| g.reason == GapReason::Crash),
+        last_seq: files.last().map_or(start, |f| f.header.segment_seq),
     })
 }
 
-/// Verifies one segment file without keys.
-pub fn verify_file(path: &Path) -> Result<Verified, FootageError> {
-    let file = File::open(path).map_err(|e| io(path, e))?;
-    let mut reader = SegmentReader::new(BufReader::new(file)).map_err(|e| seg(path, e))?;
-    let mut verifier = Verifier::new(reader.header());
+/// Reads one segment. With `opener_key` (the recipient's X25519 secret), decrypts and
+/// hands `out` the video plaintext of each record once a signature covers it; without a
+/// key, verifies structure, records digest and signatures only.
+///
+/// A segment cut off before its trailer is not an error here: it comes back as
+/// [`SegmentStatus::CutOff`], with the records after its last checkpoint dropped. Whether
+/// that is acceptable is the caller's question ([`ChainPlan::may_be_cut_off`]).
+pub fn read_segment(
+    file: &SegmentFile,
+    opener_key: Option<&[u8; 32]>,
+    mut out: impl FnMut(&[u8]) -> std::io::Result<()>,
+) -> Result<SegmentReport, FootageError> {
+    let path = &file.path;
+    let handle = File::open(path).map_err(|e| io(path, e))?;
+    let mut reader = SegmentReader::new(BufReader::new(handle)).map_err(|e| seg(path, e))?;
+    let mut walker = match opener_key {
+        Some(key) => Walker::Open(Opener::new(reader.header(), key).map_err(|e| seg(path, e))?),
+        None => Walker::Verify(Verifier::new(reader.header())),
+    };
+    let mut report = SegmentReport {
+        path: path.clone(),
+        seq: file.header.segment_seq,
+        records: 0,
+        checkpoints: 0,
+        video_bytes: 0,
+        last_pts: None,
+        end: None,
+        status: SegmentStatus::CutOff { dropped: 0 },
+        declared_crashed: false,
+        gaps: file.header.gaps(),
+    };
+    // Plaintext and pts of records that no signature covers yet.
+    let mut pending = Vec::new();
+    let mut pending_records = 0u64;
+    let mut pending_pts = None;
+    let mut plain = Vec::new();
     loop {
-        match reader.next_item().map_err(|e| seg(path, e))? {
-            Item::Record(r) => {
-                verifier.observe(&r).map_err(|e| seg(path, e))?;
+        let item = match reader.next_item() {
+            Ok(item) => item,
+            Err(SegmentError::Truncated(_)) => {
+                report.status = SegmentStatus::CutOff {
+                    dropped: pending_records,
+                };
+                return Ok(report);
             }
-            Item::Trailer(t) => return verifier.finish(&t).map_err(|e| seg(path, e)),
+            Err(e) => return Err(seg(path, e)),
+        };
+        match item {
+            Item::Record(r) => {
+                plain.clear();
+                match &mut walker {
+                    Walker::Open(opener) => {
+                        let opened = opener.open(&r, &mut plain).map_err(|e| seg(path, e))?;
+                        if let Some(end) = opened.end {
+                            report.end = Some(end);
+                        }
+                    }
+                    Walker::Verify(verifier) => {
+                        verifier.observe(&r).map_err(|e| seg(path, e))?;
+                    }
+                }
+                if pending.len() + plain.len() > MAX_UNSIGNED_PLAINTEXT {
+                    return Err(seg(
+                        path,
+                        SegmentError::Limit("more than 64 MiB of records between two signatures"),
+                    ));
+                }
+                pending.extend_from_slice(&plain);
+                pending_records += 1;
+                pending_pts = Some(r.pts);
+            }
+            Item::Checkpoint(c) => {
+                match &mut walker {
+                    Walker::Open(opener) => opener.checkpoint(&c),
+                    Walker::Verify(verifier) => verifier.checkpoint(&c),
+                }
+                .map_err(|e| seg(path, e))?;
+                report.checkpoints += 1;
+                release(&mut report, &mut pending, &mut pending_records, pending_pts, &mut out)?;
+            }
+            Item::Trailer(t) => {
+                let verified = match walker {
+                    Walker::Open(opener) => opener.finish(&t),
+                    Walker::Verify(verifier) => verifier.finish(&t),
+                }
+                .map_err(|e| seg(path, e))?;
+                release(&mut report, &mut pending, &mut pending_records, pending_pts, &mut out)?;
+                report.status = SegmentStatus::Complete {
+                    end_of_stream: verified.end_of_stream,
+                };
+                return Ok(report);
+            }
         }
     }
 }
 
-/// Verifies a set of segments from one camera: each segment, then the chain.
+/// Verifies one segment file without keys, on its own (no chain): a cut-off segment is
+/// [`SegmentError::Truncated`].
+pub fn verify_file(path: &Path) -> Result<SegmentReport, FootageError> {
+    let files = load_headers(&[path.to_path_buf()], None)?;
+    let report = read_segment(&files[0], None, |_| Ok(()))?;
+    if report.incomplete() {
+        return Err(seg(path, SegmentError::Truncated("the trailer is missing")));
+    }
+    Ok(report)
+}
+
+/// Verifies (without keys) or decrypts a window of one stream, with one rule set: the
+/// chain check first, then every segment in order. A segment may be cut off only where
+/// [`ChainPlan::may_be_cut_off`] allows it; its unsigned tail is dropped and counted.
 ///
-/// Returns one result per segment (in stream order) and the chain verdict separately, so a
-/// report can show every segment's state.
-pub fn verify_footage(
+/// Returns the reports so far and the first error: a segment's own error wins over the
+/// chain's, an earlier segment's over a later one's (FORMAT.md §9). `on_segment` sees each
+/// segment as it is done; `out` receives the plaintext (decrypt only).
+pub fn check_footage(
     files: &[SegmentFile],
-) -> (
-    Vec<Result<SegmentReport, FootageError>>,
-    Result<(), FootageError>,
-) {
-    let mut results = Vec::with_capacity(files.len());
-    let mut digests = Vec::with_capacity(files.len());
-    for (i, f) in files.iter().enumerate() {
-        match verify_file(&f.path) {
-            Ok(v) => {
-                digests.push(Some(v.digest));
-                results.push(Ok(SegmentReport {
-                    path: f.path.clone(),
-                    seq: f.header.segment_seq,
-                    records: v.record_count,
-                    video_bytes: 0,
-                    end: None,
-                    incomplete: false,
-                    chain_starts_mid_stream: i == 0 && f.header.prev_digest != [0; 32],
-                    gaps: f.header.gaps(),
-                }));
+    options: &FootageOptions<'_>,
+    mut out: Option<&mut dyn Write>,
+    mut on_segment: impl FnMut(&SegmentReport),
+) -> (Vec<SegmentReport>, Result<(), FootageError>) {
+    let plan = check_chain(files, options.from_seq);
+    let mut reports = Vec::with_capacity(files.len());
+    let mut first_error: Option<FootageError> = None;
+    for file in files {
+        if options.stop_at_first_error && first_error.is_some() {
+            break;
+        }
+        let sink = |bytes: &[u8]| match out.as_deref_mut() {
+            Some(w) => w.write_all(bytes),
+            None => Ok(()),
+        };
+        match read_segment(file, options.secret, sink) {
+            Ok(mut report) => {
+                let seq = report.seq;
+                report.declared_crashed =
+                    plan.as_ref().is_ok_and(|p| p.declared_crashed(seq));
+                if report.incomplete()
+                    && !plan
+                        .as_ref()
+                        .is_ok_and(|p| p.may_be_cut_off(seq, options.allow_incomplete_end))
+                {
+                    let is_last = files.last().is_some_and(|f| f.header.segment_seq == seq);
+                    let error = if is_last {
+                        seg(&file.path, SegmentError::Truncated("the trailer is missing"))
+                    } else {
+                        FootageError::CutOffInside {
+                            path: file.path.clone(),
+                        }
+                    };
+                    first_error.get_or_insert(error);
+                }
+                on_segment(&report);
+                reports.push(report);
             }
             Err(e) => {
-                // A segment that does not verify cannot vouch for the next link.
-                digests.push(None);
-                results.push(Err(e));
+                first_error.get_or_insert(e);
             }
         }
     }
-    let chain = check_chain(files, &digests);
-    (results, chain)
+    let result = match (first_error, plan) {
+        (Some(e), _) => Err(e),
+        (None, Err(e)) => Err(e),
+        (None, Ok(_)) => Ok(()),
+    };
+    (reports, result)
 }
 
-/// Decrypts segments (one camera, one stream, sorted) into `out`, verifying everything.
-///
-/// Plaintext of a record is written only after that record authenticates. With `salvage`,
-/// a last segment that is cut short yields its authenticated prefix and is reported as
-/// incomplete; any other failure is an error. `on_segment` is called after each segment.
-pub fn decrypt_footage<W: Write>(
-    files: &[SegmentFile],
-    x25519_secret: &[u8; 32],
-    salvage: bool,
-    out: &mut W,
-    mut on_segment: impl FnMut(&SegmentReport),
-) -> Result<Vec<SegmentReport>, FootageError> {
-    check_chain(files, &[])?;
-    let mut reports = Vec::with_capacity(files.len());
-    let mut digests: Vec<Option<Digest32>> = Vec::with_capacity(files.len());
-    let mut buf = Vec::new();
-    for (i, f) in files.iter().enumerate() {
-        check_chain(&files[..=i], &digests)?;
-        let salvageable = i + 1 == files.len() || declared_crashed(files, f.header.segment_seq);
-        let file = File::open(&f.path).map_err(|e| io(&f.path, e))?;
-        let mut reader = SegmentReader::new(BufReader::new(file)).map_err(|e| seg(&f.path, e))?;
-        let mut opener =
-            Opener::new(reader.header(), x25519_secret).map_err(|e| seg(&f.path, e))?;
-        let mut report = SegmentReport {
-            path: f.path.clone(),
-            seq: f.header.segment_seq,
-            records: 0,
-            video_bytes: 0,
-            end: None,
-            incomplete: false,
-            chain_starts_mid_stream: i == 0 && f.header.prev_digest != [0; 32],
-            gaps: f.header.gaps(),
-        };
-        loop {
-            let item = match reader.next_item() {
-                Ok(item) => item,
-                Err(SegmentError::Truncated(_)) if salvage && salvageable => {
-                    report.incomplete = true;
-                    digests.push(None);
-                    break;
-                }
-                Err(e) => return Err(seg(&f.path, e)),
-            };
-            match item {
-                Item::Record(r) => {
-                    buf.clear();
-                    opener.open(&r, &mut buf).map_err(|e| seg(&f.path, e))?;
-                    out.write_all(&buf)
-                        .map_err(|e| io(Path::new("output"), e))?;
-                    report.records += 1;
-                    report.video_bytes += buf.len() as u64;
-                }
-                Item::Trailer(t) => {
-                    let verified = opener.finish(&t).map_err(|e| seg(&f.path, e))?;
-                    report.end = verified.end;
-                    digests.push(Some(verified.digest));
-                    break;
-                }
-            }
-        }
-        on_segment(&report);
-        reports.push(report);
-    }
-    Ok(reports)
+/// What [`check_footage`] is asked to do.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FootageOptions<'a> {
+    /// Decrypt with this X25519 secret; `None` verifies only.
+    pub secret: Option<&'a [u8; 32]>,
+    /// Where the window should start (0: the stream's first segment).
+    pub from_seq: u64,
+    /// Accept a last segment cut off before its trailer (its signed prefix only).
+    pub allow_incomplete_end: bool,
+    /// Stop reading at the first error (decrypt); verify reads on to report every segment.
+    pub stop_at_first_error: bool,
 }
 
 /// One line describing a recorded loss, for reports.
@@ -443,6 +640,57 @@ pub fn camera_label(key: &[u8; 32]) -> String {
     camera_id(key)
 }
 
+enum Walker {
+    Open(Opener),
+    Verify(Verifier),
+}
+
+/// Hands out the plaintext that a signature now covers.
+fn release(
+    report: &mut SegmentReport,
+    pending: &mut Vec<u8>,
+    pending_records: &mut u64,
+    pending_pts: Option<u64>,
+    out: &mut impl FnMut(&[u8]) -> std::io::Result<()>,
+) -> Result<(), FootageError> {
+    if !pending.is_empty() {
+        out(pending).map_err(FootageError::Output)?;
+    }
+    report.video_bytes += pending.len() as u64;
+    report.records += *pending_records;
+    if pending_pts.is_some() {
+        report.last_pts = pending_pts;
+    }
+    pending.clear();
+    *pending_records = 0;
+    Ok(())
+}
+
+/// The lost ranges that the headers in `files` declare, for gaps `keep` selects.
+fn declared(files: &[SegmentFile], keep: impl Fn(&Gap) -> bool) -> Vec<(u64, u64)> {
+    let mut ranges: Vec<(u64, u64)> = files
+        .iter()
+        .flat_map(|f| f.header.gaps())
+        .filter(|g| keep(g))
+        .filter_map(|g| g.lost_segments)
+        .collect();
+    ranges.sort_unstable();
+    ranges.dedup();
+    ranges
+}
+
+/// The first sequence number in `from..to` that no range in `ranges` (sorted) covers.
+fn first_undeclared(ranges: &[(u64, u64)], from: u64, to: u64) -> Option<u64> {
+    let mut next = from;
+    for &(first, last) in ranges {
+        if next >= to || first > next {
+            break;
+        }
+        next = next.max(last.saturating_add(1));
+    }
+    (next < to).then_some(next)
+}
+
 fn io(path: &Path, source: std::io::Error) -> FootageError {
     FootageError::Io {
         path: path.to_path_buf(),
@@ -456,3 +704,8 @@ fn seg(path: &Path, source: SegmentError) -> FootageError {
         source,
     }
 }
+
+/// Most plaintext a reader holds back while it waits for a signature. The camera signs a
+/// checkpoint at least every 8 MiB of records (`CheckpointPolicy`), so only a segment
+/// written by something else comes near it.
+const MAX_UNSIGNED_PLAINTEXT: usize = 64 << 20;

@@ -2,7 +2,7 @@
 //!
 //! - [`SegmentPolicy`] (pure) decides when a segment closes.
 //! - [`ChainState`] (pure codec, atomic file I/O) remembers, per camera stream, the next
-//!   sequence number and the previous segment's digest, so the hash chain continues across
+//!   sequence number and the previous segment's header hash, so the hash chain continues across
 //!   restarts.
 //! - [`segment_file_name`] names segment files so a listing sorts by camera, stream, seq.
 
@@ -66,17 +66,17 @@ impl SegmentPolicy {
 pub struct ChainState {
     /// Sequence number of the next segment.
     pub next_seq: u64,
-    /// Digest of the last finished segment (zero before the first).
-    pub prev_digest: Digest32,
+    /// Header hash of the segment before `next_seq` (zero before the first).
+    pub prev_header_hash: Digest32,
 }
 
 impl ChainState {
     /// Text encoding of the state file.
     pub fn encode(&self) -> String {
         format!(
-            "camseal-chain-v1\nnext_seq {}\nprev_digest {}\n",
+            "camseal-chain-v2\nnext_seq {}\nprev_header_hash {}\n",
             self.next_seq,
-            hex::encode(self.prev_digest)
+            hex::encode(self.prev_header_hash)
         )
     }
 
@@ -84,7 +84,7 @@ impl ChainState {
     pub fn parse(text: &str) -> Result<ChainState, RecorderError> {
         let bad = || RecorderError::ChainState("unrecognised chain state file".into());
         let mut lines = text.lines();
-        if lines.next() != Some("camseal-chain-v1") {
+        if lines.next() != Some("camseal-chain-v2") {
             return Err(bad());
         }
         let next_seq = lines
@@ -94,13 +94,13 @@ impl ChainState {
             .ok_or_else(bad)?;
         let digest = lines
             .next()
-            .and_then(|l| l.strip_prefix("prev_digest "))
+            .and_then(|l| l.strip_prefix("prev_header_hash "))
             .and_then(|v| hex::decode(v).ok())
             .ok_or_else(bad)?;
-        let prev_digest = digest.try_into().map_err(|_| bad())?;
+        let prev_header_hash = digest.try_into().map_err(|_| bad())?;
         Ok(ChainState {
             next_seq,
-            prev_digest,
+            prev_header_hash,
         })
     }
 
@@ -207,11 +207,15 @@ mod tests {
     fn chain_state_round_trip_and_garbage() {
         let s = ChainState {
             next_seq: 42,
-            prev_digest: [7; 32],
+            prev_header_hash: [7; 32],
         };
         assert_eq!(ChainState::parse(&s.encode()).unwrap(), s);
         assert!(ChainState::parse("").is_err());
-        assert!(ChainState::parse("camseal-chain-v1\nnext_seq x\n").is_err());
+        assert!(ChainState::parse("camseal-chain-v2\nnext_seq x\n").is_err());
+        assert!(
+            ChainState::parse("camseal-chain-v2\nnext_seq 1\nprev_header_hash 00\n").is_err()
+        );
+        // A v1 state names a segment digest, which v2 headers cannot carry.
         assert!(ChainState::parse("camseal-chain-v1\nnext_seq 1\nprev_digest 00\n").is_err());
     }
 }

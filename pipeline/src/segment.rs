@@ -1,14 +1,17 @@
-//! The sealed segment format v1 (`docs/FORMAT.md`).
+//! The sealed segment format v2 (`docs/FORMAT.md`).
 //!
 //! ```text
-//! segment = header || record* || trailer
+//! segment = header || (record | checkpoint)* || trailer
 //! ```
-//! - The header names the camera, stream, sequence number and the previous segment's digest,
-//!   and carries the segment key wrapped with HPKE to every recipient, then an HMAC.
+//! - The header names the camera, stream, sequence number and the previous segment's header
+//!   hash, carries the segment key wrapped with HPKE to every recipient, an HMAC, and the
+//!   camera's signature, made when the segment opens.
 //! - Each record is one SFrame ciphertext (KID = segment sequence, CTR = record index) with
 //!   its pts and flags in the clear, authenticated as SFrame metadata together with the
 //!   header hash. The last record, and only it, is flagged `final`.
-//! - The trailer counts the records, hashes them, and is signed by the camera.
+//! - Checkpoints, about once a second, sign the record count and the running BLAKE3 records
+//!   digest; the trailer does the same for the whole segment. A reader releases only
+//!   records that a signature covers.
 //!
 //! This module holds the pure codec: encoders, parsers that report how many more bytes they
 //! need, and digests. [`write`] seals; [`read`] opens and verifies.
@@ -16,12 +19,13 @@
 pub mod read;
 pub mod write;
 
+use ed25519_dalek::{Signature, VerifyingKey};
 use sha2::{Digest, Sha256};
 
 use crate::nal::Codec;
 use crate::seal::SframeSuite;
 
-/// A 32-byte SHA-256 digest.
+/// A 32-byte digest (SHA-256 or BLAKE3, as each use says).
 pub type Digest32 = [u8; 32];
 
 /// The outcome of parsing from a buffer that may not yet hold the whole item.
@@ -133,6 +137,12 @@ impl CloseReason {
             4 => CloseReason::EndOfStream,
             _ => return Err(SegmentError::Malformed("unknown close reason")),
         })
+    }
+
+    /// Whether the camera ends the stream with a segment closed for this reason (its
+    /// trailer then says so, FORMAT.md §4.2).
+    pub const fn ends_stream(self) -> bool {
+        matches!(self, CloseReason::Shutdown | CloseReason::EndOfStream)
     }
 
     /// Human-readable name for reports.
@@ -327,7 +337,7 @@ pub struct Header {
     pub suite: SframeSuite,
     /// Video codec of the records' plaintext.
     pub codec: Codec,
-    /// The camera's Ed25519 public key, which signs the trailer.
+    /// The camera's Ed25519 public key, which signs the header, checkpoints and trailer.
     pub camera_key: [u8; 32],
     /// Stream number within the camera.
     pub stream_id: u32,
@@ -337,20 +347,23 @@ pub struct Header {
     pub start_pts: u64,
     /// Camera wall clock when the segment was opened, Unix milliseconds (0 if unknown).
     pub wallclock_ms: u64,
-    /// Digest of the previous segment of the stream; all zero for the first.
-    pub prev_digest: Digest32,
-    /// Raw extension area (TLVs); v1 writers leave it empty.
+    /// Header hash of the predecessor segment of the stream (FORMAT.md §6); all zero for
+    /// the first segment.
+    pub prev_header_hash: Digest32,
+    /// Raw extension area (TLVs): gap declarations.
     pub extensions: Vec<u8>,
     /// Wrapped segment keys, one per recipient.
     pub stanzas: Vec<Stanza>,
     /// HMAC-SHA256 over everything above, keyed from the segment key.
     pub mac: Digest32,
+    /// The camera's Ed25519 signature over [`header_message`] of the header hash.
+    pub signature: [u8; 64],
 }
 
 impl Header {
-    /// Encodes everything the header MAC covers (the header without the MAC).
+    /// Encodes everything the header MAC covers (the header without MAC and signature).
     pub fn encode_unmaced(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(160 + self.stanzas.len() * 96);
+        let mut out = Vec::with_capacity(256 + self.stanzas.len() * 96);
         out.extend_from_slice(MAGIC);
         out.push(VERSION);
         out.extend_from_slice(&self.suite.id().to_be_bytes());
@@ -361,7 +374,7 @@ impl Header {
         out.extend_from_slice(&self.segment_seq.to_be_bytes());
         out.extend_from_slice(&self.start_pts.to_be_bytes());
         out.extend_from_slice(&self.wallclock_ms.to_be_bytes());
-        out.extend_from_slice(&self.prev_digest);
+        out.extend_from_slice(&self.prev_header_hash);
         out.extend_from_slice(&(self.extensions.len() as u16).to_be_bytes());
         out.extend_from_slice(&self.extensions);
         out.extend_from_slice(&(self.stanzas.len() as u16).to_be_bytes());
@@ -378,14 +391,22 @@ impl Header {
         out
     }
 
-    /// Encodes the whole header, MAC included.
-    pub fn encode(&self) -> Vec<u8> {
+    /// Encodes the bytes the header hash covers: everything but the signature.
+    pub fn encode_unsigned(&self) -> Vec<u8> {
         let mut out = self.encode_unmaced();
         out.extend_from_slice(&self.mac);
         out
     }
 
-    /// Parses a header from the start of `buf`.
+    /// Encodes the whole header, MAC and signature included.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = self.encode_unsigned();
+        out.extend_from_slice(&self.signature);
+        out
+    }
+
+    /// Parses a header from the start of `buf`. Checks structure only: the caller verifies
+    /// the signature ([`Header::verify_signature`]) before it believes any field.
     pub fn parse(buf: &[u8]) -> Result<Parsed<Header>, SegmentError> {
         let mut r = Cursor {
             buf,
@@ -424,15 +445,15 @@ impl Header {
         let segment_seq = need!(r.u64());
         let start_pts = need!(r.u64());
         let wallclock_ms = need!(r.u64());
-        let prev_digest = need!(r.array::<32>());
+        let prev_header_hash = need!(r.array::<32>());
         let ext_len = usize::from(need!(r.u16()));
         let extensions = need!(r.take(ext_len)).to_vec();
-        check_extensions(&extensions)?;
+        check_extensions(&extensions, segment_seq)?;
         let n_stanzas = need!(r.u16());
         if n_stanzas == 0 {
             return Err(SegmentError::Malformed("header has no recipients"));
         }
-        let mut stanzas = Vec::with_capacity(usize::from(n_stanzas).min(64));
+        let mut stanzas: Vec<Stanza> = Vec::with_capacity(usize::from(n_stanzas).min(64));
         for _ in 0..n_stanzas {
             let kem = need!(r.u16());
             let kdf = need!(r.u16());
@@ -442,6 +463,14 @@ impl Header {
             let enc = need!(r.take(enc_len)).to_vec();
             let ct_len = usize::from(need!(r.u16()));
             let wrapped_key = need!(r.take(ct_len)).to_vec();
+            if stanzas
+                .iter()
+                .any(|s| s.key_id == key_id && (s.kem, s.kdf, s.aead) == (kem, kdf, aead))
+            {
+                return Err(SegmentError::Malformed(
+                    "two recipient stanzas of one suite name the same key id",
+                ));
+            }
             stanzas.push(Stanza {
                 kem,
                 kdf,
@@ -452,6 +481,7 @@ impl Header {
             });
         }
         let mac = need!(r.array::<32>());
+        let signature = need!(r.array::<64>());
         let header = Header {
             suite,
             codec,
@@ -460,17 +490,42 @@ impl Header {
             segment_seq,
             start_pts,
             wallclock_ms,
-            prev_digest,
+            prev_header_hash,
             extensions,
             stanzas,
             mac,
+            signature,
         };
+        // FORMAT.md §6: a segment is the first of its stream exactly when every earlier
+        // sequence number is declared lost (or there is none), and only then is its
+        // `prev_header_hash` zero.
+        let first_of_stream = header.first_declared_lost() == 0;
+        if first_of_stream != (header.prev_header_hash == [0; 32]) {
+            return Err(SegmentError::Malformed(if first_of_stream {
+                "the first segment of a stream must have an all-zero prev_header_hash"
+            } else {
+                "prev_header_hash is zero but the segment is not the first of its stream"
+            }));
+        }
         Ok(Parsed::Complete(header, r.pos))
     }
 
-    /// SHA-256 of the encoded header (MAC included): bound into every record and the trailer.
+    /// SHA-256 of the encoded header up to and including its MAC (not the signature): what
+    /// the camera signs, and what every record, checkpoint and the trailer are bound to.
     pub fn hash(&self) -> Digest32 {
-        Sha256::digest(self.encode()).into()
+        Sha256::digest(self.encode_unsigned()).into()
+    }
+
+    /// Checks the camera's signature over the header with the key the header names. Only
+    /// after this (and a check that the key is one the reader trusts) may a reader believe
+    /// anything the header says.
+    pub fn verify_signature(&self) -> Result<(), SegmentError> {
+        verify_camera_signature(
+            &self.camera_key,
+            &header_message(&self.hash()),
+            &self.signature,
+        )
+        .map_err(|_| SegmentError::BadHeaderSignature)
     }
 
     /// The camera id derived from the camera key (see `CameraPublic::id`).
@@ -500,20 +555,27 @@ impl Header {
 
     /// The sequence number of the segment this one names as its predecessor: the previous
     /// one, or the one before a range of segments a gap declares lost. `None` for the first
-    /// segment of a stream.
+    /// segment of a stream (an all-zero `prev_header_hash`).
     pub fn predecessor_seq(&self) -> Option<u64> {
-        let declared = self
-            .gaps()
+        self.first_declared_lost().checked_sub(1)
+    }
+
+    /// The lowest sequence number of the run of segments right before this one that its
+    /// own gaps declare lost (its own sequence number if none is).
+    /// Adjacent and overlapping ranges join: gaps `3..=4` and `5..=6` in the header of
+    /// segment 7 make 2 its predecessor.
+    fn first_declared_lost(&self) -> u64 {
+        let ranges: Vec<(u64, u64)> = self.gaps().iter().filter_map(|g| g.lost_segments).collect();
+        let mut first = self.segment_seq;
+        while let Some(f) = ranges
             .iter()
-            .filter_map(|g| g.lost_segments)
-            .filter(|&(_, last)| last.checked_add(1) == Some(self.segment_seq))
-            .map(|(first, _)| first)
-            .min();
-        let first_missing = declared.unwrap_or(self.segment_seq);
-        if self.prev_digest == [0; 32] && first_missing == 0 {
-            return None;
+            .filter(|&&(f, last)| f < first && last.saturating_add(1) >= first)
+            .map(|&(f, _)| f)
+            .min()
+        {
+            first = f;
         }
-        first_missing.checked_sub(1)
+        first
     }
 }
 
@@ -526,46 +588,114 @@ pub struct RecordView<'a> {
     pub pts: u64,
     /// SFrame header || ciphertext || tag.
     pub sframe: &'a [u8],
-    /// The whole encoded record, length prefix included (what the trailer hashes).
+    /// The whole encoded record, length prefix included (what the records digest hashes).
     pub encoded: &'a [u8],
 }
 
-/// The signed trailer.
+/// A signed checkpoint: the camera vouches for the first `record_count` records.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Trailer {
-    /// Number of records, the final one included.
+pub struct Checkpoint {
+    /// Records covered, counted from the first.
     pub record_count: u64,
-    /// SHA-256 over the concatenated encoded records.
-    pub records_hash: Digest32,
-    /// Ed25519 signature by the camera key over [`signed_message`].
+    /// The records digest after those records.
+    pub records_digest: Digest32,
+    /// Ed25519 signature by the camera key over [`checkpoint_message`].
     pub signature: [u8; 64],
 }
 
-impl Trailer {
+impl Checkpoint {
     /// Encoded length.
     pub const LEN: usize = 4 + 8 + 32 + 64;
 
-    /// Encodes the trailer.
+    /// Encodes the checkpoint.
     pub fn encode(&self) -> [u8; Self::LEN] {
         let mut out = [0u8; Self::LEN];
-        out[..4].copy_from_slice(&TRAILER_MARKER.to_be_bytes());
+        out[..4].copy_from_slice(&CHECKPOINT_MARKER.to_be_bytes());
         out[4..12].copy_from_slice(&self.record_count.to_be_bytes());
-        out[12..44].copy_from_slice(&self.records_hash);
+        out[12..44].copy_from_slice(&self.records_digest);
         out[44..].copy_from_slice(&self.signature);
         out
     }
 }
 
-/// What comes after the header: a record or the trailer.
+/// Flags carried in the clear by the trailer and signed with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
+pub struct TrailerFlags(u8);
+
+impl TrailerFlags {
+    /// The camera ended the stream with this segment (shutdown or end of source): no
+    /// segment follows until the next run.
+    pub const END_OF_STREAM: u8 = 0x01;
+
+    /// Flags for a segment that does (`true`) or does not end the stream.
+    pub const fn new(end_of_stream: bool) -> TrailerFlags {
+        TrailerFlags(if end_of_stream {
+            Self::END_OF_STREAM
+        } else {
+            0
+        })
+    }
+
+    /// Parses flags, rejecting reserved bits.
+    pub fn from_bits(bits: u8) -> Result<TrailerFlags, SegmentError> {
+        if bits & !Self::END_OF_STREAM != 0 {
+            return Err(SegmentError::Malformed("trailer has reserved flags set"));
+        }
+        Ok(TrailerFlags(bits))
+    }
+
+    /// The raw byte.
+    pub const fn bits(self) -> u8 {
+        self.0
+    }
+
+    /// Whether the segment ends the stream.
+    pub const fn end_of_stream(self) -> bool {
+        self.0 & Self::END_OF_STREAM != 0
+    }
+}
+
+/// The signed trailer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Trailer {
+    /// Flags.
+    pub flags: TrailerFlags,
+    /// Number of records, the final one included.
+    pub record_count: u64,
+    /// The records digest over every record.
+    pub records_digest: Digest32,
+    /// Ed25519 signature by the camera key over [`trailer_message`].
+    pub signature: [u8; 64],
+}
+
+impl Trailer {
+    /// Encoded length.
+    pub const LEN: usize = 4 + 1 + 8 + 32 + 64;
+
+    /// Encodes the trailer.
+    pub fn encode(&self) -> [u8; Self::LEN] {
+        let mut out = [0u8; Self::LEN];
+        out[..4].copy_from_slice(&TRAILER_MARKER.to_be_bytes());
+        out[4] = self.flags.bits();
+        out[5..13].copy_from_slice(&self.record_count.to_be_bytes());
+        out[13..45].copy_from_slice(&self.records_digest);
+        out[45..].copy_from_slice(&self.signature);
+        out
+    }
+}
+
+/// What comes after the header: a record, a checkpoint, or the trailer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Item<'a> {
+    /// A signed checkpoint over the records before it.
+    Checkpoint(Checkpoint),
     /// A record.
     Record(RecordView<'a>),
     /// The trailer; the segment ends after it.
     Trailer(Trailer),
 }
 
-/// Parses the next record or the trailer from the start of `buf`.
+/// Parses the next record, checkpoint or the trailer from the start of `buf`.
 pub fn parse_item(buf: &[u8]) -> Result<Parsed<Item<'_>>, SegmentError> {
     if buf.len() < 4 {
         return Ok(Parsed::Needed(4));
@@ -575,18 +705,27 @@ pub fn parse_item(buf: &[u8]) -> Result<Parsed<Item<'_>>, SegmentError> {
         if buf.len() < Trailer::LEN {
             return Ok(Parsed::Needed(Trailer::LEN));
         }
-        let mut count = [0u8; 8];
-        count.copy_from_slice(&buf[4..12]);
-        let mut records_hash = [0u8; 32];
-        records_hash.copy_from_slice(&buf[12..44]);
-        let mut signature = [0u8; 64];
-        signature.copy_from_slice(&buf[44..Trailer::LEN]);
         let trailer = Trailer {
-            record_count: u64::from_be_bytes(count),
-            records_hash,
-            signature,
+            flags: TrailerFlags::from_bits(buf[4])?,
+            record_count: be_u64(&buf[5..13]),
+            records_digest: array_at(&buf[13..45]),
+            signature: array_at(&buf[45..Trailer::LEN]),
         };
         return Ok(Parsed::Complete(Item::Trailer(trailer), Trailer::LEN));
+    }
+    if len == CHECKPOINT_MARKER {
+        if buf.len() < Checkpoint::LEN {
+            return Ok(Parsed::Needed(Checkpoint::LEN));
+        }
+        let checkpoint = Checkpoint {
+            record_count: be_u64(&buf[4..12]),
+            records_digest: array_at(&buf[12..44]),
+            signature: array_at(&buf[44..Checkpoint::LEN]),
+        };
+        return Ok(Parsed::Complete(
+            Item::Checkpoint(checkpoint),
+            Checkpoint::LEN,
+        ));
     }
     let len = len as usize;
     if len < MIN_RECORD_BODY {
@@ -602,12 +741,10 @@ pub fn parse_item(buf: &[u8]) -> Result<Parsed<Item<'_>>, SegmentError> {
         return Ok(Parsed::Needed(total));
     }
     let flags = RecordFlags::from_bits(buf[4])?;
-    let mut pts = [0u8; 8];
-    pts.copy_from_slice(&buf[5..13]);
     Ok(Parsed::Complete(
         Item::Record(RecordView {
             flags,
-            pts: u64::from_be_bytes(pts),
+            pts: be_u64(&buf[5..13]),
             sframe: &buf[13..total],
             encoded: &buf[..total],
         }),
@@ -624,32 +761,107 @@ pub fn record_metadata(header_hash: &Digest32, pts: u64, flags: RecordFlags) -> 
     m
 }
 
-/// The message the camera signs in the trailer.
-pub fn signed_message(
-    header_hash: &Digest32,
-    record_count: u64,
-    records_hash: &Digest32,
-) -> Vec<u8> {
-    let mut m = Vec::with_capacity(SIGNATURE_CONTEXT.len() + 72);
-    m.extend_from_slice(SIGNATURE_CONTEXT);
+/// BLAKE3 of one encoded record (length prefix included): computed by whoever sealed it,
+/// while the bytes are still in cache, and folded into the [`RecordsDigest`] in order.
+pub fn record_digest(encoded_record: &[u8]) -> Digest32 {
+    blake3::hash(encoded_record).into()
+}
+
+/// The running records digest (FORMAT.md §4): `R_0 = BLAKE3(context || header_hash)`, then
+/// `R_{i+1} = BLAKE3(R_i || d_i)` where `d_i` is [`record_digest`] of record `i`. Folding one
+/// 64-byte block per record keeps the in-order part cheap; the per-record hashing can run
+/// on any thread.
+#[derive(Clone, Debug)]
+pub struct RecordsDigest {
+    value: Digest32,
+    count: u64,
+}
+
+impl RecordsDigest {
+    /// The digest of no records of the segment with this header hash.
+    pub fn new(header_hash: &Digest32) -> RecordsDigest {
+        let mut h = blake3::Hasher::new();
+        h.update(RECORDS_DIGEST_CONTEXT);
+        h.update(header_hash);
+        RecordsDigest {
+            value: h.finalize().into(),
+            count: 0,
+        }
+    }
+
+    /// Folds in the next record's digest.
+    pub fn push(&mut self, record_digest: &Digest32) {
+        let mut block = [0u8; 64];
+        block[..32].copy_from_slice(&self.value);
+        block[32..].copy_from_slice(record_digest);
+        self.value = blake3::hash(&block).into();
+        self.count += 1;
+    }
+
+    /// The digest over the records pushed so far.
+    pub fn value(&self) -> Digest32 {
+        self.value
+    }
+
+    /// Records pushed so far.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+}
+
+/// The message the camera signs for a header: context and header hash.
+pub fn header_message(header_hash: &Digest32) -> Vec<u8> {
+    let mut m = Vec::with_capacity(HEADER_SIGNATURE_CONTEXT.len() + 32);
+    m.extend_from_slice(HEADER_SIGNATURE_CONTEXT);
     m.extend_from_slice(header_hash);
-    m.extend_from_slice(&record_count.to_be_bytes());
-    m.extend_from_slice(records_hash);
     m
 }
 
-/// The digest that the next segment of the stream names as `prev_digest`.
-pub fn segment_digest(
+/// The message the camera signs in a checkpoint.
+pub fn checkpoint_message(
     header_hash: &Digest32,
     record_count: u64,
-    records_hash: &Digest32,
-) -> Digest32 {
-    let mut h = Sha256::new();
-    h.update(DIGEST_CONTEXT);
-    h.update(header_hash);
-    h.update(record_count.to_be_bytes());
-    h.update(records_hash);
-    h.finalize().into()
+    records_digest: &Digest32,
+) -> Vec<u8> {
+    let mut m = Vec::with_capacity(CHECKPOINT_SIGNATURE_CONTEXT.len() + 72);
+    m.extend_from_slice(CHECKPOINT_SIGNATURE_CONTEXT);
+    m.extend_from_slice(header_hash);
+    m.extend_from_slice(&record_count.to_be_bytes());
+    m.extend_from_slice(records_digest);
+    m
+}
+
+/// The message the camera signs in the trailer.
+pub fn trailer_message(
+    header_hash: &Digest32,
+    flags: TrailerFlags,
+    record_count: u64,
+    records_digest: &Digest32,
+) -> Vec<u8> {
+    let mut m = Vec::with_capacity(TRAILER_SIGNATURE_CONTEXT.len() + 73);
+    m.extend_from_slice(TRAILER_SIGNATURE_CONTEXT);
+    m.extend_from_slice(header_hash);
+    m.push(flags.bits());
+    m.extend_from_slice(&record_count.to_be_bytes());
+    m.extend_from_slice(records_digest);
+    m
+}
+
+/// Verifies a camera signature the way FORMAT.md §2.3 specifies: RFC 8032 Ed25519 with a
+/// canonical `S` (below the group order), a canonical encoding of the key `A`, and neither
+/// `A` nor `R` of small order (ed25519-dalek's `verify_strict`).
+pub fn verify_camera_signature(
+    camera_key: &[u8; 32],
+    message: &[u8],
+    signature: &[u8; 64],
+) -> Result<(), SegmentError> {
+    let key = VerifyingKey::from_bytes(camera_key).map_err(|_| SegmentError::BadSignature)?;
+    // `from_bytes` accepts a non-canonical y coordinate (>= p); the spec does not.
+    if key.to_bytes() != *camera_key {
+        return Err(SegmentError::BadSignature);
+    }
+    key.verify_strict(message, &Signature::from_bytes(signature))
+        .map_err(|_| SegmentError::BadSignature)
 }
 
 /// The camera id for a camera public key (see [`crate::keys::CameraPublic::id`]).
@@ -743,9 +955,16 @@ pub enum SegmentError {
     /// records were removed.
     #[error("trailer is tampered: {0}")]
     TrailerTampered(&'static str),
-    /// The camera's signature over the trailer does not verify.
+    /// A camera signature over a checkpoint or the trailer does not verify.
     #[error("segment is tampered: the camera's signature is invalid")]
     BadSignature,
+    /// The camera's signature over the header does not verify: nothing in the header (its
+    /// recipients, gaps or crash declarations) may be believed.
+    #[error("header is tampered or forged: the camera's header signature is invalid")]
+    BadHeaderSignature,
+    /// A checkpoint disagrees with the records before it.
+    #[error("checkpoint is tampered: {0}")]
+    CheckpointTampered(&'static str),
     /// The segment was signed by a camera other than the expected one.
     #[error("wrong camera: segment is from camera {found}, expected camera {expected}")]
     WrongCamera {
@@ -775,19 +994,24 @@ pub enum SegmentError {
 pub const MAX_RECORD_PLAINTEXT: usize = 16 << 20;
 
 const MAGIC: &[u8; 4] = b"CSEG";
-const VERSION: u8 = 1;
+/// The format version this build reads and writes.
+pub const VERSION: u8 = 2;
 /// A record length that no record can have; it introduces the trailer.
 pub(crate) const TRAILER_MARKER: u32 = 0xFFFF_FFFF;
+/// A record length that no record can have; it introduces a checkpoint.
+pub(crate) const CHECKPOINT_MARKER: u32 = 0xFFFF_FFFE;
 /// flags + pts + smallest SFrame header + tag.
 const MIN_RECORD_BODY: usize = 1 + 8 + 1 + 16;
 const MAX_RECORD_BODY: usize = 1 + 8 + crate::seal::MAX_HEADER_LEN + MAX_RECORD_PLAINTEXT + 16;
 /// Header extension type of a [`Gap`].
 const EXT_GAP: u16 = 0x0001;
-const SIGNATURE_CONTEXT: &[u8] = b"camseal v1 segment trailer";
-const DIGEST_CONTEXT: &[u8] = b"camseal v1 segment digest";
-const HPKE_INFO_CONTEXT: &[u8] = b"camseal v1 segment key";
+const HEADER_SIGNATURE_CONTEXT: &[u8] = b"camseal v2 segment header\0";
+const CHECKPOINT_SIGNATURE_CONTEXT: &[u8] = b"camseal v2 segment checkpoint\0";
+const TRAILER_SIGNATURE_CONTEXT: &[u8] = b"camseal v2 segment trailer\0";
+const RECORDS_DIGEST_CONTEXT: &[u8] = b"camseal v2 records digest\0";
+const HPKE_INFO_CONTEXT: &[u8] = b"camseal v2 segment key\0";
 /// HKDF info for the header MAC key.
-pub(crate) const HEADER_MAC_INFO: &[u8] = b"camseal v1 header mac";
+pub(crate) const HEADER_MAC_INFO: &[u8] = b"camseal v2 header mac";
 
 fn codec_code(codec: Codec) -> u8 {
     match codec {
@@ -798,7 +1022,7 @@ fn codec_code(codec: Codec) -> u8 {
 
 /// Extensions are TLVs (`type u16 | len u16 | value`). Types below 0x8000 are critical: a
 /// reader that does not know one must refuse the segment. v1 defines the gap (0x0001).
-fn check_extensions(mut ext: &[u8]) -> Result<(), SegmentError> {
+fn check_extensions(mut ext: &[u8], segment_seq: u64) -> Result<(), SegmentError> {
     while !ext.is_empty() {
         if ext.len() < 4 {
             return Err(SegmentError::Malformed("truncated header extension"));
@@ -809,13 +1033,33 @@ fn check_extensions(mut ext: &[u8]) -> Result<(), SegmentError> {
             return Err(SegmentError::Malformed("truncated header extension"));
         }
         if ty == EXT_GAP {
-            Gap::parse(&ext[4..4 + len])?;
+            let gap = Gap::parse(&ext[4..4 + len])?;
+            // A segment can declare only earlier segments lost: not itself, not later ones.
+            if gap
+                .lost_segments
+                .is_some_and(|(_, last)| last >= segment_seq)
+            {
+                return Err(SegmentError::Malformed(
+                    "gap declares this segment or a later one lost",
+                ));
+            }
         } else if ty < 0x8000 {
             return Err(SegmentError::Malformed("unknown critical header extension"));
         }
         ext = &ext[4 + len..];
     }
     Ok(())
+}
+
+fn be_u64(b: &[u8]) -> u64 {
+    u64::from_be_bytes(array_at(b))
+}
+
+/// The first `N` bytes of `b`; callers pass slices of exactly `N` bytes.
+fn array_at<const N: usize>(b: &[u8]) -> [u8; N] {
+    let mut a = [0u8; N];
+    a.copy_from_slice(&b[..N]);
+    a
 }
 
 struct Cursor<'a> {

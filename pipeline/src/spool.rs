@@ -224,7 +224,7 @@ impl Spool {
                 if chain.next_seq <= id.seq + 1 {
                     *chain = ChainState {
                         next_seq: id.seq + 1,
-                        prev_digest: digest,
+                        prev_header_hash: digest,
                     };
                     recovery.chain_changed = true;
                 }
@@ -253,12 +253,12 @@ impl Spool {
             let declared = policy::crash_gaps(&header.gaps(), id.seq, scan.last_pts);
             merge_gaps(&mut gaps, &declared);
             last_crash = declared.last().copied();
-            // The next segment names the crashed one's predecessor, whose digest the crashed
-            // header holds (the chain state may already name the crashed segment itself
-            // if its trailer was written but never made durable).
-            if chain.next_seq <= id.seq || chain.prev_digest != header.prev_digest {
+            // The next segment names the crashed one's predecessor, whose header hash the
+            // crashed header holds (the chain state may already name the crashed segment
+            // itself if its trailer was written but never made durable).
+            if chain.next_seq <= id.seq || chain.prev_header_hash != header.prev_header_hash {
                 chain.next_seq = chain.next_seq.max(id.seq + 1);
-                chain.prev_digest = header.prev_digest;
+                chain.prev_header_hash = header.prev_header_hash;
                 recovery.chain_changed = true;
             }
             self.log(&format!(

@@ -12,8 +12,8 @@ use camseal_hal::Packet;
 
 use super::pool::PooledBuf;
 use super::{FrameTag, Sealed, Shared, StreamShared, lock, wait};
-use crate::segment::RecordFlags;
 use crate::segment::write::SegmentSealer;
+use crate::segment::{RecordFlags, record_digest};
 
 /// One chunk to seal.
 pub(super) struct Job {
@@ -131,7 +131,11 @@ pub(super) fn run(job: Job) {
     } = job;
     let started = Instant::now();
     let result = match packet.data().get(range) {
-        Some(plaintext) => sealer.seal_record_into(index, pts, flags, plaintext, buf.bytes_mut()),
+        // The worker that seals a record also hashes it, while its bytes are in cache
+        // (FORMAT.md §4): the stream's writer only folds the digests in order.
+        Some(plaintext) => sealer
+            .seal_record_into(index, pts, flags, plaintext, buf.bytes_mut())
+            .map(|len| (len, record_digest(&buf.bytes()[..len]))),
         // The chunker cut these ranges from this very packet.
         None => Err(crate::segment::SegmentError::Malformed(
             "chunk outside its packet",
@@ -141,10 +145,11 @@ pub(super) fn run(job: Job) {
     // The last chunk of an access unit gives its buffer back to the encoder here.
     drop(packet);
     match result {
-        Ok(len) => stream.complete(Sealed {
+        Ok((len, digest)) => stream.complete(Sealed {
             ordinal,
             buf,
             len,
+            digest,
             kernel: sealed_at - started,
             sealed_at,
             frame,

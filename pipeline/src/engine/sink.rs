@@ -81,6 +81,24 @@ impl CopyMeter {
 #[derive(Clone, Debug)]
 pub struct DirSink {
     dir: PathBuf,
+    /// Losses found by [`DirSink::recover`], for the next segment's header.
+    gaps: Vec<crate::segment::Gap>,
+}
+
+/// What [`DirSink::recover`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DirRecovery {
+    /// Segments that were whole (the crash hit between trailer and rename): published.
+    pub completed: Vec<PathBuf>,
+    /// Segments cut short by the crash: kept as `.cseg` with their valid prefix, and
+    /// declared crashed (signed) in the next segment's header.
+    pub salvaged: Vec<PathBuf>,
+    /// `.part` files that held no record worth keeping: removed.
+    pub discarded: Vec<PathBuf>,
+    /// The gaps the next segment's header will declare.
+    pub gaps: Vec<crate::segment::Gap>,
+    /// `chain` changed and must be stored.
+    pub chain_changed: bool,
 }
 
 impl DirSink {
@@ -88,16 +106,107 @@ impl DirSink {
     pub fn new(dir: impl Into<PathBuf>) -> io::Result<DirSink> {
         let dir = dir.into();
         fs::create_dir_all(&dir)?;
-        Ok(DirSink { dir })
+        Ok(DirSink {
+            dir,
+            gaps: Vec::new(),
+        })
     }
 
     /// The directory.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+
+    /// Recovers what a crash left of one camera stream in the directory, with the spool's
+    /// rules (`Spool::recover`, `spool::policy`): a whole `.part` is published, a cut-off one
+    /// is cut back to its valid prefix, published as `.cseg` and declared crashed in the
+    /// next segment's header (the gaps this sink hands the engine), and the chain state
+    /// moves past it. Call before the engine opens the stream.
+    pub fn recover(
+        &mut self,
+        camera_key: &[u8; 32],
+        stream: u32,
+        chain: &mut crate::recorder::ChainState,
+    ) -> io::Result<DirRecovery> {
+        use crate::spool::policy::{crash_gaps, scan_prefix};
+        let prefix = format!("{}-s{stream}-", crate::segment::camera_id(camera_key));
+        let mut parts: Vec<(u64, PathBuf)> = fs::read_dir(&self.dir)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter_map(|path| {
+                let name = path.file_name()?.to_str()?;
+                let seq = name.strip_prefix(&prefix)?.strip_suffix(".cseg.part")?;
+                (seq.len() == 12 && seq.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| seq.parse().ok().map(|seq| (seq, path.clone())))?
+            })
+            .collect();
+        parts.sort();
+        let mut recovery = DirRecovery::default();
+        for (seq, part) in parts {
+            let final_path = part.with_extension("");
+            let bytes = fs::read(&part).map_err(|e| with_path(&part, e))?;
+            let scan = scan_prefix(&bytes);
+            let header = match &scan.header {
+                Some(h) if h.camera_key == *camera_key && h.segment_seq == seq => h,
+                Some(_) => continue,
+                None => {
+                    fs::remove_file(&part).map_err(|e| with_path(&part, e))?;
+                    recovery.discarded.push(part);
+                    continue;
+                }
+            };
+            if final_path.exists() {
+                // Never overwrite a published segment; leave the stray for a person.
+                continue;
+            }
+            if let Some(header_hash) = scan.complete {
+                publish_file(&part, &final_path, &self.dir)?;
+                if chain.next_seq <= seq + 1 {
+                    *chain = crate::recorder::ChainState {
+                        next_seq: seq + 1,
+                        prev_header_hash: header_hash,
+                    };
+                    recovery.chain_changed = true;
+                }
+                recovery.completed.push(final_path);
+                continue;
+            }
+            if scan.records == 0 && seq >= chain.next_seq {
+                // Opened but never reserved: the number is used again, and what its header
+                // declared is declared by the next one.
+                merge(&mut recovery.gaps, &header.gaps());
+                fs::remove_file(&part).map_err(|e| with_path(&part, e))?;
+                recovery.discarded.push(part);
+                continue;
+            }
+            let file = OpenOptions::new()
+                .write(true)
+                .open(&part)
+                .map_err(|e| with_path(&part, e))?;
+            file.set_len(scan.valid_len as u64)
+                .map_err(|e| with_path(&part, e))?;
+            drop(file);
+            publish_file(&part, &final_path, &self.dir)?;
+            merge(
+                &mut recovery.gaps,
+                &crash_gaps(&header.gaps(), seq, scan.last_pts),
+            );
+            if chain.next_seq <= seq || chain.prev_header_hash != header.prev_header_hash {
+                chain.next_seq = chain.next_seq.max(seq + 1);
+                chain.prev_header_hash = header.prev_header_hash;
+                recovery.chain_changed = true;
+            }
+            recovery.salvaged.push(final_path);
+        }
+        self.gaps.clone_from(&recovery.gaps);
+        Ok(recovery)
+    }
 }
 
 impl SegmentSink for DirSink {
+    fn gaps(&mut self, _info: &SegmentInfo) -> Vec<crate::segment::Gap> {
+        std::mem::take(&mut self.gaps)
+    }
+
     fn open(&mut self, info: &SegmentInfo) -> io::Result<Box<dyn SegmentOutput>> {
         let final_path = self.dir.join(&info.name);
         if final_path.exists() {
@@ -146,13 +255,30 @@ impl SegmentOutput for DirOutput {
             part_path,
             final_path,
         } = *self;
-        file.sync_all().map_err(|e| with_path(&part_path, e))?;
         drop(file);
-        fs::rename(&part_path, &final_path).map_err(|e| with_path(&final_path, e))?;
-        File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| with_path(&dir, e))?;
+        publish_file(&part_path, &final_path, &dir)?;
         Ok(final_path)
+    }
+}
+
+/// fsyncs `part`, renames it to `final_path` and fsyncs `dir`.
+fn publish_file(part: &Path, final_path: &Path, dir: &Path) -> io::Result<()> {
+    File::options()
+        .write(true)
+        .open(part)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| with_path(part, e))?;
+    fs::rename(part, final_path).map_err(|e| with_path(final_path, e))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| with_path(dir, e))
+}
+
+fn merge(into: &mut Vec<crate::segment::Gap>, new: &[crate::segment::Gap]) {
+    for g in new {
+        if !into.contains(g) {
+            into.push(*g);
+        }
     }
 }
 

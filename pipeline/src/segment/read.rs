@@ -4,28 +4,34 @@
 
 use std::io::Read;
 
-use ed25519_dalek::{Signature, VerifyingKey};
 use hmac::{KeyInit, Mac};
 use hpke::Deserializable;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use super::write::{HPKE_AEAD_AES128GCM, HPKE_KDF_SHA256, HPKE_KEM_X25519};
 use super::{
-    Digest32, HEADER_MAC_INFO, Header, Item, Parsed, RecordFlags, RecordView, SegmentEnd,
-    SegmentError, TRAILER_MARKER, Trailer, camera_id, hpke_info, key_id, parse_item,
-    record_metadata, segment_digest, signed_message,
+    Checkpoint, Digest32, HEADER_MAC_INFO, Header, Item, Parsed, RecordFlags, RecordView,
+    RecordsDigest, SegmentEnd, SegmentError, TRAILER_MARKER, Trailer, camera_id,
+    checkpoint_message, hpke_info, key_id, parse_item, record_digest, record_metadata,
+    trailer_message, verify_camera_signature,
 };
-use crate::seal::{SealError, SframeHeader, SframeKey};
+use crate::seal::{SealError, SframeHeader, SframeKey, sframe_header_len};
 
 /// What a verified segment amounts to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verified {
     /// Records, the final one included.
     pub record_count: u64,
-    /// The digest the next segment must name as `prev_digest`.
-    pub digest: Digest32,
+    /// The header hash: what the next segment names as `prev_header_hash`.
+    pub header_hash: Digest32,
+    /// The records digest the trailer signs.
+    pub records_digest: Digest32,
+    /// Signed checkpoints seen, the one before the trailer included.
+    pub checkpoints: u64,
+    /// The trailer says the camera ended the stream with this segment.
+    pub end_of_stream: bool,
     /// The end-of-segment summary (only known to an [`Opener`]).
     pub end: Option<SegmentEnd>,
 }
@@ -43,54 +49,99 @@ pub struct OpenedRecord {
     pub end: Option<SegmentEnd>,
 }
 
-/// Checks a segment's structure, record hash and camera signature without any key.
+/// Checks a segment's structure, records digest, checkpoints and camera signatures without
+/// any key. The header's own signature is checked by [`SegmentReader::new`] (or
+/// [`Header::verify_signature`]) before a `Verifier` is made for it.
 #[derive(Clone)]
 pub struct Verifier {
     header_hash: Digest32,
     segment_seq: u64,
     camera_key: [u8; 32],
-    next_index: u64,
-    records_hash: Sha256,
+    digest: RecordsDigest,
+    signed_count: u64,
+    checkpoints: u64,
     final_seen: bool,
 }
 
 impl Verifier {
     /// Starts verifying the segment whose header is `header`.
     pub fn new(header: &Header) -> Verifier {
+        let header_hash = header.hash();
         Verifier {
-            header_hash: header.hash(),
+            header_hash,
             segment_seq: header.segment_seq,
             camera_key: header.camera_key,
-            next_index: 0,
-            records_hash: Sha256::new(),
+            digest: RecordsDigest::new(&header_hash),
+            signed_count: 0,
+            checkpoints: 0,
             final_seen: false,
         }
     }
 
-    /// Checks a record's place in the sequence and hashes it.
+    /// Checks a record's place in the sequence and folds it into the records digest. The
+    /// record is not vouched for until a checkpoint or the trailer covers it
+    /// ([`signed_count`](Verifier::signed_count)).
     pub fn observe(&mut self, record: &RecordView<'_>) -> Result<u64, SegmentError> {
         if self.final_seen {
             return Err(SegmentError::RecordAfterFinal);
         }
-        let (sframe, _) = SframeHeader::parse(record.sframe)
+        let (sframe, used) = SframeHeader::parse(record.sframe)
             .map_err(|_| SegmentError::Malformed("bad SFrame header"))?;
+        if used != sframe_header_len(sframe.kid, sframe.ctr) {
+            return Err(SegmentError::Malformed("SFrame header is not minimally encoded"));
+        }
         if sframe.kid != self.segment_seq {
             return Err(SegmentError::WrongSegment {
                 expected: self.segment_seq,
                 found: sframe.kid,
             });
         }
-        if sframe.ctr != self.next_index {
+        if sframe.ctr != self.digest.count() {
             return Err(SegmentError::OutOfOrder {
-                expected: self.next_index,
+                expected: self.digest.count(),
                 found: sframe.ctr,
             });
         }
-        self.records_hash.update(record.encoded);
+        // The final record's plaintext is the 9-byte end summary: its size is public, so a
+        // reader without the key checks it too.
+        if record.flags.is_final()
+            && record.sframe.len() != used + SegmentEnd::LEN + camseal_kernels::TAG_LEN
+        {
+            return Err(if record.sframe.len() == used + camseal_kernels::TAG_LEN {
+                SegmentError::EmptyFinal
+            } else {
+                SegmentError::Malformed("final record has the wrong size")
+            });
+        }
+        let index = self.digest.count();
+        self.digest.push(&record_digest(record.encoded));
         self.final_seen = record.flags.is_final();
-        let index = self.next_index;
-        self.next_index += 1;
         Ok(index)
+    }
+
+    /// Checks a checkpoint against the records observed before it, and its signature.
+    /// Returns how many records are now signed.
+    pub fn checkpoint(&mut self, checkpoint: &Checkpoint) -> Result<u64, SegmentError> {
+        let count = self.digest.count();
+        if checkpoint.record_count != count {
+            return Err(SegmentError::CheckpointTampered(
+                "record count does not match the records before it",
+            ));
+        }
+        if count <= self.signed_count {
+            return Err(SegmentError::Malformed("checkpoint covers no new records"));
+        }
+        if !bool::from(checkpoint.records_digest.ct_eq(&self.digest.value())) {
+            return Err(SegmentError::CheckpointTampered("records digest does not match"));
+        }
+        verify_camera_signature(
+            &self.camera_key,
+            &checkpoint_message(&self.header_hash, count, &checkpoint.records_digest),
+            &checkpoint.signature,
+        )?;
+        self.signed_count = count;
+        self.checkpoints += 1;
+        Ok(count)
     }
 
     /// Checks the trailer against what was observed, and the camera's signature.
@@ -98,29 +149,51 @@ impl Verifier {
         if !self.final_seen {
             return Err(SegmentError::NoFinal);
         }
-        let records_hash: Digest32 = self.records_hash.finalize().into();
-        if trailer.record_count != self.next_index {
+        let records_digest = self.digest.value();
+        if trailer.record_count != self.digest.count() {
             return Err(SegmentError::TrailerTampered("record count does not match"));
         }
-        if !bool::from(trailer.records_hash.ct_eq(&records_hash)) {
-            return Err(SegmentError::TrailerTampered("records hash does not match"));
+        if !bool::from(trailer.records_digest.ct_eq(&records_digest)) {
+            return Err(SegmentError::TrailerTampered("records digest does not match"));
         }
-        // A camera key that is not even a valid point can only come from modification.
-        let key =
-            VerifyingKey::from_bytes(&self.camera_key).map_err(|_| SegmentError::BadSignature)?;
-        let message = signed_message(&self.header_hash, self.next_index, &records_hash);
-        key.verify_strict(&message, &Signature::from_bytes(&trailer.signature))
-            .map_err(|_| SegmentError::BadSignature)?;
+        verify_camera_signature(
+            &self.camera_key,
+            &trailer_message(
+                &self.header_hash,
+                trailer.flags,
+                self.digest.count(),
+                &records_digest,
+            ),
+            &trailer.signature,
+        )?;
         Ok(Verified {
-            record_count: self.next_index,
-            digest: segment_digest(&self.header_hash, self.next_index, &records_hash),
+            record_count: self.digest.count(),
+            header_hash: self.header_hash,
+            records_digest,
+            checkpoints: self.checkpoints,
+            end_of_stream: trailer.flags.end_of_stream(),
             end: None,
         })
     }
 
     /// Records observed so far.
     pub fn records_seen(&self) -> u64 {
-        self.next_index
+        self.digest.count()
+    }
+
+    /// Records covered by the last valid checkpoint.
+    pub fn signed_count(&self) -> u64 {
+        self.signed_count
+    }
+
+    /// Valid checkpoints so far.
+    pub fn checkpoints(&self) -> u64 {
+        self.checkpoints
+    }
+
+    /// The header hash.
+    pub fn header_hash(&self) -> &Digest32 {
+        &self.header_hash
     }
 }
 
@@ -141,17 +214,24 @@ impl Opener {
         let info = hpke_info(&header.camera_key, header.stream_id, header.segment_seq);
         // Our own stanza first; then every other X25519 stanza, so that a modified key id
         // is reported as tampering rather than as "not a recipient".
+        // Stanzas of a suite this reader does not implement are skipped: one that carries
+        // our key id is "not a recipient" (for this build), never "tampered".
+        let supported = |s: &&super::Stanza| {
+            (s.kem, s.kdf, s.aead) == (HPKE_KEM_X25519, HPKE_KDF_SHA256, HPKE_AEAD_AES128GCM)
+        };
         let candidates = header
             .stanzas
             .iter()
+            .filter(supported)
             .filter(|s| s.key_id == my_id)
-            .chain(header.stanzas.iter().filter(|s| s.key_id != my_id));
+            .chain(
+                header
+                    .stanzas
+                    .iter()
+                    .filter(supported)
+                    .filter(|s| s.key_id != my_id),
+            );
         for stanza in candidates {
-            if (stanza.kem, stanza.kdf, stanza.aead)
-                != (HPKE_KEM_X25519, HPKE_KDF_SHA256, HPKE_AEAD_AES128GCM)
-            {
-                continue;
-            }
             let Some(base_key) =
                 hpke_open(x25519_secret, &stanza.enc, &info, b"", &stanza.wrapped_key)
             else {
@@ -164,13 +244,18 @@ impl Opener {
             // The verifier already hashed the header; encoding and hashing it again is waste.
             let verifier = Verifier::new(header);
             return Ok(Opener {
-                header_hash: verifier.header_hash,
+                header_hash: *verifier.header_hash(),
                 verifier,
                 key,
                 end: None,
             });
         }
-        if header.stanzas.iter().any(|s| s.key_id == my_id) {
+        if header
+            .stanzas
+            .iter()
+            .filter(supported)
+            .any(|s| s.key_id == my_id)
+        {
             // Our key id is listed but its stanza does not open: it was modified.
             return Err(SegmentError::HeaderTampered);
         }
@@ -208,6 +293,16 @@ impl Opener {
         })
     }
 
+    /// Checks a checkpoint (see [`Verifier::checkpoint`]).
+    pub fn checkpoint(&mut self, checkpoint: &Checkpoint) -> Result<u64, SegmentError> {
+        self.verifier.checkpoint(checkpoint)
+    }
+
+    /// Records covered by the last valid checkpoint.
+    pub fn signed_count(&self) -> u64 {
+        self.verifier.signed_count()
+    }
+
     /// Checks the trailer and the camera signature.
     pub fn finish(self, trailer: &Trailer) -> Result<Verified, SegmentError> {
         let mut verified = self.verifier.finish(trailer)?;
@@ -227,12 +322,15 @@ pub struct SegmentReader<R: Read> {
 }
 
 impl<R: Read> SegmentReader<R> {
-    /// Reads and parses the header.
+    /// Reads and parses the header, and checks the camera's signature over it (with the key
+    /// the header names: [`check_camera`] then says whether that is a camera the reader
+    /// trusts).
     pub fn new(mut inner: R) -> Result<SegmentReader<R>, SegmentError> {
-        let mut buf = Vec::with_capacity(4096);
+        let mut buf = Vec::with_capacity(8192);
         loop {
             match Header::parse(&buf)? {
                 Parsed::Complete(header, used) => {
+                    header.verify_signature()?;
                     buf.drain(..used);
                     return Ok(SegmentReader {
                         inner,
@@ -266,7 +364,8 @@ impl<R: Read> SegmentReader<R> {
         self.offset
     }
 
-    /// The next record, or the trailer. After the trailer, checks that nothing follows it.
+    /// The next record, checkpoint, or the trailer. After the trailer, checks that nothing
+    /// follows it.
     pub fn next_item(&mut self) -> Result<Item<'_>, SegmentError> {
         if self.finished {
             return Err(SegmentError::Malformed("read past the trailer"));
@@ -288,6 +387,11 @@ impl<R: Read> SegmentReader<R> {
                     }
                     return Ok(Item::Trailer(trailer));
                 }
+                Parsed::Complete(Item::Checkpoint(checkpoint), used) => {
+                    self.buf.drain(..used);
+                    self.offset += used as u64;
+                    return Ok(Item::Checkpoint(checkpoint));
+                }
                 Parsed::Complete(Item::Record(_), used) => {
                     self.offset += used as u64;
                     self.pending = used;
@@ -303,6 +407,8 @@ impl<R: Read> SegmentReader<R> {
                             SegmentError::Truncated("the trailer is missing")
                         } else if self.buf.starts_with(&TRAILER_MARKER.to_be_bytes()) {
                             SegmentError::Truncated("inside the trailer")
+                        } else if self.buf.starts_with(&super::CHECKPOINT_MARKER.to_be_bytes()) {
+                            SegmentError::Truncated("inside a checkpoint")
                         } else {
                             SegmentError::Truncated("inside a record")
                         });
@@ -361,12 +467,13 @@ fn record_error(e: SealError, index: u64) -> SegmentError {
     }
 }
 
-/// Reads until `buf` holds `n` bytes. Returns false at end of input before that.
+/// Reads until `buf` holds at least `n` bytes (it may read up to 8 KiB more, so that a
+/// parser that asks for a few bytes at a time does not re-parse once per read). Returns
+/// false at end of input before that.
 fn fill_to<R: Read>(r: &mut R, buf: &mut Vec<u8>, n: usize) -> Result<bool, SegmentError> {
     let mut chunk = [0u8; 8192];
     while buf.len() < n {
-        let want = (n - buf.len()).min(chunk.len());
-        let got = read_some(r, &mut chunk[..want])?;
+        let got = read_some(r, &mut chunk)?;
         if got == 0 {
             return Ok(false);
         }

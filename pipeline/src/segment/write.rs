@@ -11,9 +11,10 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::{
-    Digest32, Gap, HEADER_MAC_INFO, Header, MAX_RECORD_PLAINTEXT, RecordFlags, SegmentEnd,
-    SegmentError, Stanza, Trailer, encode_gap_extensions, hpke_info, key_id, record_metadata,
-    segment_digest, signed_message,
+    Checkpoint, Digest32, Gap, HEADER_MAC_INFO, Header, MAX_RECORD_PLAINTEXT, RecordFlags,
+    RecordsDigest, SegmentEnd, SegmentError, Stanza, Trailer, TrailerFlags, checkpoint_message,
+    encode_gap_extensions, header_message, hpke_info, key_id, record_digest, record_metadata,
+    trailer_message,
 };
 use crate::nal::Codec;
 use crate::seal::{SframeHeader, SframeKey, SframeSuite};
@@ -55,8 +56,8 @@ pub struct SegmentParams<'a> {
     pub start_pts: u64,
     /// Unix milliseconds when the segment opened.
     pub wallclock_ms: u64,
-    /// Digest of the previous segment of the stream (zero for the first).
-    pub prev_digest: Digest32,
+    /// Header hash of the predecessor segment of the stream (zero for the first).
+    pub prev_header_hash: Digest32,
     /// Who may open the segment.
     pub recipients: &'a [RecipientKey<'a>],
     /// Losses to record in this header (usually empty).
@@ -89,10 +90,12 @@ pub fn fixed_test_randomness(seed: [u8; 32], recipients: usize) -> ([u8; 32], Ve
 /// Summary of a finished segment.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SegmentSummary {
-    /// The digest the next segment names as `prev_digest`.
-    pub digest: Digest32,
-    /// SHA-256 of the header.
+    /// SHA-256 of the header (what the next segment names as `prev_header_hash`).
     pub header_hash: Digest32,
+    /// The records digest the trailer signs.
+    pub records_digest: Digest32,
+    /// Checkpoints written, the one before the trailer included.
+    pub checkpoints: u64,
     /// Records written, the final one included.
     pub record_count: u64,
     /// Total bytes of the segment.
@@ -181,10 +184,10 @@ impl WrappedSegmentKey {
 }
 
 impl SegmentSealer {
-    /// Draws a segment key, wraps it to every recipient and builds the header.
+    /// Draws a segment key, wraps it to every recipient, and builds and signs the header.
     pub fn new(
         params: &SegmentParams<'_>,
-        camera_key: &[u8; 32],
+        camera: &SigningKey,
         randomness: &Randomness,
     ) -> Result<SegmentSealer, SegmentError> {
         let key = WrappedSegmentKey::new(
@@ -192,19 +195,20 @@ impl SegmentSealer {
             params.stream_id,
             params.segment_seq,
             params.recipients,
-            camera_key,
+            &camera.verifying_key().to_bytes(),
             randomness,
         )?;
-        SegmentSealer::with_key(params, camera_key, key)
+        SegmentSealer::with_key(params, camera, key)
     }
 
-    /// Builds the header around a key wrapped ahead of time; refuses a key wrapped for
-    /// another segment, camera, suite or set of recipients.
+    /// Builds and signs the header around a key wrapped ahead of time; refuses a key
+    /// wrapped for another segment, camera, suite or set of recipients.
     pub fn with_key(
         params: &SegmentParams<'_>,
-        camera_key: &[u8; 32],
+        camera: &SigningKey,
         key: WrappedSegmentKey,
     ) -> Result<SegmentSealer, SegmentError> {
+        let camera_key = &camera.verifying_key().to_bytes();
         if params.gaps.len() > MAX_GAPS {
             return Err(SegmentError::Limit("too many gaps in one header"));
         }
@@ -224,14 +228,16 @@ impl SegmentSealer {
             segment_seq: params.segment_seq,
             start_pts: params.start_pts,
             wallclock_ms: params.wallclock_ms,
-            prev_digest: params.prev_digest,
+            prev_header_hash: params.prev_header_hash,
             extensions: encode_gap_extensions(params.gaps),
             stanzas,
             mac: [0u8; 32],
+            signature: [0u8; 64],
         };
         header.mac = header_mac(&base_key[..], &header.encode_unmaced());
+        let header_hash: Digest32 = Sha256::digest(header.encode_unsigned()).into();
+        header.signature = camera.sign(&header_message(&header_hash)).to_bytes();
         let header_bytes = header.encode();
-        let header_hash: Digest32 = Sha256::digest(&header_bytes).into();
         let key = SframeKey::derive(params.suite, params.segment_seq, &base_key[..])?;
         Ok(SegmentSealer {
             header,
@@ -321,17 +327,53 @@ impl SegmentSealer {
     }
 }
 
+/// When the camera signs a checkpoint (FORMAT.md §4.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CheckpointPolicy {
+    /// Sign a checkpoint before the first record of a frame that starts at least this many
+    /// 90 kHz ticks after the last checkpoint (or the segment's first record).
+    pub interval_ticks: u64,
+    /// Also sign one, even inside a frame, once this many record bytes are unsigned: it
+    /// bounds what a reader must hold back before a signature covers it.
+    pub max_unsigned_bytes: u64,
+}
+
+impl CheckpointPolicy {
+    /// A checkpoint every `interval_ms` of video (at least 1 ms), and every 8 MiB.
+    pub fn every_ms(interval_ms: u64) -> CheckpointPolicy {
+        CheckpointPolicy {
+            interval_ticks: interval_ms.max(1).saturating_mul(90),
+            max_unsigned_bytes: 8 << 20,
+        }
+    }
+}
+
+impl Default for CheckpointPolicy {
+    /// One checkpoint per second of video.
+    fn default() -> CheckpointPolicy {
+        CheckpointPolicy::every_ms(1000)
+    }
+}
+
 /// The in-order half of parallel sealing: takes records already sealed by
-/// [`SegmentSealer::seal_record_into`] (on any thread), in index order, keeps the record count
-/// and the running `records_hash`, and builds the signed trailer. It never touches the
-/// record bytes beyond hashing them, so the caller writes them out from wherever they were
-/// sealed.
+/// [`SegmentSealer::seal_record_into`] (on any thread), in index order, with their
+/// [`record_digest`] (also computed on any thread), folds them into the records digest,
+/// signs checkpoints as the [`CheckpointPolicy`] asks, and builds the signed trailer. It
+/// never touches the record bytes beyond their 13-byte prefix and SFrame header, so the
+/// caller writes them out from wherever they were sealed.
 pub struct RecordAppender {
     header_hash: Digest32,
     kid: u64,
     camera: SigningKey,
-    next_index: u64,
-    records_hash: Sha256,
+    digest: RecordsDigest,
+    policy: CheckpointPolicy,
+    /// Records covered by the last checkpoint.
+    signed_count: u64,
+    /// pts of the first record after the last checkpoint (or of the segment's first).
+    checkpoint_pts: Option<u64>,
+    last_pts: Option<u64>,
+    unsigned_bytes: u64,
+    checkpoints: u64,
     bytes: u64,
     finished: bool,
 }
@@ -339,67 +381,124 @@ pub struct RecordAppender {
 impl RecordAppender {
     /// An appender for the segment `sealer` seals, signing with `camera`. The header is
     /// counted in [`bytes`](RecordAppender::bytes) (the caller writes it first).
-    pub fn new(sealer: &SegmentSealer, camera: &SigningKey) -> RecordAppender {
+    pub fn new(
+        sealer: &SegmentSealer,
+        camera: &SigningKey,
+        policy: CheckpointPolicy,
+    ) -> RecordAppender {
         RecordAppender {
             header_hash: sealer.header_hash,
             kid: sealer.header.segment_seq,
             camera: camera.clone(),
-            next_index: 0,
-            records_hash: Sha256::new(),
+            digest: RecordsDigest::new(&sealer.header_hash),
+            policy,
+            signed_count: 0,
+            checkpoint_pts: None,
+            last_pts: None,
+            unsigned_bytes: 0,
+            checkpoints: 0,
             bytes: sealer.header_bytes.len() as u64,
             finished: false,
         }
     }
 
-    /// Takes the next record. Checks that it is record number
+    /// Takes the next record and its [`record_digest`]. Checks that it is record number
     /// [`record_count`](RecordAppender::record_count) of this segment (KID and CTR in its
-    /// SFrame header) and that no final record came before it.
-    pub fn append(&mut self, record: &[u8]) -> Result<(), SegmentError> {
+    /// SFrame header) and that no final record came before it. Returns the checkpoint the
+    /// policy asks for, if any: the caller writes it *before* the record.
+    pub fn append(
+        &mut self,
+        record: &[u8],
+        record_digest: &Digest32,
+    ) -> Result<Option<[u8; Checkpoint::LEN]>, SegmentError> {
         let parsed = record
             .get(RECORD_PREFIX_LEN..)
             .ok_or(SegmentError::Malformed("record shorter than its prefix"))
             .and_then(|sframe| SframeHeader::parse(sframe).map_err(SegmentError::from))?;
         let (header, _) = parsed;
-        if self.finished || header.kid != self.kid || header.ctr != self.next_index {
+        if self.finished || header.kid != self.kid || header.ctr != self.digest.count() {
             return Err(SegmentError::Malformed("record appended out of order"));
         }
+        let mut pts = [0u8; 8];
+        pts.copy_from_slice(&record[5..RECORD_PREFIX_LEN]);
+        let pts = u64::from_be_bytes(pts);
+        let new_frame = self.last_pts != Some(pts);
+        let due_by_time = new_frame
+            && self
+                .checkpoint_pts
+                .is_some_and(|at| pts.saturating_sub(at) >= self.policy.interval_ticks);
+        let due_by_size = self.unsigned_bytes >= self.policy.max_unsigned_bytes;
+        let checkpoint = if self.digest.count() > self.signed_count && (due_by_time || due_by_size)
+        {
+            self.checkpoint_pts = Some(pts);
+            Some(self.sign_checkpoint())
+        } else {
+            None
+        };
+        self.checkpoint_pts.get_or_insert(pts);
+        self.last_pts = Some(pts);
         self.finished = record[4] & RecordFlags::FINAL != 0;
-        self.records_hash.update(record);
-        self.next_index += 1;
+        self.digest.push(record_digest);
+        self.unsigned_bytes += record.len() as u64;
         self.bytes += record.len() as u64;
-        Ok(())
+        Ok(checkpoint)
     }
 
     /// Records taken so far.
     pub fn record_count(&self) -> u64 {
-        self.next_index
+        self.digest.count()
     }
 
-    /// Segment bytes so far: the header and the records.
+    /// Segment bytes so far: the header, the records and the checkpoints.
     pub fn bytes(&self) -> u64 {
         self.bytes
     }
 
-    /// Signs the trailer once the final record is in; returns its bytes and the segment's
-    /// summary (trailer included in `bytes`).
-    pub fn finish(self) -> Result<([u8; Trailer::LEN], SegmentSummary), SegmentError> {
+    /// Signs the last checkpoint and the trailer once the final record is in; returns their
+    /// bytes (to be written in this order) and the segment's summary (both included in
+    /// `bytes`). `end_of_stream`: the camera ends the stream with this segment.
+    pub fn finish(
+        mut self,
+        end_of_stream: bool,
+    ) -> Result<(Vec<u8>, SegmentSummary), SegmentError> {
         if !self.finished {
             return Err(SegmentError::Malformed("trailer before the final record"));
         }
-        let records_hash: Digest32 = self.records_hash.finalize().into();
-        let message = signed_message(&self.header_hash, self.next_index, &records_hash);
+        let mut out = Vec::with_capacity(Checkpoint::LEN + Trailer::LEN);
+        out.extend_from_slice(&self.sign_checkpoint());
+        let records_digest = self.digest.value();
+        let flags = TrailerFlags::new(end_of_stream);
+        let message = trailer_message(&self.header_hash, flags, self.digest.count(), &records_digest);
         let trailer = Trailer {
-            record_count: self.next_index,
-            records_hash,
+            flags,
+            record_count: self.digest.count(),
+            records_digest,
             signature: self.camera.sign(&message).to_bytes(),
         };
+        out.extend_from_slice(&trailer.encode());
         let summary = SegmentSummary {
-            digest: segment_digest(&self.header_hash, self.next_index, &records_hash),
             header_hash: self.header_hash,
-            record_count: self.next_index,
+            records_digest,
+            checkpoints: self.checkpoints,
+            record_count: self.digest.count(),
             bytes: self.bytes + Trailer::LEN as u64,
         };
-        Ok((trailer.encode(), summary))
+        Ok((out, summary))
+    }
+
+    fn sign_checkpoint(&mut self) -> [u8; Checkpoint::LEN] {
+        let records_digest = self.digest.value();
+        let message = checkpoint_message(&self.header_hash, self.digest.count(), &records_digest);
+        let checkpoint = Checkpoint {
+            record_count: self.digest.count(),
+            records_digest,
+            signature: self.camera.sign(&message).to_bytes(),
+        };
+        self.signed_count = self.digest.count();
+        self.unsigned_bytes = 0;
+        self.checkpoints += 1;
+        self.bytes += Checkpoint::LEN as u64;
+        checkpoint.encode()
     }
 }
 
@@ -421,10 +520,9 @@ impl<W: Write> SegmentWriter<W> {
         camera: &SigningKey,
         randomness: &Randomness,
     ) -> Result<SegmentWriter<W>, SegmentError> {
-        let camera_pub = camera.verifying_key().to_bytes();
-        let sealer = SegmentSealer::new(params, &camera_pub, randomness)?;
+        let sealer = SegmentSealer::new(params, camera, randomness)?;
         out.write_all(sealer.header_bytes())?;
-        let appender = RecordAppender::new(&sealer, camera);
+        let appender = RecordAppender::new(&sealer, camera, CheckpointPolicy::default());
         Ok(SegmentWriter {
             sealer,
             appender,
@@ -460,11 +558,19 @@ impl<W: Write> SegmentWriter<W> {
         self.append_with_flags(pts, flags, plaintext)
     }
 
-    /// Seals the final record and the signed trailer, flushes, and returns the sink.
+    /// Uses `policy` for the checkpoints of the records appended from now on.
+    pub fn with_checkpoints(mut self, policy: CheckpointPolicy) -> SegmentWriter<W> {
+        self.appender.policy = policy;
+        self
+    }
+
+    /// Seals the final record, the last checkpoint and the signed trailer, flushes, and
+    /// returns the sink. The trailer marks the end of the stream when `end.reason` says the
+    /// camera stopped (shutdown or end of source).
     pub fn finish(mut self, end: SegmentEnd) -> Result<(W, SegmentSummary), SegmentError> {
         self.append_with_flags(end.end_pts, RecordFlags::final_record(), &end.encode())?;
-        let (trailer, summary) = self.appender.finish()?;
-        self.out.write_all(&trailer)?;
+        let (tail, summary) = self.appender.finish(end.reason.ends_stream())?;
+        self.out.write_all(&tail)?;
         self.out.flush()?;
         Ok((self.out, summary))
     }
@@ -483,7 +589,10 @@ impl<W: Write> SegmentWriter<W> {
             plaintext,
             &mut self.scratch,
         )?;
-        self.appender.append(&self.scratch)?;
+        let digest = record_digest(&self.scratch);
+        if let Some(checkpoint) = self.appender.append(&self.scratch, &digest)? {
+            self.out.write_all(&checkpoint)?;
+        }
         self.out.write_all(&self.scratch)?;
         Ok(())
     }

@@ -199,7 +199,7 @@ pub struct PrefixScan {
     /// pts of the last whole record (the header's start pts if none).
     pub last_pts: u64,
     /// The file is a whole segment: trailer present, signature valid, nothing after it.
-    /// Holds the segment's digest.
+    /// Holds the segment's header hash.
     pub complete: Option<Digest32>,
 }
 
@@ -234,11 +234,18 @@ pub fn scan_prefix(bytes: &[u8]) -> PrefixScan {
                 scan.records += 1;
                 scan.last_pts = r.pts;
             }
+            Ok(Parsed::Complete(Item::Checkpoint(c), used)) => {
+                if verifier.checkpoint(&c).is_err() {
+                    break;
+                }
+                at += used;
+                scan.valid_len = at;
+            }
             Ok(Parsed::Complete(Item::Trailer(t), used)) => {
                 if at + used == bytes.len()
                     && let Ok(v) = verifier.finish(&t)
                 {
-                    scan.complete = Some(v.digest);
+                    scan.complete = Some(v.header_hash);
                 }
                 break;
             }

@@ -163,6 +163,10 @@ pub struct RunArgs {
     /// Target segment length: a segment closes at the first keyframe after this.
     #[arg(long, value_name = "S", default_value_t = 4.0)]
     pub segment_seconds: f64,
+    /// Sign a checkpoint about this often (milliseconds of video): a segment cut off by a
+    /// crash is recoverable up to its last checkpoint.
+    #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub checkpoint_ms: u64,
     /// Frame rate of a `file:` source when its SPS carries no timing information.
     #[arg(long, value_name = "FPS")]
     pub fps: Option<f64>,
@@ -275,6 +279,10 @@ pub struct DecryptArgs {
     /// Only accept segments signed by this camera (a `camera.pub` file).
     #[arg(long, value_name = "CAMERA_PUB")]
     pub camera: Option<PathBuf>,
+    /// Decrypt a window that starts at this sequence number (by default the stream must
+    /// start at its first segment).
+    #[arg(long, value_name = "N")]
+    pub from_seq: Option<u64>,
     /// Segment files, or directories of `.cseg` files, in stream order.
     #[arg(value_name = "SEGMENT_OR_DIR", required = true)]
     pub inputs: Vec<PathBuf>,
@@ -285,6 +293,13 @@ pub struct VerifyArgs {
     /// The camera's public key file (`camera.pub`).
     #[arg(long, value_name = "CAMERA_PUB")]
     pub camera: PathBuf,
+    /// Check a window that starts at this sequence number (by default the stream must
+    /// start at its first segment, and missing earlier segments are a broken chain).
+    #[arg(long, value_name = "N")]
+    pub from_seq: Option<u64>,
+    /// Also write the verdict as JSON to this file (`-` for standard output).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
     /// Segment files, or directories of `.cseg` files.
     #[arg(value_name = "SEGMENT_OR_DIR", required = true)]
     pub inputs: Vec<PathBuf>,

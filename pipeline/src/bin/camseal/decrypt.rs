@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use camseal::footage::{collect_paths, decrypt_footage, describe_gap, load_headers};
+use camseal::footage::{
+    Coverage, FootageOptions, check_footage, collect_paths, describe_gap, load_headers,
+};
 use camseal::home::ViewerHome;
 
 use crate::cli::DecryptArgs;
@@ -31,24 +33,31 @@ pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
         .with_context(|| format!("cannot create the output file {}", args.out.display()))?;
     let mut out = BufWriter::with_capacity(1 << 20, out);
     let secret = account.x25519_secret();
-    let result = decrypt_footage(&files, &secret, args.allow_incomplete, &mut out, |r| {
-        if r.chain_starts_mid_stream {
-            eprintln!(
-                "note: segment {} follows a segment that was not given; the chain is checked from here on",
-                r.seq
-            );
-        }
+    let options = FootageOptions {
+        secret: Some(&secret),
+        from_seq: args.from_seq.unwrap_or(0),
+        allow_incomplete_end: args.allow_incomplete,
+        stop_at_first_error: true,
+    };
+    let (reports, result) = check_footage(&files, &options, Some(&mut out), |r| {
         for gap in &r.gaps {
             eprintln!("WARNING: segment {} records a {}", r.seq, describe_gap(gap));
         }
-        if r.incomplete {
+        if r.incomplete() {
             eprintln!(
-                "WARNING: segment {} ({}) is INCOMPLETE: it was cut short (crash or power loss?). \
-                 Salvaged {} authenticated records ({} bytes); they are NOT covered by the camera's signature.",
+                "WARNING: segment {} ({}) is INCOMPLETE: it was cut off before its trailer{}. \
+                 Released {} records ({} bytes) that the camera signed in checkpoints; \
+                 DROPPED {} records after the last checkpoint: no camera signature covers them.",
                 r.seq,
                 r.path.display(),
+                if r.declared_crashed {
+                    " (a later segment declares the crash, signed)"
+                } else {
+                    ""
+                },
                 r.records,
-                r.video_bytes
+                r.video_bytes,
+                r.dropped()
             );
         } else {
             eprintln!(
@@ -62,26 +71,48 @@ pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
         file.sync_all()?;
         fs::rename(&tmp, &args.out)
     };
+    // An undeclared cut-off end that dropped unsigned records is released (its signed
+    // prefix) under --allow-incomplete, and still fails: nothing vouches for what followed.
+    let dropped_at_end: u64 = reports
+        .iter()
+        .filter(|r| !r.declared_crashed)
+        .map(|r| r.dropped())
+        .sum();
     match result {
-        Ok(reports) => {
+        Ok(()) => {
             if let Err(e) = finish(out) {
                 // Never leave the plaintext behind under any name.
                 let _ = fs::remove_file(&tmp);
                 return Err(e).with_context(|| format!("cannot write {}", args.out.display()));
             }
             let bytes: u64 = reports.iter().map(|r| r.video_bytes).sum();
-            let incomplete = reports.iter().any(|r| r.incomplete);
+            let incomplete: Vec<String> = reports
+                .iter()
+                .filter(|r| r.incomplete())
+                .map(|r| r.seq.to_string())
+                .collect();
+            if let Some(c) = Coverage::of(&files, &reports) {
+                crate::verify::print_coverage(&c, args.from_seq);
+            }
             println!(
                 "decrypted {} segments, {} bytes -> {}{}",
                 reports.len(),
                 bytes,
                 args.out.display(),
-                if incomplete {
-                    " (last segment INCOMPLETE)"
+                if incomplete.is_empty() {
+                    String::new()
                 } else {
-                    ""
+                    format!(" (INCOMPLETE: segment {})", incomplete.join(", "))
                 }
             );
+            if dropped_at_end > 0 {
+                eprintln!(
+                    "error: {dropped_at_end} records after the last signed checkpoint were dropped; \
+                     {} holds only what the camera signed",
+                    args.out.display()
+                );
+                return Ok(ExitCode::from(4));
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {

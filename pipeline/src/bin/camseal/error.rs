@@ -10,7 +10,12 @@
 //! | 4 | truncated: a segment is cut short |
 //! | 5 | not a recipient: the key cannot open the segment |
 //! | 6 | chain broken: a segment is missing or was replaced |
-//! | 7 | wrong camera: signed by another camera than expected |
+//! | 7 | wrong camera: signed by a camera that is not trusted (pinned) or not the expected one |
+//! | 8 | malformed: a field breaks the format's rules (FORMAT.md §9) |
+//!
+//! When several apply, the first segment (in stream order) that fails decides, and within a
+//! segment the first check that fails in reading order; a segment's own error wins over a
+//! chain error (FORMAT.md §9).
 
 use camseal::footage::FootageError;
 use camseal::segment::SegmentError;
@@ -36,13 +41,7 @@ pub fn report(e: &anyhow::Error) {
 pub fn exit_code_for(e: &anyhow::Error) -> u8 {
     for cause in e.chain() {
         if let Some(f) = cause.downcast_ref::<FootageError>() {
-            return match f {
-                FootageError::Segment { source, .. } => segment_code(source),
-                FootageError::MissingSegment { .. }
-                | FootageError::ChainMismatch { .. }
-                | FootageError::Duplicate { .. } => 6,
-                _ => 1,
-            };
+            return footage_code(f);
         }
         if let Some(s) = cause.downcast_ref::<SegmentError>() {
             return segment_code(s);
@@ -51,8 +50,22 @@ pub fn exit_code_for(e: &anyhow::Error) -> u8 {
     1
 }
 
+/// The exit code for a footage error (see the module docs).
+pub fn footage_code(f: &FootageError) -> u8 {
+    match f {
+        FootageError::Segment { source, .. } => segment_code(source),
+        FootageError::CutOffInside { .. } => 4,
+        FootageError::MissingSegment { .. }
+        | FootageError::MissingStart { .. }
+        | FootageError::ChainMismatch { .. }
+        | FootageError::Duplicate { .. } => 6,
+        _ => 1,
+    }
+}
+
 fn segment_code(e: &SegmentError) -> u8 {
     match e {
+        SegmentError::Malformed(_) => 8,
         SegmentError::Truncated(_) => 4,
         SegmentError::NotARecipient => 5,
         SegmentError::WrongCamera { .. } => 7,

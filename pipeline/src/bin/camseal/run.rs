@@ -14,7 +14,7 @@ use camseal::home::CameraHome;
 use camseal::nal::Codec;
 use camseal::recorder::{ChainState, SegmentPolicy};
 use camseal::seal::SframeSuite;
-use camseal::segment::write::Randomness;
+use camseal::segment::write::{CheckpointPolicy, Randomness};
 use camseal::segment::{CloseReason, Gap, GapReason};
 use camseal::spool::{QuotaPolicy, Spool, SpoolConfig, SpoolSink};
 use camseal_hal::replay::{FileOptions, FileSource};
@@ -130,6 +130,7 @@ pub fn record(
         randomness: Randomness::Os,
         wallclock: WallClock::System,
         overload,
+        checkpoints: CheckpointPolicy::every_ms(args.checkpoint_ms),
     };
     let chain_path = args
         .home
@@ -170,13 +171,26 @@ pub fn record(
             spool = Some(s.clone());
             (Box::new(SpoolSink::new(s, notify)), dir.clone())
         }
-        (None, Some(out)) => (
-            Box::new(
-                DirSink::new(out)
-                    .with_context(|| format!("cannot record into {}", out.display()))?,
-            ),
-            out.clone(),
-        ),
+        (None, Some(out)) => {
+            let mut sink = DirSink::new(out)
+                .with_context(|| format!("cannot record into {}", out.display()))?;
+            // As the spool does: finish or salvage what a crash left open, and declare the
+            // crash (signed) in the first header.
+            let mut chain = ChainState::load(&chain_path)?;
+            let recovery = sink
+                .recover(&camera.public().ed25519, args.stream, &mut chain)
+                .with_context(|| format!("cannot recover {} after a crash", out.display()))?;
+            if recovery.chain_changed {
+                chain.store(&chain_path)?;
+            }
+            for path in &recovery.salvaged {
+                eprintln!(
+                    "{} was cut short by a crash: kept its valid prefix; the next segment declares the crash",
+                    path.display()
+                );
+            }
+            (Box::new(sink), out.clone())
+        }
         (None, None) => bail!("nowhere to record"),
     };
     let mut stream = engine

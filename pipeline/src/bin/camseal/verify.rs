@@ -5,78 +5,60 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use camseal::footage::{
-    FootageError, collect_paths, declared_crashed, describe_gap, load_headers, verify_footage,
+    Coverage, FootageError, FootageOptions, SegmentFile, SegmentReport, SegmentStatus,
+    check_footage, collect_paths, describe_gap, load_headers,
 };
 use camseal::keys::CameraPublic;
-use camseal::segment::SegmentError;
+use camseal::segment::camera_id;
 
 use crate::cli::VerifyArgs;
-use crate::error::exit_code_for;
+use crate::error::{exit_code_for, footage_code};
 
 pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
     let camera = read_camera_pub(&args.camera)?;
     let paths = collect_paths(&args.inputs)?;
     let files = load_headers(&paths, Some(&camera))?;
-    let (results, chain) = verify_footage(&files);
-    let mut first_error: Option<FootageError> = None;
-    let mut ok = 0usize;
-    for (file, result) in files.iter().zip(results) {
-        match result {
-            Ok(r) => {
-                ok += 1;
-                println!(
-                    "OK      seq {:>6}  stream {}  records {:>6}  {}{}",
-                    r.seq,
-                    file.header.stream_id,
-                    r.records,
-                    r.path.display(),
-                    if r.chain_starts_mid_stream {
-                        "  (chain starts here: predecessor not given)"
-                    } else {
-                        ""
-                    }
-                );
-                for gap in &r.gaps {
-                    println!("        seq {:>6}  {}", r.seq, describe_gap(gap));
-                }
-            }
-            Err(e)
-                if matches!(e.segment_error(), Some(SegmentError::Truncated(_)))
-                    && declared_crashed(&files, file.header.segment_seq) =>
-            {
-                // The camera said so, signed, in a later header: a crash, not tampering.
-                println!(
-                    "CRASHED seq {:>6}  stream {}  {}: cut short by a crash that a later segment declares; `camseal decrypt --allow-incomplete` salvages its authenticated prefix",
-                    file.header.segment_seq,
-                    file.header.stream_id,
-                    file.path.display()
-                );
-            }
-            Err(e) => {
-                println!(
-                    "FAILED  seq {:>6}  stream {}  {}",
-                    file.header.segment_seq, file.header.stream_id, e
-                );
-                first_error.get_or_insert(e);
-            }
+    let options = FootageOptions {
+        from_seq: args.from_seq.unwrap_or(0),
+        ..FootageOptions::default()
+    };
+    let (reports, result) = check_footage(&files, &options, None, |r| print_segment(&files, r));
+    for file in &files {
+        if !reports.iter().any(|r| r.seq == file.header.segment_seq) {
+            println!(
+                "FAILED  seq {:>6}  stream {}  {}",
+                file.header.segment_seq,
+                file.header.stream_id,
+                file.path.display()
+            );
         }
     }
-    match chain {
+    let coverage = Coverage::of(&files, &reports);
+    if let Some(c) = &coverage {
+        print_coverage(c, args.from_seq);
+    }
+    match &result {
         Ok(()) => println!("chain: OK ({} segments linked)", files.len()),
-        Err(e) => {
-            println!("chain: BROKEN: {e}");
-            first_error.get_or_insert(e);
-        }
+        Err(e) => println!("result: FAILED: {e}"),
     }
+    let verified = reports.iter().filter(|r| !r.incomplete()).count();
     println!(
-        "camera {}: {} of {} segments verified",
-        camseal::segment::camera_id(&camera),
-        ok,
+        "camera {}: {} of {} segments verified whole",
+        camera_id(&camera),
+        verified,
         files.len()
     );
-    match first_error {
-        None => Ok(ExitCode::SUCCESS),
-        Some(e) => {
+    let code = match &result {
+        Ok(()) => 0,
+        Err(e) => footage_code(e),
+    };
+    if let Some(json_path) = &args.json {
+        let doc = verdict_json(&files, &reports, coverage.as_ref(), &result, code);
+        write_json(json_path, &doc)?;
+    }
+    match result {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
             let e = anyhow::Error::from(e);
             eprintln!("error: verification failed: {e}");
             Ok(ExitCode::from(exit_code_for(&e)))
@@ -91,4 +73,173 @@ pub fn read_camera_pub(path: &Path) -> Result<[u8; 32]> {
     let public = CameraPublic::from_text(&text)
         .with_context(|| format!("{} is not a camera public key", path.display()))?;
     Ok(public.ed25519)
+}
+
+/// Prints the covered window: what the segments vouch for, and how the stream ended.
+pub fn print_coverage(c: &Coverage, from_seq: Option<u64>) {
+    println!(
+        "covered: camera {} stream {} seq {}..={} ({} segments), {} .. {}, ended {}{}",
+        camera_id(&c.camera_key),
+        c.stream,
+        c.first_seq,
+        c.last_seq,
+        c.segments,
+        format_time(c.first_time_ms),
+        format_time(c.last_time_ms),
+        c.ended.name(),
+        match from_seq {
+            Some(n) => format!(" (window from seq {n}, as asked with --from-seq)"),
+            None => String::new(),
+        }
+    );
+}
+
+/// Unix milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ` (or `unknown` for 0).
+pub fn format_time(ms: u64) -> String {
+    if ms == 0 {
+        return "unknown".into();
+    }
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms % 1000
+    )
+}
+
+fn print_segment(files: &[SegmentFile], r: &SegmentReport) {
+    let stream = files
+        .iter()
+        .find(|f| f.header.segment_seq == r.seq)
+        .map_or(0, |f| f.header.stream_id);
+    match r.status {
+        SegmentStatus::Complete { .. } => println!(
+            "OK      seq {:>6}  stream {}  records {:>6}  checkpoints {:>3}  {}",
+            r.seq,
+            stream,
+            r.records,
+            r.checkpoints,
+            r.path.display()
+        ),
+        SegmentStatus::CutOff { dropped } => println!(
+            "{} seq {:>6}  stream {}  records {:>6} signed, {} unsigned dropped  {}: cut off before its trailer{}",
+            if r.declared_crashed {
+                "CRASHED"
+            } else {
+                "CUT-OFF"
+            },
+            r.seq,
+            stream,
+            r.records,
+            dropped,
+            r.path.display(),
+            if r.declared_crashed {
+                "; a later segment declares the crash (signed)"
+            } else {
+                ""
+            }
+        ),
+    }
+    for gap in &r.gaps {
+        println!("        seq {:>6}  {}", r.seq, describe_gap(gap));
+    }
+}
+
+fn verdict_json(
+    files: &[SegmentFile],
+    reports: &[SegmentReport],
+    coverage: Option<&Coverage>,
+    result: &Result<(), FootageError>,
+    code: u8,
+) -> serde_json::Value {
+    let gaps: Vec<serde_json::Value> = coverage
+        .map(|c| c.gaps.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|g| {
+            serde_json::json!({
+                "reason": g.reason.name(),
+                "first_seq": g.lost_segments.map(|(a, _)| a),
+                "last_seq": g.lost_segments.map(|(_, b)| b),
+                "frames": g.frames,
+                "from_pts": g.from_pts,
+                "to_pts": g.to_pts,
+            })
+        })
+        .collect();
+    let segments: Vec<serde_json::Value> = files
+        .iter()
+        .map(|f| {
+            let report = reports.iter().find(|r| r.seq == f.header.segment_seq);
+            serde_json::json!({
+                "seq": f.header.segment_seq,
+                "path": f.path.display().to_string(),
+                "status": match report.map(|r| r.status) {
+                    Some(SegmentStatus::Complete { .. }) => "ok",
+                    Some(SegmentStatus::CutOff { .. }) if report.is_some_and(|r| r.declared_crashed) => "crashed",
+                    Some(SegmentStatus::CutOff { .. }) => "cut-off",
+                    None => "failed",
+                },
+                "records": report.map(|r| r.records),
+                "checkpoints": report.map(|r| r.checkpoints),
+                "dropped": report.map(|r| r.dropped()),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "camera": coverage.map(|c| camera_id(&c.camera_key)),
+        "stream": coverage.map(|c| c.stream),
+        "first_seq": coverage.map(|c| c.first_seq),
+        "last_seq": coverage.map(|c| c.last_seq),
+        "first_time": coverage.map(|c| format_time(c.first_time_ms)),
+        "last_time": coverage.map(|c| format_time(c.last_time_ms)),
+        "ended": coverage.map(|c| c.ended.name()),
+        "segments": segments,
+        "gaps": gaps,
+        "result": match result {
+            Ok(()) => "ok".to_string(),
+            Err(e) => e.to_string(),
+        },
+        "exit_code": code,
+    })
+}
+
+fn write_json(path: &Path, doc: &serde_json::Value) -> Result<()> {
+    let text = serde_json::to_string_pretty(doc)? + "\n";
+    if path == Path::new("-") {
+        print!("{text}");
+        return Ok(());
+    }
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_format_as_utc() {
+        assert_eq!(format_time(0), "unknown");
+        assert_eq!(format_time(1), "1970-01-01T00:00:00.001Z");
+        assert_eq!(format_time(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(format_time(1_796_083_200_123), "2026-12-01T00:00:00.123Z");
+    }
 }

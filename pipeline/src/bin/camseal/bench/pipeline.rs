@@ -18,7 +18,7 @@ use camseal::engine::{
 use camseal::recorder::SegmentPolicy;
 use camseal::seal::SframeSuite;
 use camseal::segment::CloseReason;
-use camseal::segment::write::{HPKE_KEM_X25519, Randomness};
+use camseal::segment::write::{CheckpointPolicy, HPKE_KEM_X25519, Randomness};
 use camseal_hal::replay::{FileOptions, FileSource};
 use camseal_hal::soft::{SoftConfig, SoftSource, parse_soft_spec};
 use camseal_hal::{Encoder, PTS_HZ};
@@ -83,6 +83,7 @@ pub fn bench(args: PipelineBenchArgs) -> Result<ExitCode> {
             randomness: Randomness::Os,
             wallclock: WallClock::System,
             overload,
+            checkpoints: CheckpointPolicy::default(),
         };
         let sink = DirSink::new(&out_dir)
             .with_context(|| format!("cannot write segments into {}", out_dir.display()))?;
