@@ -540,77 +540,108 @@ pub fn verify_file(path: &Path) -> Result<SegmentReport, FootageError> {
     Ok(report)
 }
 
-/// Verifies (without keys) or decrypts a window of one stream, with one rule set: the
-/// chain check first, then every segment in order. A segment may be cut off only where
-/// [`ChainPlan::may_be_cut_off`] allows it; its unsigned tail is dropped and counted.
-///
-/// Returns the reports so far and the first error: a segment's own error wins over the
-/// chain's, an earlier segment's over a later one's (FORMAT.md §9). `on_segment` sees each
-/// segment as it is done; `out` receives the plaintext (decrypt only).
-pub fn check_footage(
+/// Verifies a window of one stream without keys, starting at its first segment: one result
+/// per segment (in stream order) and the chain's verdict, so a report can show every
+/// segment's state. The verdict over all is [`footage_verdict`]'s.
+pub fn verify_footage(
     files: &[SegmentFile],
-    options: &FootageOptions<'_>,
-    mut out: Option<&mut dyn Write>,
-    mut on_segment: impl FnMut(&SegmentReport),
-) -> (Vec<SegmentReport>, Result<(), FootageError>) {
-    let plan = check_chain(files, options.from_seq);
-    let mut reports = Vec::with_capacity(files.len());
-    let mut first_error: Option<FootageError> = None;
-    for file in files {
-        if options.stop_at_first_error && first_error.is_some() {
-            break;
-        }
-        let sink = |bytes: &[u8]| match out.as_deref_mut() {
-            Some(w) => w.write_all(bytes),
-            None => Ok(()),
-        };
-        match read_segment(file, options.secret, sink) {
-            Ok(mut report) => {
-                let seq = report.seq;
-                report.declared_crashed =
-                    plan.as_ref().is_ok_and(|p| p.declared_crashed(seq));
-                if report.incomplete()
-                    && !plan
-                        .as_ref()
-                        .is_ok_and(|p| p.may_be_cut_off(seq, options.allow_incomplete_end))
-                {
-                    let is_last = files.last().is_some_and(|f| f.header.segment_seq == seq);
-                    let error = if is_last {
-                        seg(&file.path, SegmentError::Truncated("the trailer is missing"))
-                    } else {
-                        FootageError::CutOffInside {
-                            path: file.path.clone(),
-                        }
-                    };
-                    first_error.get_or_insert(error);
-                }
-                on_segment(&report);
-                reports.push(report);
-            }
-            Err(e) => {
-                first_error.get_or_insert(e);
-            }
-        }
-    }
-    let result = match (first_error, plan) {
-        (Some(e), _) => Err(e),
-        (None, Err(e)) => Err(e),
-        (None, Ok(_)) => Ok(()),
-    };
-    (reports, result)
+) -> (
+    Vec<Result<SegmentReport, FootageError>>,
+    Result<(), FootageError>,
+) {
+    verify_footage_from(files, 0)
 }
 
-/// What [`check_footage`] is asked to do.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct FootageOptions<'a> {
-    /// Decrypt with this X25519 secret; `None` verifies only.
-    pub secret: Option<&'a [u8; 32]>,
-    /// Where the window should start (0: the stream's first segment).
-    pub from_seq: u64,
-    /// Accept a last segment cut off before its trailer (its signed prefix only).
-    pub allow_incomplete_end: bool,
-    /// Stop reading at the first error (decrypt); verify reads on to report every segment.
-    pub stop_at_first_error: bool,
+/// [`verify_footage`] for a window that starts at `from_seq`.
+pub fn verify_footage_from(
+    files: &[SegmentFile],
+    from_seq: u64,
+) -> (
+    Vec<Result<SegmentReport, FootageError>>,
+    Result<(), FootageError>,
+) {
+    let plan = check_chain(files, from_seq);
+    let results = files
+        .iter()
+        .map(|file| {
+            read_segment(file, None, |_| Ok(()))
+                .and_then(|report| judge(report, file, files, plan.as_ref().ok(), false))
+        })
+        .collect();
+    (results, plan.map(|_| ()))
+}
+
+/// The verdict over a window: the first segment (in stream order) that failed, else the
+/// chain's (FORMAT.md §9).
+pub fn footage_verdict<'a>(
+    results: &'a [Result<SegmentReport, FootageError>],
+    chain: &'a Result<(), FootageError>,
+) -> Result<(), &'a FootageError> {
+    match results.iter().find_map(|r| r.as_ref().err()) {
+        Some(e) => Err(e),
+        None => chain.as_ref().map(|_| ()),
+    }
+}
+
+/// Decrypts a window of one stream into `out`, with the same rules as [`verify_footage`]:
+/// the chain is checked from the signed headers before any plaintext is written, then each
+/// segment in order. Plaintext is written only once a camera signature covers it. A
+/// segment may be cut off where a later header declares it crashed, or, with
+/// `allow_incomplete_end`, when it is the last one; its unsigned tail is dropped and counted
+/// ([`SegmentReport::dropped`]). `on_segment` is called after each segment.
+pub fn decrypt_footage<W: Write>(
+    files: &[SegmentFile],
+    x25519_secret: &[u8; 32],
+    allow_incomplete_end: bool,
+    out: &mut W,
+    on_segment: impl FnMut(&SegmentReport),
+) -> Result<Vec<SegmentReport>, FootageError> {
+    decrypt_footage_from(files, x25519_secret, 0, allow_incomplete_end, out, on_segment)
+}
+
+/// [`decrypt_footage`] for a window that starts at `from_seq`.
+pub fn decrypt_footage_from<W: Write>(
+    files: &[SegmentFile],
+    x25519_secret: &[u8; 32],
+    from_seq: u64,
+    allow_incomplete_end: bool,
+    out: &mut W,
+    mut on_segment: impl FnMut(&SegmentReport),
+) -> Result<Vec<SegmentReport>, FootageError> {
+    let plan = check_chain(files, from_seq)?;
+    let mut reports = Vec::with_capacity(files.len());
+    for file in files {
+        let report = read_segment(file, Some(x25519_secret), |bytes| out.write_all(bytes))?;
+        let report = judge(report, file, files, Some(&plan), allow_incomplete_end)?;
+        on_segment(&report);
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
+/// Applies the window's rules to one segment's report: a cut-off segment is accepted only
+/// where [`ChainPlan::may_be_cut_off`] allows it.
+fn judge(
+    mut report: SegmentReport,
+    file: &SegmentFile,
+    files: &[SegmentFile],
+    plan: Option<&ChainPlan>,
+    allow_incomplete_end: bool,
+) -> Result<SegmentReport, FootageError> {
+    let seq = report.seq;
+    report.declared_crashed = plan.is_some_and(|p| p.declared_crashed(seq));
+    if report.incomplete() && !plan.is_some_and(|p| p.may_be_cut_off(seq, allow_incomplete_end))
+    {
+        let is_last = files.last().is_some_and(|f| f.header.segment_seq == seq);
+        return Err(if is_last {
+            seg(&file.path, SegmentError::Truncated("the trailer is missing"))
+        } else {
+            FootageError::CutOffInside {
+                path: file.path.clone(),
+            }
+        });
+    }
+    Ok(report)
 }
 
 /// One line describing a recorded loss, for reports.

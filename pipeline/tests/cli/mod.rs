@@ -352,6 +352,8 @@ pub struct Layout {
     pub pts: Vec<u64>,
     /// Each record's plaintext length (from its size and SFrame header).
     pub plain_len: Vec<usize>,
+    /// Each signed checkpoint, and how many records it covers.
+    pub checkpoints: Vec<(Range<usize>, u64)>,
     /// The trailer.
     pub trailer: Range<usize>,
 }
@@ -366,9 +368,13 @@ impl Layout {
         let mut flags = Vec::new();
         let mut pts = Vec::new();
         let mut plain_len = Vec::new();
+        let mut checkpoints = Vec::new();
         loop {
             let start = reader.offset() as usize;
             match reader.next_item().unwrap() {
+                Item::Checkpoint(c) => {
+                    checkpoints.push((start..reader.offset() as usize, c.record_count));
+                }
                 Item::Record(r) => {
                     flags.push(r.flags);
                     pts.push(r.pts);
@@ -386,6 +392,7 @@ impl Layout {
                         flags,
                         pts,
                         plain_len,
+                        checkpoints,
                         trailer: start..bytes.len(),
                     };
                 }
@@ -410,6 +417,9 @@ pub fn segment_end(path: &Path, secret: &[u8; 32]) -> SegmentEnd {
             Item::Record(r) => {
                 sink.clear();
                 opener.open(&r, &mut sink).unwrap();
+            }
+            Item::Checkpoint(c) => {
+                opener.checkpoint(&c).unwrap();
             }
             Item::Trailer(t) => return opener.finish(&t).unwrap().end.unwrap(),
         }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use camseal::footage::{
-    Coverage, FootageOptions, check_footage, collect_paths, describe_gap, load_headers,
+    Coverage, collect_paths, decrypt_footage_from, describe_gap, load_headers,
 };
 use camseal::home::ViewerHome;
 
@@ -33,13 +33,13 @@ pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
         .with_context(|| format!("cannot create the output file {}", args.out.display()))?;
     let mut out = BufWriter::with_capacity(1 << 20, out);
     let secret = account.x25519_secret();
-    let options = FootageOptions {
-        secret: Some(&secret),
-        from_seq: args.from_seq.unwrap_or(0),
-        allow_incomplete_end: args.allow_incomplete,
-        stop_at_first_error: true,
-    };
-    let (reports, result) = check_footage(&files, &options, Some(&mut out), |r| {
+    let result = decrypt_footage_from(
+        &files,
+        &secret,
+        args.from_seq.unwrap_or(0),
+        args.allow_incomplete,
+        &mut out,
+        |r| {
         for gap in &r.gaps {
             eprintln!("WARNING: segment {} records a {}", r.seq, describe_gap(gap));
         }
@@ -65,7 +65,8 @@ pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
                 r.seq, r.records, r.video_bytes
             );
         }
-    });
+    },
+    );
     let finish = |out: BufWriter<File>| -> std::io::Result<()> {
         let file = out.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
@@ -73,13 +74,13 @@ pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
     };
     // An undeclared cut-off end that dropped unsigned records is released (its signed
     // prefix) under --allow-incomplete, and still fails: nothing vouches for what followed.
-    let dropped_at_end: u64 = reports
-        .iter()
-        .filter(|r| !r.declared_crashed)
-        .map(|r| r.dropped())
-        .sum();
     match result {
-        Ok(()) => {
+        Ok(reports) => {
+            let dropped_at_end: u64 = reports
+                .iter()
+                .filter(|r| !r.declared_crashed)
+                .map(|r| r.dropped())
+                .sum();
             if let Err(e) = finish(out) {
                 // Never leave the plaintext behind under any name.
                 let _ = fs::remove_file(&tmp);

@@ -9,7 +9,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use camseal::engine::Stage;
-use camseal::footage::{FootageOptions, check_footage, collect_paths, load_headers};
+use camseal::footage::{collect_paths, decrypt_footage, load_headers, verify_footage};
 use camseal::home::{CameraHome, ViewerHome};
 use camseal::keys::{AccountSecret, CameraSecret, Passphrase, RecipientList, seal_backup};
 use sha2::{Digest, Sha256};
@@ -102,19 +102,18 @@ pub fn demo(args: DemoArgs) -> Result<ExitCode> {
     let mut out = BufWriter::new(File::create(&out_path)?);
     let mut output_hash = HashingWriter(Sha256::new());
     let secret = viewer.account()?.x25519_secret();
-    let options = FootageOptions {
-        secret: Some(&secret),
-        stop_at_first_error: true,
-        ..FootageOptions::default()
-    };
-    let mut tee = Tee(&mut out, &mut output_hash);
-    let (reports, result) = check_footage(&files, &options, Some(&mut tee), |_| {});
-    result?;
+    let reports = decrypt_footage(
+        &files,
+        &secret,
+        false,
+        &mut Tee(&mut out, &mut output_hash),
+        |_| {},
+    )?;
     out.flush()?;
     let decrypt_time = started.elapsed();
     let identical = output_hash.0.finalize() == input_hash;
-    let (verified, chain) = check_footage(&files, &FootageOptions::default(), None, |_| {});
-    let verified_ok = verified.iter().filter(|r| !r.incomplete()).count();
+    let (verified, chain) = verify_footage(&files);
+    let verified_ok = verified.iter().filter(|r| r.is_ok()).count();
 
     let s = &summary.stats;
     let secs = summary.elapsed.as_secs_f64().max(1e-9);

@@ -80,7 +80,12 @@ fn segment_code(e: &SegmentError) -> u8 {
 }
 
 fn hint(e: &anyhow::Error) -> Option<&'static str> {
-    match exit_code_for(e) {
+    hint_for_code(exit_code_for(e))
+}
+
+/// The recommendation line for an exit code, when one helps.
+pub fn hint_for_code(code: u8) -> Option<&'static str> {
+    match code {
         4 => Some(
             "a crash or power loss cuts the last segment short; `camseal decrypt --allow-incomplete` salvages its authenticated prefix",
         ),

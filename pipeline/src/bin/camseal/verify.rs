@@ -5,41 +5,38 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use camseal::footage::{
-    Coverage, FootageError, FootageOptions, SegmentFile, SegmentReport, SegmentStatus,
-    check_footage, collect_paths, describe_gap, load_headers,
+    Coverage, FootageError, SegmentFile, SegmentReport, SegmentStatus, collect_paths,
+    describe_gap, footage_verdict, load_headers, verify_footage_from,
 };
 use camseal::keys::CameraPublic;
 use camseal::segment::camera_id;
 
 use crate::cli::VerifyArgs;
-use crate::error::{exit_code_for, footage_code};
+use crate::error::footage_code;
 
 pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
     let camera = read_camera_pub(&args.camera)?;
     let paths = collect_paths(&args.inputs)?;
     let files = load_headers(&paths, Some(&camera))?;
-    let options = FootageOptions {
-        from_seq: args.from_seq.unwrap_or(0),
-        ..FootageOptions::default()
-    };
-    let (reports, result) = check_footage(&files, &options, None, |r| print_segment(&files, r));
-    for file in &files {
-        if !reports.iter().any(|r| r.seq == file.header.segment_seq) {
-            println!(
+    let (results, chain) = verify_footage_from(&files, args.from_seq.unwrap_or(0));
+    for (file, result) in files.iter().zip(&results) {
+        match result {
+            Ok(r) => print_segment(file, r),
+            Err(e) => println!(
                 "FAILED  seq {:>6}  stream {}  {}",
-                file.header.segment_seq,
-                file.header.stream_id,
-                file.path.display()
-            );
+                file.header.segment_seq, file.header.stream_id, e
+            ),
         }
     }
+    let reports: Vec<SegmentReport> = results.iter().filter_map(|r| r.as_ref().ok()).cloned().collect();
     let coverage = Coverage::of(&files, &reports);
     if let Some(c) = &coverage {
         print_coverage(c, args.from_seq);
     }
-    match &result {
-        Ok(()) => println!("chain: OK ({} segments linked)", files.len()),
-        Err(e) => println!("result: FAILED: {e}"),
+    let verdict = footage_verdict(&results, &chain);
+    match (&chain, verdict) {
+        (Ok(()), _) => println!("chain: OK ({} segments linked)", files.len()),
+        (Err(e), _) => println!("chain: BROKEN: {e}"),
     }
     let verified = reports.iter().filter(|r| !r.incomplete()).count();
     println!(
@@ -48,20 +45,22 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
         verified,
         files.len()
     );
-    let code = match &result {
+    let code = match verdict {
         Ok(()) => 0,
         Err(e) => footage_code(e),
     };
     if let Some(json_path) = &args.json {
-        let doc = verdict_json(&files, &reports, coverage.as_ref(), &result, code);
+        let doc = verdict_json(&files, &results, coverage.as_ref(), verdict, code);
         write_json(json_path, &doc)?;
     }
-    match result {
+    match verdict {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e) => {
-            let e = anyhow::Error::from(e);
             eprintln!("error: verification failed: {e}");
-            Ok(ExitCode::from(exit_code_for(&e)))
+            if let Some(hint) = crate::error::hint_for_code(code) {
+                eprintln!("hint: {hint}");
+            }
+            Ok(ExitCode::from(code))
         }
     }
 }
@@ -111,11 +110,8 @@ pub fn format_time(ms: u64) -> String {
     )
 }
 
-fn print_segment(files: &[SegmentFile], r: &SegmentReport) {
-    let stream = files
-        .iter()
-        .find(|f| f.header.segment_seq == r.seq)
-        .map_or(0, |f| f.header.stream_id);
+fn print_segment(file: &SegmentFile, r: &SegmentReport) {
+    let stream = file.header.stream_id;
     match r.status {
         SegmentStatus::Complete { .. } => println!(
             "OK      seq {:>6}  stream {}  records {:>6}  checkpoints {:>3}  {}",
@@ -151,9 +147,9 @@ fn print_segment(files: &[SegmentFile], r: &SegmentReport) {
 
 fn verdict_json(
     files: &[SegmentFile],
-    reports: &[SegmentReport],
+    results: &[Result<SegmentReport, FootageError>],
     coverage: Option<&Coverage>,
-    result: &Result<(), FootageError>,
+    verdict: Result<(), &FootageError>,
     code: u8,
 ) -> serde_json::Value {
     let gaps: Vec<serde_json::Value> = coverage
@@ -173,8 +169,9 @@ fn verdict_json(
         .collect();
     let segments: Vec<serde_json::Value> = files
         .iter()
-        .map(|f| {
-            let report = reports.iter().find(|r| r.seq == f.header.segment_seq);
+        .zip(results)
+        .map(|(f, result)| {
+            let report = result.as_ref().ok();
             serde_json::json!({
                 "seq": f.header.segment_seq,
                 "path": f.path.display().to_string(),
@@ -187,6 +184,7 @@ fn verdict_json(
                 "records": report.map(|r| r.records),
                 "checkpoints": report.map(|r| r.checkpoints),
                 "dropped": report.map(|r| r.dropped()),
+                "error": result.as_ref().err().map(|e| e.to_string()),
             })
         })
         .collect();
@@ -200,7 +198,7 @@ fn verdict_json(
         "ended": coverage.map(|c| c.ended.name()),
         "segments": segments,
         "gaps": gaps,
-        "result": match result {
+        "result": match verdict {
             Ok(()) => "ok".to_string(),
             Err(e) => e.to_string(),
         },
