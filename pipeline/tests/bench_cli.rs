@@ -1,5 +1,6 @@
-//! `camseal bench kernels`, run as the real binary: the JSON report's shape (no timing
-//! assertions), the printed path name, and argument errors.
+//! `camseal bench kernels`, run as the real binary: the JSON report's shape, AEAD-alone and
+//! sealed-then-hashed rows (no timing assertions), the printed path name, and argument
+//! errors.
 
 use std::collections::BTreeSet;
 use std::process::{Command, Output, Stdio};
@@ -56,29 +57,44 @@ fn bench_kernels_writes_the_json_report() {
     assert!(stdout.contains(path), "the path is printed: {stdout}");
 
     let results = doc["results"].as_array().unwrap();
-    assert_eq!(results.len(), 14);
+    assert_eq!(results.len(), SUITES.len() * SIZES.len(), "rows");
     let mut seen = BTreeSet::new();
     for r in results {
         let r = r.as_object().unwrap();
         assert_eq!(r.len(), 3, "{r:?}");
         let suite = r["suite"].as_str().unwrap();
-        assert!(suite == "aes-128-gcm" || suite == "aes-256-gcm", "{suite}");
+        assert!(SUITES.contains(&suite), "{suite}");
         let bytes = r["bytes"].as_u64().unwrap();
-        let gbps = r["gb_per_s"].as_f64().unwrap();
-        assert!(gbps.is_finite() && gbps > 0.0, "{r:?}");
+        let gbps = r["gb_per_s"].as_f64();
+        assert!(
+            gbps.is_some_and(|g| g.is_finite() && g > 0.0),
+            "gb_per_s is not a positive number: {r:?}"
+        );
         assert!(
             seen.insert((suite.to_string(), bytes)),
             "duplicate {suite} {bytes}"
         );
     }
-    for suite in ["aes-128-gcm", "aes-256-gcm"] {
-        for bytes in [64, 256, 1500, 16384, 65536, 262144, 1048576] {
+    for suite in SUITES {
+        for bytes in SIZES {
             assert!(
                 seen.contains(&(suite.to_string(), bytes)),
-                "{suite} {bytes}"
+                "missing {suite} {bytes}"
             );
         }
+        assert!(stdout.contains(suite), "{suite} is printed: {stdout}");
     }
+    // The AEAD-alone rows keep their place at the head of the list, in their old order,
+    // for the tools that read them by position.
+    let head: Vec<_> = results[..14]
+        .iter()
+        .map(|r| (r["suite"].as_str().unwrap(), r["bytes"].as_u64().unwrap()))
+        .collect();
+    let old: Vec<_> = ["aes-128-gcm", "aes-256-gcm"]
+        .into_iter()
+        .flat_map(|suite| SIZES.map(|bytes| (suite, bytes)))
+        .collect();
+    assert_eq!(head, old, "the AEAD-alone rows come first");
 }
 
 #[test]
@@ -92,3 +108,15 @@ fn bench_rejects_bad_seconds_and_missing_kind() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("bench kernels"), "{stderr}");
 }
+
+/// Every suite of the report: the AEAD alone, then sealed and hashed with format v2's
+/// record digest (BLAKE3) and with format v1's (SHA-256).
+const SUITES: [&str; 6] = [
+    "aes-128-gcm",
+    "aes-256-gcm",
+    "aes-128-gcm+blake3",
+    "aes-256-gcm+blake3",
+    "aes-128-gcm+sha256",
+    "aes-256-gcm+sha256",
+];
+const SIZES: [u64; 7] = [64, 256, 1500, 16384, 65536, 262144, 1048576];
