@@ -158,6 +158,7 @@ fn stream_config(stream_id: u32) -> StreamConfig {
         randomness: Randomness::Os,
         wallclock: WallClock::System,
         overload: Overload::Block,
+        checkpoints: CheckpointPolicy::default(),
     }
 }
 

@@ -17,9 +17,7 @@ use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use crate::segment::read::{Opener, SegmentReader, Verifier, check_camera};
-use crate::segment::{
-    Digest32, Gap, GapReason, Header, Item, SegmentEnd, SegmentError, camera_id,
-};
+use crate::segment::{Digest32, Gap, GapReason, Header, Item, SegmentEnd, SegmentError, camera_id};
 
 /// A segment file and its header (whose signature [`load_headers`] checked).
 #[derive(Clone, Debug)]
@@ -511,7 +509,13 @@ pub fn read_segment(
                 }
                 .map_err(|e| seg(path, e))?;
                 report.checkpoints += 1;
-                release(&mut report, &mut pending, &mut pending_records, pending_pts, &mut out)?;
+                release(
+                    &mut report,
+                    &mut pending,
+                    &mut pending_records,
+                    pending_pts,
+                    &mut out,
+                )?;
             }
             Item::Trailer(t) => {
                 let verified = match walker {
@@ -519,7 +523,13 @@ pub fn read_segment(
                     Walker::Verify(verifier) => verifier.finish(&t),
                 }
                 .map_err(|e| seg(path, e))?;
-                release(&mut report, &mut pending, &mut pending_records, pending_pts, &mut out)?;
+                release(
+                    &mut report,
+                    &mut pending,
+                    &mut pending_records,
+                    pending_pts,
+                    &mut out,
+                )?;
                 report.status = SegmentStatus::Complete {
                     end_of_stream: verified.end_of_stream,
                 };
@@ -596,7 +606,14 @@ pub fn decrypt_footage<W: Write>(
     out: &mut W,
     on_segment: impl FnMut(&SegmentReport),
 ) -> Result<Vec<SegmentReport>, FootageError> {
-    decrypt_footage_from(files, x25519_secret, 0, allow_incomplete_end, out, on_segment)
+    decrypt_footage_from(
+        files,
+        x25519_secret,
+        0,
+        allow_incomplete_end,
+        out,
+        on_segment,
+    )
 }
 
 /// [`decrypt_footage`] for a window that starts at `from_seq`.
@@ -630,11 +647,13 @@ fn judge(
 ) -> Result<SegmentReport, FootageError> {
     let seq = report.seq;
     report.declared_crashed = plan.is_some_and(|p| p.declared_crashed(seq));
-    if report.incomplete() && !plan.is_some_and(|p| p.may_be_cut_off(seq, allow_incomplete_end))
-    {
+    if report.incomplete() && !plan.is_some_and(|p| p.may_be_cut_off(seq, allow_incomplete_end)) {
         let is_last = files.last().is_some_and(|f| f.header.segment_seq == seq);
         return Err(if is_last {
-            seg(&file.path, SegmentError::Truncated("the trailer is missing"))
+            seg(
+                &file.path,
+                SegmentError::Truncated("the trailer is missing"),
+            )
         } else {
             FootageError::CutOffInside {
                 path: file.path.clone(),

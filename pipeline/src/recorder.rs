@@ -212,9 +212,7 @@ mod tests {
         assert_eq!(ChainState::parse(&s.encode()).unwrap(), s);
         assert!(ChainState::parse("").is_err());
         assert!(ChainState::parse("camseal-chain-v2\nnext_seq x\n").is_err());
-        assert!(
-            ChainState::parse("camseal-chain-v2\nnext_seq 1\nprev_header_hash 00\n").is_err()
-        );
+        assert!(ChainState::parse("camseal-chain-v2\nnext_seq 1\nprev_header_hash 00\n").is_err());
         // A v1 state names a segment digest, which v2 headers cannot carry.
         assert!(ChainState::parse("camseal-chain-v1\nnext_seq 1\nprev_digest 00\n").is_err());
     }

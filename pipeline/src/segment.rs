@@ -448,7 +448,7 @@ impl Header {
         let prev_header_hash = need!(r.array::<32>());
         let ext_len = usize::from(need!(r.u16()));
         let extensions = need!(r.take(ext_len)).to_vec();
-        check_extensions(&extensions, segment_seq)?;
+        check_extensions(&extensions)?;
         let n_stanzas = need!(r.u16());
         if n_stanzas == 0 {
             return Err(SegmentError::Malformed("header has no recipients"));
@@ -496,18 +496,35 @@ impl Header {
             mac,
             signature,
         };
-        // FORMAT.md §6: a segment is the first of its stream exactly when every earlier
-        // sequence number is declared lost (or there is none), and only then is its
-        // `prev_header_hash` zero.
-        let first_of_stream = header.first_declared_lost() == 0;
-        if first_of_stream != (header.prev_header_hash == [0; 32]) {
+        Ok(Parsed::Complete(header, r.pos))
+    }
+
+    /// The rules on what a signed header may say (FORMAT.md §2.4), checked after its
+    /// signature: a header that breaks them was signed by a faulty or compromised camera,
+    /// which is reported as malformed rather than tampered.
+    pub fn validate(&self) -> Result<(), SegmentError> {
+        for gap in self.gaps() {
+            // A segment can declare only earlier segments lost: not itself, not later ones.
+            if gap
+                .lost_segments
+                .is_some_and(|(_, last)| last >= self.segment_seq)
+            {
+                return Err(SegmentError::Malformed(
+                    "gap declares this segment or a later one lost",
+                ));
+            }
+        }
+        // A segment is the first of its stream exactly when every earlier sequence number
+        // is declared lost (or there is none), and only then is `prev_header_hash` zero.
+        let first_of_stream = self.first_declared_lost() == 0;
+        if first_of_stream != (self.prev_header_hash == [0; 32]) {
             return Err(SegmentError::Malformed(if first_of_stream {
                 "the first segment of a stream must have an all-zero prev_header_hash"
             } else {
                 "prev_header_hash is zero but the segment is not the first of its stream"
             }));
         }
-        Ok(Parsed::Complete(header, r.pos))
+        Ok(())
     }
 
     /// SHA-256 of the encoded header up to and including its MAC (not the signature): what
@@ -1022,7 +1039,7 @@ fn codec_code(codec: Codec) -> u8 {
 
 /// Extensions are TLVs (`type u16 | len u16 | value`). Types below 0x8000 are critical: a
 /// reader that does not know one must refuse the segment. v1 defines the gap (0x0001).
-fn check_extensions(mut ext: &[u8], segment_seq: u64) -> Result<(), SegmentError> {
+fn check_extensions(mut ext: &[u8]) -> Result<(), SegmentError> {
     while !ext.is_empty() {
         if ext.len() < 4 {
             return Err(SegmentError::Malformed("truncated header extension"));
@@ -1033,16 +1050,7 @@ fn check_extensions(mut ext: &[u8], segment_seq: u64) -> Result<(), SegmentError
             return Err(SegmentError::Malformed("truncated header extension"));
         }
         if ty == EXT_GAP {
-            let gap = Gap::parse(&ext[4..4 + len])?;
-            // A segment can declare only earlier segments lost: not itself, not later ones.
-            if gap
-                .lost_segments
-                .is_some_and(|(_, last)| last >= segment_seq)
-            {
-                return Err(SegmentError::Malformed(
-                    "gap declares this segment or a later one lost",
-                ));
-            }
+            Gap::parse(&ext[4..4 + len])?;
         } else if ty < 0x8000 {
             return Err(SegmentError::Malformed("unknown critical header extension"));
         }

@@ -16,6 +16,8 @@ use cli::{Fixture, Layout, Setup, fixture, fixtures, leaked_windows, s, succeede
 #[test]
 fn every_fixture_round_trips_with_default_and_small_chunks() {
     let setup = Setup::new();
+    // Each output directory holds a whole stream of its own (a window from segment 0).
+    let mut stream = 0u32;
     for f in fixtures() {
         let input = f.bytes();
         // Each segment then spans about one keyframe interval.
@@ -23,7 +25,14 @@ fn every_fixture_round_trips_with_default_and_small_chunks() {
         for max_chunk in [None, Some(1000)] {
             let what = format!("{} (max chunk {max_chunk:?})", f.name);
             let out = setup.path(&format!("{}-{}", f.name, max_chunk.unwrap_or(0)));
-            let mut extra = vec!["--segment-seconds", &segment_seconds];
+            stream += 1;
+            let stream_arg = stream.to_string();
+            let mut extra = vec![
+                "--segment-seconds",
+                &segment_seconds,
+                "--stream",
+                &stream_arg,
+            ];
             let chunk_arg = max_chunk.map(|c| c.to_string());
             if let Some(c) = &chunk_arg {
                 extra.extend(["--max-chunk", c]);
@@ -88,7 +97,7 @@ fn soft_source_round_trips() {
     let segs = setup.seal(
         &format!("file:{}", decrypted.display()),
         &again,
-        &["--segment-seconds", "1"],
+        &["--segment-seconds", "1", "--stream", "1"],
     );
     assert!(segs.len() >= 2);
     let (plain_again, _) = setup.decrypt_ok(&[&again], &[]);
@@ -100,12 +109,17 @@ fn aes_256_gcm_suite_round_trips() {
     let setup = Setup::new();
     let f = fixture("h264-main-cabac");
     let input = f.bytes();
-    for (name, suite, expected) in [
-        ("aes-128", None, SframeSuite::Aes128GcmSha256),
-        ("aes-256", Some("aes-256-gcm"), SframeSuite::Aes256GcmSha512),
+    for (name, suite, expected, stream) in [
+        ("aes-128", None, SframeSuite::Aes128GcmSha256, "0"),
+        (
+            "aes-256",
+            Some("aes-256-gcm"),
+            SframeSuite::Aes256GcmSha512,
+            "1",
+        ),
     ] {
         let out = setup.path(name);
-        let mut extra = vec!["--segment-seconds", "0.9"];
+        let mut extra = vec!["--segment-seconds", "0.9", "--stream", stream];
         if let Some(suite) = suite {
             extra.extend(["--suite", suite]);
         }
@@ -145,10 +159,10 @@ fn a_second_run_continues_the_chain() {
         );
         assert_eq!(l.header.stream_id, 3);
     }
-    assert_eq!(layouts[0].header.prev_digest, [0; 32]);
-    assert_ne!(
-        layouts[first.len()].header.prev_digest,
-        [0; 32],
+    assert_eq!(layouts[0].header.prev_header_hash, [0; 32]);
+    assert_eq!(
+        layouts[first.len()].header.prev_header_hash,
+        layouts[first.len() - 1].header.hash(),
         "the second run's first segment must link to the first run's last"
     );
 

@@ -3,7 +3,7 @@
 //! failed `decrypt` leaves no output file behind.
 //!
 //! Exit codes (see `src/bin/camseal/error.rs`): 3 tampered, 4 truncated, 5 not a recipient,
-//! 6 chain broken, 7 wrong camera.
+//! 6 chain broken, 7 wrong camera, 8 malformed.
 
 mod cli;
 
@@ -19,6 +19,7 @@ const TRUNCATED: i32 = 4;
 const NOT_A_RECIPIENT: i32 = 5;
 const CHAIN_BROKEN: i32 = 6;
 const WRONG_CAMERA: i32 = 7;
+const MALFORMED: i32 = 8;
 
 /// Header offsets of the fixed fields (FORMAT.md section 2), with an empty extension area.
 const CAMERA_KEY: Range<usize> = 9..41;
@@ -26,14 +27,16 @@ const STREAM_ID: Range<usize> = 41..45;
 const SEGMENT_SEQ: Range<usize> = 45..53;
 const START_PTS: Range<usize> = 53..61;
 const WALLCLOCK: Range<usize> = 61..69;
-const PREV_DIGEST: Range<usize> = 69..101;
+const PREV_HEADER_HASH: Range<usize> = 69..101;
 const SUITE: Range<usize> = 5..7;
 const FIRST_STANZA: usize = 105;
 
 #[test]
 fn header_bit_flips_are_tampering() {
     let b = Bench::new();
-    let mac = b.layouts[1].header_len - 32..b.layouts[1].header_len;
+    let header_len = b.layouts[1].header_len;
+    let mac = header_len - 96..header_len - 64;
+    let signature = header_len - 64..header_len;
     assert_eq!(
         Layout::of(&b.bytes[1]).header.extensions.len(),
         0,
@@ -52,6 +55,9 @@ fn header_bit_flips_are_tampering() {
         ("stanza wrapped key", stanza + 16 + 32 + 2 + 20),
         ("header MAC", mac.start + 5),
         ("header MAC (last byte)", mac.end - 1),
+        ("header signature (R)", signature.start + 3),
+        ("header signature (S)", signature.start + 40),
+        ("header signature (last byte)", signature.end - 1),
     ];
     for (field, at) in fields {
         let what = format!("header flip in {field}");
@@ -63,7 +69,7 @@ fn header_bit_flips_are_tampering() {
     let more = [
         ("segment_seq", SEGMENT_SEQ.end - 1),
         ("stream_id", STREAM_ID.end - 1),
-        ("prev_digest", PREV_DIGEST.start + 3),
+        ("prev_header_hash", PREV_HEADER_HASH.start + 3),
     ];
     for (field, at) in fields.into_iter().chain(more) {
         let what = format!("header flip in {field} (single segment)");
@@ -72,13 +78,8 @@ fn header_bit_flips_are_tampering() {
             flip(&mut segs[0].1, at);
         });
         b.decrypt_fails(&[&dir], &[], TAMPERED, &["tampered"], &what);
-        // A changed sequence number no longer matches the records' SFrame KIDs.
-        let verify_needle = if field == "segment_seq" {
-            "belongs to segment"
-        } else {
-            "signature"
-        };
-        b.verify_fails(&[&dir], TAMPERED, &[verify_needle], &what);
+        // The header signature is checked before any field is believed.
+        b.verify_fails(&[&dir], TAMPERED, &["header signature"], &what);
     }
 }
 
@@ -131,7 +132,7 @@ fn record_bit_flips_are_tampering() {
                 let dir = b.case(|segs| flip(&mut segs[seg].1, at));
                 let needle = format!("record {index} is tampered");
                 b.decrypt_fails(&[&dir], &[], TAMPERED, &[&needle, &b.names[seg]], &what);
-                b.verify_fails(&[&dir], TAMPERED, &["records hash does not match"], &what);
+                b.verify_fails(&[&dir], TAMPERED, &["records digest does not match"], &what);
             }
             // Flags: each bit that keeps the flags valid makes the record fail to open; a bit
             // that makes them invalid is refused as malformed.
@@ -140,23 +141,26 @@ fn record_bit_flips_are_tampering() {
                 let dir = b.case(|segs| segs[seg].1[r.start + 4] ^= bit);
                 let flags = l.flags[index].bits() ^ bit;
                 let valid = flags & !0x07 == 0 && (flags & 0x04 == 0 || flags == 0x04);
-                let needle = if valid {
-                    format!("record {index} is tampered")
-                } else {
-                    "invalid flags".to_owned()
-                };
-                b.decrypt_fails(&[&dir], &[], TAMPERED, &[&needle], &what);
                 let now_final = flags & 0x04 != 0;
-                let verify_needle = if !valid {
-                    "invalid flags"
+                // The final record's size is public (a 9-byte summary): a video record
+                // flagged final is malformed before any key is used.
+                let (code, needle, verify_needle) = if !valid {
+                    (MALFORMED, format!("invalid flags"), "invalid flags")
                 } else if now_final && index != final_index {
-                    "after the final record"
-                } else if !now_final && index == final_index {
-                    "no final record"
+                    (
+                        MALFORMED,
+                        "final record has the wrong size".to_owned(),
+                        "final record has the wrong size",
+                    )
                 } else {
-                    "records hash does not match"
+                    (
+                        TAMPERED,
+                        format!("record {index} is tampered"),
+                        "records digest does not match",
+                    )
                 };
-                b.verify_fails(&[&dir], TAMPERED, &[verify_needle], &what);
+                b.decrypt_fails(&[&dir], &[], code, &[&needle], &what);
+                b.verify_fails(&[&dir], code, &[verify_needle], &what);
             }
         }
     }
@@ -169,27 +173,68 @@ fn trailer_bit_flips_are_tampering() {
     for seg in [1, last] {
         let t = b.layouts[seg].trailer.clone();
         let cases = [
-            ("record count", t.start + 11, "record count does not match"),
+            ("flags", t.start + 4, "signature is invalid", TAMPERED),
+            (
+                "record count",
+                t.start + 12,
+                "record count does not match",
+                TAMPERED,
+            ),
             (
                 "record count (high byte)",
-                t.start + 4,
+                t.start + 5,
                 "record count does not match",
+                TAMPERED,
             ),
             (
-                "records hash",
-                t.start + 12 + 7,
-                "records hash does not match",
+                "records digest",
+                t.start + 13 + 7,
+                "records digest does not match",
+                TAMPERED,
             ),
-            ("signature (R)", t.start + 44 + 3, "signature is invalid"),
-            ("signature (S)", t.start + 44 + 40, "signature is invalid"),
-            ("signature (last byte)", t.end - 1, "signature is invalid"),
-            ("marker", t.start + 3, "malformed"),
+            (
+                "signature (R)",
+                t.start + 45 + 3,
+                "signature is invalid",
+                TAMPERED,
+            ),
+            (
+                "signature (S)",
+                t.start + 45 + 40,
+                "signature is invalid",
+                TAMPERED,
+            ),
+            (
+                "signature (last byte)",
+                t.end - 1,
+                "signature is invalid",
+                TAMPERED,
+            ),
+            ("marker", t.start, "malformed", MALFORMED),
         ];
-        for (part, at, needle) in cases {
+        for (part, at, needle, code) in cases {
             let what = format!("segment {seg}: flip in the trailer's {part}");
             let dir = b.case(|segs| flip(&mut segs[seg].1, at));
-            b.decrypt_fails(&[&dir], &[], TAMPERED, &[needle, &b.names[seg]], &what);
-            b.verify_fails(&[&dir], TAMPERED, &[needle], &what);
+            b.decrypt_fails(&[&dir], &[], code, &[needle, &b.names[seg]], &what);
+            b.verify_fails(&[&dir], code, &[needle], &what);
+        }
+        // Every checkpoint is signed and bound to the records before it.
+        for (c, _) in &b.layouts[seg].checkpoints {
+            let cases = [
+                ("record count", c.start + 11, "record count does not match"),
+                (
+                    "records digest",
+                    c.start + 12 + 5,
+                    "records digest does not match",
+                ),
+                ("signature", c.start + 44 + 3, "signature is invalid"),
+            ];
+            for (part, at, needle) in cases {
+                let what = format!("segment {seg}: flip in a checkpoint's {part} (at {at})");
+                let dir = b.case(|segs| flip(&mut segs[seg].1, at));
+                b.decrypt_fails(&[&dir], &[], TAMPERED, &[needle, &b.names[seg]], &what);
+                b.verify_fails(&[&dir], TAMPERED, &[needle], &what);
+            }
         }
         let what = format!("segment {seg}: a byte after the trailer");
         let dir = b.case(|segs| segs[seg].1.push(0));
@@ -288,7 +333,15 @@ fn truncation_is_reported_and_salvaged_only_in_the_last_segment() {
     let (prefix, _) = b.setup.decrypt_ok(&earlier, &[]);
     assert!(b.input.starts_with(&prefix) && prefix.len() < b.input.len());
 
-    // (cut, records complete before it)
+    // (cut, records complete before it, records a checkpoint signed before it)
+    let signed_before = |cut: usize| -> usize {
+        l.checkpoints
+            .iter()
+            .filter(|(range, _)| range.end <= cut)
+            .map(|(_, count)| *count as usize)
+            .max()
+            .unwrap_or(0)
+    };
     let mut cuts: Vec<(usize, usize)> = vec![(l.header_len, 0)];
     for (i, r) in l.records.iter().enumerate() {
         cuts.push((r.start + 1, i));
@@ -297,11 +350,18 @@ fn truncation_is_reported_and_salvaged_only_in_the_last_segment() {
         cuts.push((r.end - 1, i));
         cuts.push((r.end, i + 1));
     }
+    for (c, _) in &l.checkpoints {
+        let complete = l.records.iter().filter(|r| r.end <= c.start).count();
+        cuts.push((c.start + 50, complete));
+        cuts.push((c.end, complete));
+    }
     cuts.push((l.trailer.start + 4, n));
     cuts.push((l.trailer.start + 60, n));
     cuts.push((l.trailer.end - 1, n));
     cuts.sort();
     cuts.dedup();
+    let mut saw_dropped = false;
+    let mut saw_clean_cut = false;
     for &(cut, complete) in &cuts {
         let what = format!("last segment cut at byte {cut} of {}", b.bytes[last].len());
         let dir = b.case(|segs| segs[last].1.truncate(cut));
@@ -315,8 +375,23 @@ fn truncation_is_reported_and_salvaged_only_in_the_last_segment() {
         assert!(!line.contains("tampered"), "{what}: {line}");
         b.verify_fails(&[&dir], TRUNCATED, &["truncated"], &what);
 
-        // Salvage: the authenticated prefix, with a loud warning.
-        let (plain, stderr) = b.setup.decrypt_ok(&[&dir], &["--allow-incomplete"]);
+        // Salvage: only what a checkpoint signed, with a loud warning. Whole records after
+        // the last checkpoint are dropped, and then the exit status still says truncated.
+        let signed = signed_before(cut);
+        assert!(signed <= complete, "{what}");
+        let out_dir = tempfile::tempdir().unwrap();
+        let out_file = out_dir.path().join("out.264");
+        let out = b.setup.decrypt(&out_file, &[&dir], &["--allow-incomplete"]);
+        let (_, stderr) = texts(&out);
+        if complete > signed {
+            saw_dropped = true;
+            failed(&out, TRUNCATED, &what);
+            assert!(stderr.contains("DROPPED"), "{what}: {stderr}");
+        } else {
+            saw_clean_cut = true;
+            succeeded(&out, &what);
+        }
+        let plain = fs::read(&out_file).unwrap();
         assert!(stderr.contains("WARNING"), "{what}: {stderr}");
         assert!(stderr.contains("INCOMPLETE"), "{what}: {stderr}");
         assert!(stderr.contains(&b.names[last]), "{what}: {stderr}");
@@ -324,12 +399,13 @@ fn truncation_is_reported_and_salvaged_only_in_the_last_segment() {
             b.input.starts_with(&plain),
             "{what}: salvage is not a prefix"
         );
-        let video: usize = l.plain_len[..complete.min(n - 1)].iter().sum();
+        let video: usize = l.plain_len[..signed.min(n - 1)].iter().sum();
         assert_eq!(plain.len(), prefix.len() + video, "{what}: salvaged length");
-        if complete < n - 1 {
+        if signed < n - 1 {
             assert!(plain.len() < b.input.len(), "{what}: not a strict prefix");
         }
     }
+    assert!(saw_dropped && saw_clean_cut, "the cuts cover both cases");
 
     // Salvage still authenticates every record it releases.
     let r = l.records[2].clone();

@@ -107,10 +107,10 @@ fn streams_share_the_pool_and_keep_their_own_chains() {
             let header = reader.header().clone();
             assert_eq!(header.stream_id, id);
             assert_eq!(header.segment_seq, seq as u64);
-            assert_eq!(header.prev_digest, prev, "chain of stream {id}");
+            assert_eq!(header.prev_header_hash, prev, "chain of stream {id}");
             let _ = reader.next_item();
             let (p, v) = open_all(bytes, &[1; 32]).unwrap();
-            prev = v.digest;
+            prev = v.header_hash;
             plain.extend_from_slice(&p);
         }
         assert!(plain == input, "stream {id} does not decrypt to its input");

@@ -28,7 +28,7 @@ impl Stream {
         }
     }
 
-    /// Writes segment `seq` naming `prev` and recording `gaps`; returns its digest.
+    /// Writes segment `seq` naming `prev` and recording `gaps`; returns its header hash.
     fn write(&self, seq: u64, prev: Digest32, gaps: &[Gap], truncate: bool) -> Digest32 {
         let (_, pk) = recipient(1);
         let keys = [RecipientKey {
@@ -42,7 +42,7 @@ impl Stream {
             segment_seq: seq,
             start_pts: seq * 9000,
             wallclock_ms: 0,
-            prev_digest: prev,
+            prev_header_hash: prev,
             recipients: &keys,
             gaps,
         };
@@ -62,7 +62,7 @@ impl Stream {
             bytes.truncate(bytes.len() - 150);
         }
         std::fs::write(self.path(seq), bytes).unwrap();
-        summary.digest
+        summary.header_hash
     }
 
     fn path(&self, seq: u64) -> PathBuf {
@@ -129,10 +129,12 @@ fn gaps_are_in_the_signed_header() {
     let mut bad = bytes.clone();
     bad[at + 25] ^= 1; // frames
     std::fs::write(s.path(0), &bad).unwrap();
-    let (results, _) = verify_footage(&s.files());
+    // Nothing of a header is believed before its signature verifies.
+    let paths = collect_paths(&[s.dir.path().to_path_buf()]).unwrap();
+    let err = load_headers(&paths, None).unwrap_err();
     assert!(matches!(
-        results[0].as_ref().unwrap_err().segment_error(),
-        Some(SegmentError::BadSignature)
+        err.segment_error(),
+        Some(SegmentError::BadHeaderSignature)
     ));
 }
 
@@ -146,30 +148,46 @@ fn crash_gap_links_over_an_incomplete_segment_and_allows_its_salvage() {
     let files = s.files();
     let (results, chain) = verify_footage(&files);
     chain.unwrap();
-    assert!(matches!(
-        results[2].as_ref().unwrap_err().segment_error(),
-        Some(SegmentError::Truncated(_))
-    ));
+    // Segment 3's signed header declares the crash: segment 2 is accepted cut off, with
+    // only what a checkpoint signed (here nothing: its one checkpoint was cut).
+    let crashed = results[2].as_ref().unwrap();
+    assert!(crashed.incomplete() && crashed.declared_crashed);
+    assert_eq!((crashed.records, crashed.dropped()), (0, 3));
     assert_eq!(results[3].as_ref().unwrap().gaps, vec![crash_gap(2)]);
     let (secret, _) = recipient(1);
-    // Strict decryption refuses the incomplete segment...
-    let mut out = Vec::new();
-    let err = decrypt_footage(&files, &secret, false, &mut out, |_| {}).unwrap_err();
-    assert!(matches!(
-        err.segment_error(),
-        Some(SegmentError::Truncated(_))
-    ));
-    // ...salvage keeps its authenticated prefix and everything after it.
-    let mut out = Vec::new();
-    let reports = decrypt_footage(&files, &secret, true, &mut out, |_| {}).unwrap();
-    assert!(reports[2].incomplete && !reports[3].incomplete);
-    let full: Vec<u8> = [0, 1]
-        .iter()
-        .flat_map(|&q| (0..3).flat_map(move |i| payload(q, i)))
-        .collect();
-    assert!(out.starts_with(&full));
-    assert!(out.ends_with(&(0..3).flat_map(|i| payload(3, i)).collect::<Vec<_>>()));
+    // Without the declaration the cut-off segment is a truncation inside the window.
+    std::fs::remove_file(s.path(3)).unwrap();
+    s.write(3, d1, &[SPOOL_QUOTA_2], false);
+    let (results, chain) = verify_footage(&s.files());
+    assert!(chain.is_ok());
+    assert!(matches!(results[2], Err(FootageError::CutOffInside { .. })));
+    s.write(3, d1, &[crash_gap(2)], false);
+    let files = s.files();
+    // Decryption keeps the signed prefix and everything after it, and never an unsigned
+    // record.
+    for allow_incomplete_end in [false, true] {
+        let mut out = Vec::new();
+        let reports =
+            decrypt_footage(&files, &secret, allow_incomplete_end, &mut out, |_| {}).unwrap();
+        assert!(reports[2].incomplete() && !reports[3].incomplete());
+        assert!(!out.windows(10).any(|w| w == &payload(2, 0)[..10]));
+        let full: Vec<u8> = [0, 1]
+            .iter()
+            .flat_map(|&q| (0..3).flat_map(move |i| payload(q, i)))
+            .collect();
+        assert!(out.starts_with(&full));
+        assert!(out.ends_with(&(0..3).flat_map(|i| payload(3, i)).collect::<Vec<_>>()));
+    }
 }
+
+/// A quota gap naming segment 2: it explains a missing segment, not a cut-off one.
+const SPOOL_QUOTA_2: Gap = Gap {
+    reason: GapReason::SpoolQuota,
+    lost_segments: Some((2, 2)),
+    frames: 0,
+    from_pts: 18000,
+    to_pts: 27000,
+};
 
 #[test]
 fn a_hole_needs_a_signed_gap() {
@@ -194,8 +212,8 @@ fn a_hole_needs_a_signed_gap() {
     let (results, chain) = verify_footage(&s.files());
     chain.unwrap();
     assert!(results.iter().all(|r| r.is_ok()));
-    // A gap cannot be used to skip a segment that is actually linked elsewhere: naming the
-    // wrong predecessor digest is a mismatch.
+    // A gap does not change the predecessor's identity: naming another header hash for
+    // segment 1 is a mismatch.
     s.write(3, [9; 32], &[quota], false);
     assert!(matches!(
         verify_footage(&s.files()).1,
@@ -210,7 +228,7 @@ fn structural_check_alone_finds_holes() {
     s.write(2, d0, &[], false);
     let files = s.files();
     assert!(matches!(
-        check_chain(&files, &[]),
+        check_chain(&files, 0),
         Err(FootageError::MissingSegment { missing: 1, .. })
     ));
 }

@@ -11,9 +11,9 @@ use camseal::nal::Codec;
 use camseal::recorder::ChainState;
 use camseal::seal::SframeSuite;
 use camseal::segment::write::{
-    HPKE_KEM_X25519, Randomness, RecipientKey, SegmentParams, SegmentWriter,
+    CheckpointPolicy, HPKE_KEM_X25519, Randomness, RecipientKey, SegmentParams, SegmentWriter,
 };
-use camseal::segment::{CloseReason, Gap, GapReason, SegmentEnd, SegmentError, camera_id};
+use camseal::segment::{CloseReason, Gap, GapReason, SegmentEnd, camera_id};
 use camseal::spool::{
     EntryKind, QuotaPolicy, SegmentId, Spool, SpoolConfig, SpoolError, SpoolWriter,
 };
@@ -67,11 +67,14 @@ impl Camera {
             segment_seq: seq,
             start_pts: seq * 9000,
             wallclock_ms: 0,
-            prev_digest: self.chain.prev_digest,
+            prev_header_hash: self.chain.prev_header_hash,
             recipients: &keys,
             gaps: &gaps,
         };
-        let mut w = SegmentWriter::create(w, &params, &camera(7), &Randomness::Os).unwrap();
+        // A checkpoint before every frame, so a crash keeps all but the last frame.
+        let mut w = SegmentWriter::create(w, &params, &camera(7), &Randomness::Os)
+            .unwrap()
+            .with_checkpoints(CheckpointPolicy::every_ms(1));
         self.chain.next_seq = seq + 1; // reserved
         for i in 0..records {
             w.append(seq * 9000 + i * 3000, i == 0, false, &payload(seq, i))
@@ -90,7 +93,7 @@ impl Camera {
             .unwrap();
         let mut chain = self.chain;
         out.commit(|| -> Result<(), ()> {
-            chain.prev_digest = summary.digest;
+            chain.prev_header_hash = summary.header_hash;
             Ok(())
         })
         .unwrap();
@@ -216,15 +219,16 @@ fn crash_mid_segment_is_salvaged_and_declared() {
     let files = load_headers(&collect_paths(&[dir.path().to_path_buf()]).unwrap(), None).unwrap();
     let (results, chain) = verify_footage(&files);
     chain.unwrap();
-    assert!(matches!(
-        results[2].as_ref().unwrap_err().segment_error(),
-        Some(SegmentError::Truncated(_))
-    ));
-    assert!(camseal::footage::declared_crashed(&files, 2));
-    assert!(decrypt_dir(dir.path(), false).is_err());
-    let (out, reports) = decrypt_dir(dir.path(), true).unwrap();
-    assert!(reports[2].incomplete);
-    assert_eq!(out, expected(&[(0, 3), (1, 3), (2, 2), (3, 3)]));
+    // Segment 3's signed header declares the crash: segment 2's signed prefix verifies, and
+    // its last record, which no checkpoint covers, is dropped.
+    let crashed = results[2].as_ref().unwrap();
+    assert!(crashed.incomplete() && crashed.declared_crashed);
+    assert_eq!((crashed.records, crashed.dropped()), (1, 1));
+    for salvage in [false, true] {
+        let (out, reports) = decrypt_dir(dir.path(), salvage).unwrap();
+        assert!(reports[2].incomplete());
+        assert_eq!(out, expected(&[(0, 3), (1, 3), (2, 1), (3, 3)]));
+    }
 }
 
 #[test]
@@ -243,7 +247,7 @@ fn crash_between_trailer_and_rename_finishes_the_segment() {
     let rec = cam.restart();
     assert_eq!(rec.completed, vec![cam.id(1)]);
     assert!(rec.gaps.is_empty() && rec.chain_changed);
-    assert_eq!(cam.chain.prev_digest, summary.digest);
+    assert_eq!(cam.chain.prev_header_hash, summary.header_hash);
     cam.segment(2);
     let (out, _) = decrypt_dir(dir.path(), false).unwrap();
     assert_eq!(out, expected(&[(0, 2), (1, 2), (2, 2)]));

@@ -88,7 +88,9 @@ impl Verifier {
         let (sframe, used) = SframeHeader::parse(record.sframe)
             .map_err(|_| SegmentError::Malformed("bad SFrame header"))?;
         if used != sframe_header_len(sframe.kid, sframe.ctr) {
-            return Err(SegmentError::Malformed("SFrame header is not minimally encoded"));
+            return Err(SegmentError::Malformed(
+                "SFrame header is not minimally encoded",
+            ));
         }
         if sframe.kid != self.segment_seq {
             return Err(SegmentError::WrongSegment {
@@ -132,7 +134,9 @@ impl Verifier {
             return Err(SegmentError::Malformed("checkpoint covers no new records"));
         }
         if !bool::from(checkpoint.records_digest.ct_eq(&self.digest.value())) {
-            return Err(SegmentError::CheckpointTampered("records digest does not match"));
+            return Err(SegmentError::CheckpointTampered(
+                "records digest does not match",
+            ));
         }
         verify_camera_signature(
             &self.camera_key,
@@ -154,7 +158,9 @@ impl Verifier {
             return Err(SegmentError::TrailerTampered("record count does not match"));
         }
         if !bool::from(trailer.records_digest.ct_eq(&records_digest)) {
-            return Err(SegmentError::TrailerTampered("records digest does not match"));
+            return Err(SegmentError::TrailerTampered(
+                "records digest does not match",
+            ));
         }
         verify_camera_signature(
             &self.camera_key,
@@ -331,6 +337,7 @@ impl<R: Read> SegmentReader<R> {
             match Header::parse(&buf)? {
                 Parsed::Complete(header, used) => {
                     header.verify_signature()?;
+                    header.validate()?;
                     buf.drain(..used);
                     return Ok(SegmentReader {
                         inner,
@@ -407,7 +414,10 @@ impl<R: Read> SegmentReader<R> {
                             SegmentError::Truncated("the trailer is missing")
                         } else if self.buf.starts_with(&TRAILER_MARKER.to_be_bytes()) {
                             SegmentError::Truncated("inside the trailer")
-                        } else if self.buf.starts_with(&super::CHECKPOINT_MARKER.to_be_bytes()) {
+                        } else if self
+                            .buf
+                            .starts_with(&super::CHECKPOINT_MARKER.to_be_bytes())
+                        {
                             SegmentError::Truncated("inside a checkpoint")
                         } else {
                             SegmentError::Truncated("inside a record")

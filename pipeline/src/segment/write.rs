@@ -468,7 +468,12 @@ impl RecordAppender {
         out.extend_from_slice(&self.sign_checkpoint());
         let records_digest = self.digest.value();
         let flags = TrailerFlags::new(end_of_stream);
-        let message = trailer_message(&self.header_hash, flags, self.digest.count(), &records_digest);
+        let message = trailer_message(
+            &self.header_hash,
+            flags,
+            self.digest.count(),
+            &records_digest,
+        );
         let trailer = Trailer {
             flags,
             record_count: self.digest.count(),

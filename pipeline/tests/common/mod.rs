@@ -47,7 +47,7 @@ pub fn build(
         segment_seq: seq,
         start_pts: records.first().map_or(0, |r| r.0),
         wallclock_ms: 1_700_000_000_000,
-        prev_digest: prev,
+        prev_header_hash: prev,
         recipients: &keys,
         gaps: &[],
     };
@@ -79,6 +79,9 @@ pub fn open_all(bytes: &[u8], secret: &[u8; 32]) -> Result<(Vec<u8>, Verified), 
             Item::Record(r) => {
                 opener.open(&r, &mut out)?;
             }
+            Item::Checkpoint(c) => {
+                opener.checkpoint(&c)?;
+            }
             Item::Trailer(t) => {
                 let v = opener.finish(&t)?;
                 return Ok((out, v));
@@ -96,21 +99,36 @@ pub fn verify_all(bytes: &[u8]) -> Result<Verified, SegmentError> {
             Item::Record(r) => {
                 verifier.observe(&r)?;
             }
+            Item::Checkpoint(c) => {
+                verifier.checkpoint(&c)?;
+            }
             Item::Trailer(t) => return verifier.finish(&t),
         }
     }
 }
 
-/// Byte ranges of each part of an encoded segment: header, records, trailer.
+/// Byte ranges of each part of an encoded segment: header, records, trailer (the
+/// checkpoint before the trailer is part of the trailer's range; others are skipped).
 pub fn layout(bytes: &[u8]) -> (usize, Vec<std::ops::Range<usize>>, std::ops::Range<usize>) {
     let mut reader = SegmentReader::new(bytes).unwrap();
     let header_len = reader.offset() as usize;
     let mut records = Vec::new();
+    let mut last_checkpoint = None;
     loop {
         let start = reader.offset() as usize;
         match reader.next_item().unwrap() {
-            Item::Record(_) => records.push(start..reader.offset() as usize),
-            Item::Trailer(_) => return (header_len, records, start..bytes.len()),
+            Item::Record(_) => {
+                last_checkpoint = None;
+                records.push(start..reader.offset() as usize);
+            }
+            Item::Checkpoint(_) => last_checkpoint = Some(start),
+            Item::Trailer(_) => {
+                return (
+                    header_len,
+                    records,
+                    last_checkpoint.unwrap_or(start)..bytes.len(),
+                );
+            }
         }
     }
 }

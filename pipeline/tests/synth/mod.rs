@@ -7,7 +7,7 @@ use camseal::engine::{Overload, StreamConfig, WallClock};
 use camseal::nal::Codec;
 use camseal::recorder::SegmentPolicy;
 use camseal::seal::SframeSuite;
-use camseal::segment::write::{HPKE_KEM_X25519, Randomness};
+use camseal::segment::write::{CheckpointPolicy, HPKE_KEM_X25519, Randomness};
 use camseal_hal::Packet;
 
 /// Frame `i` of a stream: a keyframe every `gop` frames; `size` bytes in all; NAL units of at
@@ -67,5 +67,6 @@ pub fn stream_config(stream_id: u32, target_s: f64) -> StreamConfig {
         randomness: Randomness::FixedForTests([stream_id as u8 + 1; 32]),
         wallclock: WallClock::Fixed(1_700_000_000_000),
         overload: Overload::Block,
+        checkpoints: CheckpointPolicy::default(),
     }
 }

@@ -6,9 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use camseal::footage::{
-    Coverage, collect_paths, decrypt_footage_from, describe_gap, load_headers,
-};
+use camseal::footage::{Coverage, collect_paths, decrypt_footage_from, describe_gap, load_headers};
 use camseal::home::ViewerHome;
 
 use crate::cli::DecryptArgs;
@@ -40,32 +38,32 @@ pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
         args.allow_incomplete,
         &mut out,
         |r| {
-        for gap in &r.gaps {
-            eprintln!("WARNING: segment {} records a {}", r.seq, describe_gap(gap));
-        }
-        if r.incomplete() {
-            eprintln!(
-                "WARNING: segment {} ({}) is INCOMPLETE: it was cut off before its trailer{}. \
+            for gap in &r.gaps {
+                eprintln!("WARNING: segment {} records a {}", r.seq, describe_gap(gap));
+            }
+            if r.incomplete() {
+                eprintln!(
+                    "WARNING: segment {} ({}) is INCOMPLETE: it was cut off before its trailer{}. \
                  Released {} records ({} bytes) that the camera signed in checkpoints; \
                  DROPPED {} records after the last checkpoint: no camera signature covers them.",
-                r.seq,
-                r.path.display(),
-                if r.declared_crashed {
-                    " (a later segment declares the crash, signed)"
-                } else {
-                    ""
-                },
-                r.records,
-                r.video_bytes,
-                r.dropped()
-            );
-        } else {
-            eprintln!(
-                "segment {}: {} records, {} video bytes, verified",
-                r.seq, r.records, r.video_bytes
-            );
-        }
-    },
+                    r.seq,
+                    r.path.display(),
+                    if r.declared_crashed {
+                        " (a later segment declares the crash, signed)"
+                    } else {
+                        ""
+                    },
+                    r.records,
+                    r.video_bytes,
+                    r.dropped()
+                );
+            } else {
+                eprintln!(
+                    "segment {}: {} records, {} video bytes, verified",
+                    r.seq, r.records, r.video_bytes
+                );
+            }
+        },
     );
     let finish = |out: BufWriter<File>| -> std::io::Result<()> {
         let file = out.into_inner().map_err(|e| e.into_error())?;

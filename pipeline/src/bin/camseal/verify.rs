@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use camseal::footage::{
-    Coverage, FootageError, SegmentFile, SegmentReport, SegmentStatus, collect_paths,
-    describe_gap, footage_verdict, load_headers, verify_footage_from,
+    Coverage, FootageError, SegmentFile, SegmentReport, SegmentStatus, collect_paths, describe_gap,
+    footage_verdict, load_headers, verify_footage_from,
 };
 use camseal::keys::CameraPublic;
 use camseal::segment::camera_id;
@@ -28,7 +28,11 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
             ),
         }
     }
-    let reports: Vec<SegmentReport> = results.iter().filter_map(|r| r.as_ref().ok()).cloned().collect();
+    let reports: Vec<SegmentReport> = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .cloned()
+        .collect();
     let coverage = Coverage::of(&files, &reports);
     if let Some(c) = &coverage {
         print_coverage(c, args.from_seq);
