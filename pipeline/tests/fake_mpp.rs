@@ -14,11 +14,14 @@ use cli::{Fixture, Setup, command, failed, fixture, fixtures, one_line_error, s,
 #[test]
 fn every_fixture_round_trips_through_the_fake_encoder() {
     let setup = Setup::new();
-    for f in fixtures() {
+    for (stream, f) in fixtures().into_iter().enumerate() {
         let what = format!("rkmpp {}", f.name);
         let out = setup.path(&format!("mpp-{}", f.name));
         let source = format!("rkmpp:{}@{}", size_of(&f), f.fps.0 / f.fps.1.max(1));
-        let run = rkmpp(&setup, &f.path, &source, &out, &["--codec", f.codec.name()]);
+        // One stream per output directory, so that each directory holds a whole stream.
+        let stream = stream.to_string();
+        let extra = ["--codec", f.codec.name(), "--stream", &stream];
+        let run = rkmpp(&setup, &f.path, &source, &out, &extra);
         let (stdout, _) = succeeded(&run, &what);
         assert!(
             stdout.contains(&format!("{} frames", f.frames)),
@@ -45,7 +48,13 @@ fn the_documented_command_round_trips() {
     // H.265 needs --codec; the default is H.264, which the fake refuses for an H.265 stream.
     let h265 = fixture("h265-main-640x360");
     let out = setup.path("doc-h265");
-    let run = rkmpp(&setup, &h265.path, "rkmpp:1280x720@30", &out, &[]);
+    let run = rkmpp(
+        &setup,
+        &h265.path,
+        "rkmpp:1280x720@30",
+        &out,
+        &["--stream", "1"],
+    );
     let line = failed(&run, 1, "h265 stream, default codec");
     assert!(line.contains("could not open a h264 encoder"), "{line}");
     let stderr = String::from_utf8_lossy(&run.stderr);
@@ -58,7 +67,7 @@ fn the_documented_command_round_trips() {
         &h265.path,
         "rkmpp:1280x720@30",
         &out,
-        &["--codec", "h265"],
+        &["--codec", "h265", "--stream", "1"],
     );
     succeeded(&run, "h265 with --codec h265");
     let (plain, _) = setup.decrypt_ok(&[&out], &[]);
