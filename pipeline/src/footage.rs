@@ -402,11 +402,15 @@ pub fn check_chain(files: &[SegmentFile], from_seq: u64) -> Result<ChainPlan, Fo
     }
     for b in files {
         let Some(pred) = b.header.predecessor_seq() else {
-            // `b` starts the stream; anything given before it cannot be of this stream.
-            if let Some(before) = files
-                .iter()
-                .find(|f| f.header.segment_seq < b.header.segment_seq)
-            {
+            // `b` starts the stream: what is given before it can only be the remains of
+            // segments that `b` itself declares lost (a crash of the very first segments).
+            if let Some(before) = files.iter().find(|f| {
+                f.header.segment_seq < b.header.segment_seq
+                    && !b.header.gaps().iter().any(|g| {
+                        g.lost_segments
+                            .is_some_and(|(a, z)| (a..=z).contains(&f.header.segment_seq))
+                    })
+            }) {
                 return Err(FootageError::ChainMismatch {
                     before: before.path.clone(),
                     after: b.path.clone(),

@@ -149,10 +149,11 @@ fn crash_gap_links_over_an_incomplete_segment_and_allows_its_salvage() {
     let (results, chain) = verify_footage(&files);
     chain.unwrap();
     // Segment 3's signed header declares the crash: segment 2 is accepted cut off, with
-    // only what a checkpoint signed (here nothing: its one checkpoint was cut).
+    // only what a checkpoint signed: here nothing, as its one checkpoint (before the
+    // trailer) was cut, so all four records (three video, the final) are dropped.
     let crashed = results[2].as_ref().unwrap();
     assert!(crashed.incomplete() && crashed.declared_crashed);
-    assert_eq!((crashed.records, crashed.dropped()), (0, 3));
+    assert_eq!((crashed.records, crashed.dropped()), (0, 4));
     assert_eq!(results[3].as_ref().unwrap().gaps, vec![crash_gap(2)]);
     let (secret, _) = recipient(1);
     // Without the declaration the cut-off segment is a truncation inside the window.
