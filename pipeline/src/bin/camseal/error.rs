@@ -10,9 +10,11 @@
 //! | 4 | truncated: a segment is cut short |
 //! | 5 | not a recipient: the key cannot open the segment |
 //! | 6 | chain broken: a segment is missing or was replaced |
-//! | 7 | wrong camera: signed by another camera than expected |
+//! | 7 | wrong camera: signed by another camera than expected, or (`decrypt` without
+//! `--camera`) by a camera the viewer home does not pin |
 
 use camseal::footage::FootageError;
+use camseal::home::{CameraChoiceError, HomeError};
 use camseal::segment::SegmentError;
 
 /// Prints `error: ...` (with the chain of causes on the same line) to standard error, and a
@@ -35,6 +37,12 @@ pub fn report(e: &anyhow::Error) {
 /// The exit code for an error (see the module docs).
 pub fn exit_code_for(e: &anyhow::Error) -> u8 {
     for cause in e.chain() {
+        if let Some(c) = cause.downcast_ref::<CameraChoiceError>() {
+            return match c {
+                CameraChoiceError::NonePinned { .. } | CameraChoiceError::NotPinned { .. } => 7,
+                _ => 1,
+            };
+        }
         if let Some(f) = cause.downcast_ref::<FootageError>() {
             return match f {
                 FootageError::Segment { source, .. } => segment_code(source),
@@ -66,8 +74,26 @@ fn segment_code(e: &SegmentError) -> u8 {
     }
 }
 
-fn hint(e: &anyhow::Error) -> Option<&'static str> {
-    match exit_code_for(e) {
+fn hint(e: &anyhow::Error) -> Option<String> {
+    for cause in e.chain() {
+        if let Some(c) = cause.downcast_ref::<CameraChoiceError>() {
+            let (Some(camera), Some(home)) = (c.camera(), c.home()) else {
+                return None;
+            };
+            return Some(format!(
+                "only if you trust camera {}, pin its key: `camseal viewer cameras add --home {} camera.pub` (or name the camera for this run with `--camera camera.pub`)",
+                camera.id(),
+                home.display()
+            ));
+        }
+        if let Some(HomeError::UnknownCamera { dir, .. }) = cause.downcast_ref::<HomeError>() {
+            return Some(format!(
+                "`camseal viewer cameras list --home {}` shows the pinned cameras",
+                dir.display()
+            ));
+        }
+    }
+    let hint = match exit_code_for(e) {
         4 => Some(
             "a crash or power loss cuts the last segment short; `camseal decrypt --allow-incomplete` salvages its authenticated prefix",
         ),
@@ -81,5 +107,6 @@ fn hint(e: &anyhow::Error) -> Option<&'static str> {
             "check that the camera key (camera.pub) belongs to the camera that recorded this footage",
         ),
         _ => None,
-    }
+    };
+    hint.map(str::to_owned)
 }
