@@ -12,9 +12,15 @@
 //! Layout (see `docs/PROTOCOL.md`):
 //! ```text
 //! viewer home:  account.key (0600)  account.pub  account.backup (0600)
-//!               recipients.version  devices/NAME.pub
+//!               recipients.version  devices/NAME.pub  pinned-cameras
 //! camera home:  camera.key (0600)  camera.pub  pinned-account  recipients.list
 //! ```
+//!
+//! `pinned-cameras` lists the cameras whose footage `camseal decrypt` accepts without
+//! `--camera`, in the order they were pinned: a `camseal-pinned-cameras-v1` line, then one
+//! `camera <64 hex digits of the Ed25519 key> <name>` line per camera. Keys, camera ids and
+//! names are unique in it. A missing file pins nothing. [`choose_camera`] is the decision
+//! `decrypt` makes with it.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -62,6 +68,20 @@ pub enum HomeError {
         /// The camera home.
         dir: PathBuf,
     },
+    /// Another pinned camera already has this camera's id (a 64-bit id collision).
+    #[error("another pinned camera already has the camera id {id}")]
+    CameraIdTaken {
+        /// The camera id.
+        id: String,
+    },
+    /// Another pinned camera already has this name.
+    #[error("the name {name:?} is already used by pinned camera {id}: choose another name")]
+    CameraNameTaken {
+        /// The name.
+        name: String,
+        /// Id of the camera that has it.
+        id: String,
+    },
     /// A new recipient list is signed by another account than the one the camera pinned.
     #[error("recipient list is signed by a different account (pinned: {pinned}, got: {got})")]
     DifferentAccount {
@@ -75,6 +95,14 @@ pub enum HomeError {
     FileExists {
         /// The file.
         path: PathBuf,
+    },
+    /// A camera name that cannot be used.
+    #[error("invalid camera name {name:?}: {reason}")]
+    InvalidCameraName {
+        /// The name as given.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
     },
     /// The offered recipient list does not parse or its signature does not verify.
     #[error("not a valid signed recipient list")]
@@ -141,6 +169,14 @@ pub enum HomeError {
         /// The limit.
         limit: u64,
     },
+    /// No pinned camera matches.
+    #[error("no camera with id or name {which:?} is pinned in {}", dir.display())]
+    UnknownCamera {
+        /// The id or name asked for (the camera id, when asked for by key).
+        which: String,
+        /// The viewer home.
+        dir: PathBuf,
+    },
     /// The offered list names a recipient whose KEM this camera cannot seal to.
     #[error(
         "recipient {position} ({label:?}) uses KEM 0x{kem:04x}, which this camera cannot seal to"
@@ -155,8 +191,62 @@ pub enum HomeError {
     },
 }
 
-/// A viewer home directory: the account key, its public half, its backup, and the version
-/// counter of the recipient lists it signed.
+/// Why [`choose_camera`] refuses footage: it comes from a camera the viewer did not pin, and
+/// no camera was named for this run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CameraChoiceError {
+    /// No camera was named and the footage names none (there are no segments).
+    #[error("no segment names a camera to check the footage against")]
+    NoFootage,
+    /// The viewer home pins no camera at all.
+    #[error(
+        "no cameras are pinned in {}: refusing footage from camera {}",
+        home.display(),
+        camera.id()
+    )]
+    NonePinned {
+        /// The camera the footage names.
+        camera: CameraPublic,
+        /// The viewer home.
+        home: PathBuf,
+    },
+    /// The footage's camera is not among the pinned ones.
+    #[error(
+        "camera {} is not pinned in {}: refusing its footage",
+        camera.id(),
+        home.display()
+    )]
+    NotPinned {
+        /// The camera the footage names.
+        camera: CameraPublic,
+        /// The viewer home.
+        home: PathBuf,
+    },
+}
+
+impl CameraChoiceError {
+    /// The refused camera, if the footage named one.
+    pub fn camera(&self) -> Option<&CameraPublic> {
+        match self {
+            CameraChoiceError::NoFootage => None,
+            CameraChoiceError::NonePinned { camera, .. }
+            | CameraChoiceError::NotPinned { camera, .. } => Some(camera),
+        }
+    }
+
+    /// The viewer home whose pins were consulted, if any.
+    pub fn home(&self) -> Option<&Path> {
+        match self {
+            CameraChoiceError::NoFootage => None,
+            CameraChoiceError::NonePinned { home, .. }
+            | CameraChoiceError::NotPinned { home, .. } => Some(home),
+        }
+    }
+}
+
+/// A viewer home directory: the account key, its public half, its backup, the version
+/// counter of the recipient lists it signed, and the cameras it pins.
 #[derive(Debug, Clone)]
 pub struct ViewerHome {
     dir: PathBuf,
@@ -209,6 +299,11 @@ impl ViewerHome {
     /// `DIR/devices`: one `NAME.pub` per viewer device that gets its own recipient entry.
     pub fn devices_dir(&self) -> PathBuf {
         self.dir.join(DEVICES_DIR)
+    }
+
+    /// `DIR/pinned-cameras`: the cameras whose footage `decrypt` accepts.
+    pub fn cameras_path(&self) -> PathBuf {
+        self.dir.join(PINNED_CAMERAS)
     }
 
     /// Whether an account key or public key is present.
@@ -360,6 +455,143 @@ impl ViewerHome {
             Replace::Allow,
         )
     }
+
+    /// The pinned cameras, in the order they were pinned (none if `pinned-cameras` is
+    /// missing). A damaged file is an error, never an empty list.
+    pub fn trusted_cameras(&self) -> Result<Vec<PinnedCamera>, HomeError> {
+        let path = self.cameras_path();
+        if !exists(&path)? {
+            return Ok(Vec::new());
+        }
+        let text = read_text(&path, CAMERAS_FILE_LIMIT)?;
+        decode_cameras(&text).map_err(|reason| HomeError::BadState { path, reason })
+    }
+
+    /// Pins `public`, so that `decrypt` accepts its footage without `--camera`.
+    ///
+    /// Pinning a pinned camera again changes nothing but its name, and only when `name` is
+    /// given; a new camera is named `name` or, by default, its camera id. Names are 1 to 64
+    /// bytes without control characters or surrounding white space, unique among the pinned
+    /// cameras, and a name of 16 hex digits can only be the camera's own id (so that a name
+    /// never reads as another camera's id).
+    pub fn pin_camera(
+        &self,
+        public: &CameraPublic,
+        name: Option<&str>,
+    ) -> Result<PinOutcome, HomeError> {
+        public.verifying_key()?;
+        if let Some(name) = name {
+            check_camera_name(name, public).map_err(|reason| HomeError::InvalidCameraName {
+                name: name.to_owned(),
+                reason,
+            })?;
+        }
+        let mut cameras = self.trusted_cameras()?;
+        let existing = cameras.iter().position(|c| c.public == *public);
+        let new_name = match (name, existing) {
+            (Some(name), _) => name.to_owned(),
+            (None, Some(i)) => cameras[i].name.clone(),
+            (None, None) => public.id(),
+        };
+        if let Some(other) = cameras
+            .iter()
+            .find(|c| c.public != *public && c.name == new_name)
+        {
+            return Err(HomeError::CameraNameTaken {
+                name: new_name,
+                id: other.public.id(),
+            });
+        }
+        let outcome = match existing {
+            Some(i) if cameras[i].name == new_name => return Ok(PinOutcome::AlreadyPinned),
+            Some(i) => PinOutcome::Renamed {
+                from: std::mem::replace(&mut cameras[i].name, new_name),
+            },
+            None => {
+                let id = public.id();
+                if cameras.iter().any(|c| c.public.id() == id) {
+                    return Err(HomeError::CameraIdTaken { id });
+                }
+                if cameras.len() >= MAX_PINNED_CAMERAS {
+                    return Err(HomeError::BadState {
+                        path: self.cameras_path(),
+                        reason: format!(
+                            "{MAX_PINNED_CAMERAS} cameras are pinned already; remove one first"
+                        ),
+                    });
+                }
+                cameras.push(PinnedCamera {
+                    name: new_name,
+                    public: *public,
+                });
+                PinOutcome::Added
+            }
+        };
+        self.write_cameras(&cameras)?;
+        Ok(outcome)
+    }
+
+    /// Unpins one camera and returns it. Asking for a camera that is not pinned is an error.
+    pub fn unpin_camera(&self, which: CameraRef<'_>) -> Result<PinnedCamera, HomeError> {
+        let mut cameras = self.trusted_cameras()?;
+        let found = cameras.iter().position(|c| match which {
+            CameraRef::IdOrName(s) => c.public.id() == s || c.name == s,
+            CameraRef::Key(public) => c.public == *public,
+        });
+        let Some(i) = found else {
+            return Err(HomeError::UnknownCamera {
+                which: match which {
+                    CameraRef::IdOrName(s) => s.to_owned(),
+                    CameraRef::Key(public) => public.id(),
+                },
+                dir: self.dir.clone(),
+            });
+        };
+        let removed = cameras.remove(i);
+        self.write_cameras(&cameras)?;
+        Ok(removed)
+    }
+
+    fn write_cameras(&self, cameras: &[PinnedCamera]) -> Result<(), HomeError> {
+        write_atomic(
+            &self.cameras_path(),
+            encode_cameras(cameras).as_bytes(),
+            PUBLIC,
+            Replace::Allow,
+        )
+    }
+}
+
+/// A camera the viewer trusts: `decrypt` accepts its footage without `--camera`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinnedCamera {
+    /// A name for people (by default the camera id).
+    pub name: String,
+    /// The camera's public key.
+    pub public: CameraPublic,
+}
+
+/// What [`ViewerHome::pin_camera`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PinOutcome {
+    /// The camera is newly pinned.
+    Added,
+    /// The camera was pinned already under that name: nothing changed.
+    AlreadyPinned,
+    /// The camera was pinned already; its name changed.
+    Renamed {
+        /// The name it had.
+        from: String,
+    },
+}
+
+/// Which pinned camera [`ViewerHome::unpin_camera`] removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CameraRef<'a> {
+    /// The camera with this camera id or name.
+    IdOrName(&'a str),
+    /// The camera with this key.
+    Key(&'a CameraPublic),
 }
 
 /// A camera home directory: the camera identity key, the pinned account, and the installed
@@ -586,6 +818,65 @@ impl CameraHome {
     }
 }
 
+/// The camera footage is checked against, and why it is trusted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CameraChoice {
+    /// Named for this run (`decrypt --camera`), whether or not it is pinned.
+    Explicit(CameraPublic),
+    /// The camera the footage names, found among the viewer's pinned cameras.
+    Pinned(PinnedCamera),
+}
+
+impl CameraChoice {
+    /// The chosen camera's key.
+    pub fn public(&self) -> &CameraPublic {
+        match self {
+            CameraChoice::Explicit(public) => public,
+            CameraChoice::Pinned(pinned) => &pinned.public,
+        }
+    }
+}
+
+/// Decides which camera footage is checked against (pure: it reads nothing).
+///
+/// A camera named for this run (`explicit`) wins, pinned or not. Otherwise every camera key
+/// that the footage's headers name (`footage`, the `camera_key` of each header) must be one of
+/// the `pinned` cameras, and the first one is chosen. The headers are not authenticated
+/// yet: the caller must then check every segment's signature against the chosen key, so that
+/// a header naming a pinned camera it was not signed by fails as tampered. Without this
+/// check, anyone who knows a viewer's public key could seal footage to it with a camera of
+/// their own, and the viewer would accept it. `home` only names the viewer home in errors.
+pub fn choose_camera(
+    home: &Path,
+    explicit: Option<CameraPublic>,
+    pinned: &[PinnedCamera],
+    footage: &[[u8; 32]],
+) -> Result<CameraChoice, CameraChoiceError> {
+    if let Some(public) = explicit {
+        return Ok(CameraChoice::Explicit(public));
+    }
+    let mut chosen = None;
+    for key in footage {
+        match pinned.iter().find(|c| c.public.ed25519 == *key) {
+            Some(camera) => {
+                chosen.get_or_insert(camera);
+            }
+            None => {
+                let camera = CameraPublic { ed25519: *key };
+                let home = home.to_owned();
+                return Err(if pinned.is_empty() {
+                    CameraChoiceError::NonePinned { camera, home }
+                } else {
+                    CameraChoiceError::NotPinned { camera, home }
+                });
+            }
+        }
+    }
+    chosen
+        .map(|camera| CameraChoice::Pinned(camera.clone()))
+        .ok_or(CameraChoiceError::NoFootage)
+}
+
 /// The largest backup file camseal reads (a version 1 backup is 94 bytes; the rest is room
 /// for later versions).
 pub const BACKUP_FILE_LIMIT: u64 = 64 * 1024;
@@ -793,6 +1084,84 @@ fn link_no_clobber(tmp: &Path, path: &Path) -> io::Result<()> {
     }
 }
 
+/// Why `name` cannot name `public`, if it cannot.
+fn check_camera_name(name: &str, public: &CameraPublic) -> Result<(), &'static str> {
+    if name.is_empty() || name.len() > 64 {
+        return Err("a camera name must be 1 to 64 bytes long");
+    }
+    if name.chars().any(char::is_control) {
+        return Err("a camera name cannot contain control characters");
+    }
+    if name.trim() != name {
+        return Err("a camera name cannot start or end with white space");
+    }
+    if name.len() == 16 && name.bytes().all(|b| b.is_ascii_hexdigit()) && name != public.id() {
+        return Err("16 hex digits read as a camera id; only the camera's own id can be its name");
+    }
+    Ok(())
+}
+
+/// The text of a `pinned-cameras` file.
+fn encode_cameras(cameras: &[PinnedCamera]) -> String {
+    let mut out = String::with_capacity(PINNED_CAMERAS_HEADER.len() + 1 + cameras.len() * 140);
+    out.push_str(PINNED_CAMERAS_HEADER);
+    out.push('\n');
+    for c in cameras {
+        out.push_str(CAMERA_LINE_PREFIX);
+        out.push_str(&hex::encode(c.public.ed25519));
+        out.push(' ');
+        out.push_str(&c.name);
+        out.push('\n');
+    }
+    out
+}
+
+/// Parses a `pinned-cameras` file strictly; the error says what is wrong, and where.
+fn decode_cameras(text: &str) -> Result<Vec<PinnedCamera>, String> {
+    let body = text.strip_suffix('\n').unwrap_or(text);
+    let mut lines = body.split('\n');
+    if lines.next() != Some(PINNED_CAMERAS_HEADER) {
+        return Err(format!(
+            "expected a `{PINNED_CAMERAS_HEADER}` file, found something else"
+        ));
+    }
+    let mut cameras: Vec<PinnedCamera> = Vec::new();
+    for (i, line) in lines.enumerate() {
+        let at = i + 2;
+        if cameras.len() >= MAX_PINNED_CAMERAS {
+            return Err(format!("more than {MAX_PINNED_CAMERAS} cameras"));
+        }
+        let (key_hex, name) = line
+            .strip_prefix(CAMERA_LINE_PREFIX)
+            .and_then(|rest| rest.split_once(' '))
+            .ok_or_else(|| format!("line {at}: expected `camera <64 hex digits> <name>`"))?;
+        let mut ed25519 = [0u8; 32];
+        if key_hex.len() != 64 || hex::decode_to_slice(key_hex, &mut ed25519).is_err() {
+            return Err(format!("line {at}: the key must be 64 hex digits"));
+        }
+        let public = CameraPublic { ed25519 };
+        public
+            .verifying_key()
+            .map_err(|e| format!("line {at}: {e}"))?;
+        check_camera_name(name, &public).map_err(|reason| format!("line {at}: {reason}"))?;
+        if let Some(other) = cameras
+            .iter()
+            .find(|c| c.public == public || c.public.id() == public.id() || c.name == name)
+        {
+            return Err(format!(
+                "line {at}: camera {} or its name {name:?} is listed twice (see camera {})",
+                public.id(),
+                other.public.id()
+            ));
+        }
+        cameras.push(PinnedCamera {
+            name: name.to_owned(),
+            public,
+        });
+    }
+    Ok(cameras)
+}
+
 fn sync_dir(dir: &Path) -> io::Result<()> {
     #[cfg(unix)]
     {
@@ -815,6 +1184,13 @@ const RECIPIENTS_VERSION: &str = "recipients.version";
 const CAMERA_KEY: &str = "camera.key";
 const CAMERA_PUB: &str = "camera.pub";
 const PINNED_ACCOUNT: &str = "pinned-account";
+const PINNED_CAMERAS: &str = "pinned-cameras";
+const PINNED_CAMERAS_HEADER: &str = "camseal-pinned-cameras-v1";
+const CAMERA_LINE_PREFIX: &str = "camera ";
+/// More cameras than any home has; it keeps `pinned-cameras` far below its read limit.
+const MAX_PINNED_CAMERAS: usize = 1024;
+/// 1024 lines of at most 137 bytes, with room to spare.
+const CAMERAS_FILE_LIMIT: u64 = 256 * 1024;
 const RECIPIENTS_LIST: &str = "recipients.list";
 const PRIVATE: u32 = 0o600;
 const PUBLIC: u32 = 0o644;
@@ -1169,6 +1545,256 @@ mod tests {
         .unwrap();
         let e = home.trusted_recipients().unwrap_err();
         assert!(e.to_string().contains("recipients.list"), "{e}");
+    }
+
+    fn cam(n: u8) -> CameraPublic {
+        CameraSecret::from_seed([n; 32]).public()
+    }
+
+    fn pinned(name: &str, n: u8) -> PinnedCamera {
+        PinnedCamera {
+            name: name.into(),
+            public: cam(n),
+        }
+    }
+
+    #[test]
+    fn pinned_cameras_round_trip_in_pin_order() {
+        let t = tempfile::tempdir().unwrap();
+        let home = ViewerHome::create(t.path()).unwrap();
+        assert_eq!(home.trusted_cameras().unwrap(), []);
+        assert_eq!(home.pin_camera(&cam(2), None).unwrap(), PinOutcome::Added);
+        assert_eq!(
+            home.pin_camera(&cam(1), Some("front door")).unwrap(),
+            PinOutcome::Added
+        );
+        let expected = [pinned(&cam(2).id(), 2), pinned("front door", 1)];
+        assert_eq!(home.trusted_cameras().unwrap(), expected);
+        assert_eq!(
+            fs::read_to_string(home.cameras_path()).unwrap(),
+            format!(
+                "camseal-pinned-cameras-v1\ncamera {} {}\ncamera {} front door\n",
+                hex::encode(cam(2).ed25519),
+                cam(2).id(),
+                hex::encode(cam(1).ed25519)
+            )
+        );
+        assert_eq!(names(t.path()), ["pinned-cameras"], "temporary files left");
+
+        // Again: nothing changes, unless a new name is given.
+        assert_eq!(
+            home.pin_camera(&cam(1), None).unwrap(),
+            PinOutcome::AlreadyPinned
+        );
+        assert_eq!(
+            home.pin_camera(&cam(1), Some("front door")).unwrap(),
+            PinOutcome::AlreadyPinned
+        );
+        assert_eq!(home.trusted_cameras().unwrap(), expected);
+        assert_eq!(
+            home.pin_camera(&cam(1), Some("porch")).unwrap(),
+            PinOutcome::Renamed {
+                from: "front door".into()
+            }
+        );
+        assert_eq!(
+            home.trusted_cameras().unwrap(),
+            [pinned(&cam(2).id(), 2), pinned("porch", 1)]
+        );
+    }
+
+    #[test]
+    fn camera_names_are_checked_and_unique() {
+        let t = tempfile::tempdir().unwrap();
+        let home = ViewerHome::create(t.path()).unwrap();
+        home.pin_camera(&cam(1), Some("porch")).unwrap();
+        let e = home.pin_camera(&cam(2), Some("porch")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "the name \"porch\" is already used by pinned camera {}: choose another name",
+                cam(1).id()
+            )
+        );
+        let long = "x".repeat(65);
+        let bad = [
+            "",
+            long.as_str(),
+            "tab\there",
+            "line\nbreak",
+            " padded",
+            "padded ",
+            "0123456789abcdef",
+        ];
+        for name in bad {
+            let e = home.pin_camera(&cam(2), Some(name)).unwrap_err();
+            assert!(
+                matches!(e, HomeError::InvalidCameraName { .. }),
+                "{name:?}: {e}"
+            );
+        }
+        // A camera's own id is a fine name (it is the default), and so is any other text.
+        home.pin_camera(&cam(2), Some(&cam(2).id())).unwrap();
+        home.pin_camera(&cam(3), Some("garage (north) \u{1f4f7}"))
+            .unwrap();
+        assert_eq!(home.trusted_cameras().unwrap().len(), 3);
+        // Another camera's id is not: it would read as that camera.
+        let e = home.pin_camera(&cam(4), Some(&cam(1).id())).unwrap_err();
+        assert!(matches!(e, HomeError::InvalidCameraName { .. }), "{e}");
+        // A key that is not a valid point is refused before anything is written.
+        let weak = CameraPublic { ed25519: [0; 32] };
+        assert!(matches!(
+            home.pin_camera(&weak, None),
+            Err(HomeError::Key(_))
+        ));
+        assert_eq!(home.trusted_cameras().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn unpin_by_id_name_or_key() {
+        let t = tempfile::tempdir().unwrap();
+        let home = ViewerHome::create(t.path()).unwrap();
+        for n in 1..=3 {
+            home.pin_camera(&cam(n), Some(&format!("cam {n}"))).unwrap();
+        }
+        assert_eq!(
+            home.unpin_camera(CameraRef::IdOrName(&cam(2).id()))
+                .unwrap(),
+            pinned("cam 2", 2)
+        );
+        assert_eq!(
+            home.unpin_camera(CameraRef::IdOrName("cam 3")).unwrap(),
+            pinned("cam 3", 3)
+        );
+        assert_eq!(home.trusted_cameras().unwrap(), [pinned("cam 1", 1)]);
+        for which in [
+            CameraRef::IdOrName("cam 3"),
+            CameraRef::IdOrName(""),
+            CameraRef::Key(&cam(2)),
+        ] {
+            let e = home.unpin_camera(which).unwrap_err();
+            assert!(matches!(e, HomeError::UnknownCamera { .. }), "{e}");
+            assert!(
+                e.to_string().contains(&t.path().display().to_string()),
+                "{e}"
+            );
+        }
+        assert_eq!(
+            home.unpin_camera(CameraRef::Key(&cam(1))).unwrap(),
+            pinned("cam 1", 1)
+        );
+        assert_eq!(home.trusted_cameras().unwrap(), []);
+        assert_eq!(
+            fs::read_to_string(home.cameras_path()).unwrap(),
+            "camseal-pinned-cameras-v1\n"
+        );
+    }
+
+    #[test]
+    fn damaged_pinned_cameras_are_reported() {
+        let t = tempfile::tempdir().unwrap();
+        let home = ViewerHome::create(t.path()).unwrap();
+        let line = |n: u8, name: &str| format!("camera {} {name}\n", hex::encode(cam(n).ed25519));
+        let header = "camseal-pinned-cameras-v1\n";
+        let good = format!("{header}{}{}", line(1, "a"), line(2, "b b"));
+        fs::write(home.cameras_path(), &good).unwrap();
+        assert_eq!(
+            home.trusted_cameras().unwrap(),
+            [pinned("a", 1), pinned("b b", 2)]
+        );
+        fs::write(home.cameras_path(), good.trim_end()).unwrap();
+        assert_eq!(home.trusted_cameras().unwrap().len(), 2);
+        let weak = format!("camera {} w\n", "00".repeat(32));
+        let bad = [
+            String::new(),
+            "camseal-camera-v1\n".to_owned(),
+            format!("{header}\n"),
+            format!("{header}{}", line(1, "")),
+            format!("{header}{}", line(1, " a")),
+            format!("{header}camera {} a\n", "zz".repeat(32)),
+            format!("{header}camera {} a\n", "ab".repeat(31)),
+            format!("{header}{weak}"),
+            format!("{header}{}{}", line(1, "a"), line(1, "b")),
+            format!("{header}{}{}", line(1, "a"), line(2, "a")),
+            format!("{header}{}", line(1, "a").replace('\n', "\r\n")),
+            format!("{header}{}", line(1, &cam(2).id())),
+        ];
+        for text in bad {
+            fs::write(home.cameras_path(), &text).unwrap();
+            let e = home.trusted_cameras().unwrap_err();
+            assert!(matches!(e, HomeError::BadState { .. }), "{text:?}: {e}");
+            assert!(e.to_string().contains("pinned-cameras"), "{e}");
+            // Nothing is pinned on top of a damaged file.
+            assert!(home.pin_camera(&cam(3), None).is_err());
+            assert_eq!(fs::read_to_string(home.cameras_path()).unwrap(), text);
+        }
+        fs::write(home.cameras_path(), vec![b'a'; 300 * 1024]).unwrap();
+        assert!(matches!(
+            home.trusted_cameras(),
+            Err(HomeError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn footage_must_come_from_a_pinned_camera_unless_one_is_named() {
+        let home = Path::new("/v");
+        let pins = [pinned("porch", 1), pinned("garage", 2)];
+        let key = |n: u8| cam(n).ed25519;
+
+        // The footage's camera is pinned: chosen, with its name.
+        assert_eq!(
+            choose_camera(home, None, &pins, &[key(2)]),
+            Ok(CameraChoice::Pinned(pinned("garage", 2)))
+        );
+        assert_eq!(
+            choose_camera(home, None, &pins, &[key(1), key(2)])
+                .unwrap()
+                .public(),
+            &cam(1)
+        );
+        // Not pinned: refused, whether other cameras are pinned or none are.
+        let e = choose_camera(home, None, &pins, &[key(3)]).unwrap_err();
+        assert_eq!(
+            e,
+            CameraChoiceError::NotPinned {
+                camera: cam(3),
+                home: home.into()
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "camera {} is not pinned in /v: refusing its footage",
+                cam(3).id()
+            )
+        );
+        assert_eq!(e.camera(), Some(&cam(3)));
+        assert_eq!(e.home(), Some(home));
+        let e = choose_camera(home, None, &pins, &[key(1), key(3)]).unwrap_err();
+        assert_eq!(e.camera(), Some(&cam(3)));
+        let e = choose_camera(home, None, &[], &[key(1)]).unwrap_err();
+        assert!(matches!(e, CameraChoiceError::NonePinned { .. }), "{e}");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "no cameras are pinned in /v: refusing footage from camera {}",
+                cam(1).id()
+            )
+        );
+        assert_eq!(
+            choose_camera(home, None, &pins, &[]),
+            Err(CameraChoiceError::NoFootage)
+        );
+
+        // A camera named for the run wins, pinned or not, whatever the footage names.
+        for footage in [&[][..], &[key(3)], &[key(1)]] {
+            for p in [&pins[..], &[]] {
+                assert_eq!(
+                    choose_camera(home, Some(cam(4)), p, footage),
+                    Ok(CameraChoice::Explicit(cam(4)))
+                );
+            }
+        }
     }
 
     #[test]

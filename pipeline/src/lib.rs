@@ -11,7 +11,8 @@
 //!   keys, records, signed trailer, hash chain. A sans-I/O reader and a writer over `Write`.
 //! - [`keys`]: account, device and camera keys, the recovery backup, signed recipient lists
 //!   (pure; `docs/PROTOCOL.md`).
-//! - [`home`]: viewer and camera home directories: key files, backups, the trusted list.
+//! - [`home`]: viewer and camera home directories: key files, backups, the trusted list,
+//!   the viewer's pinned cameras.
 
 #![forbid(unsafe_code)]
 

@@ -541,7 +541,20 @@ fn every_command_has_help() {
             vec![],
             vec!["viewer", "camera", "run", "decrypt", "verify", "demo"],
         ),
-        (vec!["viewer"], vec!["init", "restore", "recipients"]),
+        (
+            vec!["viewer"],
+            vec!["init", "restore", "recipients", "cameras"],
+        ),
+        (vec!["viewer", "cameras"], vec!["add", "list", "remove"]),
+        (
+            vec!["viewer", "cameras", "add"],
+            vec!["--home", "--name", "CAMERA_PUB"],
+        ),
+        (vec!["viewer", "cameras", "list"], vec!["--home", "--json"]),
+        (
+            vec!["viewer", "cameras", "remove"],
+            vec!["--home", "CAMERA_ID|NAME|CAMERA_PUB"],
+        ),
         (vec!["viewer", "init"], vec!["--home"]),
         (
             vec!["viewer", "restore"],

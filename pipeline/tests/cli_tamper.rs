@@ -526,12 +526,14 @@ fn wrong_viewer_and_wrong_camera() {
         .decrypt_ok(&[&dir], &["--camera", s(&b.setup.camera_pub)]);
     assert!(plain == b.input);
 
-    // A viewer whose key is not on the camera's list.
+    // A viewer whose key is not on the camera's list (it pins the camera, so that what
+    // fails is opening the segment, not trusting its camera).
     let stranger = b.setup.path("stranger");
     succeeded(
         &camseal(&["viewer", "init", "--home", s(&stranger)]),
         "viewer init",
     );
+    cli::pin_camera(&stranger, &b.setup.camera_pub);
     let out_dir = tempfile::tempdir().unwrap();
     let out = b.decrypt_as(&stranger, &out_dir.path().join("x.264"), &[&dir], &[]);
     let line = failed(&out, NOT_A_RECIPIENT, "stranger decrypts");

@@ -120,7 +120,8 @@ pub fn one_line_error(out: &Output, what: &str) -> String {
     lines[0].to_owned()
 }
 
-/// A viewer with a signed recipient list, and a camera that trusts it.
+/// A viewer with a signed recipient list, and a camera that trusts it and that the viewer
+/// pins (so `decrypt` accepts its footage without `--camera`).
 pub struct Setup {
     /// Holds everything; removed on drop.
     pub dir: TempDir,
@@ -135,7 +136,8 @@ pub struct Setup {
 }
 
 impl Setup {
-    /// `viewer init`, `viewer recipients`, `camera init`, `camera trust`.
+    /// `viewer init`, `viewer recipients`, `camera init`, `camera trust`, `viewer cameras
+    /// add`.
     pub fn new() -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let viewer = dir.path().join("viewer");
@@ -166,6 +168,7 @@ impl Setup {
         );
         let camera_pub = camera.join("camera.pub");
         assert!(camera_pub.is_file());
+        pin_camera(&viewer, &camera_pub);
         Setup {
             dir,
             viewer,
@@ -231,6 +234,22 @@ impl Setup {
             .unwrap()
             .x25519_secret()
     }
+}
+
+/// `camseal viewer cameras add --home VIEWER CAMERA_PUB`, asserting success: `decrypt` then
+/// accepts that camera's footage without `--camera`.
+pub fn pin_camera(viewer: &Path, camera_pub: &Path) {
+    succeeded(
+        &camseal(&[
+            "viewer",
+            "cameras",
+            "add",
+            "--home",
+            s(viewer),
+            s(camera_pub),
+        ]),
+        "viewer cameras add",
+    );
 }
 
 /// A committed stream fixture, as listed in `tests/data/streams/MANIFEST`.

@@ -52,6 +52,9 @@ pub enum ViewerCommand {
     Restore(ViewerRestoreArgs),
     /// Write a recipient list signed by the account, one version higher than the last.
     Recipients(ViewerRecipientsArgs),
+    /// The cameras whose footage `decrypt` accepts: add, list, remove.
+    #[command(subcommand)]
+    Cameras(ViewerCamerasCommand),
 }
 
 #[derive(Debug, Args)]
@@ -82,6 +85,50 @@ pub struct ViewerRecipientsArgs {
     /// Where to write the signed recipient list.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ViewerCamerasCommand {
+    /// Pin a camera's public key (camera.pub): `decrypt` then accepts its footage without
+    /// `--camera`. Adding a pinned camera again only renames it (with --name).
+    Add(ViewerCamerasAddArgs),
+    /// Print the pinned cameras, one per line: camera id, then name.
+    List(ViewerCamerasListArgs),
+    /// Unpin a camera: `decrypt` refuses its footage from then on.
+    Remove(ViewerCamerasRemoveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ViewerCamerasAddArgs {
+    /// Viewer home directory.
+    #[arg(long, value_name = "DIR")]
+    pub home: PathBuf,
+    /// The camera's public key file, written by `camseal camera init`.
+    #[arg(value_name = "CAMERA_PUB")]
+    pub camera: PathBuf,
+    /// A name for the camera (default: its camera id; a pinned camera keeps its name).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ViewerCamerasListArgs {
+    /// Viewer home directory.
+    #[arg(long, value_name = "DIR")]
+    pub home: PathBuf,
+    /// Print a JSON list of {"camera_id", "name", "public"} objects instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ViewerCamerasRemoveArgs {
+    /// Viewer home directory.
+    #[arg(long, value_name = "DIR")]
+    pub home: PathBuf,
+    /// The camera: its camera id, its name, or its camera.pub file.
+    #[arg(value_name = "CAMERA_ID|NAME|CAMERA_PUB")]
+    pub camera: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -267,7 +314,7 @@ pub struct StatusArgs {
 
 #[derive(Debug, Args)]
 pub struct DecryptArgs {
-    /// Viewer home directory holding the account key.
+    /// Viewer home directory holding the account key and the pinned cameras.
     #[arg(long, value_name = "DIR")]
     pub home: PathBuf,
     /// Output Annex-B file.
@@ -276,7 +323,8 @@ pub struct DecryptArgs {
     /// Salvage the valid prefix of a crash-truncated last segment (with a warning).
     #[arg(long)]
     pub allow_incomplete: bool,
-    /// Only accept segments signed by this camera (a `camera.pub` file).
+    /// Only accept segments signed by this camera (a `camera.pub` file), pinned or not.
+    /// Without it, the footage must come from a camera pinned with `viewer cameras add`.
     #[arg(long, value_name = "CAMERA_PUB")]
     pub camera: Option<PathBuf>,
     /// Decrypt a window that starts at this sequence number (by default the stream must

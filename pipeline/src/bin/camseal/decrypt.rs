@@ -6,8 +6,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use camseal::footage::{Coverage, collect_paths, decrypt_footage_from, describe_gap, load_headers};
-use camseal::home::ViewerHome;
+use camseal::footage::{
+    Coverage, SegmentFile, collect_paths, decrypt_footage_from, describe_gap, load_headers,
+};
+use camseal::home::{CameraChoice, ViewerHome, choose_camera};
+use camseal::keys::CameraPublic;
 
 use crate::cli::DecryptArgs;
 
@@ -15,11 +18,13 @@ pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
     let home = ViewerHome::open(&args.home)?;
     let account = home.account()?;
     let camera = match &args.camera {
-        Some(path) => Some(crate::verify::read_camera_pub(path)?),
+        Some(path) => Some(CameraPublic {
+            ed25519: crate::verify::read_camera_pub(path)?,
+        }),
         None => None,
     };
     let paths = collect_paths(&args.inputs)?;
-    let files = load_headers(&paths, camera.as_ref())?;
+    let (choice, files) = trusted_footage(&home, camera, &paths)?;
     if args.out.is_dir() {
         bail!(
             "--out {} is a directory; give a file name",
@@ -104,6 +109,7 @@ pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
                     format!(" (INCOMPLETE: segment {})", incomplete.join(", "))
                 }
             );
+            println!("{}", describe_choice(&choice));
             if dropped_at_end > 0 {
                 eprintln!(
                     "error: {dropped_at_end} records after the last signed checkpoint were dropped; \
@@ -120,6 +126,44 @@ pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
             let _ = fs::remove_file(&tmp);
             Err(e.into())
         }
+    }
+}
+
+/// Reads the footage's headers and checks them against the camera it must come from: the
+/// one given with `--camera`, else the footage's own camera, which the viewer home must pin.
+pub fn trusted_footage(
+    home: &ViewerHome,
+    camera: Option<CameraPublic>,
+    paths: &[PathBuf],
+) -> Result<(CameraChoice, Vec<SegmentFile>)> {
+    // `--camera` decides alone, so neither the pins nor the headers' own keys are read then.
+    let (named, pinned) = match camera {
+        Some(_) => (Vec::new(), Vec::new()),
+        None => (load_headers(paths, None)?, home.trusted_cameras()?),
+    };
+    let mut keys: Vec<[u8; 32]> = Vec::new();
+    for f in &named {
+        if !keys.contains(&f.header.camera_key) {
+            keys.push(f.header.camera_key);
+        }
+    }
+    // `load_headers` checked each header's signature under the key it names, so a camera
+    // refused here really signed the footage (a modified key is tampering, exit 3).
+    let choice = choose_camera(home.dir(), camera, &pinned, &keys)?;
+    let files = load_headers(paths, Some(&choice.public().ed25519))?;
+    Ok((choice, files))
+}
+
+/// One line saying which camera the footage was checked against, and why.
+pub fn describe_choice(choice: &CameraChoice) -> String {
+    match choice {
+        CameraChoice::Explicit(public) => {
+            format!("camera {}: given with --camera", public.id())
+        }
+        CameraChoice::Pinned(pinned) => format!(
+            "camera {}: pinned in the viewer home",
+            crate::viewer::describe_camera(pinned)
+        ),
     }
 }
 

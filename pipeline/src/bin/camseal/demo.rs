@@ -9,7 +9,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use camseal::engine::Stage;
-use camseal::footage::{collect_paths, decrypt_footage, load_headers, verify_footage};
+use camseal::footage::{collect_paths, decrypt_footage, verify_footage};
 use camseal::home::{CameraHome, ViewerHome};
 use camseal::keys::{AccountSecret, CameraSecret, Passphrase, RecipientList, seal_backup};
 use sha2::{Digest, Sha256};
@@ -47,13 +47,16 @@ pub fn demo(args: DemoArgs) -> Result<ExitCode> {
         account.public().id()
     );
 
-    // 2. A camera that trusts that list.
+    // 2. A camera that trusts that list, and that the viewer pins (`viewer cameras add`):
+    // decrypt accepts footage only from pinned cameras.
     let camera = CameraHome::create(&camera_dir)?;
     camera.write_camera(&CameraSecret::generate()?)?;
     camera.trust(&signed)?;
+    let camera_public = camera.camera_public()?;
+    viewer.pin_camera(&camera_public, Some(DEMO_CAMERA_NAME))?;
     println!(
-        "  camera {} trusts {} recipient(s)",
-        camera.camera_public()?.id(),
+        "  camera {} trusts {} recipient(s); the viewer pins it as {DEMO_CAMERA_NAME:?}",
+        camera_public.id(),
         list.recipients.len()
     );
 
@@ -94,10 +97,11 @@ pub fn demo(args: DemoArgs) -> Result<ExitCode> {
     let summary = crate::run::record(&run, &stop, false, &mut |au| input_hash.update(au))?;
     let input_hash = input_hash.finalize();
 
-    // 4. Decrypt as the viewer, and verify as a third party with only camera.pub.
+    // 4. Decrypt as the viewer (footage of a pinned camera only), and verify as a third
+    // party with only camera.pub.
     let started = Instant::now();
     let paths = collect_paths(std::slice::from_ref(&segments_dir))?;
-    let files = load_headers(&paths, None)?;
+    let (_, files) = crate::decrypt::trusted_footage(&viewer, None, &paths)?;
     let out_path = dir.join("decrypted.h264");
     let mut out = BufWriter::new(File::create(&out_path)?);
     let mut output_hash = HashingWriter(Sha256::new());
@@ -156,7 +160,16 @@ pub fn demo(args: DemoArgs) -> Result<ExitCode> {
     println!("  segments      {}", segments_dir.display());
     println!("  decrypted     {}", out_path.display());
     println!(
-        "try: camseal verify --camera {} {}",
+        "try: camseal viewer cameras list --home {}",
+        viewer_dir.display()
+    );
+    println!(
+        "     camseal decrypt --home {} --out clip.h264 {}",
+        viewer_dir.display(),
+        segments_dir.display()
+    );
+    println!(
+        "     camseal verify --camera {} {}",
         camera.public_path().display(),
         segments_dir.display()
     );
@@ -198,3 +211,6 @@ impl<A: Write, B: Write> Write for Tee<'_, A, B> {
         self.1.flush()
     }
 }
+
+/// The name the demo viewer pins its camera under.
+const DEMO_CAMERA_NAME: &str = "demo camera";

@@ -10,7 +10,8 @@
 //! | 4 | truncated: a segment is cut short |
 //! | 5 | not a recipient: the key cannot open the segment |
 //! | 6 | chain broken: a segment is missing or was replaced |
-//! | 7 | wrong camera: signed by a camera that is not trusted (pinned) or not the expected one |
+//! | 7 | wrong camera: signed by another camera than expected, or (`decrypt` without
+//! `--camera`) by a camera the viewer home does not pin |
 //! | 8 | malformed: a field breaks the format's rules (FORMAT.md §9) |
 //!
 //! When several apply, the first segment (in stream order) that fails decides, and within a
@@ -18,6 +19,7 @@
 //! chain error (FORMAT.md §9).
 
 use camseal::footage::FootageError;
+use camseal::home::{CameraChoiceError, HomeError};
 use camseal::segment::SegmentError;
 
 /// Prints `error: ...` (with the chain of causes on the same line) to standard error, and a
@@ -40,6 +42,12 @@ pub fn report(e: &anyhow::Error) {
 /// The exit code for an error (see the module docs).
 pub fn exit_code_for(e: &anyhow::Error) -> u8 {
     for cause in e.chain() {
+        if let Some(c) = cause.downcast_ref::<CameraChoiceError>() {
+            return match c {
+                CameraChoiceError::NonePinned { .. } | CameraChoiceError::NotPinned { .. } => 7,
+                _ => 1,
+            };
+        }
         if let Some(f) = cause.downcast_ref::<FootageError>() {
             return footage_code(f);
         }
@@ -79,8 +87,26 @@ fn segment_code(e: &SegmentError) -> u8 {
     }
 }
 
-fn hint(e: &anyhow::Error) -> Option<&'static str> {
-    hint_for_code(exit_code_for(e))
+fn hint(e: &anyhow::Error) -> Option<String> {
+    for cause in e.chain() {
+        if let Some(c) = cause.downcast_ref::<CameraChoiceError>() {
+            let (Some(camera), Some(home)) = (c.camera(), c.home()) else {
+                return None;
+            };
+            return Some(format!(
+                "only if you trust camera {}, pin its key: `camseal viewer cameras add --home {} camera.pub` (or name the camera for this run with `--camera camera.pub`)",
+                camera.id(),
+                home.display()
+            ));
+        }
+        if let Some(HomeError::UnknownCamera { dir, .. }) = cause.downcast_ref::<HomeError>() {
+            return Some(format!(
+                "`camseal viewer cameras list --home {}` shows the pinned cameras",
+                dir.display()
+            ));
+        }
+    }
+    hint_for_code(exit_code_for(e)).map(str::to_owned)
 }
 
 /// The recommendation line for an exit code, when one helps.

@@ -19,7 +19,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{CameraCommand, Cli, Command, ViewerCommand};
+use crate::cli::{CameraCommand, Cli, Command, ViewerCamerasCommand, ViewerCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -27,6 +27,15 @@ fn main() -> ExitCode {
         Command::Viewer(ViewerCommand::Init(a)) => viewer::init(a),
         Command::Viewer(ViewerCommand::Restore(a)) => viewer::restore(a),
         Command::Viewer(ViewerCommand::Recipients(a)) => viewer::recipients(a),
+        Command::Viewer(ViewerCommand::Cameras(ViewerCamerasCommand::Add(a))) => {
+            viewer::cameras_add(a)
+        }
+        Command::Viewer(ViewerCommand::Cameras(ViewerCamerasCommand::List(a))) => {
+            viewer::cameras_list(a)
+        }
+        Command::Viewer(ViewerCommand::Cameras(ViewerCamerasCommand::Remove(a))) => {
+            viewer::cameras_remove(a)
+        }
         Command::Camera(CameraCommand::Init(a)) => camera::init(a),
         Command::Camera(CameraCommand::Trust(a)) => camera::trust(a),
         Command::Run(a) => run::run(*a),

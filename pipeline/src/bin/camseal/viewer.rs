@@ -6,13 +6,16 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use camseal::home::{self, HomeError, ViewerHome};
+use camseal::home::{self, CameraRef, HomeError, PinOutcome, PinnedCamera, ViewerHome};
 use camseal::keys::{
-    AccountSecret, BackupParams, Passphrase, RecipientList, open_backup, seal_backup,
+    AccountSecret, BackupParams, CameraPublic, Passphrase, RecipientList, open_backup, seal_backup,
 };
 use zeroize::Zeroizing;
 
-use crate::cli::{ViewerInitArgs, ViewerRecipientsArgs, ViewerRestoreArgs};
+use crate::cli::{
+    ViewerCamerasAddArgs, ViewerCamerasListArgs, ViewerCamerasRemoveArgs, ViewerInitArgs,
+    ViewerRecipientsArgs, ViewerRestoreArgs,
+};
 
 /// `camseal viewer init`: new account, backup, and the passphrase printed once.
 pub fn init(args: ViewerInitArgs) -> Result<ExitCode> {
@@ -140,6 +143,104 @@ pub fn recipients(args: ViewerRecipientsArgs) -> Result<ExitCode> {
         println!("  {}", crate::camera::describe_recipient(r));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `camseal viewer cameras add`: pin a camera, so that `decrypt` accepts its footage.
+pub fn cameras_add(args: ViewerCamerasAddArgs) -> Result<ExitCode> {
+    let home = ViewerHome::open(&args.home)?;
+    let public = CameraPublic {
+        ed25519: crate::verify::read_camera_pub(&args.camera)?,
+    };
+    let outcome = home.pin_camera(&public, args.name.as_deref())?;
+    let camera = home
+        .trusted_cameras()?
+        .into_iter()
+        .find(|c| c.public == public)
+        .context("the camera just pinned is missing from the viewer home")?;
+    let dir = home.dir().display();
+    match outcome {
+        PinOutcome::Added => println!(
+            "Pinned camera {} in {dir}: `camseal decrypt` accepts its footage",
+            describe_camera(&camera)
+        ),
+        PinOutcome::AlreadyPinned => println!(
+            "Camera {} is already pinned in {dir}",
+            describe_camera(&camera)
+        ),
+        PinOutcome::Renamed { from } => println!(
+            "Camera {} is already pinned in {dir}; renamed from {from:?} to {:?}",
+            camera.public.id(),
+            camera.name
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `camseal viewer cameras list`: one line per pinned camera, or JSON.
+pub fn cameras_list(args: ViewerCamerasListArgs) -> Result<ExitCode> {
+    let home = ViewerHome::open(&args.home)?;
+    let cameras = home.trusted_cameras()?;
+    if args.json {
+        let list: Vec<serde_json::Value> = cameras
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "camera_id": c.public.id(),
+                    "name": c.name,
+                    "public": hex::encode(c.public.ed25519),
+                })
+            })
+            .collect();
+        println!("{:#}", serde_json::Value::Array(list));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if cameras.is_empty() {
+        eprintln!(
+            "no cameras are pinned in {dir}; `camseal viewer cameras add --home {dir} camera.pub` pins one",
+            dir = home.dir().display()
+        );
+    }
+    let mut out = io::stdout().lock();
+    for c in &cameras {
+        writeln!(out, "{}  {}", c.public.id(), c.name)?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `camseal viewer cameras remove`: unpin a camera by id, name or `camera.pub` file.
+pub fn cameras_remove(args: ViewerCamerasRemoveArgs) -> Result<ExitCode> {
+    let home = ViewerHome::open(&args.home)?;
+    let which = args.camera.as_str();
+    // An id or name wins over a file of the same name in the current directory.
+    let named = home
+        .trusted_cameras()?
+        .iter()
+        .any(|c| c.public.id() == which || c.name == which);
+    let removed = if !named && Path::new(which).is_file() {
+        let public = CameraPublic {
+            ed25519: crate::verify::read_camera_pub(Path::new(which))?,
+        };
+        home.unpin_camera(CameraRef::Key(&public))?
+    } else {
+        home.unpin_camera(CameraRef::IdOrName(which))?
+    };
+    println!(
+        "Removed camera {} from {}: `camseal decrypt` refuses its footage unless given --camera",
+        describe_camera(&removed),
+        home.dir().display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `ID`, or `ID ("NAME")` when the name is not the id.
+pub fn describe_camera(camera: &PinnedCamera) -> String {
+    let id = camera.public.id();
+    if camera.name == id {
+        id
+    } else {
+        format!("{id} ({:?})", camera.name)
+    }
 }
 
 /// Prints `path  description` rows with the descriptions aligned.
