@@ -585,15 +585,17 @@ pub fn verify_footage_from(
     (results, plan.map(|_| ()))
 }
 
-/// The verdict over a window: the first segment (in stream order) that failed, else the
-/// chain's (FORMAT.md §9).
+/// The verdict over a window (FORMAT.md §9): the chain's, which the signed headers decide
+/// before any record is read, else the first segment (in stream order) that failed. This is
+/// the order in which `decrypt` meets them, so both report the same error.
 pub fn footage_verdict<'a>(
     results: &'a [Result<SegmentReport, FootageError>],
     chain: &'a Result<(), FootageError>,
 ) -> Result<(), &'a FootageError> {
+    chain.as_ref()?;
     match results.iter().find_map(|r| r.as_ref().err()) {
         Some(e) => Err(e),
-        None => chain.as_ref().map(|_| ()),
+        None => Ok(()),
     }
 }
 

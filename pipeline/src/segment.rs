@@ -578,11 +578,18 @@ impl Header {
     }
 
     /// The lowest sequence number of the run of segments right before this one that its
-    /// own gaps declare lost (its own sequence number if none is).
-    /// Adjacent and overlapping ranges join: gaps `3..=4` and `5..=6` in the header of
-    /// segment 7 make 2 its predecessor.
+    /// own *crash* gaps declare lost (its own sequence number if none is). Adjacent and
+    /// overlapping ranges join: crash gaps `3..=4` and `5..=6` in the header of segment 7
+    /// make 2 its predecessor. Only a crash moves the predecessor: the camera never learned
+    /// the crashed segments' fate, so it links to the last segment it finished. Segments lost
+    /// otherwise (dropped from a full spool) were finished, and the chain runs through them.
     fn first_declared_lost(&self) -> u64 {
-        let ranges: Vec<(u64, u64)> = self.gaps().iter().filter_map(|g| g.lost_segments).collect();
+        let ranges: Vec<(u64, u64)> = self
+            .gaps()
+            .iter()
+            .filter(|g| g.reason == GapReason::Crash)
+            .filter_map(|g| g.lost_segments)
+            .collect();
         let mut first = self.segment_seq;
         while let Some(f) = ranges
             .iter()

@@ -14,9 +14,10 @@
 //! `--camera`) by a camera the viewer home does not pin |
 //! | 8 | malformed: a field breaks the format's rules (FORMAT.md §9) |
 //!
-//! When several apply, the first segment (in stream order) that fails decides, and within a
-//! segment the first check that fails in reading order; a segment's own error wins over a
-//! chain error (FORMAT.md §9).
+//! When several apply (FORMAT.md §9): a header that fails to load (its signature, its
+//! rules, its camera) decides first; then the chain, which the signed headers decide; then
+//! the first segment in stream order that fails, and within it the first check that fails
+//! in reading order.
 
 use camseal::footage::FootageError;
 use camseal::home::{CameraChoiceError, HomeError};
