@@ -143,7 +143,7 @@ fn crash_gap_links_over_an_incomplete_segment_and_allows_its_salvage() {
     let s = Stream::new();
     let d0 = s.write(0, [0; 32], &[], false);
     let d1 = s.write(1, d0, &[], false);
-    s.write(2, d1, &[], true); // crashed mid-segment
+    let d2 = s.write(2, d1, &[], true); // crashed mid-segment
     s.write(3, d1, &[crash_gap(2)], false); // restarted camera links to 1
     let files = s.files();
     let (results, chain) = verify_footage(&files);
@@ -158,7 +158,8 @@ fn crash_gap_links_over_an_incomplete_segment_and_allows_its_salvage() {
     let (secret, _) = recipient(1);
     // Without the declaration the cut-off segment is a truncation inside the window.
     std::fs::remove_file(s.path(3)).unwrap();
-    s.write(3, d1, &[SPOOL_QUOTA_2], false);
+    // (A spool drop does not move the predecessor: segment 3 names segment 2.)
+    s.write(3, d2, &[SPOOL_QUOTA_2], false);
     let (results, chain) = verify_footage(&s.files());
     assert!(chain.is_ok());
     assert!(matches!(results[2], Err(FootageError::CutOffInside { .. })));
@@ -209,17 +210,23 @@ fn a_hole_needs_a_signed_gap() {
         from_pts: 18000,
         to_pts: 27000,
     };
-    s.write(3, d1, &[quota], false);
+    // Segment 2 was finished, then dropped: segment 3 still names it, and its link cannot
+    // be checked, but the drop is declared.
+    let d2 = s.write(2, d1, &[], false);
+    std::fs::remove_file(s.path(2)).unwrap();
+    s.write(3, d2, &[quota], false);
     let (results, chain) = verify_footage(&s.files());
     chain.unwrap();
     assert!(results.iter().all(|r| r.is_ok()));
-    // A gap does not change the predecessor's identity: naming another header hash for
-    // segment 1 is a mismatch.
-    s.write(3, [9; 32], &[quota], false);
+    // A crash gap makes segment 1 the predecessor: naming another header hash for it is a
+    // mismatch.
+    s.write(3, [9; 32], &[crash_gap(2)], false);
     assert!(matches!(
         verify_footage(&s.files()).1,
         Err(FootageError::ChainMismatch { .. })
     ));
+    s.write(3, d1, &[crash_gap(2)], false);
+    verify_footage(&s.files()).1.unwrap();
 }
 
 #[test]

@@ -105,7 +105,17 @@ fn write_history(dir: &std::path::Path, history: &[Fate]) -> (Vec<PathBuf>, bool
             }
             Fate::Crash => {
                 bytes.truncate(bytes.len() - 250);
-                crash_run = Some(crash_run.map_or((seq, seq), |(first, _)| (first, seq)));
+                // As the spool does (`crash_gaps`): a crash run this segment declared up to
+                // `seq - 1` grows to include it, so the next segment links past both.
+                let first = gaps
+                    .iter()
+                    .filter(|g| g.reason == GapReason::Crash)
+                    .filter_map(|g| g.lost_segments)
+                    .filter(|&(_, last)| last + 1 == seq)
+                    .map(|(first, _)| first)
+                    .min()
+                    .unwrap_or(seq);
+                crash_run = Some((first, seq));
                 present.push(path.clone());
             }
             Fate::Dropped { delay } => {

@@ -260,7 +260,7 @@ pub fn scan_prefix(bytes: &[u8]) -> PrefixScan {
 ///
 /// The crashed segment's own header may have carried gaps (earlier losses) that no whole
 /// segment has delivered yet; they are declared again. When one of them declared segments
-/// up to `seq - 1` lost, the new crash gap starts where that one started, so the segment
+/// up to `seq - 1` crashed, the new crash gap starts where that one started, so the segment
 /// after the crash names the same predecessor as the crashed one did (the chain state's
 /// previous digest is unchanged by a crash).
 ///
@@ -268,8 +268,10 @@ pub fn scan_prefix(bytes: &[u8]) -> PrefixScan {
 /// rather than declared twice; its pts, the earlier crash, become the new gap's start. Gaps
 /// of other reasons stay, so every reason is still named.
 pub fn crash_gaps(carried: &[Gap], seq: u64, from_pts: u64) -> Vec<Gap> {
+    // Only a crash run moves the predecessor (FORMAT.md §6.1), so only one extends.
     let first = carried
         .iter()
+        .filter(|g| g.reason == GapReason::Crash)
         .filter_map(|g| g.lost_segments)
         .filter(|&(_, last)| last.checked_add(1) == Some(seq))
         .map(|(first, _)| first)
