@@ -17,7 +17,7 @@ use camseal::nal::Codec;
 use camseal::recorder::SegmentPolicy;
 use camseal::seal::SframeSuite;
 use camseal::segment::write::{
-    HPKE_KEM_X25519, Randomness, RecipientKey, SegmentParams, SegmentSealer,
+    CheckpointPolicy, HPKE_KEM_X25519, Randomness, RecipientKey, SegmentParams, SegmentSealer,
 };
 use camseal::segment::{CloseReason, RecordFlags};
 use camseal_hal::Packet;
@@ -175,11 +175,12 @@ fn sealer() -> SegmentSealer {
         segment_seq: 0,
         start_pts: 0,
         wallclock_ms: 0,
-        prev_digest: [0; 32],
+        prev_header_hash: [0; 32],
         recipients: &keys,
         gaps: &[],
     };
-    SegmentSealer::new(&params, &[9; 32], &Randomness::Os).expect("sealer")
+    let camera = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+    SegmentSealer::new(&params, &camera, &Randomness::Os).expect("sealer")
 }
 
 fn recipient_public() -> Vec<u8> {

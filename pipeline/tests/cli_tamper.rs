@@ -145,7 +145,7 @@ fn record_bit_flips_are_tampering() {
                 // The final record's size is public (a 9-byte summary): a video record
                 // flagged final is malformed before any key is used.
                 let (code, needle, verify_needle) = if !valid {
-                    (MALFORMED, format!("invalid flags"), "invalid flags")
+                    (MALFORMED, "invalid flags".to_owned(), "invalid flags")
                 } else if now_final && index != final_index {
                     (
                         MALFORMED,
