@@ -1,4 +1,5 @@
-//! Helpers shared by the segment tests: fixed keys, a segment builder, and a full reader.
+//! Helpers shared by the segment tests: fixed keys, a segment builder, and a full reader
+//! (format v2: checkpoints included).
 
 #![allow(dead_code)]
 
@@ -47,7 +48,7 @@ pub fn build(
         segment_seq: seq,
         start_pts: records.first().map_or(0, |r| r.0),
         wallclock_ms: 1_700_000_000_000,
-        prev_digest: prev,
+        prev_header_hash: prev,
         recipients: &keys,
         gaps: &[],
     };
@@ -79,6 +80,9 @@ pub fn open_all(bytes: &[u8], secret: &[u8; 32]) -> Result<(Vec<u8>, Verified), 
             Item::Record(r) => {
                 opener.open(&r, &mut out)?;
             }
+            Item::Checkpoint(c) => {
+                opener.checkpoint(&c)?;
+            }
             Item::Trailer(t) => {
                 let v = opener.finish(&t)?;
                 return Ok((out, v));
@@ -96,21 +100,51 @@ pub fn verify_all(bytes: &[u8]) -> Result<Verified, SegmentError> {
             Item::Record(r) => {
                 verifier.observe(&r)?;
             }
+            Item::Checkpoint(c) => {
+                verifier.checkpoint(&c)?;
+            }
             Item::Trailer(t) => return verifier.finish(&t),
         }
     }
 }
 
-/// Byte ranges of each part of an encoded segment: header, records, trailer.
+/// Byte ranges of each part of an encoded segment: header, records, trailer (checkpoints
+/// are left out; see [`parts`]).
 pub fn layout(bytes: &[u8]) -> (usize, Vec<std::ops::Range<usize>>, std::ops::Range<usize>) {
+    let p = parts(bytes);
+    (p.header, p.records, p.trailer)
+}
+
+/// Byte ranges of every part of a whole encoded segment.
+pub struct Parts {
+    /// Length of the header.
+    pub header: usize,
+    /// Each record.
+    pub records: Vec<std::ops::Range<usize>>,
+    /// Each checkpoint.
+    pub checkpoints: Vec<std::ops::Range<usize>>,
+    /// The trailer.
+    pub trailer: std::ops::Range<usize>,
+}
+
+/// Splits a whole, valid segment into its parts.
+pub fn parts(bytes: &[u8]) -> Parts {
     let mut reader = SegmentReader::new(bytes).unwrap();
-    let header_len = reader.offset() as usize;
-    let mut records = Vec::new();
+    let header = reader.offset() as usize;
+    let (mut records, mut checkpoints) = (Vec::new(), Vec::new());
     loop {
         let start = reader.offset() as usize;
         match reader.next_item().unwrap() {
             Item::Record(_) => records.push(start..reader.offset() as usize),
-            Item::Trailer(_) => return (header_len, records, start..bytes.len()),
+            Item::Checkpoint(_) => checkpoints.push(start..reader.offset() as usize),
+            Item::Trailer(_) => {
+                return Parts {
+                    header,
+                    records,
+                    checkpoints,
+                    trailer: start..bytes.len(),
+                };
+            }
         }
     }
 }
