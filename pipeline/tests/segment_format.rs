@@ -360,3 +360,32 @@ fn inspect_names_the_camera_and_checks_it_against_the_expected_one() {
         assert!(report.header.is_none() && !report.ok());
     }
 }
+
+#[test]
+fn the_writer_refuses_a_recipient_twice() {
+    // Readers reject a header with two stanzas of one key id, so the writer must not
+    // make one.
+    let (_, p1) = recipient(1);
+    let keys = [RecipientKey {
+        kem: HPKE_KEM_X25519,
+        public_key: &p1,
+    }; 2];
+    let params = SegmentParams {
+        suite: SframeSuite::Aes128GcmSha256,
+        codec: Codec::H264,
+        stream_id: 0,
+        segment_seq: 0,
+        start_pts: 0,
+        wallclock_ms: 0,
+        prev_header_hash: [0; 32],
+        recipients: &keys,
+        gaps: &[],
+    };
+    let made = SegmentWriter::create(
+        Vec::new(),
+        &params,
+        &camera(7),
+        &Randomness::FixedForTests([1; 32]),
+    );
+    assert!(matches!(made, Err(SegmentError::Wrap(_))));
+}
