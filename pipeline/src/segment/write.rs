@@ -141,6 +141,16 @@ impl WrappedSegmentKey {
         if recipients.len() > usize::from(u16::MAX) {
             return Err(SegmentError::Limit("too many recipients"));
         }
+        // Readers refuse a header with two stanzas of one suite and key id (`Header::parse`).
+        for (i, r) in recipients.iter().enumerate() {
+            let id = key_id(r.public_key);
+            if recipients[..i]
+                .iter()
+                .any(|o| o.kem == r.kem && key_id(o.public_key) == id)
+            {
+                return Err(SegmentError::Wrap("the same recipient key is given twice"));
+            }
+        }
         let mut rng = SegmentRandom::new(randomness, recipients.len())?;
         let base_key = rng.base_key.clone();
         let info = hpke_info(camera_key, stream_id, segment_seq);

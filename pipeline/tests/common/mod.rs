@@ -1,4 +1,5 @@
-//! Helpers shared by the segment tests: fixed keys, a segment builder, and a full reader.
+//! Helpers shared by the segment tests: fixed keys, a segment builder, and a full reader
+//! (format v2: checkpoints included).
 
 #![allow(dead_code)]
 
@@ -107,27 +108,42 @@ pub fn verify_all(bytes: &[u8]) -> Result<Verified, SegmentError> {
     }
 }
 
-/// Byte ranges of each part of an encoded segment: header, records, trailer (the
-/// checkpoint before the trailer is part of the trailer's range; others are skipped).
+/// Byte ranges of each part of an encoded segment: header, records, trailer (checkpoints
+/// are left out; see [`parts`]).
 pub fn layout(bytes: &[u8]) -> (usize, Vec<std::ops::Range<usize>>, std::ops::Range<usize>) {
+    let p = parts(bytes);
+    (p.header, p.records, p.trailer)
+}
+
+/// Byte ranges of every part of a whole encoded segment.
+pub struct Parts {
+    /// Length of the header.
+    pub header: usize,
+    /// Each record.
+    pub records: Vec<std::ops::Range<usize>>,
+    /// Each checkpoint.
+    pub checkpoints: Vec<std::ops::Range<usize>>,
+    /// The trailer.
+    pub trailer: std::ops::Range<usize>,
+}
+
+/// Splits a whole, valid segment into its parts.
+pub fn parts(bytes: &[u8]) -> Parts {
     let mut reader = SegmentReader::new(bytes).unwrap();
-    let header_len = reader.offset() as usize;
-    let mut records = Vec::new();
-    let mut last_checkpoint = None;
+    let header = reader.offset() as usize;
+    let (mut records, mut checkpoints) = (Vec::new(), Vec::new());
     loop {
         let start = reader.offset() as usize;
         match reader.next_item().unwrap() {
-            Item::Record(_) => {
-                last_checkpoint = None;
-                records.push(start..reader.offset() as usize);
-            }
-            Item::Checkpoint(_) => last_checkpoint = Some(start),
+            Item::Record(_) => records.push(start..reader.offset() as usize),
+            Item::Checkpoint(_) => checkpoints.push(start..reader.offset() as usize),
             Item::Trailer(_) => {
-                return (
-                    header_len,
+                return Parts {
+                    header,
                     records,
-                    last_checkpoint.unwrap_or(start)..bytes.len(),
-                );
+                    checkpoints,
+                    trailer: start..bytes.len(),
+                };
             }
         }
     }

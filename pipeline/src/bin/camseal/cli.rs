@@ -30,6 +30,9 @@ pub enum Command {
     Decrypt(DecryptArgs),
     /// Check signatures, hash chain and completeness without any decryption key.
     Verify(VerifyArgs),
+    /// Show what segment files hold, without any key: header, recipients, gaps, records,
+    /// checkpoints, trailer, and each camera signature's verdict.
+    Inspect(InspectArgs),
     /// Set up a throwaway viewer and camera, seal ~10 s of test video, decrypt and verify it.
     Demo(DemoArgs),
     /// Measure throughput on this machine (no cargo needed).
@@ -351,6 +354,19 @@ pub struct VerifyArgs {
     /// Segment files, or directories of `.cseg` files.
     #[arg(value_name = "SEGMENT_OR_DIR", required = true)]
     pub inputs: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Also check that each segment names this camera's key (a `camera.pub` file).
+    #[arg(long, value_name = "CAMERA_PUB")]
+    pub camera: Option<PathBuf>,
+    /// Print one JSON object per file, each on its own line (JSON Lines), instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Segment files (a bad or foreign file is reported, never skipped).
+    #[arg(value_name = "SEGMENT", required = true)]
+    pub segments: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]

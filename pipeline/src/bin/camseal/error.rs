@@ -72,7 +72,8 @@ pub fn footage_code(f: &FootageError) -> u8 {
     }
 }
 
-fn segment_code(e: &SegmentError) -> u8 {
+/// The exit code for a segment error (see the module docs).
+pub fn segment_code(e: &SegmentError) -> u8 {
     match e {
         SegmentError::Malformed(_) => 8,
         SegmentError::Truncated(_) => 4,

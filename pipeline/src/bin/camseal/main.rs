@@ -9,6 +9,7 @@ mod decrypt;
 mod demo;
 mod error;
 mod fetch;
+mod inspect;
 mod run;
 mod status;
 mod upload;
@@ -41,6 +42,7 @@ fn main() -> ExitCode {
         Command::Run(a) => run::run(*a),
         Command::Decrypt(a) => decrypt::decrypt(a),
         Command::Verify(a) => verify::verify(a),
+        Command::Inspect(a) => inspect::inspect(a),
         Command::Demo(a) => demo::demo(a),
         Command::Bench(a) => bench::bench(a),
         Command::Upload(a) => upload::upload(a),
