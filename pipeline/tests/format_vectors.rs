@@ -15,7 +15,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use camseal::footage::{FootageOptions, SegmentStatus, check_footage, load_headers, read_segment};
+use camseal::footage::{
+    SegmentReport, SegmentStatus, footage_verdict, load_headers, read_segment, verify_footage,
+};
 use camseal::nal::Codec;
 use camseal::seal::{SframeHeader, SframeSuite};
 use camseal::segment::inspect::inspect;
@@ -167,9 +169,10 @@ fn specs() -> Vec<Spec> {
         Spec {
             name: "v2-gaps-5",
             about: "sixth segment of stream 1, AES-256-GCM: its header declares segment 3 \
-                    crashed, segment 4 dropped from a full spool and frames dropped under \
-                    load, so it names v2-chain-2 (segment 2) as its predecessor; the camera \
-                    shut down after it (trailer end_of_stream)",
+                    crashed, segment 4 lost in a second crash (reserved, never written) and \
+                    frames dropped under load; the two adjacent crash ranges join, so it \
+                    names v2-chain-2 (segment 2) as its predecessor; the camera shut down \
+                    after it (trailer end_of_stream)",
             suite: SframeSuite::Aes256GcmSha512,
             codec: Codec::H264,
             stream_id: 1,
@@ -187,7 +190,7 @@ fn specs() -> Vec<Spec> {
                     to_pts: 93_000,
                 },
                 Gap {
-                    reason: GapReason::SpoolQuota,
+                    reason: GapReason::Crash,
                     lost_segments: Some((4, 4)),
                     frames: 0,
                     from_pts: 93_000,
@@ -931,8 +934,9 @@ fn the_stream_1_vectors_form_one_window_with_a_declared_crash() {
     .collect();
     let camera_key = camera(CAMERA_SEED).verifying_key().to_bytes();
     let files = load_headers(&paths, Some(&camera_key)).unwrap();
-    let (reports, result) = check_footage(&files, &FootageOptions::default(), None, |_| {});
-    result.unwrap();
+    let (results, chain) = verify_footage(&files);
+    footage_verdict(&results, &chain).unwrap();
+    let reports: Vec<SegmentReport> = results.into_iter().map(Result::unwrap).collect();
     let statuses: Vec<(u64, SegmentStatus, bool)> = reports
         .iter()
         .map(|r| (r.seq, r.status, r.declared_crashed))

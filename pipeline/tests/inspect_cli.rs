@@ -104,7 +104,7 @@ fn gaps_and_crash_declarations_are_listed() {
     assert_eq!(code, 0, "{stdout}");
     assert_eq!(field(&stdout, "gaps"), "3");
     assert!(stdout.contains("gap (crash): segment 3 lost or incomplete"));
-    assert!(stdout.contains("gap (spool-quota): segment 4 lost or incomplete"));
+    assert!(stdout.contains("gap (crash): segment 4 lost or incomplete"));
     assert!(stdout.contains("gap (dropped-frames), 3 frames lost"));
     assert!(field(&stdout, "prev header").ends_with("(segment 2)"));
     assert!(field(&stdout, "trailer").contains("end of stream: yes"));

@@ -209,6 +209,9 @@ pub fn inspect(bytes: &[u8], expected_camera: Option<&[u8; 32]>) -> Inspection {
     let signature_valid = header.verify_signature().is_ok();
     if !signature_valid {
         out.problem(0, SegmentError::BadHeaderSignature);
+    } else if let Err(e) = header.validate() {
+        // The rules on what a signed header may say (FORMAT.md §2.4).
+        out.problem(0, e);
     }
     let camera_matches = expected_camera.map(|c| *c == header.camera_key);
     if let (Some(false), Some(expected)) = (camera_matches, expected_camera) {
