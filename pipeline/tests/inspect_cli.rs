@@ -282,7 +282,7 @@ fn json_is_one_object_per_line_with_the_documented_keys() {
         .iter()
         .map(|g| g["reason"].as_str().unwrap())
         .collect();
-    assert_eq!(reasons, ["crash", "spool-quota", "dropped-frames"]);
+    assert_eq!(reasons, ["crash", "crash", "dropped-frames"]);
     assert_eq!(gaps["gaps"][0]["first_seq"], 3);
     assert_eq!(gaps["gaps"][2]["first_seq"], Value::Null);
     assert_eq!(gaps["trailer"], true);
