@@ -58,7 +58,7 @@ use crate::segment::write::{
 };
 use crate::segment::{
     CloseReason, Digest32, Gap, GapReason, MAX_RECORD_PLAINTEXT, RecordFlags, SegmentEnd,
-    SegmentError, camera_id, record_digest,
+    SegmentError, camera_id, first_crashed_before, record_digest,
 };
 use pool::{BufferPool, PooledBuf};
 use sched::{Job, Scheduler};
@@ -683,6 +683,21 @@ impl Stream {
         let output = self.sink.open(&info)?;
         let mut gaps = self.pending_gaps.clone();
         gaps.extend(self.sink.gaps(&info));
+        if self.chain.prev_header_hash == [0; 32]
+            && seq > 0
+            && first_crashed_before(&gaps, seq) != 0
+        {
+            // No segment of this stream was ever finished, yet earlier numbers were
+            // reserved (a run killed before its first segment): they are lost in a crash,
+            // and this segment starts the stream (FORMAT.md §2.4, §6.1).
+            gaps.push(Gap {
+                reason: GapReason::Crash,
+                lost_segments: Some((0, seq - 1)),
+                frames: 0,
+                from_pts: start_pts,
+                to_pts: start_pts,
+            });
+        }
         let keys = recipient_keys(&self.config.recipients);
         let params = SegmentParams {
             suite: self.config.suite,
@@ -798,6 +813,14 @@ impl Stream {
 
 impl Drop for Stream {
     fn drop(&mut self) {
+        // A stream dropped before it opened a segment (its run failed early) gives its
+        // reserved sequence number back, as `finish` does: nothing used it, and keeping it
+        // would leave a hole that no header declares.
+        if !self.began_any
+            && let Some(path) = &self.config.chain_path
+        {
+            let _ = self.chain.store(path);
+        }
         // An unfinished segment stays a `.part` (as after a crash); its jobs still drain.
         lock(&self.engine.sched).remove_stream(self.slot);
         // Records sealed after this point find the writer gone and are dropped.

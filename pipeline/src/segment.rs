@@ -585,23 +585,29 @@ impl Header {
     /// the crashed segments' fate, so it links to the last segment it finished. Segments lost
     /// otherwise (dropped from a full spool) were finished, and the chain runs through them.
     fn first_declared_lost(&self) -> u64 {
-        let ranges: Vec<(u64, u64)> = self
-            .gaps()
-            .iter()
-            .filter(|g| g.reason == GapReason::Crash)
-            .filter_map(|g| g.lost_segments)
-            .collect();
-        let mut first = self.segment_seq;
-        while let Some(f) = ranges
-            .iter()
-            .filter(|&&(f, last)| f < first && last.saturating_add(1) >= first)
-            .map(|&(f, _)| f)
-            .min()
-        {
-            first = f;
-        }
-        first
+        first_crashed_before(&self.gaps(), self.segment_seq)
     }
+}
+
+/// The lowest sequence number of the run of segments right before `segment_seq` that the
+/// crash gaps in `gaps` declare lost (`segment_seq` itself if none do): where a segment
+/// carrying these gaps links back to (FORMAT.md §6.1).
+pub fn first_crashed_before(gaps: &[Gap], segment_seq: u64) -> u64 {
+    let ranges: Vec<(u64, u64)> = gaps
+        .iter()
+        .filter(|g| g.reason == GapReason::Crash)
+        .filter_map(|g| g.lost_segments)
+        .collect();
+    let mut first = segment_seq;
+    while let Some(f) = ranges
+        .iter()
+        .filter(|&&(f, last)| f < first && last.saturating_add(1) >= first)
+        .map(|&(f, _)| f)
+        .min()
+    {
+        first = f;
+    }
+    first
 }
 
 /// A record as it sits in the segment: clear fields plus the SFrame ciphertext.

@@ -413,8 +413,54 @@ fn a_stream_that_sealed_nothing_gives_its_reserved_sequence_number_back() {
     stream.finish(CloseReason::Shutdown).unwrap();
     assert_eq!(ChainState::load(&chain_path).unwrap(), after_one);
 
-    // A run that is dropped without finishing (as in a crash) keeps its reservation.
+    // A run that fails before its first segment (the stream is dropped) gives it back too.
     let (stream, _) = open(&engine);
     drop(stream);
+    assert_eq!(ChainState::load(&chain_path).unwrap(), after_one);
+
+    // A crash (no drop code runs) keeps the reservation.
+    let (stream, _) = open(&engine);
+    std::mem::forget(stream);
     assert_eq!(ChainState::load(&chain_path).unwrap().next_seq, 2);
+}
+
+#[test]
+fn a_crash_before_the_first_segment_of_a_stream_is_declared_by_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain_path = dir.path().join("0.chain");
+    let engine = Engine::new(EngineConfig::new(1)).unwrap();
+    let open = |engine: &Engine| {
+        let mut config = stream_config(0, 100.0);
+        config.chain_path = Some(chain_path.clone());
+        let sink = MemorySink::new(CopyMeter::new());
+        (
+            engine.open_stream(config, Box::new(sink.clone())).unwrap(),
+            sink,
+        )
+    };
+    // Two runs crash (no drop code runs) before writing anything: 0 and 1 are reserved.
+    for _ in 0..2 {
+        let (stream, _) = open(&engine);
+        std::mem::forget(stream);
+    }
+    let (mut stream, sink) = open(&engine);
+    let (k, au) = access_unit(0, 1, 4000, 4000);
+    stream.push(packet(0, k, au), Instant::now()).unwrap();
+    stream.finish(CloseReason::Shutdown).unwrap();
+    let segments = sink.segments();
+    let header = camseal::segment::read::SegmentReader::new(&segments[0].1[..])
+        .unwrap()
+        .header()
+        .clone();
+    // The first segment written is 2: it declares 0..=1 crashed and starts the stream.
+    assert_eq!(header.segment_seq, 2);
+    assert_eq!(header.prev_header_hash, [0; 32]);
+    assert!(
+        header
+            .gaps()
+            .iter()
+            .any(|g| g.reason == camseal::segment::GapReason::Crash
+                && g.lost_segments == Some((0, 1)))
+    );
+    assert_eq!(header.predecessor_seq(), None);
 }

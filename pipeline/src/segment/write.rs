@@ -244,6 +244,8 @@ impl SegmentSealer {
             mac: [0u8; 32],
             signature: [0u8; 64],
         };
+        // Never sign a header that readers must refuse (FORMAT.md §2.4).
+        header.validate()?;
         header.mac = header_mac(&base_key[..], &header.encode_unmaced());
         let header_hash: Digest32 = Sha256::digest(header.encode_unsigned()).into();
         header.signature = camera.sign(&header_message(&header_hash)).to_bytes();
