@@ -5,7 +5,7 @@
 //!   ──► shared job queues (one per stream, served round robin) ──► N seal workers
 //!   ──► per-stream reorder (by record order): "appended"
 //!   ──► per-stream segment writer thread: RecordAppender (records hash) + SegmentOutput::write
-//!   ──► publisher thread: SegmentOutput::publish (fsync, rename), chain state
+//!   ──► publisher thread: SegmentOutput::publish (fsync, rename), chain state, stream head
 //! ```
 //!
 //! - **Zero copy.** A job holds the packet (a lease on the encoder's memory) and a range of
@@ -52,6 +52,7 @@ use crate::chunk::{Chunk, chunk_access_unit};
 use crate::nal::Codec;
 use crate::recorder::{ChainState, RecorderError, SegmentPolicy, segment_file_name};
 use crate::seal::SframeSuite;
+use crate::segment::head::StreamHead;
 use crate::segment::write::{
     CheckpointPolicy, Randomness, RecipientKey, RecordAppender, SegmentParams, SegmentSealer,
     SegmentSummary, WrappedSegmentKey,
@@ -63,7 +64,10 @@ use crate::segment::{
 use pool::{BufferPool, PooledBuf};
 use sched::{Job, Scheduler};
 
-pub use sink::{CopyMeter, DirSink, MemorySink, SegmentInfo, SegmentOutput, SegmentSink};
+pub use sink::{
+    CopyMeter, DirSink, HeadFile, HeadOutput, MemorySink, SegmentInfo, SegmentOutput, SegmentSink,
+    write_atomic,
+};
 pub use stats::{Stage, StageLatencies};
 
 /// How the shared part of the engine is sized.
@@ -349,6 +353,15 @@ impl Engine {
             None => ChainState::default(),
         };
         let (write_tx, write_rx) = crossbeam_channel::unbounded();
+        let camera_id = camera_id(&config.camera.verifying_key().to_bytes());
+        let head = sink
+            .head_output(&camera_id, config.stream_id)
+            .map(|output| HeadSigner {
+                output,
+                camera: config.camera.clone(),
+                stream_id: config.stream_id,
+                wallclock: config.wallclock,
+            });
         let shared = Arc::new(StreamShared {
             reorder: Mutex::default(),
             write_tx,
@@ -358,6 +371,7 @@ impl Engine {
             events: Mutex::default(),
             latency: Mutex::default(),
             next_key: Mutex::default(),
+            head,
         });
         let writer = {
             let stream = Arc::clone(&shared);
@@ -380,7 +394,7 @@ impl Engine {
             shared,
             writer: Some(writer),
             slot,
-            camera_id: camera_id(&config.camera.verifying_key().to_bytes()),
+            camera_id,
             config,
             sink,
             chain,
@@ -859,6 +873,36 @@ struct StreamShared {
     latency: Mutex<StageLatencies>,
     /// The next segment's key, wrapped by the writer thread while it had nothing to do.
     next_key: Mutex<Option<WrappedSegmentKey>>,
+    /// Signs and stores the stream head after each published segment (publisher thread).
+    head: Option<HeadSigner>,
+}
+
+/// What the publisher needs to replace a stream's head.
+struct HeadSigner {
+    output: Box<dyn HeadOutput>,
+    camera: SigningKey,
+    stream_id: u32,
+    wallclock: WallClock,
+}
+
+impl HeadSigner {
+    /// Signs and stores the head naming segment `seq`, which `summary` describes.
+    fn store(
+        &self,
+        seq: u64,
+        summary: &SegmentSummary,
+        end_of_stream: bool,
+    ) -> std::io::Result<()> {
+        let head = StreamHead::sign(
+            &self.camera,
+            self.stream_id,
+            seq,
+            summary,
+            end_of_stream,
+            wallclock_ms(self.wallclock),
+        );
+        self.output.store(&head.encode())
+    }
 }
 
 impl StreamShared {
@@ -1189,7 +1233,8 @@ struct PublishJob {
 }
 
 /// Publishes segments in the order their trailers were written: fsync, chain state (which
-/// also reserves the next sequence number), rename.
+/// also reserves the next sequence number), rename; then replaces the stream head, which
+/// names the segment just published (so a head never names a segment that is not durable).
 fn publisher(rx: Receiver<PublishMsg>) {
     while let Ok(PublishMsg::Publish(job)) = rx.recv() {
         let PublishJob {
@@ -1219,6 +1264,11 @@ fn publisher(rx: Receiver<PublishMsg>) {
                         latency.record(Stage::Durable, now.saturating_duration_since(*d));
                     }
                 }
+                // Before the segment counts as published: a flushed stream's head is stored.
+                let head = match &stream.head {
+                    Some(head) => head.store(seq, &summary, reason.ends_stream()),
+                    None => Ok(()),
+                };
                 lock(&stream.events).push(StreamEvent::Published(PublishedSegment {
                     path,
                     seq,
@@ -1226,6 +1276,10 @@ fn publisher(rx: Receiver<PublishMsg>) {
                     bytes: summary.bytes,
                     reason,
                 }));
+                // The error first, so that a flush that sees the segment published sees it.
+                if let Err(e) = head {
+                    stream.fail(EngineError::Output(e));
+                }
                 let mut state = lock(&stream.state);
                 state.published += 1;
                 state.published_bytes += summary.bytes;
@@ -1233,6 +1287,16 @@ fn publisher(rx: Receiver<PublishMsg>) {
             }
             Err(e) => stream.fail(e),
         }
+    }
+}
+
+/// The clock's current value, Unix milliseconds (0 if the system clock is before 1970).
+fn wallclock_ms(clock: WallClock) -> u64 {
+    match clock {
+        WallClock::Fixed(ms) => ms,
+        WallClock::System => SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
     }
 }
 
@@ -1278,5 +1342,89 @@ mod tests {
         }
         let err = "drop".parse::<Overload>().unwrap_err();
         assert!(err.contains("block or drop-frames"), "{err}");
+    }
+
+    /// Keeps segments in memory and every head the engine stores, in order.
+    struct HeadSink {
+        segments: MemorySink,
+        heads: Arc<Mutex<Vec<Vec<u8>>>>,
+    }
+
+    struct HeadLog(Arc<Mutex<Vec<Vec<u8>>>>);
+
+    impl SegmentSink for HeadSink {
+        fn open(&mut self, info: &SegmentInfo) -> std::io::Result<Box<dyn SegmentOutput>> {
+            self.segments.open(info)
+        }
+
+        fn head_output(&self, _camera_id: &str, _stream_id: u32) -> Option<Box<dyn HeadOutput>> {
+            Some(Box::new(HeadLog(Arc::clone(&self.heads))))
+        }
+    }
+
+    impl HeadOutput for HeadLog {
+        fn store(&self, head: &[u8]) -> std::io::Result<()> {
+            lock(&self.0).push(head.to_vec());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn each_published_segment_replaces_the_stream_head() {
+        use crate::segment::read::SegmentReader;
+        use crate::segment::{Item, Parsed, Trailer, parse_item};
+
+        let camera = SigningKey::from_bytes(&[3; 32]);
+        let viewer = x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from([9; 32]));
+        let config = StreamConfig {
+            camera: camera.clone(),
+            recipients: vec![(0x0020, viewer.as_bytes().to_vec())],
+            suite: SframeSuite::Aes128GcmSha256,
+            codec: Codec::H264,
+            stream_id: 2,
+            policy: SegmentPolicy::with_target(std::time::Duration::from_millis(250)),
+            frame_ticks: 9000,
+            chain_path: None,
+            randomness: Randomness::FixedForTests([1; 32]),
+            wallclock: WallClock::Fixed(1_234),
+            overload: Overload::Block,
+            checkpoints: CheckpointPolicy::default(),
+        };
+        let segments = MemorySink::default();
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let sink = HeadSink {
+            segments: segments.clone(),
+            heads: Arc::clone(&heads),
+        };
+        let engine = Engine::new(EngineConfig::new(1)).unwrap();
+        let mut stream = engine.open_stream(config, Box::new(sink)).unwrap();
+        for i in 0..10u64 {
+            let data = vec![0, 0, 0, 1, 0x65, i as u8, 1, 2, 3];
+            let packet = Packet::from_vec(Codec::H264, i * 9000, true, data);
+            stream.push(packet, Instant::now()).unwrap();
+        }
+        stream.finish(CloseReason::EndOfStream).unwrap();
+        engine.shutdown();
+
+        let segments = segments.segments();
+        let heads = lock(&heads).clone();
+        assert!(segments.len() >= 3, "{} segments", segments.len());
+        assert_eq!(heads.len(), segments.len(), "one head per segment");
+        for (i, ((_, bytes), head)) in segments.iter().zip(&heads).enumerate() {
+            let head = StreamHead::parse(head).unwrap();
+            head.verify().unwrap();
+            assert_eq!(head.camera_key, camera.verifying_key().to_bytes());
+            assert_eq!((head.stream_id, head.seq), (2, i as u64));
+            assert_eq!(head.wallclock_ms, 1_234);
+            assert_eq!(head.end_of_stream, i + 1 == segments.len());
+            let reader = SegmentReader::new(&bytes[..]).unwrap();
+            assert_eq!(head.header_hash, reader.header().hash());
+            let tail = &bytes[bytes.len() - Trailer::LEN..];
+            let Ok(Parsed::Complete(Item::Trailer(trailer), _)) = parse_item(tail) else {
+                panic!("segment {i} does not end with its trailer");
+            };
+            assert_eq!(head.record_count, trailer.record_count);
+            assert_eq!(head.records_digest, trailer.records_digest);
+        }
     }
 }

@@ -669,6 +669,41 @@ fn judge(
     Ok(report)
 }
 
+/// The camera-signed trailer that `file` ends with: `None` if its last bytes are not a
+/// trailer whose signature verifies for its header (a segment cut off before its trailer).
+/// For comparing a verified segment with a stream head (`segment::head::compare`).
+pub fn read_trailer(file: &SegmentFile) -> Result<Option<crate::segment::Trailer>, FootageError> {
+    use std::io::{Read, Seek, SeekFrom};
+
+    use crate::segment::{Parsed, Trailer, parse_item, trailer_message, verify_camera_signature};
+
+    let path = &file.path;
+    let mut handle = File::open(path).map_err(|e| io(path, e))?;
+    let len = handle.metadata().map_err(|e| io(path, e))?.len();
+    if len < Trailer::LEN as u64 {
+        return Ok(None);
+    }
+    let mut buf = [0u8; Trailer::LEN];
+    handle
+        .seek(SeekFrom::End(-(Trailer::LEN as i64)))
+        .and_then(|_| handle.read_exact(&mut buf))
+        .map_err(|e| io(path, e))?;
+    let Ok(Parsed::Complete(Item::Trailer(trailer), _)) = parse_item(&buf) else {
+        return Ok(None);
+    };
+    let message = trailer_message(
+        &file.header_hash,
+        trailer.flags,
+        trailer.record_count,
+        &trailer.records_digest,
+    );
+    Ok(
+        verify_camera_signature(&file.header.camera_key, &message, &trailer.signature)
+            .is_ok()
+            .then_some(trailer),
+    )
+}
+
 /// One line describing a recorded loss, for reports.
 pub fn describe_gap(gap: &Gap) -> String {
     let mut text = format!("gap ({})", gap.reason.name());

@@ -16,6 +16,7 @@
 //! This module holds the pure codec: encoders, parsers that report how many more bytes they
 //! need, and digests. [`write`] seals; [`read`] opens and verifies.
 
+pub mod head;
 pub mod inspect;
 pub mod read;
 pub mod write;

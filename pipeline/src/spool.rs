@@ -17,6 +17,9 @@
 //!   queues a signed crash gap for the next segment's header.
 //! - A full spool drops the oldest segments not yet uploaded (or refuses new ones); every
 //!   drop is counted, logged and queued as a signed spool-quota gap.
+//! - After each segment, the engine replaces the stream's signed head,
+//!   `<camera id>-s<stream>.head` (`.part`, fsync, rename, fsync directory). The uploader
+//!   sends it once no segment it names is still waiting.
 //!
 //! Only sealed bytes pass through the spool: its writer is handed encoded headers, records
 //! and trailers by the segment writer, never plaintext.
@@ -35,7 +38,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use policy::{EntryKind, QuotaPolicy, SegmentId};
 
-use crate::engine::{SegmentInfo, SegmentOutput, SegmentSink};
+use crate::engine::{HeadFile, HeadOutput, SegmentInfo, SegmentOutput, SegmentSink};
 use crate::recorder::ChainState;
 use crate::segment::{Gap, GapReason, Header, Parsed, camera_id};
 
@@ -854,6 +857,16 @@ impl SegmentSink for SpoolSink {
 
     fn gaps(&mut self, _info: &SegmentInfo) -> Vec<Gap> {
         std::mem::take(&mut self.gaps)
+    }
+
+    /// The head is kept in the spool next to the segments (`<camera id>-s<stream>.head`);
+    /// the uploader sends it once the segments it names are uploaded.
+    fn head_output(&self, camera_id: &str, stream_id: u32) -> Option<Box<dyn HeadOutput>> {
+        let path = self
+            .spool
+            .dir()
+            .join(crate::segment::head::file_name(camera_id, stream_id));
+        Some(Box::new(HeadFile::new(path, self.on_publish.clone())))
     }
 }
 

@@ -8,7 +8,8 @@
 //!   timeouts on connect and on each read and write, an optional shared bandwidth cap.
 //!   Errors are classified: 4xx answers (bad credentials, missing bucket) are permanent
 //!   and logged loudly, 5xx answers and transport failures are retried. A segment leaves
-//!   the spool only once every sink has it.
+//!   the spool only once every sink has it. After the segments, each stream's signed head
+//!   (`segment::head`) is sent too, replacing the sink's previous one.
 //! - [`backoff`] holds the pure timing decisions.
 //!
 //! Segments are sealed: the uploader only moves ciphertext, and never needs a key.
@@ -18,17 +19,18 @@ pub mod dir;
 pub mod http;
 pub mod s3;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
 use self::backoff::{Backoff, TokenBucket};
+use crate::segment::head::{self, StreamHead};
 use crate::spool::{PendingSegment, SegmentId, Spool, SpoolError};
 
 /// Where sealed segments go.
@@ -42,6 +44,17 @@ pub trait Sink: Send + Sync {
     fn list(&self, filter: &ListFilter) -> Result<Vec<SegmentId>, UploadError>;
     /// Copies segment `id` into `out`; returns its length.
     fn get(&self, id: &SegmentId, out: &mut dyn Write) -> Result<u64, UploadError>;
+    /// Stores the stream head (`segment::head`) of `camera_id`'s stream `stream`, next to
+    /// its segments, replacing the previous one. The default: [`UploadError::Unsupported`].
+    fn put_head(&self, _camera_id: &str, _stream: u32, _head: &[u8]) -> Result<(), UploadError> {
+        Err(UploadError::Unsupported(
+            "this sink does not store stream heads",
+        ))
+    }
+    /// The stored stream head of `camera_id`'s stream `stream`, `None` if there is none.
+    fn get_head(&self, _camera_id: &str, _stream: u32) -> Result<Option<Vec<u8>>, UploadError> {
+        Ok(None)
+    }
 }
 
 /// Which stored segments [`Sink::list`] returns.
@@ -198,6 +211,7 @@ impl Uploader {
                 stop: AtomicBool::new(false),
                 throttle,
                 origin,
+                heads: Mutex::default(),
             }),
         }
     }
@@ -285,6 +299,10 @@ impl UploaderHandle {
             self.uploader.notify();
             std::thread::sleep(Duration::from_millis(50));
         }
+        if self.uploader.permanent_failure().is_none() {
+            // The last segment's head is written after the segment: send it too.
+            sync_heads(&self.uploader.shared, true);
+        }
         self.uploader.stop();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -363,6 +381,9 @@ struct Shared {
     stop: AtomicBool,
     throttle: Option<Mutex<TokenBucket>>,
     origin: Instant,
+    /// The stream head bytes each sink last got, by (sink index, head file name). Held
+    /// while heads are sent, so one thread sends them at a time.
+    heads: Mutex<HashMap<(usize, String), Vec<u8>>>,
 }
 
 impl Shared {
@@ -428,10 +449,12 @@ fn worker(shared: &Shared, mode: Mode) {
             Claim::Wait(until) => idle(shared, until),
             Claim::Drained => {
                 if mode == Mode::Drain {
+                    sync_heads(shared, true);
                     shared.lock().done = true;
                     shared.wake.notify_all();
                     return;
                 }
+                sync_heads(shared, false);
                 idle(shared, None);
             }
         }
@@ -556,11 +579,107 @@ fn process(shared: &Shared, job: &Job, mode: Mode) {
     if done_everywhere {
         match shared.spool.remove(segment) {
             Ok(()) => {
-                let mut state = shared.lock();
-                state.report.uploaded += 1;
-                state.report.bytes += segment.bytes;
+                {
+                    let mut state = shared.lock();
+                    state.report.uploaded += 1;
+                    state.report.bytes += segment.bytes;
+                }
+                sync_heads(shared, true);
             }
             Err(e) => shared.log(&format!("cannot remove {}: {e}", segment.path.display())),
+        }
+    }
+}
+
+/// Sends each stream head in the spool (`<camera id>-s<stream>.head`) to every sink that
+/// does not have these bytes yet, once no segment of its stream up to the one it names is
+/// still waiting: a sink never holds a head naming a segment it does not have (unless the
+/// quota dropped that segment, which the next header declares). A head that does not parse
+/// or verify is not sent. A failed send is retried on the next call (after the next
+/// segment, or when the uploader is idle). With `wait`, waits for another thread's round;
+/// without, leaves the work to it.
+fn sync_heads(shared: &Shared, wait: bool) {
+    let mut sent = if wait {
+        shared.heads.lock().unwrap_or_else(|p| p.into_inner())
+    } else {
+        match shared.heads.try_lock() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return,
+        }
+    };
+    let dir = shared.spool.dir();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let heads: Vec<(String, String, u32)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_str()?.to_string();
+            let (camera, stream) = head::parse_file_name(&name)?;
+            Some((name, camera, stream))
+        })
+        .collect();
+    if heads.is_empty() {
+        return;
+    }
+    let Ok(pending) = shared.spool.pending() else {
+        return;
+    };
+    for (name, camera, stream) in heads {
+        let Ok(bytes) = std::fs::read(dir.join(&name)) else {
+            continue;
+        };
+        let due: Vec<usize> = (0..shared.sinks.len())
+            .filter(|&i| sent.get(&(i, name.clone())) != Some(&bytes))
+            .collect();
+        if due.is_empty() || sent.get(&(usize::MAX, name.clone())) == Some(&bytes) {
+            continue;
+        }
+        let head = match StreamHead::parse(&bytes).and_then(|h| h.verify().map(|()| h)) {
+            Ok(h) if h.camera_id() == camera && h.stream_id == stream => h,
+            Ok(_) => {
+                shared.log(&format!(
+                    "{name}: the stream head names another stream; not sent"
+                ));
+                sent.insert((usize::MAX, name), bytes);
+                continue;
+            }
+            Err(e) => {
+                shared.log(&format!("{name}: not a valid stream head ({e}); not sent"));
+                sent.insert((usize::MAX, name), bytes);
+                continue;
+            }
+        };
+        let waiting = pending
+            .iter()
+            .any(|p| p.id.camera_id == camera && p.id.stream == stream && p.id.seq <= head.seq);
+        if waiting {
+            continue;
+        }
+        let now = Instant::now();
+        for i in due {
+            if shared.lock().health[i].retry_at.is_some_and(|t| t > now) {
+                continue;
+            }
+            let sink = &shared.sinks[i].sink;
+            match sink.put_head(&camera, stream, &bytes) {
+                Ok(()) => {
+                    shared.log(&format!(
+                        "uploaded the stream head of {camera} stream {stream} (seq {}) to {}",
+                        head.seq,
+                        sink.name()
+                    ));
+                    sent.insert((i, name.clone()), bytes.clone());
+                }
+                // Never retried: this sink keeps segments only.
+                Err(UploadError::Unsupported(_)) => {
+                    sent.insert((i, name.clone()), bytes.clone());
+                }
+                Err(e) => shared.log(&format!(
+                    "cannot upload the stream head of {camera} stream {stream}: {e}; retrying later"
+                )),
+            }
         }
     }
 }

@@ -105,7 +105,12 @@ fn pipeline_bench_writes_json_hgrm_and_svg() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert!(names.iter().all(|n| n.ends_with(".cseg")), "{names:?}");
+    assert!(
+        names
+            .iter()
+            .all(|n| n.ends_with(".cseg") || n.ends_with(".head")),
+        "{names:?}"
+    );
     assert!(names.iter().any(|n| n.contains("-s0-")) && names.iter().any(|n| n.contains("-s1-")));
     let mut paths: Vec<_> = std::fs::read_dir(&segments)
         .unwrap()

@@ -129,7 +129,9 @@ fn stop_mid_stream(setup: &Setup, source_args: &[&str], out: &Path, signal: &str
 fn check_sealed(setup: &Setup, out: &Path, stopped: &Stopped) -> Vec<PathBuf> {
     let names = dir_names(out);
     assert!(
-        names.iter().all(|n| n.ends_with(".cseg")),
+        names
+            .iter()
+            .all(|n| n.ends_with(".cseg") || n.ends_with(".head")),
         "unexpected files left: {names:?}"
     );
     let segs = segments(out);

@@ -39,6 +39,69 @@ pub trait SegmentSink: Send {
     fn gaps(&mut self, _info: &SegmentInfo) -> Vec<crate::segment::Gap> {
         Vec::new()
     }
+
+    /// Where the stream head of `camera_id`'s stream `stream_id` goes (`segment::head`):
+    /// the engine replaces it after each segment it publishes. `None` (the default): the
+    /// sink keeps no head.
+    fn head_output(&self, _camera_id: &str, _stream_id: u32) -> Option<Box<dyn HeadOutput>> {
+        None
+    }
+}
+
+/// Keeps a stream's latest signed head. `store` runs on the engine's publisher thread, after
+/// the segment the head names is published (durable and visible).
+pub trait HeadOutput: Send + Sync {
+    /// Replaces the stored head with `head`, durably.
+    fn store(&self, head: &[u8]) -> io::Result<()>;
+}
+
+/// A head kept in a file: written to `NAME.part`, fsynced, renamed over `NAME`, and the
+/// directory fsynced, so a reader sees the old head or the new one, never half of one.
+pub struct HeadFile {
+    path: PathBuf,
+    after: Option<Arc<dyn Fn() + Send + Sync>>,
+}
+
+impl HeadFile {
+    /// A head at `path`; `after` runs after each store (an uploader's wake-up).
+    pub fn new(path: PathBuf, after: Option<Arc<dyn Fn() + Send + Sync>>) -> HeadFile {
+        HeadFile { path, after }
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl HeadOutput for HeadFile {
+    fn store(&self, head: &[u8]) -> io::Result<()> {
+        write_atomic(&self.path, head)?;
+        if let Some(after) = &self.after {
+            after();
+        }
+        Ok(())
+    }
+}
+
+/// Writes `bytes` to `path` atomically and durably: `path.part`, fsync, rename, fsync dir.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut part = path.as_os_str().to_owned();
+    part.push(".part");
+    let part = PathBuf::from(part);
+    let mut f = File::create(&part).map_err(|e| with_path(&part, e))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| with_path(&part, e))?;
+    drop(f);
+    fs::rename(&part, path).map_err(|e| with_path(path, e))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| with_path(dir, e))
 }
 
 /// One segment being written. `write` runs on whichever engine thread appends the records
@@ -78,6 +141,8 @@ impl CopyMeter {
 /// Each segment is written unbuffered to `NAME.cseg.part` (every record goes from the pooled
 /// buffer straight to `write(2)`: no user-space copy), then published by fsyncing it,
 /// renaming it to `NAME.cseg` and fsyncing the directory. Only sealed bytes reach the disk.
+/// After each segment, the stream head `<camera id>-s<stream>.head` is replaced
+/// ([`HeadFile`]).
 #[derive(Clone, Debug)]
 pub struct DirSink {
     dir: PathBuf,
@@ -205,6 +270,11 @@ impl DirSink {
 impl SegmentSink for DirSink {
     fn gaps(&mut self, _info: &SegmentInfo) -> Vec<crate::segment::Gap> {
         std::mem::take(&mut self.gaps)
+    }
+
+    fn head_output(&self, camera_id: &str, stream_id: u32) -> Option<Box<dyn HeadOutput>> {
+        let name = crate::segment::head::file_name(camera_id, stream_id);
+        Some(Box::new(HeadFile::new(self.dir.join(name), None)))
     }
 
     fn open(&mut self, info: &SegmentInfo) -> io::Result<Box<dyn SegmentOutput>> {

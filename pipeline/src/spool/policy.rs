@@ -38,6 +38,13 @@ impl SegmentId {
         }
     }
 
+    /// The object key of this segment's stream head under `prefix`:
+    /// `PREFIX/<camera id>/<stream>/head`, next to the stream's segments. Each upload of a
+    /// head replaces the previous one.
+    pub fn head_object_key(&self, prefix: &str) -> String {
+        head_object_key(prefix, &self.camera_id, self.stream)
+    }
+
     /// Parses an object key made by [`object_key`](Self::object_key) with `prefix`.
     pub fn from_object_key(prefix: &str, key: &str) -> Option<SegmentId> {
         let prefix = prefix.trim_matches('/');
@@ -85,6 +92,18 @@ impl fmt::Display for SegmentId {
             "{} stream {} seq {}",
             self.camera_id, self.stream, self.seq
         )
+    }
+}
+
+/// The object key of a stream head under `prefix`: `PREFIX/<camera id>/<stream>/head`
+/// (see [`SegmentId::head_object_key`]). It never parses as a segment's key.
+pub fn head_object_key(prefix: &str, camera_id: &str, stream: u32) -> String {
+    let prefix = prefix.trim_matches('/');
+    let tail = format!("{camera_id}/{stream}/{HEAD_OBJECT_NAME}");
+    if prefix.is_empty() {
+        tail
+    } else {
+        format!("{prefix}/{tail}")
     }
 }
 
@@ -313,6 +332,7 @@ fn parse_decimal<T: FromStr>(s: &str) -> Option<T> {
     s.parse().ok()
 }
 
+const HEAD_OBJECT_NAME: &str = "head";
 const INCOMPLETE_SUFFIX: &str = ".incomplete.cseg";
 const OPEN_SUFFIX: &str = ".cseg.open";
 const TEMP_SUFFIX: &str = ".cseg.hdr";
@@ -359,6 +379,13 @@ mod tests {
         assert_eq!(k, "cams/home/0123456789abcdef/2/000000000005.cseg");
         assert_eq!(SegmentId::from_object_key("cams/home", &k), Some(id(5)));
         assert_eq!(id(5).object_key(""), "0123456789abcdef/2/000000000005.cseg");
+        let head = id(5).head_object_key("/cams/home/");
+        assert_eq!(head, "cams/home/0123456789abcdef/2/head");
+        assert_eq!(
+            head_object_key("", "0123456789abcdef", 2),
+            "0123456789abcdef/2/head"
+        );
+        assert_eq!(SegmentId::from_object_key("cams/home", &head), None);
         assert_eq!(
             SegmentId::from_object_key("", "0123456789abcdef/2/000000000005.cseg"),
             Some(id(5))

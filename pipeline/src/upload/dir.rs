@@ -1,5 +1,6 @@
 //! `dir:PATH`: a directory (a NAS mount, an SD card). Segments keep their FORMAT.md §7
-//! names, so `camseal decrypt PATH` and `camseal verify PATH` read the directory as is.
+//! names, so `camseal decrypt PATH` and `camseal verify PATH` read the directory as is; the
+//! stream head is `<camera id>-s<stream>.head` beside them.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -23,6 +24,15 @@ impl DirSink {
             return Err(UploadError::Config("dir: sink needs a path".into()));
         }
         Ok(DirSink { dir })
+    }
+}
+
+impl DirSink {
+    fn transient(&self, e: io::Error) -> UploadError {
+        UploadError::Transient {
+            sink: self.name(),
+            message: e.to_string(),
+        }
     }
 }
 
@@ -62,6 +72,25 @@ impl Sink for DirSink {
             .collect();
         out.sort();
         Ok(out)
+    }
+
+    fn put_head(&self, camera_id: &str, stream: u32, head: &[u8]) -> Result<(), UploadError> {
+        fs::create_dir_all(&self.dir).map_err(|e| self.transient(e))?;
+        let path = self
+            .dir
+            .join(crate::segment::head::file_name(camera_id, stream));
+        crate::engine::write_atomic(&path, head).map_err(|e| self.transient(e))
+    }
+
+    fn get_head(&self, camera_id: &str, stream: u32) -> Result<Option<Vec<u8>>, UploadError> {
+        let path = self
+            .dir
+            .join(crate::segment::head::file_name(camera_id, stream));
+        match fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(UploadError::Io { path, source: e }),
+        }
     }
 
     fn get(&self, id: &SegmentId, out: &mut dyn Write) -> Result<u64, UploadError> {

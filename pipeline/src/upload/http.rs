@@ -8,14 +8,17 @@ use ureq::Agent;
 
 use super::{ListFilter, NetConfig, Sink, UploadError};
 use crate::spool::SegmentId;
+use crate::spool::policy::head_object_key;
 
 /// Plain HTTP(S) PUT.
 ///
 /// - Base form, `http://host/base`: segment objects are PUT to
-///   `http://host/base/<camera id>/<stream>/<seq, 12 digits>.cseg`.
+///   `http://host/base/<camera id>/<stream>/<seq, 12 digits>.cseg`, the stream head to
+///   `http://host/base/<camera id>/<stream>/head`.
 /// - Template form: a URL holding `{key}` (the object key above), or any of `{camera}`,
 ///   `{stream}`, `{seq}` (12 digits), for example a presigning service's
-///   `https://gw.example/put?object={key}` or a prepared bucket URL.
+///   `https://gw.example/put?object={key}` or a prepared bucket URL. Only a template with
+///   `{key}` can name the stream head.
 pub struct HttpSink {
     url: String,
     template: bool,
@@ -75,6 +78,49 @@ impl Sink for HttpSink {
     fn get(&self, id: &SegmentId, out: &mut dyn Write) -> Result<u64, UploadError> {
         get(&self.agent, &self.object_url(id), out, &self.name())
     }
+
+    fn put_head(&self, camera_id: &str, stream: u32, head: &[u8]) -> Result<(), UploadError> {
+        let url = self.head_url(camera_id, stream)?;
+        let mut body = head;
+        put(
+            &self.agent,
+            &url,
+            &mut body,
+            head.len() as u64,
+            &self.name(),
+        )
+    }
+
+    fn get_head(&self, camera_id: &str, stream: u32) -> Result<Option<Vec<u8>>, UploadError> {
+        get_small(
+            &self.agent,
+            &self.head_url(camera_id, stream)?,
+            &self.name(),
+        )
+    }
+}
+
+impl HttpSink {
+    /// The stream head's URL: `BASE/<camera id>/<stream>/head`, or a template with `{key}`
+    /// filled with that key (and `{seq}` with `head`). A template without `{key}` names
+    /// segments only.
+    fn head_url(&self, camera_id: &str, stream: u32) -> Result<String, UploadError> {
+        let key = head_object_key("", camera_id, stream);
+        if !self.template {
+            return Ok(format!("{}/{key}", self.url));
+        }
+        if !self.url.contains("{key}") {
+            return Err(UploadError::Unsupported(
+                "an http(s) template without {key} cannot name the stream head",
+            ));
+        }
+        Ok(self
+            .url
+            .replace("{key}", &key)
+            .replace("{camera}", camera_id)
+            .replace("{stream}", &stream.to_string())
+            .replace("{seq}", "head"))
+    }
 }
 
 /// An HTTP agent with the configured timeouts, no proxy from the environment, no
@@ -124,6 +170,26 @@ pub(super) fn get(
         sink: sink.to_string(),
         message: format!("download interrupted: {e}"),
     })
+}
+
+/// GETs a small object (a stream head) at `url`: `None` on 404.
+pub(super) fn get_small(
+    agent: &Agent,
+    url: &str,
+    sink: &str,
+) -> Result<Option<Vec<u8>>, UploadError> {
+    let response = agent.get(url).call().map_err(|e| transport(sink, e))?;
+    if response.status().as_u16() == 404 {
+        return Ok(None);
+    }
+    let mut response = check(sink, response)?;
+    response
+        .body_mut()
+        .with_config()
+        .limit(MAX_TEXT_BODY)
+        .read_to_vec()
+        .map(Some)
+        .map_err(|e| transport(sink, e))
 }
 
 /// GETs `url` and returns its (small) body as text.
@@ -262,5 +328,18 @@ mod tests {
         );
         assert_eq!(t.name(), "https://h/p?...");
         assert!(HttpSink::new("ftp://h/x", &net).is_err());
+        assert_eq!(
+            base.head_url("0123456789abcdef", 1).unwrap(),
+            "http://127.0.0.1:1/up/0123456789abcdef/1/head"
+        );
+        assert_eq!(
+            t.head_url("0123456789abcdef", 1).unwrap(),
+            "https://h/p?o=0123456789abcdef/1/head&c=0123456789abcdef&s=1&n=head"
+        );
+        let no_key = HttpSink::new("https://h/{camera}/{stream}/{seq}.cseg", &net).unwrap();
+        assert!(matches!(
+            no_key.head_url("0123456789abcdef", 1),
+            Err(UploadError::Unsupported(_))
+        ));
     }
 }

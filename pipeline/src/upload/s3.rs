@@ -11,6 +11,7 @@ use ureq::Agent;
 
 use super::{ListFilter, NetConfig, Sink, UploadError, http};
 use crate::spool::SegmentId;
+use crate::spool::policy::head_object_key;
 
 /// An S3 bucket (AWS, MinIO, Garage, Ceph RGW, ...).
 ///
@@ -147,6 +148,25 @@ impl Sink for S3Sink {
         Ok(out)
     }
 
+    fn put_head(&self, camera_id: &str, stream: u32, head: &[u8]) -> Result<(), UploadError> {
+        let key = head_object_key(&self.prefix, camera_id, stream);
+        let url = PutObject::new(&self.bucket, Some(&self.credentials), &key).sign(PRESIGN_TTL);
+        let mut body = head;
+        http::put(
+            &self.agent,
+            url.as_str(),
+            &mut body,
+            head.len() as u64,
+            &self.display,
+        )
+    }
+
+    fn get_head(&self, camera_id: &str, stream: u32) -> Result<Option<Vec<u8>>, UploadError> {
+        let key = head_object_key(&self.prefix, camera_id, stream);
+        let url = GetObject::new(&self.bucket, Some(&self.credentials), &key).sign(PRESIGN_TTL);
+        http::get_small(&self.agent, url.as_str(), &self.display)
+    }
+
     fn get(&self, id: &SegmentId, out: &mut dyn Write) -> Result<u64, UploadError> {
         let key = self.key(id);
         let url = GetObject::new(&self.bucket, Some(&self.credentials), &key).sign(PRESIGN_TTL);
@@ -273,6 +293,10 @@ mod tests {
             seq: 3,
         };
         assert_eq!(s.key(&id), "cams/one/0123456789abcdef/0/000000000003.cseg");
+        assert_eq!(
+            head_object_key(&s.prefix, &id.camera_id, id.stream),
+            "cams/one/0123456789abcdef/0/head"
+        );
         assert!(s.name().contains("eu-west-1"));
         assert!(S3Sink::new("s3:///x", &NetConfig::default()).is_err());
         assert!(S3Sink::new("s3://b/p?bogus=1", &NetConfig::default()).is_err());

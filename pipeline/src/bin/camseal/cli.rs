@@ -351,6 +351,11 @@ pub struct VerifyArgs {
     /// Also write the verdict as JSON to this file (`-` for standard output).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// The stream head the camera signed (`<camera id>-s<stream>.head`): fail if it names
+    /// a newer segment than the newest given (withheld) or differs from the one it names.
+    /// Without it, a directory input's head file is used when it has one.
+    #[arg(long, value_name = "FILE")]
+    pub head: Option<PathBuf>,
     /// Segment files, or directories of `.cseg` files.
     #[arg(value_name = "SEGMENT_OR_DIR", required = true)]
     pub inputs: Vec<PathBuf>,

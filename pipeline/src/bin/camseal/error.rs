@@ -6,10 +6,10 @@
 //! |---|---|
 //! | 1 | any other error (bad input, I/O, configuration) |
 //! | 2 | command-line usage error (from clap) |
-//! | 3 | tampered: a header, record or trailer was modified, or records were reordered |
+//! | 3 | tampered: a header, record, trailer or stream head was modified, or records were reordered |
 //! | 4 | truncated: a segment is cut short |
 //! | 5 | not a recipient: the key cannot open the segment |
-//! | 6 | chain broken: a segment is missing or was replaced |
+//! | 6 | chain broken: a segment is missing or was replaced, or the stream head names a newer segment than the newest given |
 //! | 7 | wrong camera: signed by another camera than expected, or (`decrypt` without
 //! `--camera`) by a camera the viewer home does not pin |
 //! | 8 | malformed: a field breaks the format's rules (FORMAT.md §9) |
@@ -22,6 +22,7 @@
 use camseal::footage::FootageError;
 use camseal::home::{CameraChoiceError, HomeError};
 use camseal::segment::SegmentError;
+use camseal::segment::head::HeadError;
 
 /// Prints `error: ...` (with the chain of causes on the same line) to standard error, and a
 /// hint line when one helps.
@@ -55,8 +56,22 @@ pub fn exit_code_for(e: &anyhow::Error) -> u8 {
         if let Some(s) = cause.downcast_ref::<SegmentError>() {
             return segment_code(s);
         }
+        if let Some(h) = cause.downcast_ref::<HeadError>() {
+            return head_code(h);
+        }
     }
     1
+}
+
+/// The exit code for a stream head that fails: forged (3), contradicted by the segments
+/// (withheld or replaced: the chain is broken, 6), another camera's (7).
+pub fn head_code(h: &HeadError) -> u8 {
+    match h {
+        HeadError::BadSignature => 3,
+        HeadError::Replaced { .. } | HeadError::Withheld { .. } => 6,
+        HeadError::WrongCamera { .. } => 7,
+        _ => 1,
+    }
 }
 
 /// The exit code for a footage error (see the module docs).
@@ -90,6 +105,17 @@ pub fn segment_code(e: &SegmentError) -> u8 {
 }
 
 fn hint(e: &anyhow::Error) -> Option<String> {
+    if e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<HeadError>(),
+            Some(HeadError::Withheld { .. })
+        )
+    }) {
+        return Some(
+            "the camera published newer segments than were given: fetch again, or ask the storage provider why they are missing"
+                .to_owned(),
+        );
+    }
     for cause in e.chain() {
         if let Some(c) = cause.downcast_ref::<CameraChoiceError>() {
             let (Some(camera), Some(home)) = (c.camera(), c.home()) else {

@@ -1,11 +1,16 @@
-//! `camseal fetch`: download segments from a sink for a viewer.
+//! `camseal fetch`: download segments from a sink for a viewer, with each stream's signed
+//! head when the sink has one (`verify` then checks that no newer segment is withheld).
 
+use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::BufWriter;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use camseal::upload::{ListFilter, open_sink};
+use camseal::engine::write_atomic;
+use camseal::segment::head;
+use camseal::spool::SegmentId;
+use camseal::upload::{ListFilter, Sink, UploadError, open_sink};
 
 use crate::cli::FetchArgs;
 
@@ -22,9 +27,18 @@ pub fn fetch(args: FetchArgs) -> Result<ExitCode> {
         stream: args.stream,
         since: args.since,
     };
-    let ids = sink
+    let listed = sink
         .list(&filter)
         .with_context(|| format!("cannot list {}", sink.name()))?;
+    let heads = fetch_heads(sink.as_ref(), &filter, &listed)?;
+    // The uploader sends a head only after the segments it names, so a listing made after
+    // the heads were read holds every segment they name.
+    let ids = if heads.is_empty() {
+        listed
+    } else {
+        sink.list(&filter)
+            .with_context(|| format!("cannot list {}", sink.name()))?
+    };
     fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let mut bytes = 0u64;
@@ -51,6 +65,15 @@ pub fn fetch(args: FetchArgs) -> Result<ExitCode> {
             }
         }
     }
+    for (camera, stream, head) in &heads {
+        let target = args.out.join(head::file_name(camera, *stream));
+        write_atomic(&target, head)
+            .with_context(|| format!("cannot write {}", target.display()))?;
+        eprintln!(
+            "fetched the stream head of {camera} stream {stream} -> {}",
+            target.display()
+        );
+    }
     println!(
         "fetched {} segments ({} bytes) from {} into {}",
         ids.len(),
@@ -59,4 +82,34 @@ pub fn fetch(args: FetchArgs) -> Result<ExitCode> {
         args.out.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The stream heads the sink holds for the streams `listed` (and the one `filter` names):
+/// (camera id, stream, bytes). A sink that keeps no heads gives none.
+fn fetch_heads(
+    sink: &dyn Sink,
+    filter: &ListFilter,
+    listed: &[SegmentId],
+) -> Result<Vec<(String, u32, Vec<u8>)>> {
+    let mut streams: BTreeSet<(String, u32)> = listed
+        .iter()
+        .map(|id| (id.camera_id.clone(), id.stream))
+        .collect();
+    if let (Some(camera), Some(stream)) = (&filter.camera, filter.stream) {
+        streams.insert((camera.clone(), stream));
+    }
+    let mut heads = Vec::new();
+    for (camera, stream) in streams {
+        match sink.get_head(&camera, stream) {
+            Ok(Some(bytes)) => heads.push((camera, stream, bytes)),
+            Ok(None) | Err(UploadError::Unsupported(_)) => {}
+            Err(e) => {
+                return Err(anyhow::Error::from(e).context(format!(
+                    "cannot fetch the stream head of {camera} stream {stream} from {}",
+                    sink.name()
+                )));
+            }
+        }
+    }
+    Ok(heads)
 }

@@ -1,18 +1,22 @@
-//! `camseal verify`: check signatures, chain and completeness without any decryption key.
+//! `camseal verify`: check signatures, chain and completeness without any decryption key,
+//! and, given the camera's stream head, that no newer segment is withheld.
 
-use std::path::Path;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use camseal::footage::{
     Coverage, FootageError, SegmentFile, SegmentReport, SegmentStatus, collect_paths, describe_gap,
-    footage_verdict, load_headers, verify_footage_from,
+    footage_verdict, load_headers, read_trailer, verify_footage_from,
 };
 use camseal::keys::CameraPublic;
 use camseal::segment::camera_id;
+use camseal::segment::head::{self, GivenSegment, HeadMatch, StreamHead};
 
 use crate::cli::VerifyArgs;
-use crate::error::footage_code;
+use crate::error::{exit_code_for, footage_code};
 
 pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
     let camera = read_camera_pub(&args.camera)?;
@@ -42,6 +46,10 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
         (Ok(()), _) => println!("chain: OK ({} segments linked)", files.len()),
         (Err(e), _) => println!("chain: BROKEN: {e}"),
     }
+    let head = head_file(&args, &files).map(|path| check_head(&path, &camera, &files));
+    if let Some(h) = &head {
+        print_head(h);
+    }
     let verified = reports.iter().filter(|r| !r.incomplete()).count();
     println!(
         "camera {}: {} of {} segments verified whole",
@@ -49,13 +57,30 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
         verified,
         files.len()
     );
-    let code = match verdict {
-        Ok(()) => 0,
-        Err(e) => footage_code(e),
+    let head_error = match (verdict, head.as_ref().map(|h| &h.result)) {
+        (Ok(()), Some(Err(e))) => Some(e),
+        _ => None,
+    };
+    let code = match (verdict, head_error) {
+        (Err(e), _) => footage_code(e),
+        (Ok(()), Some(e)) => exit_code_for(e),
+        (Ok(()), None) => 0,
     };
     if let Some(json_path) = &args.json {
-        let doc = verdict_json(&files, &results, coverage.as_ref(), verdict, code);
+        let mut doc = verdict_json(&files, &results, coverage.as_ref(), verdict, code);
+        if let Some(h) = &head {
+            doc["head"] = head_json(h);
+            if let Some(e) = head_error {
+                doc["result"] = serde_json::Value::String(format!("{e:#}"));
+            }
+        }
         write_json(json_path, &doc)?;
+    }
+    if verdict.is_ok()
+        && let Some(HeadCheck { result: Err(e), .. }) = head
+    {
+        crate::error::report(&e.context("verification failed"));
+        return Ok(ExitCode::from(code));
     }
     match verdict {
         Ok(()) => Ok(ExitCode::SUCCESS),
@@ -67,6 +92,166 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
             Ok(ExitCode::from(code))
         }
     }
+}
+
+/// A stream head checked against the given segments.
+struct HeadCheck {
+    path: PathBuf,
+    /// The sequence number it names, once its signature and camera are checked.
+    seq: Option<u64>,
+    /// Its age by this machine's clock, once checked (`None`: unknown).
+    age_ms: Option<i64>,
+    /// The camera's clock when it was written (0: unknown).
+    wallclock_ms: u64,
+    end_of_stream: bool,
+    result: Result<HeadMatch>,
+}
+
+/// `--head`, or else the head file of the segments' stream in a directory input.
+fn head_file(args: &VerifyArgs, files: &[SegmentFile]) -> Option<PathBuf> {
+    if let Some(path) = &args.head {
+        return Some(path.clone());
+    }
+    let first = files.first()?;
+    let name = head::file_name(&first.header.camera_id(), first.header.stream_id);
+    args.inputs
+        .iter()
+        .filter(|input| input.is_dir())
+        .map(|dir| dir.join(&name))
+        .find(|path| path.is_file())
+}
+
+/// Reads `path`, checks the camera's signature over it and that it is `camera`'s, and
+/// compares it with `files` (`head::compare`).
+fn check_head(path: &Path, camera: &[u8; 32], files: &[SegmentFile]) -> HeadCheck {
+    let mut check = HeadCheck {
+        path: path.to_path_buf(),
+        seq: None,
+        age_ms: None,
+        wallclock_ms: 0,
+        end_of_stream: false,
+        result: Ok(HeadMatch::Current),
+    };
+    let head = match read_head(path) {
+        Ok(h) => h,
+        Err(e) => {
+            check.result = Err(e);
+            return check;
+        }
+    };
+    if let Err(e) = head.check(camera) {
+        check.result = Err(anyhow::Error::from(e));
+        return check;
+    }
+    check.seq = Some(head.seq);
+    check.age_ms = head.age_ms(unix_ms());
+    check.wallclock_ms = head.wallclock_ms;
+    check.end_of_stream = head.end_of_stream;
+    let given: Result<Vec<GivenSegment>> = files
+        .iter()
+        .map(|f| {
+            let trailer = if f.header.segment_seq == head.seq {
+                read_trailer(f)?
+            } else {
+                None
+            };
+            Ok(GivenSegment {
+                stream_id: f.header.stream_id,
+                seq: f.header.segment_seq,
+                header_hash: f.header_hash,
+                trailer,
+            })
+        })
+        .collect();
+    check.result = given.and_then(|given| Ok(head::compare(&head, &given)?));
+    check
+}
+
+fn read_head(path: &Path) -> Result<StreamHead> {
+    let mut bytes = Vec::with_capacity(StreamHead::LEN);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(StreamHead::LEN as u64 + 1).read_to_end(&mut bytes))
+        .with_context(|| format!("cannot read the stream head {}", path.display()))?;
+    StreamHead::parse(&bytes).with_context(|| format!("stream head {}", path.display()))
+}
+
+fn print_head(h: &HeadCheck) {
+    let Some(seq) = h.seq else {
+        // Nothing an unverified head says is shown.
+        if let Err(e) = &h.result {
+            println!("head: FAILED: {e:#}  {}", h.path.display());
+        }
+        return;
+    };
+    let what = match &h.result {
+        Ok(HeadMatch::Current) => format!(
+            "OK: names the newest given segment{}",
+            if h.end_of_stream {
+                ", which ends the stream"
+            } else {
+                ""
+            }
+        ),
+        Ok(HeadMatch::Behind { newest }) => format!(
+            "BEHIND: names segment {seq}, and segments up to {newest} are given (an old head, or a crash before it was replaced)"
+        ),
+        Ok(HeadMatch::NotGiven { newest }) => {
+            format!("UNCHECKED: names segment {seq}, which is not given (newest given: {newest})")
+        }
+        Err(e) => format!("FAILED: {e:#}"),
+    };
+    let written = match h.age_ms {
+        Some(_) => format!(
+            "written {} ({})",
+            format_time(h.wallclock_ms),
+            describe_age(h.age_ms)
+        ),
+        None => format!("written {}", describe_age(h.age_ms)),
+    };
+    println!("head: seq {seq}, {written}: {what}  {}", h.path.display());
+}
+
+/// `12.3 s ago`, or how far the camera's clock is ahead.
+fn describe_age(age_ms: Option<i64>) -> String {
+    match age_ms {
+        None => "at an unknown time (the camera did not know the time)".into(),
+        Some(ms) if ms >= 0 => format!("{} ago by the camera's clock", format_seconds(ms)),
+        Some(ms) => format!(
+            "{} in the future (the camera's clock is ahead)",
+            format_seconds(-ms)
+        ),
+    }
+}
+
+fn format_seconds(ms: i64) -> String {
+    let secs = ms as f64 / 1000.0;
+    if secs < 120.0 {
+        format!("{secs:.1} s")
+    } else if secs < 7200.0 {
+        format!("{:.1} min", secs / 60.0)
+    } else if secs < 172_800.0 {
+        format!("{:.1} h", secs / 3600.0)
+    } else {
+        format!("{:.1} days", secs / 86_400.0)
+    }
+}
+
+fn head_json(h: &HeadCheck) -> serde_json::Value {
+    serde_json::json!({
+        "path": h.path.display().to_string(),
+        "seq": h.seq,
+        "age_seconds": h.age_ms.map(|ms| ms as f64 / 1000.0),
+        "result": match &h.result {
+            Ok(m) => m.name().to_string(),
+            Err(e) => format!("{e:#}"),
+        },
+    })
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Reads a `camera.pub` file.
