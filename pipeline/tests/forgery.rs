@@ -347,6 +347,19 @@ fn missing_first_or_last_segments_are_visible() {
     assert_eq!(v["ended"], "open");
     assert_eq!(v["first_seq"], 0);
     assert_eq!(v["last_seq"], (n - 3) as u64);
+
+    // With the camera-signed stream head beside them, the withheld end is a broken chain.
+    let real = segs[0].parent().unwrap();
+    let head = fs::read_dir(real)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "head"))
+        .expect("run writes a stream head");
+    let with_head = case(&setup, "no-end-head", &segs, |i| i + 2 < n);
+    fs::copy(&head, with_head.join(head.file_name().unwrap())).unwrap();
+    let (code, text) = verify_code(&setup, &[&with_head], &[]);
+    assert_eq!(code, Some(CHAIN_BROKEN), "{text}");
+    assert!(text.contains("stream head"), "{text}");
 }
 
 #[test]
@@ -400,7 +413,9 @@ fn kill_9_in_out_mode_then_restart_is_a_declared_crash() {
     let (_, stderr) = succeeded(&run, "restart after kill -9");
     assert!(stderr.contains("cut short by a crash"), "{stderr}");
     assert!(
-        dir_names(&out).iter().all(|n| n.ends_with(".cseg")),
+        dir_names(&out)
+            .iter()
+            .all(|n| n.ends_with(".cseg") || n.ends_with(".head")),
         "{:?}",
         dir_names(&out)
     );
