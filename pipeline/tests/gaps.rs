@@ -114,8 +114,8 @@ fn gap_encoding_round_trips_and_rejects_nonsense() {
 #[test]
 fn gaps_are_in_the_signed_header() {
     let s = Stream::new();
-    s.write(0, [0; 32], &[crash_gap(7)], false);
-    let bytes = std::fs::read(s.path(0)).unwrap();
+    s.write(8, [1; 32], &[crash_gap(7)], false);
+    let bytes = std::fs::read(s.path(8)).unwrap();
     let Parsed::Complete(header, _) = Header::parse(&bytes).unwrap() else {
         panic!("header");
     };
@@ -128,7 +128,7 @@ fn gaps_are_in_the_signed_header() {
         .unwrap();
     let mut bad = bytes.clone();
     bad[at + 25] ^= 1; // frames
-    std::fs::write(s.path(0), &bad).unwrap();
+    std::fs::write(s.path(8), &bad).unwrap();
     // Nothing of a header is believed before its signature verifies.
     let paths = collect_paths(&[s.dir.path().to_path_buf()]).unwrap();
     let err = load_headers(&paths, None).unwrap_err();
