@@ -556,7 +556,8 @@ mod tests {
     fn a_different_named_segment_is_replaced() {
         let h = head();
         let base: Vec<GivenSegment> = (5..=9).map(|s| given(s, &h)).collect();
-        let cases: [(&str, fn(&mut GivenSegment)); 5] = [
+        type Mutation = fn(&mut GivenSegment);
+        let cases: [(&str, Mutation); 5] = [
             ("header hash", |g| g.header_hash[0] ^= 1),
             ("record count", |g| {
                 if let Some(t) = &mut g.trailer {
