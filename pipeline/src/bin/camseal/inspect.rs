@@ -373,7 +373,8 @@ fn unreadable_json(path: &Path, e: &FootageError) -> Value {
     })
 }
 
-fn gap_json(g: &Gap) -> Value {
+/// One gap as JSON (shared by `inspect --json` and `verify --json`).
+pub fn gap_json(g: &Gap) -> Value {
     json!({
         "reason": g.reason.name(),
         "first_seq": g.lost_segments.map(|(a, _)| a),

@@ -345,16 +345,7 @@ fn verdict_json(
         .map(|c| c.gaps.as_slice())
         .unwrap_or_default()
         .iter()
-        .map(|g| {
-            serde_json::json!({
-                "reason": g.reason.name(),
-                "first_seq": g.lost_segments.map(|(a, _)| a),
-                "last_seq": g.lost_segments.map(|(_, b)| b),
-                "frames": g.frames,
-                "from_pts": g.from_pts,
-                "to_pts": g.to_pts,
-            })
-        })
+        .map(crate::inspect::gap_json)
         .collect();
     let segments: Vec<serde_json::Value> = files
         .iter()
