@@ -1,5 +1,5 @@
 //! The stream head: a small object the camera signs after each segment it publishes, naming
-//! the latest segment of the stream (`docs/HEAD.md`).
+//! the latest segment of the stream (`docs/FORMAT.md` §7).
 //!
 //! A hash chain shows a hole or a replaced segment, but not a missing *end*: a cloud that
 //! withholds the newest segments serves a shorter chain that is still whole. The head closes
