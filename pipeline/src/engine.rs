@@ -719,12 +719,7 @@ impl Stream {
             stream_id: self.config.stream_id,
             segment_seq: seq,
             start_pts,
-            wallclock_ms: match self.config.wallclock {
-                WallClock::Fixed(ms) => ms,
-                WallClock::System => SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis() as u64),
-            },
+            wallclock_ms: wallclock_ms(self.config.wallclock),
             prev_header_hash: self.chain.prev_header_hash,
             recipients: &keys,
             gaps: &gaps,
