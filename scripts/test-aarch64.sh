@@ -62,7 +62,9 @@ cargo test --locked --target "$TARGET" -p camseal \
 # QEMU) must verify and decrypt byte for byte on this x86-64 host, with format v2's
 # signatures, checkpoints and records digest, and the other way round.
 log "aarch64 seals, x86-64 verifies and decrypts (and back)"
-cargo build --locked -p camseal --bin camseal
+# The host binary with the host's own profile (the one `cargo test` just built), not the
+# opt-level override above, which would rebuild every host crate.
+env -u CARGO_PROFILE_DEV_OPT_LEVEL cargo build --locked -p camseal --bin camseal
 cargo build --locked --target "$TARGET" -p camseal --bin camseal
 host=target/debug/camseal
 arm=(qemu-aarch64 -cpu max -L /usr/aarch64-linux-gnu "target/$TARGET/debug/camseal")
