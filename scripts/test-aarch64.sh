@@ -78,7 +78,7 @@ for side in arm host; do
   "${seal[@]}" camera init --home "$work/cam-$side" >/dev/null
   "${seal[@]}" camera trust --home "$work/cam-$side" "$work/list.csrl" >/dev/null
   "${seal[@]}" run --home "$work/cam-$side" --source "file:$input" --segment-seconds 1 \
-    --checkpoint-ms 250 --out "$work/seg-$side" >/dev/null
+    --checkpoint-ms 250 --out "$work/seg-$side" >/dev/null 2>&1
   "${open[@]}" verify --camera "$work/cam-$side/camera.pub" "$work/seg-$side" >/dev/null
   "${open[@]}" decrypt --home "$work/viewer" --camera "$work/cam-$side/camera.pub" \
     --out "$work/out-$side.h264" "$work/seg-$side" >/dev/null 2>&1
