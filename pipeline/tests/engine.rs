@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use camseal::engine::{
     CopyMeter, DirSink, Engine, EngineConfig, MemorySink, Overload, Pushed, SegmentInfo,
-    SegmentOutput, SegmentSink, StreamEvent,
+    SegmentOutput, SegmentSink, Stream, StreamEvent,
 };
 use camseal::footage::{decrypt_footage, load_headers, verify_footage};
 use camseal::recorder::ChainState;
@@ -380,15 +380,7 @@ fn a_stream_that_sealed_nothing_gives_its_reserved_sequence_number_back() {
     let dir = tempfile::tempdir().unwrap();
     let chain_path = dir.path().join("0.chain");
     let engine = Engine::new(EngineConfig::new(1)).unwrap();
-    let open = |engine: &Engine| {
-        let mut config = stream_config(0, 100.0);
-        config.chain_path = Some(chain_path.clone());
-        let sink = MemorySink::new(CopyMeter::new());
-        (
-            engine.open_stream(config, Box::new(sink.clone())).unwrap(),
-            sink,
-        )
-    };
+    let open = |engine: &Engine| open_chained(engine, &chain_path);
 
     // Opening reserves sequence 0; a clean finish without frames releases it.
     let (stream, _) = open(&engine);
@@ -429,15 +421,7 @@ fn a_crash_before_the_first_segment_of_a_stream_is_declared_by_it() {
     let dir = tempfile::tempdir().unwrap();
     let chain_path = dir.path().join("0.chain");
     let engine = Engine::new(EngineConfig::new(1)).unwrap();
-    let open = |engine: &Engine| {
-        let mut config = stream_config(0, 100.0);
-        config.chain_path = Some(chain_path.clone());
-        let sink = MemorySink::new(CopyMeter::new());
-        (
-            engine.open_stream(config, Box::new(sink.clone())).unwrap(),
-            sink,
-        )
-    };
+    let open = |engine: &Engine| open_chained(engine, &chain_path);
     // Two runs crash (no drop code runs) before writing anything: 0 and 1 are reserved.
     for _ in 0..2 {
         let (stream, _) = open(&engine);
@@ -463,4 +447,15 @@ fn a_crash_before_the_first_segment_of_a_stream_is_declared_by_it() {
                 && g.lost_segments == Some((0, 1)))
     );
     assert_eq!(header.predecessor_seq(), None);
+}
+
+/// Opens stream 0 keeping its chain state at `chain_path`, into a memory sink.
+fn open_chained(engine: &Engine, chain_path: &std::path::Path) -> (Stream, MemorySink) {
+    let mut config = stream_config(0, 100.0);
+    config.chain_path = Some(chain_path.to_path_buf());
+    let sink = MemorySink::new(CopyMeter::new());
+    (
+        engine.open_stream(config, Box::new(sink.clone())).unwrap(),
+        sink,
+    )
 }
