@@ -32,15 +32,18 @@ fn h264_fixtures_come_back_byte_for_byte() {
         ("h264-main-cabac-640x360.264", "640x360"),
         ("h264-high-bframes-slices-640x360.h264", "640x360"),
     ] {
-        let out = child(
-            "child_roundtrip",
-            &[
-                ("FAKE_MPP_STREAM", fixture(name).into()),
-                ("CHILD_CODEC", "h264".into()),
-                ("CHILD_SIZE", size.into()),
-            ],
-        );
-        assert_child_ok(&out, name);
+        for version in MPP_VERSIONS {
+            let out = child(
+                "child_roundtrip",
+                &[
+                    ("FAKE_MPP_STREAM", fixture(name).into()),
+                    ("FAKE_MPP_VERSION", version.into()),
+                    ("CHILD_CODEC", "h264".into()),
+                    ("CHILD_SIZE", size.into()),
+                ],
+            );
+            assert_child_ok(&out, &format!("{name}, MPP {version}"));
+        }
     }
 }
 
@@ -50,17 +53,23 @@ fn h265_fixtures_come_back_byte_for_byte() {
         "h265-main-640x360.h265",
         "h265-aud-repeat-headers-640x360.hevc",
     ] {
-        let out = child(
-            "child_roundtrip",
-            &[
-                ("FAKE_MPP_STREAM", fixture(name).into()),
-                ("CHILD_CODEC", "h265".into()),
-                ("CHILD_SIZE", "640x360".into()),
-            ],
-        );
-        assert_child_ok(&out, name);
+        for version in MPP_VERSIONS {
+            let out = child(
+                "child_roundtrip",
+                &[
+                    ("FAKE_MPP_STREAM", fixture(name).into()),
+                    ("FAKE_MPP_VERSION", version.into()),
+                    ("CHILD_CODEC", "h265".into()),
+                    ("CHILD_SIZE", "640x360".into()),
+                ],
+            );
+            assert_child_ok(&out, &format!("{name}, MPP {version}"));
+        }
     }
 }
+
+/// The MPP releases whose configuration keys the fake models (`FAKE_MPP_VERSION`).
+const MPP_VERSIONS: [&str; 2] = ["1.0.4", "head"];
 
 #[test]
 fn dmabuf_frames_are_imported_without_a_copy() {
@@ -208,6 +217,12 @@ fn bad_configuration_is_refused_by_the_fake() {
     );
     assert!(stderr.contains("header mode is DEFAULT"), "{stderr}");
     assert!(stderr.contains("configuration lacks"), "{stderr}");
+    // Releases up to 1.0.4 (the default) know only the old spelling of the frame-rate
+    // denominators; the spelling HEAD introduced is an unknown key there.
+    assert!(
+        stderr.contains("cfg rc:fps_in_denom is invalid"),
+        "{stderr}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -566,6 +581,10 @@ fn child_bad_config() {
     // SAFETY: live cfg and a NUL-terminated key.
     let ret = unsafe { (mpp.lib.mpp_enc_cfg_set_s32)(cfg, c"prep:bogus".as_ptr(), 1) };
     assert_eq!(ret, ffi::MPP_NOK);
+    // So is HEAD's spelling on a 1.0.x release.
+    // SAFETY: live cfg and a NUL-terminated key.
+    let ret = unsafe { (mpp.lib.mpp_enc_cfg_set_s32)(cfg, c"rc:fps_in_denom".as_ptr(), 1) };
+    assert_eq!(ret, ffi::MPP_NOK);
     // An incomplete configuration is refused.
     // SAFETY: live context and cfg.
     let ret = unsafe { mpp.control(ffi::MPP_ENC_SET_CFG, cfg) };
@@ -725,9 +744,9 @@ impl Raw {
             (c"rc:mode", ffi::MPP_ENC_RC_MODE_CBR),
             (c"rc:bps_target", 1_000_000),
             (c"rc:fps_in_num", 25),
-            (c"rc:fps_in_denom", 1),
+            (c"rc:fps_in_denorm", 1),
             (c"rc:fps_out_num", 25),
-            (c"rc:fps_out_denom", 1),
+            (c"rc:fps_out_denorm", 1),
             (c"rc:gop", 25),
             (c"codec:type", ffi::MPP_VIDEO_CODING_AVC),
         ] {

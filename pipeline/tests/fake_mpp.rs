@@ -14,14 +14,26 @@ use cli::{Fixture, Setup, command, failed, fixture, fixtures, one_line_error, s,
 #[test]
 fn every_fixture_round_trips_through_the_fake_encoder() {
     let setup = Setup::new();
-    for (stream, f) in fixtures().into_iter().enumerate() {
-        let what = format!("rkmpp {}", f.name);
-        let out = setup.path(&format!("mpp-{}", f.name));
+    // MPP 1.0.4 (the releases boards package) and HEAD name some configuration keys
+    // differently (FAKE_MPP_VERSION, docs/HARDWARE.md).
+    let runs = ["1.0.4", "head"]
+        .into_iter()
+        .flat_map(|v| fixtures().into_iter().map(move |f| (v, f)));
+    for (stream, (version, f)) in runs.enumerate() {
+        let what = format!("rkmpp {} (MPP {version})", f.name);
+        let out = setup.path(&format!("mpp-{version}-{}", f.name));
         let source = format!("rkmpp:{}@{}", size_of(&f), f.fps.0 / f.fps.1.max(1));
         // One stream per output directory, so that each directory holds a whole stream.
         let stream = stream.to_string();
         let extra = ["--codec", f.codec.name(), "--stream", &stream];
-        let run = rkmpp(&setup, &f.path, &source, &out, &extra);
+        let run = rkmpp_with(
+            &setup,
+            &f.path,
+            &source,
+            &out,
+            &extra,
+            &[("FAKE_MPP_VERSION", version)],
+        );
         let (stdout, _) = succeeded(&run, &what);
         assert!(
             stdout.contains(&format!("{} frames", f.frames)),

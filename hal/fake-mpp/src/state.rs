@@ -460,8 +460,9 @@ impl Ctx {
     }
 }
 
-/// The configuration keys the fake knows, as MPP's `mpp_enc_cfg.cpp` ENTRY table names them.
-/// All are 32-bit; MPP lets `set_s32` and `set_u32` write either kind of 32-bit key.
+/// The configuration fields the fake knows, named as MPP HEAD's `mpp_enc_cfg.cpp` ENTRY table
+/// names them (which spellings each version accepts: [`known_key_in`]). All are 32-bit; MPP
+/// lets `set_s32` and `set_u32` write either kind of 32-bit key.
 pub const KNOWN_KEYS: &[&str] = &[
     "base:low_delay",
     "codec:type",
@@ -519,7 +520,53 @@ pub const REQUIRED_KEYS: &[&str] = &[
     "rc:mode",
 ];
 
+/// Which MPP release's configuration keys the fake accepts (`FAKE_MPP_VERSION`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MppVersion {
+    /// Releases 1.0.0 to 1.0.4 (`mpp/base/mpp_enc_cfg.cpp` at tag 1.0.4): the frame-rate
+    /// denominators are spelled `rc:fps_in_denorm` and `rc:fps_out_denorm` only.
+    V1_0_4,
+    /// HEAD since commit 02a35cb8 (2024-03-05, "Fix clerical error"; checked at ee946af):
+    /// `rc:fps_in_denom` and `rc:fps_out_denom`, with the old spellings kept as ENTRY
+    /// aliases of the same field.
+    Head,
+}
+
+/// The version from `FAKE_MPP_VERSION` (`1.0.4`, the default, or `head`). Anything else aborts
+/// the first call that reads it, so that a typo cannot silently test the wrong version.
+pub fn mpp_version() -> MppVersion {
+    static VERSION: std::sync::OnceLock<MppVersion> = std::sync::OnceLock::new();
+    *VERSION.get_or_init(|| match std::env::var("FAKE_MPP_VERSION").as_deref() {
+        Err(_) | Ok("") | Ok("1.0.4") => MppVersion::V1_0_4,
+        Ok("head") => MppVersion::Head,
+        Ok(other) => {
+            eprintln!("fake-mpp: bad FAKE_MPP_VERSION {other:?}: use 1.0.4 or head");
+            std::process::abort()
+        }
+    })
+}
+
+/// The field a key sets, under the version `FAKE_MPP_VERSION` chooses: `None` for a key that
+/// version's ENTRY table does not have (MPP then fails the call: `check_cfg_info` in
+/// `mpp/base/mpp_cfg.cpp`). Spellings that alias one field map to its canonical name in
+/// [`KNOWN_KEYS`].
 pub fn known_key(name: &str) -> Option<&'static str> {
+    known_key_in(mpp_version(), name)
+}
+
+/// [`known_key`] for a given version.
+pub fn known_key_in(version: MppVersion, name: &str) -> Option<&'static str> {
+    let (old, new) = (
+        ["rc:fps_in_denorm", "rc:fps_out_denorm"],
+        ["rc:fps_in_denom", "rc:fps_out_denom"],
+    );
+    if let Some(i) = old.iter().position(|k| *k == name) {
+        // Both versions know the old spelling (HEAD as an alias).
+        return Some(new[i]);
+    }
+    if new.contains(&name) && version == MppVersion::V1_0_4 {
+        return None;
+    }
     KNOWN_KEYS.iter().copied().find(|k| *k == name)
 }
 
@@ -661,3 +708,27 @@ const MIN_BPS: i64 = 1_000;
 const MAX_BPS: i64 = 400_000_000;
 /// Byte alignment MPP's encoders want for the luma stride of NV12 input.
 const STRIDE_ALIGN: i64 = 8;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_rate_denominator_spellings_follow_the_version() {
+        use MppVersion::{Head, V1_0_4};
+        for dir in ["in", "out"] {
+            let old = format!("rc:fps_{dir}_denorm");
+            let new = format!("rc:fps_{dir}_denom");
+            // 1.0.0..=1.0.4 know only the old spelling.
+            assert_eq!(
+                known_key_in(V1_0_4, &old),
+                Some(known_key_in(Head, &new).unwrap())
+            );
+            assert_eq!(known_key_in(V1_0_4, &new), None);
+            // HEAD knows both, as one field.
+            assert_eq!(known_key_in(Head, &old), known_key_in(Head, &new));
+        }
+        assert_eq!(known_key_in(V1_0_4, "rc:gop"), Some("rc:gop"));
+        assert_eq!(known_key_in(Head, "rc:no_such_key"), None);
+    }
+}

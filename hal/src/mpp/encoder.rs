@@ -253,10 +253,20 @@ impl Inner {
         let (num, den) = (config.fps.num(), config.fps.den());
         api::cfg_set_s32(&mut cfg, c"rc:fps_in_flex", 0)?;
         s32(&mut cfg, c"rc:fps_in_num", num)?;
-        s32(&mut cfg, c"rc:fps_in_denom", den)?;
         api::cfg_set_s32(&mut cfg, c"rc:fps_out_flex", 0)?;
         s32(&mut cfg, c"rc:fps_out_num", num)?;
-        s32(&mut cfg, c"rc:fps_out_denom", den)?;
+        // Releases 1.0.0–1.0.4 (what boards package) spell the denominators `denorm`; HEAD
+        // since 02a35cb8 (2024-03-05) spells them `denom` and keeps `denorm` as an alias of
+        // the same field. Set the spelling every known version takes, and fall back to the
+        // new one for a future MPP that drops the alias.
+        for (old, new) in [
+            (c"rc:fps_in_denorm", c"rc:fps_in_denom"),
+            (c"rc:fps_out_denorm", c"rc:fps_out_denom"),
+        ] {
+            if s32(&mut cfg, old, den).is_err() {
+                s32(&mut cfg, new, den)?;
+            }
+        }
         let gop = if config.gop == 0 {
             config.fps.whole_frames_per_second()
         } else {
