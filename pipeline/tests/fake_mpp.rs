@@ -87,6 +87,28 @@ fn the_documented_command_round_trips() {
 }
 
 #[test]
+fn the_highest_bitrates_stay_within_mpps_cap() {
+    // MPP refuses rc:bps_max at or above 200 MiB/s (inc/rk_venc_rc.h), in every version; the
+    // backend keeps its 17/16 headroom below that, however high --bitrate goes.
+    let setup = Setup::new();
+    let f = fixture("h264-baseline-320x240");
+    for (i, bitrate) in ["197000000", "250000000", "4000000000"].iter().enumerate() {
+        let out = setup.path(&format!("bitrate-{i}"));
+        let stream = i.to_string();
+        let run = rkmpp(
+            &setup,
+            &f.path,
+            "rkmpp:320x240@25",
+            &out,
+            &["--bitrate", bitrate, "--stream", &stream],
+        );
+        succeeded(&run, &format!("--bitrate {bitrate}"));
+        let (plain, _) = setup.decrypt_ok(&[&out], &[]);
+        assert!(plain == f.bytes(), "--bitrate {bitrate}");
+    }
+}
+
+#[test]
 fn duration_and_early_eos_end_the_run_normally() {
     let setup = Setup::new();
     let f = fixture("h264-baseline-320x240");

@@ -619,15 +619,26 @@ pub fn validate_config(values: &BTreeMap<&'static str, i64>, codec: Codec) -> Re
     }
     if mode != i64::from(sys::MPP_ENC_RC_MODE_FIXQP) {
         let bps = v("rc:bps_target");
-        if !(MIN_BPS..=MAX_BPS).contains(&bps) {
-            return Err(format!(
-                "rc:bps_target {bps} is outside {MIN_BPS}..={MAX_BPS}"
-            ));
-        }
         let (lo, hi) = (
             values.get("rc:bps_min").copied().unwrap_or(bps),
             values.get("rc:bps_max").copied().unwrap_or(bps),
         );
+        // MPP's `mpp_enc_proc_rc_cfg` (mpp/codec/mpp_enc_impl.cpp, 1.0.4 and ee946af alike):
+        // each of target, max and min must lie strictly between MPP_ENC_MIN_BPS (1 KiB) and
+        // MPP_ENC_MAX_BPS (200 MiB), both in bits per second (inc/rk_venc_rc.h).
+        for (key, value) in [
+            ("rc:bps_target", bps),
+            ("rc:bps_max", hi),
+            ("rc:bps_min", lo),
+        ] {
+            if value <= MPP_ENC_MIN_BPS || value >= MPP_ENC_MAX_BPS {
+                return Err(format!(
+                    "{key} {value} is out of range {}K~{}M (invalid bit per second)",
+                    MPP_ENC_MIN_BPS >> 10,
+                    MPP_ENC_MAX_BPS >> 20
+                ));
+            }
+        }
         if !(lo <= bps && bps <= hi) {
             return Err(format!(
                 "rc:bps_min {lo} <= rc:bps_target {bps} <= rc:bps_max {hi} does not hold"
@@ -704,8 +715,9 @@ const TAG_BITS: usize = 4;
 const TAG_MASK: usize = (1 << TAG_BITS) - 1;
 const MIN_SIDE: i64 = 16;
 const MAX_SIDE: i64 = 8192;
-const MIN_BPS: i64 = 1_000;
-const MAX_BPS: i64 = 400_000_000;
+/// `MPP_ENC_MIN_BPS` and `MPP_ENC_MAX_BPS` in MPP's `inc/rk_venc_rc.h` (SZ_1K, SZ_1M * 200).
+const MPP_ENC_MIN_BPS: i64 = 1 << 10;
+const MPP_ENC_MAX_BPS: i64 = 200 << 20;
 /// Byte alignment MPP's encoders want for the luma stride of NV12 input.
 const STRIDE_ALIGN: i64 = 8;
 
@@ -729,6 +741,7 @@ mod tests {
             assert_eq!(known_key_in(Head, &old), known_key_in(Head, &new));
         }
         assert_eq!(known_key_in(V1_0_4, "rc:gop"), Some("rc:gop"));
+        assert!(known_key_in(Head, "rc:bps_max").is_some());
         assert_eq!(known_key_in(Head, "rc:no_such_key"), None);
     }
 }

@@ -687,7 +687,12 @@ const DMABUF_STRIDE_ALIGN: u32 = 8;
 const MIN_SIDE: u32 = 16;
 const MAX_SIDE: u32 = 8192;
 const MIN_BPS: u32 = 16_000;
-const MAX_BPS: u32 = 200_000_000;
+/// MPP refuses any of `rc:bps_target`, `rc:bps_max`, `rc:bps_min` at or above 200 MiB
+/// (`MPP_ENC_MAX_BPS`, inc/rk_venc_rc.h; checked in mpp_enc_impl.cpp). With `bps_max` at
+/// 17/16 of the target, the target must stay below this.
+const MAX_BPS: u32 = ((200 << 20) - 1) / 17 * 16;
+// The rate-control window (target ±1/16) stays strictly inside MPP's (1 KiB, 200 MiB).
+const _: () = assert!(MAX_BPS / 16 * 17 < 200 << 20 && MIN_BPS / 16 * 15 > 1 << 10);
 
 #[cfg(test)]
 mod tests {
