@@ -204,6 +204,21 @@ fn misuse_is_caught_by_the_fake() {
 }
 
 #[test]
+fn mpp_puts_seis_before_each_idr_unless_told_not_to() {
+    for (mode, expect_sei) in [("default", true), ("disable", false)] {
+        let mut env = stream_env("h264-baseline-320x240.h264");
+        env.push(("CHILD_SEI", mode.into()));
+        let out = child("child_sei", &env);
+        assert_child_ok(&out, mode);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!("SEI NAL units in the IDR packet: {expect_sei}")),
+            "{mode}: {stderr}"
+        );
+    }
+}
+
+#[test]
 fn bad_configuration_is_refused_by_the_fake() {
     let out = child(
         "child_bad_config",
@@ -595,6 +610,74 @@ fn child_bad_config() {
     // SAFETY: live context and frame.
     let ret = unsafe { (mpp.api().encode_put_frame.unwrap())(mpp.ctx, frame) };
     assert_eq!(ret, ffi::MPP_ERR_VALUE);
+    mpp.release(frame, buffer, group, cfg);
+    eprintln!("CHILD OK");
+}
+
+#[test]
+#[ignore = "run in a child process by mpp_puts_seis_before_each_idr_unless_told_not_to"]
+fn child_sei() {
+    if !in_child() {
+        return;
+    }
+    let mpp = Raw::new();
+    let cfg = mpp.cfg();
+    mpp.configure(cfg, 320, 240);
+    let mut mode = ffi::MPP_ENC_HEADER_MODE_EACH_IDR;
+    // SAFETY: live context; the header mode is an int.
+    unsafe { mpp.control(ffi::MPP_ENC_SET_HEADER_MODE, (&raw mut mode).cast()) };
+    if env("CHILD_SEI") == "disable" {
+        let mut sei = ffi::MPP_ENC_SEI_MODE_DISABLE;
+        // SAFETY: live context; the SEI mode is an int.
+        let ret = unsafe { mpp.control(ffi::MPP_ENC_SET_SEI_CFG, (&raw mut sei).cast()) };
+        assert_eq!(ret, ffi::MPP_OK);
+    }
+    // A mode past ONE_FRAME is refused, as by MPP.
+    let mut bad = 7;
+    // SAFETY: live context; the SEI mode is an int.
+    let ret = unsafe { mpp.control(ffi::MPP_ENC_SET_SEI_CFG, (&raw mut bad).cast()) };
+    assert_eq!(ret, ffi::MPP_NOK);
+    let (frame, buffer, group) = mpp.frame(320, 240);
+    let lib = &mpp.lib;
+    let mut packet = std::ptr::null_mut();
+    // SAFETY: live context, frame and out-pointer; the packet's bytes stay valid until
+    // mpp_packet_deinit.
+    let bytes = unsafe {
+        assert_eq!(
+            (mpp.api().encode_put_frame.unwrap())(mpp.ctx, frame),
+            ffi::MPP_OK
+        );
+        assert_eq!(
+            (mpp.api().encode_get_packet.unwrap())(mpp.ctx, &mut packet),
+            ffi::MPP_OK
+        );
+        let pos = (lib.mpp_packet_get_pos)(packet) as *const u8;
+        let len = (lib.mpp_packet_get_length)(packet);
+        std::slice::from_raw_parts(pos, len).to_vec()
+    };
+    let nals: Vec<&[u8]> = camseal_nal::nal_units(&bytes).map(|n| n.payload).collect();
+    let types: Vec<u8> = nals.iter().map(|p| p[0] & 0x1f).collect();
+    let first_slice = types.iter().position(|&t| t == 5);
+    assert!(
+        first_slice.is_some(),
+        "the first packet is an IDR: {types:?}"
+    );
+    // MPP's own SEIs: user data unregistered (type 5) with its `uuid_version` and
+    // `uuid_rc_cfg` (mpp_enc_impl.cpp), right before the picture.
+    let is_mpp_sei = |p: &[u8]| {
+        p[0] & 0x1f == 6
+            && p.get(1) == Some(&5)
+            && p.get(3..7)
+                .is_some_and(|u| u == [0x3d, 0x07, 0x6d, 0x45] || u == [0xd7, 0xdc, 0x03, 0xc3])
+    };
+    let mpp_seis: Vec<usize> = (0..nals.len()).filter(|&i| is_mpp_sei(nals[i])).collect();
+    if !mpp_seis.is_empty() {
+        let at = first_slice.unwrap();
+        assert_eq!(mpp_seis, [at - 2, at - 1], "{types:?}");
+    }
+    eprintln!("SEI NAL units in the IDR packet: {}", !mpp_seis.is_empty());
+    // SAFETY: the packet is live and released once.
+    unsafe { (lib.mpp_packet_deinit)(&mut packet) };
     mpp.release(frame, buffer, group, cfg);
     eprintln!("CHILD OK");
 }

@@ -256,7 +256,22 @@ unsafe extern "C" fn control(ctx: Handle, cmd: MpiCmd, param: *mut c_void) -> Mp
             c.idr_requests += 1;
             sys::MPP_OK
         }
-        sys::MPP_ENC_SET_SEI_CFG => sys::MPP_OK,
+        sys::MPP_ENC_SET_SEI_CFG => {
+            // As `mpp_enc_proc_cfg` (mpp/codec/mpp_enc_impl.cpp): NULL or a mode past
+            // ONE_FRAME is MPP_NOK, with an error line.
+            if param.is_null() {
+                error(CALL, format_args!("invalid NULL ptr on setting sei mode"));
+                return sys::MPP_NOK;
+            }
+            // SAFETY: non-NULL; MppEncSeiMode is a C enum (int).
+            let mode = unsafe { *(param as *const c_int) };
+            if !(0..=state::SEI_MODE_ONE_FRAME).contains(&mode) {
+                error(CALL, format_args!("invalid sei mode {mode}"));
+                return sys::MPP_NOK;
+            }
+            c.sei_mode = mode;
+            sys::MPP_OK
+        }
         sys::MPP_ENC_GET_HDR_SYNC => {
             let headers = match &c.stream {
                 Some(s) => s.headers(),
@@ -479,8 +494,26 @@ unsafe extern "C" fn encode_get_packet(ctx: Handle, packet: *mut Handle) -> MppR
         unsafe { *packet = handle };
         return sys::MPP_OK;
     }
-    let (bytes, keyframe) = match c.stream.as_mut().and_then(|s| s.next_unit()) {
-        Some((bytes, keyframe)) => (bytes.to_vec().into_boxed_slice(), keyframe),
+    let sei = c.sei_mode >= state::SEI_MODE_ONE_SEQ;
+    let rc_info = format!(
+        "rc mode {} bps {}",
+        c.applied.get("rc:mode").copied().unwrap_or(0),
+        c.applied.get("rc:bps_target").copied().unwrap_or(0)
+    );
+    let (bytes, keyframe) = match c.stream.as_mut() {
+        Some(s) => {
+            let codec = s.codec;
+            match s.next_unit() {
+                // MPP puts its version and rate-control SEIs before every IDR unless SEI
+                // is disabled (mpp_enc_impl.cpp, "Add all prefix info before encoding").
+                Some((au, true)) if sei => (
+                    stream::with_idr_seis(codec, au, &rc_info).into_boxed_slice(),
+                    true,
+                ),
+                Some((au, keyframe)) => (au.to_vec().into_boxed_slice(), keyframe),
+                None => misuse(CALL, format_args!("internal error: stream ended early")),
+            }
+        }
         None => misuse(CALL, format_args!("internal error: stream ended early")),
     };
     c.packets_out += 1;

@@ -152,6 +152,8 @@ pub struct Ctx {
     pub applied: BTreeMap<&'static str, i64>,
     pub configured: bool,
     pub header_mode: i32,
+    /// `MPP_ENC_SET_SEI_CFG`; MPP starts at ONE_SEQ (`mpp_enc_init_v2`, mpp_enc_v2.cpp).
+    pub sei_mode: i32,
     pub stream: Option<Stream>,
     /// Frames put and not yet turned into packets (the fake holds a buffer reference each).
     pub pending: VecDeque<Pending>,
@@ -447,6 +449,7 @@ impl Ctx {
             applied: BTreeMap::new(),
             configured: false,
             header_mode: sys::MPP_ENC_HEADER_MODE_DEFAULT,
+            sei_mode: SEI_MODE_ONE_SEQ,
             stream: None,
             pending: VecDeque::new(),
             eos_requested: false,
@@ -715,6 +718,9 @@ const TAG_BITS: usize = 4;
 const TAG_MASK: usize = (1 << TAG_BITS) - 1;
 const MIN_SIDE: i64 = 16;
 const MAX_SIDE: i64 = 8192;
+/// `MPP_ENC_SEI_MODE_ONE_SEQ` and `_ONE_FRAME` (`MppEncSeiMode`, inc/rk_venc_cmd.h).
+pub const SEI_MODE_ONE_SEQ: i32 = 1;
+pub const SEI_MODE_ONE_FRAME: i32 = 2;
 /// `MPP_ENC_MIN_BPS` and `MPP_ENC_MAX_BPS` in MPP's `inc/rk_venc_rc.h` (SZ_1K, SZ_1M * 200).
 const MPP_ENC_MIN_BPS: i64 = 1 << 10;
 const MPP_ENC_MAX_BPS: i64 = 200 << 20;

@@ -80,3 +80,92 @@ impl Stream {
         out
     }
 }
+
+/// `uuid_version` and `uuid_rc_cfg` in MPP's `mpp/codec/mpp_enc_impl.cpp` (ee946af): the
+/// user-data-unregistered SEI payloads MPP puts before every IDR unless SEI is disabled.
+const UUID_VERSION: [u8; 16] = [
+    0x3d, 0x07, 0x6d, 0x45, 0x73, 0x0f, 0x41, 0xa8, 0xb1, 0xc4, 0x25, 0xd7, 0x97, 0x6b, 0xf1, 0xac,
+];
+const UUID_RC_CFG: [u8; 16] = [
+    0xd7, 0xdc, 0x03, 0xc3, 0xc5, 0x6f, 0x40, 0xe0, 0x8e, 0xa9, 0x17, 0x1a, 0xd2, 0xef, 0x5e, 0x23,
+];
+
+/// `access_unit` as MPP with SEI mode ONE_SEQ or ONE_FRAME emits an IDR
+/// (`mpp_enc_impl.cpp`, step 17 "Add all prefix info before encoding"): the parameter sets,
+/// then a version SEI and a rate-control SEI, then the picture. The SEI text stands in for
+/// MPP's `version_info` and `rc_cfg_info`, whose exact wording a build decides.
+pub fn with_idr_seis(codec: Codec, access_unit: &[u8], rc_info: &str) -> Vec<u8> {
+    let seis = [
+        sei_nal(
+            codec,
+            &UUID_VERSION,
+            b"mpp version: fake-mpp (camseal test stand-in)",
+        ),
+        sei_nal(codec, &UUID_RC_CFG, rc_info.as_bytes()),
+    ];
+    let first_vcl = camseal_nal::nal_units(access_unit)
+        .find(|nal| camseal_nal::classify(codec, nal.payload).is_some_and(|i| i.is_vcl))
+        .map_or(access_unit.len(), |nal| nal.span.start);
+    let mut out = Vec::with_capacity(access_unit.len() + 128);
+    out.extend_from_slice(&access_unit[..first_vcl]);
+    for sei in &seis {
+        out.extend_from_slice(sei);
+    }
+    out.extend_from_slice(&access_unit[first_vcl..]);
+    out
+}
+
+/// One user-data-unregistered SEI NAL unit (payload type 5), as `h264e_sei_to_packet`
+/// (`mpp/codec/enc/h264/h264e_sei.c`) writes it: start code, NAL header (H.264 type 6 with
+/// nal_ref_idc 0; H.265 prefix SEI, type 39), payload type and size in 0xFF runs, the UUID,
+/// the data, the RBSP trailing bits, with emulation prevention.
+fn sei_nal(codec: Codec, uuid: &[u8; 16], data: &[u8]) -> Vec<u8> {
+    let mut rbsp = vec![5u8];
+    let mut size = uuid.len() + data.len();
+    while size >= 255 {
+        rbsp.push(0xff);
+        size -= 255;
+    }
+    rbsp.push(size as u8);
+    rbsp.extend_from_slice(uuid);
+    rbsp.extend_from_slice(data);
+    rbsp.push(0x80);
+    let mut out = vec![0, 0, 0, 1];
+    match codec {
+        Codec::H264 => out.push(0x06),
+        Codec::H265 => out.extend_from_slice(&[39 << 1, 0x01]),
+    }
+    let mut zeros = 0;
+    for &b in &rbsp {
+        if zeros >= 2 && b <= 3 {
+            out.push(3);
+            zeros = 0;
+        }
+        out.push(b);
+        zeros = if b == 0 { zeros + 1 } else { 0 };
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idr_seis_go_between_the_parameter_sets_and_the_picture() {
+        let au = [
+            &[0, 0, 0, 1, 0x67, 0x42, 0xc0, 0x1e][..],
+            &[0, 0, 0, 1, 0x68, 0xce, 0x3c, 0x80],
+            &[0, 0, 0, 1, 0x65, 0x88, 0x84, 0x00],
+        ]
+        .concat();
+        let out = with_idr_seis(Codec::H264, &au, "rc: cbr");
+        let types: Vec<u8> = camseal_nal::nal_units(&out)
+            .map(|n| n.payload[0] & 0x1f)
+            .collect();
+        assert_eq!(types, [7, 8, 6, 6, 5]);
+        assert!(out.ends_with(&au[16..]));
+        let h265 = sei_nal(Codec::H265, &UUID_VERSION, b"x");
+        assert_eq!(&h265[4..6], &[0x4e, 0x01]);
+    }
+}

@@ -672,6 +672,13 @@ pub const MPP_ENC_SET_HEADER_MODE: MpiCmd = 0x0032_8001;
 pub const MPP_ENC_HEADER_MODE_DEFAULT: MppEncHeaderMode = 0;
 /// Parameter sets repeated on every IDR.
 pub const MPP_ENC_HEADER_MODE_EACH_IDR: MppEncHeaderMode = 1;
+
+/// `MppEncSeiMode` (rk_venc_cmd.h), the parameter of [`MPP_ENC_SET_SEI_CFG`].
+pub type MppEncSeiMode = c_int;
+/// No SEI from MPP. (The header calls it the default; `mpp_enc_init_v2` starts at ONE_SEQ.)
+pub const MPP_ENC_SEI_MODE_DISABLE: MppEncSeiMode = 0;
+/// A version SEI and a rate-control SEI before every IDR.
+pub const MPP_ENC_SEI_MODE_ONE_SEQ: MppEncSeiMode = 1;
 /// `rc:mode` variable bitrate.
 pub const MPP_ENC_RC_MODE_VBR: i32 = 0;
 /// `rc:mode` constant bitrate.

@@ -236,6 +236,17 @@ pub(crate) fn set_header_mode_each_idr(ctx: &Context) -> Result<(), ControlError
     )
 }
 
+/// `control(MPP_ENC_SET_SEI_CFG, &MPP_ENC_SEI_MODE_DISABLE)`. MPP starts in ONE_SEQ mode
+/// (`mpp_enc_init_v2`), which puts its version string and rate-control settings in two SEI
+/// NAL units before every IDR: bytes of metadata nobody asked to record, as gstmppenc also
+/// decides.
+pub(crate) fn disable_sei(ctx: &Context) -> Result<(), ControlError> {
+    control(
+        ctx.control_int(ffi::MPP_ENC_SET_SEI_CFG, ffi::MPP_ENC_SEI_MODE_DISABLE),
+        "MPP_ENC_SET_SEI_CFG",
+    )
+}
+
 /// `control(MPP_ENC_SET_IDR_FRAME, NULL)`.
 pub(crate) fn request_idr(ctx: &Context) -> Result<(), ControlError> {
     control(

@@ -108,11 +108,12 @@ impl MppEncoder<Configuring> {
         })
     }
 
-    /// Programs size, strides, NV12 input, rate control, GOP and profile, and header mode
-    /// EACH_IDR.
+    /// Programs size, strides, NV12 input, rate control, GOP and profile, header mode
+    /// EACH_IDR, and no SEI.
     pub fn configure(mut self, config: &EncoderConfig) -> Result<MppEncoder<Ready>, MppError> {
         self.inner.apply(config, None)?;
         api::set_header_mode_each_idr(&self.inner.ctx)?;
+        api::disable_sei(&self.inner.ctx)?;
         Ok(self.into_state())
     }
 }
