@@ -620,12 +620,7 @@ fn child_sei() {
     if !in_child() {
         return;
     }
-    let mpp = Raw::new();
-    let cfg = mpp.cfg();
-    mpp.configure(cfg, 320, 240);
-    let mut mode = ffi::MPP_ENC_HEADER_MODE_EACH_IDR;
-    // SAFETY: live context; the header mode is an int.
-    unsafe { mpp.control(ffi::MPP_ENC_SET_HEADER_MODE, (&raw mut mode).cast()) };
+    let (mpp, cfg) = Raw::encoding_320x240();
     if env("CHILD_SEI") == "disable" {
         let mut sei = ffi::MPP_ENC_SEI_MODE_DISABLE;
         // SAFETY: live context; the SEI mode is an int.
@@ -688,12 +683,7 @@ fn child_misuse() {
     if !in_child() {
         return;
     }
-    let mpp = Raw::new();
-    let cfg = mpp.cfg();
-    mpp.configure(cfg, 320, 240);
-    let mut mode = ffi::MPP_ENC_HEADER_MODE_EACH_IDR;
-    // SAFETY: live context; the header mode is an int.
-    unsafe { mpp.control(ffi::MPP_ENC_SET_HEADER_MODE, (&raw mut mode).cast()) };
+    let (mpp, _cfg) = Raw::encoding_320x240();
     let put = mpp.api().encode_put_frame.unwrap();
     let get = mpp.api().encode_get_packet.unwrap();
     let lib = &mpp.lib;
@@ -795,6 +785,17 @@ impl Raw {
         let ret = unsafe { (raw.lib.mpp_init)(ctx, ffi::MPP_CTX_ENC, ffi::MPP_VIDEO_CODING_AVC) };
         assert_eq!(ret, ffi::MPP_OK);
         raw
+    }
+
+    /// A context configured for 320x240 H.264 with header mode EACH_IDR, and its cfg.
+    fn encoding_320x240() -> (Raw, ffi::MppEncCfg) {
+        let mpp = Raw::new();
+        let cfg = mpp.cfg();
+        mpp.configure(cfg, 320, 240);
+        let mut mode = ffi::MPP_ENC_HEADER_MODE_EACH_IDR;
+        // SAFETY: live context; the header mode is an int.
+        unsafe { mpp.control(ffi::MPP_ENC_SET_HEADER_MODE, (&raw mut mode).cast()) };
+        (mpp, cfg)
     }
 
     fn api(&self) -> &ffi::MppApi {

@@ -1,17 +1,18 @@
 //! The camera-signed stream head, through the real binary: `run` writes it next to the
 //! segments, `verify` checks it (withheld newest segment: exit 6; forged head: exit 3; an
 //! old head is reported, not failed), and `upload`/`fetch` carry it through a `dir:` sink.
-//!
-//! Self-contained helpers: the shared `tests/cli` module is being ported to format v2.
+
+mod cli;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::sync::OnceLock;
 
 use camseal::keys::CameraPublic;
 use camseal::segment::camera_id;
 use camseal::segment::head::{self, StreamHead};
+use cli::{camseal, failed, s, succeeded as ok, texts};
 
 #[test]
 fn run_writes_a_head_and_verify_catches_a_withheld_segment() {
@@ -324,62 +325,6 @@ impl Setup {
         let doc = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"));
         (out, doc)
     }
-}
-
-fn camseal(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_camseal"))
-        .args(args)
-        .stdin(Stdio::null())
-        .env_remove("RUST_BACKTRACE")
-        .env_remove("RUST_LIB_BACKTRACE")
-        .output()
-        .unwrap()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn texts(out: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// Asserts success; returns (stdout, stderr).
-fn ok(out: &Output, what: &str) -> (String, String) {
-    let (stdout, stderr) = texts(out);
-    assert!(
-        out.status.success(),
-        "{what} failed ({:?}):\nstderr: {stderr}\nstdout: {stdout}",
-        out.status
-    );
-    assert!(!stderr.contains("panicked"), "{what}: panic:\n{stderr}");
-    (stdout, stderr)
-}
-
-/// Asserts exit code `code` and an `error: ` line (at most a `hint: ` line after it);
-/// returns the error line.
-fn failed(out: &Output, code: i32, what: &str) -> String {
-    let (stdout, stderr) = texts(out);
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "{what}: wrong exit status\nstderr: {stderr}\nstdout: {stdout}"
-    );
-    assert!(!stderr.contains("panicked"), "{what}: panic:\n{stderr}");
-    let lines: Vec<&str> = stderr.lines().collect();
-    let at = lines
-        .iter()
-        .rposition(|l| l.starts_with("error: "))
-        .unwrap_or_else(|| panic!("{what}: no `error: ` line in:\n{stderr}"));
-    let rest = &lines[at + 1..];
-    assert!(
-        rest.is_empty() || (rest.len() == 1 && rest[0].starts_with("hint: ")),
-        "{what}: unexpected lines after the error:\n{stderr}"
-    );
-    lines[at].to_owned()
 }
 
 /// The `head: ...` line of `verify`'s report.
