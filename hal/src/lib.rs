@@ -88,6 +88,42 @@ pub trait Encoder: Send {
     /// Ends the input: packets already encoded are still returned by
     /// [`next_packet`](Encoder::next_packet), then it returns `None`.
     fn drain(&mut self) -> Result<(), HalError>;
+
+    /// Pictures the source lost since the last call, or `None`.
+    ///
+    /// Hardware loses pictures now and then without the stream ending: MPP hands out an
+    /// empty packet after a hardware fault, a V4L2 driver flags a CAPTURE buffer
+    /// `V4L2_BUF_FLAG_ERROR`, a UVC camera delivers a corrupt frame. A backend then keeps
+    /// going, asks for a keyframe, and reports the loss here instead of failing.
+    ///
+    /// Callers ask after every [`next_packet`](Encoder::next_packet) (also after it returned
+    /// `None`): a loss reported then happened before the packet that call returned. Packets
+    /// after a loss may still refer to the lost pictures until the next keyframe; the caller
+    /// (the pipeline) skips them and records the whole run as one gap.
+    fn take_loss(&mut self) -> Option<Loss> {
+        None
+    }
+}
+
+/// Pictures a source lost without the stream ending (see [`Encoder::take_loss`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Loss {
+    /// How many pictures were lost (at least 1).
+    pub frames: u64,
+    /// pts of the first lost picture, in 90 kHz ticks.
+    pub from_pts: u64,
+    /// pts just past the last lost picture (the pts of the picture after the loss when the
+    /// backend knows it).
+    pub to_pts: u64,
+}
+
+impl Loss {
+    /// Folds a later loss into this one: the frames add up and the span covers both.
+    pub fn merge(&mut self, later: Loss) {
+        self.frames = self.frames.saturating_add(later.frames);
+        self.from_pts = self.from_pts.min(later.from_pts);
+        self.to_pts = self.to_pts.max(later.to_pts);
+    }
 }
 
 /// The settings a caller asks an encoder for.
