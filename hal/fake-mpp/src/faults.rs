@@ -11,6 +11,8 @@
 //! | `stall` | every `encode_get_packet` times out (`MPP_OK` and no packet, as MPP's sync mode does) |
 //! | `eos:N` | the stream ends (an EOS packet) after N packets |
 //! | `import` | `mpp_buffer_import_with_tag` fails with `MPP_NOK` |
+//! | `empty:N` | the N-th packet is empty and not EOS, as after a hardware error (`mpp_enc_impl.cpp`: "enc failed force idr"); the next packet is an IDR |
+//! | `slow-put:N` | the N-th `encode_put_frame` in sync mode times out (`MPP_NOK`) after queuing the frame, which the encoder still holds |
 //! | `no-intra-meta` | packets carry no `KEY_OUTPUT_INTRA` |
 //! | `wrong-intra-meta` | `KEY_OUTPUT_INTRA` says the opposite of the bitstream |
 //!
@@ -30,6 +32,8 @@ pub struct Faults {
     pub stall: bool,
     pub eos: Option<u64>,
     pub import: bool,
+    pub empty: Option<u64>,
+    pub slow_put: Option<u64>,
     pub no_intra_meta: bool,
     pub wrong_intra_meta: bool,
 }
@@ -72,6 +76,8 @@ fn parse(spec: &str) -> Result<Faults, String> {
             "stall" => f.stall = true,
             "eos" => f.eos = Some(need(arg)?),
             "import" => f.import = true,
+            "empty" => f.empty = Some(need(arg)?),
+            "slow-put" => f.slow_put = Some(need(arg)?),
             "no-intra-meta" => f.no_intra_meta = true,
             "wrong-intra-meta" => f.wrong_intra_meta = true,
             _ => return Err(format!("unknown fault {name:?}")),
@@ -93,5 +99,8 @@ mod tests {
         assert!(parse("tiemout:3").is_err());
         assert!(parse("timeout").is_err());
         assert!(parse("timeout:x").is_err());
+        let f = parse("empty:4,slow-put:2").unwrap();
+        assert_eq!((f.empty, f.slow_put), (Some(4), Some(2)));
+        assert!(parse("empty").is_err());
     }
 }

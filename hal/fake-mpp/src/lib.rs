@@ -146,6 +146,9 @@ pub unsafe extern "C" fn mpp_init(ctx: Handle, type_: MppCtxType, coding: MppCod
     }
     c.init = Some(codec);
     c.stream = Some(stream);
+    // `Mpp::init` (mpp/mpp.cpp, 1.0.4 and ee946af): a non-blocking input timeout at init
+    // selects async mode (`mEncAyncIo`); anything else is sync mode.
+    c.async_io = c.input_timeout == sys::MPP_POLL_NON_BLOCK;
     sys::MPP_OK
 }
 
@@ -166,6 +169,20 @@ pub unsafe extern "C" fn mpp_destroy(ctx: Handle) -> MppRet {
         );
     }
     st.release_pending(CALL, id);
+    // Packets nobody took are freed with the context (mpp/mpp.cpp `~Mpp` / `clear`: the
+    // packet lists deinit what they hold).
+    let (_, c) = st.ctx(CALL, ctx);
+    let unread: Vec<state::Id> = c.output.drain(..).collect();
+    for packet in unread {
+        if let Some(Object::Packet(p)) = st.remove(packet) {
+            if let PacketData::Buffer(b) = p.data {
+                st.buffer_unref(CALL, b);
+            }
+            if let Some(m) = p.meta {
+                st.remove(m);
+            }
+        }
+    }
     st.remove(id);
     if st.contexts() == 0
         && std::env::var_os("FAKE_MPP_NO_LEAK_CHECK").is_none()
@@ -422,13 +439,47 @@ unsafe extern "C" fn encode_put_frame(ctx: Handle, frame: Handle) -> MppRet {
             st.buffer_ref(CALL, buffer);
         }
     }
-    let (_, c) = st.ctx(CALL, ctx);
-    c.pending.push_back(Pending {
+    let (ctx_id, c) = st.ctx(CALL, ctx);
+    let pending = Pending {
         frame: frame_id,
         buffer,
         pts,
         eos,
-    });
+    };
+    if c.async_io {
+        // `Mpp::put_frame_async`: "the max input queue length is 2"; a full queue is MPP_NOK
+        // and the frame stays the caller's.
+        if c.pending.len() >= ASYNC_QUEUE {
+            if let Some(b) = buffer {
+                st.buffer_unref(CALL, b);
+            }
+            return sys::MPP_NOK;
+        }
+        c.pending.push_back(pending);
+        return sys::MPP_OK;
+    }
+    // Sync mode (`Mpp::put_frame`): one input task. A frame whose put timed out is still in
+    // the encoder; this put's first poll waits until that task comes back, i.e. its picture
+    // is encoded.
+    if let Some(held) = c.pending.pop_front() {
+        let packet = produce(&mut st, ctx_id, held);
+        st.ctx(CALL, ctx).1.output.push_back(id_of(packet));
+    }
+    if faults().slow_put == Some(n) {
+        // The task was enqueued, then the poll for its return timed out: `put_frame` returns
+        // the poll's MPP_NOK while the encoder still reads the frame.
+        error(
+            CALL,
+            format_args!(
+                "injected timeout on frame {n} (FAKE_MPP_FAULT=slow-put:{n}); the encoder still holds it"
+            ),
+        );
+        st.ctx(CALL, ctx).1.pending.push_back(pending);
+        return sys::MPP_NOK;
+    }
+    // Encoded before the put returns; the packet waits in the output port.
+    let packet = produce(&mut st, ctx_id, pending);
+    st.ctx(CALL, ctx).1.output.push_back(id_of(packet));
     sys::MPP_OK
 }
 
@@ -463,19 +514,16 @@ unsafe extern "C" fn encode_get_packet(ctx: Handle, packet: *mut Handle) -> MppR
         std::thread::sleep(std::time::Duration::from_millis(wait as u64));
         return sys::MPP_OK;
     }
-    let eos_due = |c: &Ctx| {
-        c.ended
-            || c.stream.as_ref().is_none_or(|s| s.exhausted())
-            || f.eos.is_some_and(|limit| c.packets_out >= limit)
-    };
-    let Some(front) = c.pending.pop_front() else {
-        if c.eos_requested || c.ended {
-            c.ended = true;
-            let handle = eos_packet(&mut st, ctx_id);
-            // SAFETY: as above.
-            unsafe { *packet = handle };
-            return sys::MPP_OK;
-        }
+    let handle = if let Some(out) = c.output.pop_front() {
+        encode(Kind::Packet, out)
+    } else if let Some(front) = c.pending.pop_front() {
+        // Async mode encodes queued frames in order; in sync mode this is the frame of a
+        // timed-out put, whose encode finishes now.
+        produce(&mut st, ctx_id, front)
+    } else if c.eos_requested || c.ended {
+        c.ended = true;
+        eos_packet(&mut st, ctx_id)
+    } else {
         if c.output_timeout == sys::MPP_POLL_BLOCK {
             misuse(
                 CALL,
@@ -484,26 +532,63 @@ unsafe extern "C" fn encode_get_packet(ctx: Handle, packet: *mut Handle) -> MppR
         }
         return sys::MPP_OK;
     };
-    if front.eos && front.buffer.is_none() || eos_due(c) {
+    let (_, c) = st.ctx(CALL, ctx);
+    c.live_packets.insert(id_of(handle));
+    // SAFETY: as above.
+    unsafe { *packet = handle };
+    sys::MPP_OK
+}
+
+/// Encodes one frame the encoder holds into a packet, and lets go of the frame's buffer.
+fn produce(st: &mut State, ctx_id: state::Id, front: Pending) -> Handle {
+    const CALL: &str = "encode";
+    let f = faults();
+    let (_, c) = st.ctx(CALL, encode(Kind::Ctx, ctx_id));
+    let eos_due = c.ended
+        || c.stream.as_ref().is_none_or(|s| s.exhausted())
+        || f.eos.is_some_and(|limit| c.packets_out >= limit);
+    if front.eos && front.buffer.is_none() || eos_due {
         // The stream is over: MPP gives up every queued frame and answers with EOS.
         c.ended = true;
         c.pending.push_front(front);
         st.release_pending(CALL, ctx_id);
-        let handle = eos_packet(&mut st, ctx_id);
-        // SAFETY: as above.
-        unsafe { *packet = handle };
-        return sys::MPP_OK;
+        return eos_packet(st, ctx_id);
     }
+    if let Some(b) = front.buffer {
+        // The hardware reads the picture now: its DMA-buf must still be open.
+        if let Memory::Imported { fd, .. } = st.buffer_by_id(CALL, b).memory
+            && !fd_is_open(fd)
+        {
+            state::released_while_held(
+                CALL,
+                format_args!("the DMA-buf fd {fd} of a queued frame was closed before its encode"),
+            );
+        }
+    }
+    let (_, c) = st.ctx(CALL, encode(Kind::Ctx, ctx_id));
+    c.packets_out += 1;
+    if front.eos {
+        c.eos_requested = true;
+    }
+    let async_io = c.async_io;
+    let failed = f.empty == Some(c.packets_out);
     let sei = c.sei_mode >= state::SEI_MODE_ONE_SEQ;
     let rc_info = format!(
         "rc mode {} bps {}",
         c.applied.get("rc:mode").copied().unwrap_or(0),
         c.applied.get("rc:bps_target").copied().unwrap_or(0)
     );
+    let force_idr = std::mem::take(&mut c.force_idr);
     let (bytes, keyframe) = match c.stream.as_mut() {
         Some(s) => {
             let codec = s.codec;
+            if force_idr {
+                s.skip_to_keyframe();
+            }
             match s.next_unit() {
+                // A failed encode (`mpp_enc_impl.cpp`, "enc failed force idr!") sets the
+                // packet length to 0 and forces an IDR for the next frame.
+                Some(_) if failed => (Box::default(), false),
                 // MPP puts its version and rate-control SEIs before every IDR unless SEI
                 // is disabled (mpp_enc_impl.cpp, "Add all prefix info before encoding").
                 Some((au, true)) if sei => (
@@ -511,14 +596,21 @@ unsafe extern "C" fn encode_get_packet(ctx: Handle, packet: *mut Handle) -> MppR
                     true,
                 ),
                 Some((au, keyframe)) => (au.to_vec().into_boxed_slice(), keyframe),
-                None => misuse(CALL, format_args!("internal error: stream ended early")),
+                // Skipping to an IDR ran past the last one.
+                None => (Box::default(), false),
             }
         }
         None => misuse(CALL, format_args!("internal error: stream ended early")),
     };
-    c.packets_out += 1;
-    if front.eos {
-        c.eos_requested = true;
+    if failed {
+        error(
+            CALL,
+            format_args!(
+                "injected hardware failure: packet {} is empty (FAKE_MPP_FAULT=empty:{})",
+                c.packets_out, c.packets_out
+            ),
+        );
+        c.force_idr = true;
     }
     let length = bytes.len();
     let buffer = st.insert(Object::Buffer(Buffer {
@@ -528,8 +620,12 @@ unsafe extern "C" fn encode_get_packet(ctx: Handle, packet: *mut Handle) -> MppR
         syncing: false,
     }));
     let meta = st.new_meta();
-    if let Some(m) = st.meta_by_id(meta) {
-        m.frames.insert(sys::KEY_INPUT_FRAME, front.frame);
+    // `set_enc_info_to_packet` (mpp_enc_impl.cpp) runs only for a successful encode, and
+    // attaches the input frame only in async mode (`mpp->mEncAyncIo`).
+    if !failed && let Some(m) = st.meta_by_id(meta) {
+        if async_io {
+            m.frames.insert(sys::KEY_INPUT_FRAME, front.frame);
+        }
         if !f.no_intra_meta {
             m.s32.insert(
                 sys::KEY_OUTPUT_INTRA,
@@ -548,11 +644,7 @@ unsafe extern "C" fn encode_get_packet(ctx: Handle, packet: *mut Handle) -> MppR
     if let Some(b) = front.buffer {
         st.buffer_unref(CALL, b);
     }
-    let (_, c) = st.ctx(CALL, ctx);
-    c.live_packets.insert(id_of(handle));
-    // SAFETY: as above.
-    unsafe { *packet = handle };
-    sys::MPP_OK
+    handle
 }
 
 unsafe extern "C" fn reset(ctx: Handle) -> MppRet {
@@ -561,8 +653,45 @@ unsafe extern "C" fn reset(ctx: Handle) -> MppRet {
     let (id, c) = st.ctx(CALL, ctx);
     c.eos_requested = false;
     c.ended = c.stream.as_ref().is_none_or(|s| s.exhausted());
-    st.release_pending(CALL, id);
+    // `mpp_enc_reset_v2` (mpp_enc_v2.cpp) and the encoder thread's reset
+    // (mpp_enc_impl.cpp, "thread reset start"): the next frame is forced to an IDR. Packets
+    // already encoded stay in the output port.
+    c.force_idr = true;
+    if c.async_io {
+        // Async reset skips the queued frames (`async_task_skip`): each comes back as an
+        // empty packet carrying it as KEY_INPUT_FRAME.
+        let skipped: Vec<Pending> = c.pending.drain(..).collect();
+        for p in skipped {
+            let packet = skipped_packet(&mut st, id, p);
+            st.ctx(CALL, ctx).1.output.push_back(id_of(packet));
+        }
+    }
     sys::MPP_OK
+}
+
+/// An empty packet for a frame skipped by an async reset (`async_task_skip`).
+fn skipped_packet(st: &mut State, ctx: state::Id, p: Pending) -> Handle {
+    let meta = st.new_meta();
+    if let Some(m) = st.meta_by_id(meta) {
+        m.frames.insert(sys::KEY_INPUT_FRAME, p.frame);
+    }
+    let buffer = st.insert(Object::Buffer(Buffer {
+        refs: 1,
+        memory: Memory::Owned(Box::new([])),
+        group: None,
+        syncing: false,
+    }));
+    if let Some(b) = p.buffer {
+        st.buffer_unref("reset", b);
+    }
+    st.insert(Object::Packet(state::Packet {
+        ctx: Some(ctx),
+        data: PacketData::Buffer(id_of(buffer)),
+        length: 0,
+        pts: p.pts,
+        eos: false,
+        meta: Some(meta),
+    }))
 }
 
 fn eos_packet(st: &mut State, ctx: state::Id) -> Handle {
@@ -573,17 +702,14 @@ fn eos_packet(st: &mut State, ctx: state::Id) -> Handle {
         group: None,
         syncing: false,
     }));
-    let handle = st.insert(Object::Packet(state::Packet {
+    st.insert(Object::Packet(state::Packet {
         ctx: Some(ctx),
         data: PacketData::Buffer(id_of(buffer)),
         length: 0,
         pts: 0,
         eos: true,
         meta: Some(meta),
-    }));
-    let (_, c) = st.ctx("encode_get_packet", encode(Kind::Ctx, ctx));
-    c.live_packets.insert(id_of(handle));
-    handle
+    }))
 }
 
 macro_rules! not_implemented {
@@ -609,3 +735,5 @@ not_implemented!(enqueue(ctx: Handle, port: c_int, task: Handle));
 
 const FAKE_VERSION: u32 = 0xfa4e;
 const STALL_SLEEP_MS: i32 = 5;
+/// `Mpp::put_frame_async` (mpp/mpp.cpp): "the max input queue length is 2".
+const ASYNC_QUEUE: usize = 2;

@@ -130,10 +130,10 @@ pub unsafe extern "C" fn mpp_frame_deinit(frame: *mut Handle) -> MppRet {
     let mut st = state();
     let id = st.id(CALL, handle, Kind::Frame);
     if st.frame_holder(id).is_some() {
-        misuse(
+        crate::state::released_while_held(
             CALL,
             format_args!(
-                "frame {handle:p} is still queued in the encoder (wait for its packet, or reset)"
+                "frame {handle:p} is still held by the encoder (wait for its packet, or reset)"
             ),
         );
     }

@@ -80,6 +80,13 @@ pub fn misuse(call: &str, message: fmt::Arguments<'_>) -> ! {
     std::process::abort()
 }
 
+/// Reports a frame or DMA-buf given up by the caller while the encoder ("hardware") still
+/// holds it, and aborts: on real MPP the hardware would read freed or recycled memory.
+pub fn released_while_held(call: &str, message: fmt::Arguments<'_>) -> ! {
+    eprintln!("fake-mpp: released while held: in {call}: {message}");
+    std::process::abort()
+}
+
 /// Reports a recoverable error (the call returns an error code).
 pub fn error(call: &str, message: fmt::Arguments<'_>) {
     eprintln!("fake-mpp: error in {call}: {message}");
@@ -155,8 +162,18 @@ pub struct Ctx {
     /// `MPP_ENC_SET_SEI_CFG`; MPP starts at ONE_SEQ (`mpp_enc_init_v2`, mpp_enc_v2.cpp).
     pub sei_mode: i32,
     pub stream: Option<Stream>,
-    /// Frames put and not yet turned into packets (the fake holds a buffer reference each).
+    /// Whether `mpp_init` chose async mode: the input timeout was `MPP_POLL_NON_BLOCK` then
+    /// (`Mpp::init`, mpp/mpp.cpp; the fake is an RK3588, where `check_frm_task_cnt_cap`
+    /// gives AVC and HEVC two input tasks, so async mode is kept).
+    pub async_io: bool,
+    /// Frames the encoder holds: queued in async mode, or in sync mode the frame of a put
+    /// that timed out while being encoded (the fake holds a buffer reference each).
     pub pending: VecDeque<Pending>,
+    /// Packets encoded and not yet taken by `encode_get_packet` (sync mode encodes during
+    /// `encode_put_frame`; the packet waits in the output port).
+    pub output: VecDeque<Id>,
+    /// The next encoded picture must be an IDR (after a reset or a failed frame).
+    pub force_idr: bool,
     pub eos_requested: bool,
     pub ended: bool,
     pub puts: u64,
@@ -358,7 +375,7 @@ impl State {
         if let Memory::Imported { fd, .. } = buffer.memory
             && !fd_is_open(fd)
         {
-            misuse(
+            released_while_held(
                 call,
                 format_args!(
                     "the DMA-buf fd {fd} of an imported buffer was closed before MPP released it"
@@ -451,7 +468,10 @@ impl Ctx {
             header_mode: sys::MPP_ENC_HEADER_MODE_DEFAULT,
             sei_mode: SEI_MODE_ONE_SEQ,
             stream: None,
+            async_io: false,
             pending: VecDeque::new(),
+            output: VecDeque::new(),
+            force_idr: false,
             eos_requested: false,
             ended: false,
             puts: 0,
@@ -596,11 +616,6 @@ pub fn validate_config(values: &BTreeMap<&'static str, i64>, codec: Codec) -> Re
             "prep stride {hs}x{vs} is smaller than the picture {w}x{h}"
         ));
     }
-    if hs % STRIDE_ALIGN != 0 {
-        return Err(format!(
-            "prep:hor_stride {hs} is not a multiple of {STRIDE_ALIGN} bytes"
-        ));
-    }
     if v("prep:format") != i64::from(sys::MPP_FMT_YUV420SP) {
         return Err(format!(
             "prep:format {} is not NV12 (MPP_FMT_YUV420SP = 0), the only format the fake takes",
@@ -642,11 +657,8 @@ pub fn validate_config(values: &BTreeMap<&'static str, i64>, codec: Codec) -> Re
                 ));
             }
         }
-        if !(lo <= bps && bps <= hi) {
-            return Err(format!(
-                "rc:bps_min {lo} <= rc:bps_target {bps} <= rc:bps_max {hi} does not hold"
-            ));
-        }
+        // No ordering of min, target and max is checked there: MPP takes any three values
+        // inside the range.
     }
     for dir in ["in", "out"] {
         let num = v(&format!("rc:fps_{dir}_num"));
@@ -724,8 +736,6 @@ pub const SEI_MODE_ONE_FRAME: i32 = 2;
 /// `MPP_ENC_MIN_BPS` and `MPP_ENC_MAX_BPS` in MPP's `inc/rk_venc_rc.h` (SZ_1K, SZ_1M * 200).
 const MPP_ENC_MIN_BPS: i64 = 1 << 10;
 const MPP_ENC_MAX_BPS: i64 = 200 << 20;
-/// Byte alignment MPP's encoders want for the luma stride of NV12 input.
-const STRIDE_ALIGN: i64 = 8;
 
 #[cfg(test)]
 mod tests {

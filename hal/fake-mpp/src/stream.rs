@@ -57,6 +57,14 @@ impl Stream {
         Some((self.bytes.get(unit.span.clone())?, unit.keyframe))
     }
 
+    /// Skips to the next keyframe, as the encoder does when MPP forces an IDR after a reset
+    /// or a failed frame: the pictures in between are never encoded.
+    pub fn skip_to_keyframe(&mut self) {
+        while self.units.get(self.next).is_some_and(|u| !u.keyframe) {
+            self.next += 1;
+        }
+    }
+
     /// Whether every access unit has been handed out.
     pub fn exhausted(&self) -> bool {
         self.next >= self.units.len()
