@@ -36,7 +36,7 @@ pub use encoder::{Configuring, Encoding, MppEncoder, Ready, Rejected};
 pub use rockchip_mpp_sys::LoadError;
 
 use crate::input::FrameSource;
-use crate::{Codec, Encoder, EncoderConfig, FrameRate, HalError, Packet, RawFrame};
+use crate::{Codec, Encoder, EncoderConfig, FrameRate, HalError, Loss, Packet, RawFrame};
 
 /// What went wrong in the MPP backend.
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +112,10 @@ pub struct MppStats {
     pub intra_meta_missing: u64,
     /// Output timeouts.
     pub timeouts: u64,
+    /// Input timeouts: puts that outlasted the timeout while MPP kept the frame.
+    pub put_timeouts: u64,
+    /// Pictures lost: empty packets without EOS.
+    pub lost: u64,
 }
 
 /// How to open an [`MppSource`]. Start from [`MppOptions::new`].
@@ -218,7 +222,7 @@ impl MppSource {
         let State::Encoding(encoder) = &mut self.state else {
             return Ok(());
         };
-        while !encoder.draining() && encoder.in_flight() < in_flight {
+        while !encoder.draining() && encoder.in_flight() < in_flight && encoder.can_put() {
             match input.next_frame()? {
                 Some(frame) => encoder.submit(frame).map_err(|r| r.error)?,
                 None => encoder.drain()?,
@@ -276,6 +280,9 @@ impl Encoder for MppSource {
                 return Err(HalError::NoInput("the MPP encoder"));
             }
             match encoder.next_packet() {
+                // An empty packet: the picture is lost (reported by `take_loss`), the stream
+                // goes on.
+                Ok(None) if !encoder.finished() => self.waits = 0,
                 Ok(packet) => {
                     self.waits = 0;
                     return Ok(packet);
@@ -302,6 +309,13 @@ impl Encoder for MppSource {
             State::Closed => {}
         }
         Ok(())
+    }
+
+    fn take_loss(&mut self) -> Option<Loss> {
+        match &mut self.state {
+            State::Encoding(e) => e.take_loss(),
+            State::Ready(_) | State::Closed => None,
+        }
     }
 
     fn drain(&mut self) -> Result<(), HalError> {

@@ -72,6 +72,90 @@ fn h265_fixtures_come_back_byte_for_byte() {
 const MPP_VERSIONS: [&str; 2] = ["1.0.4", "head"];
 
 #[test]
+fn a_timed_out_put_never_frees_a_held_frame() {
+    // The second put times out while the fake's encoder still holds the frame; freeing the
+    // frame, its MPP buffer or its DMA-buf then aborts the child with "released while held"
+    // (which `assert_child_ok` rejects). The packets still come back byte for byte.
+    for version in MPP_VERSIONS {
+        for (name, codec, size) in [
+            ("h264-baseline-320x240.h264", "h264", "320x240"),
+            ("h265-main-640x360.h265", "h265", "640x360"),
+        ] {
+            let out = child(
+                "child_roundtrip",
+                &[
+                    ("FAKE_MPP_STREAM", fixture(name).into()),
+                    ("FAKE_MPP_VERSION", version.into()),
+                    ("FAKE_MPP_FAULT", "slow-put:2".into()),
+                    ("CHILD_CODEC", codec.into()),
+                    ("CHILD_SIZE", size.into()),
+                    ("CHILD_PUT_TIMEOUTS", "1".into()),
+                ],
+            );
+            assert_child_ok(&out, &format!("{name}, slow-put:2, MPP {version}"));
+        }
+        let mut env = stream_env("h264-baseline-320x240.h264");
+        env.push(("FAKE_MPP_VERSION", version.into()));
+        env.push(("FAKE_MPP_FAULT", "slow-put:2".into()));
+        env.push(("CHILD_PUT_TIMEOUTS", "1".into()));
+        assert_child_ok(
+            &child("child_dmabuf", &env),
+            &format!("DMA-buf, slow-put:2, MPP {version}"),
+        );
+    }
+}
+
+#[test]
+fn releasing_a_held_frame_is_detected() {
+    // The detector the test above relies on: raw FFI sequences that free what the fake's
+    // encoder still holds must abort, and the one that frees after MPP let go must not.
+    for version in MPP_VERSIONS {
+        for (case, fault, caught) in [
+            ("frame-deinit-after-timed-out-put", "slow-put:1", true),
+            ("frame-deinit-while-queued-async", "", true),
+            ("dmabuf-closed-after-timed-out-put", "slow-put:1", true),
+            ("frame-deinit-after-sync-put", "", false),
+        ] {
+            let mut env = stream_env("h264-baseline-320x240.h264");
+            env.push(("FAKE_MPP_VERSION", version.into()));
+            env.push(("FAKE_MPP_FAULT", fault.into()));
+            env.push(("CHILD_CASE", case.into()));
+            if case.ends_with("-async") {
+                env.push(("CHILD_ASYNC", "1".into()));
+            }
+            let out = child("child_misuse", &env);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let fired = stderr.contains("fake-mpp: released while held");
+            assert_eq!(fired, caught, "{case}, MPP {version}:\n{stderr}");
+            assert_eq!(
+                out.status.success(),
+                !caught,
+                "{case}, MPP {version}:\n{stderr}"
+            );
+            assert_eq!(
+                stderr.contains("CHILD REACHED END"),
+                !caught,
+                "{case}, MPP {version}:\n{stderr}"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_empty_packet_is_a_loss_and_packets_keep_coming() {
+    for version in MPP_VERSIONS {
+        let mut env = stream_env("h264-baseline-320x240.h264");
+        env.push(("FAKE_MPP_VERSION", version.into()));
+        env.push(("FAKE_MPP_FAULT", "empty:3".into()));
+        env.push(("CHILD_EXPECT", "empty".into()));
+        assert_child_ok(
+            &child("child_fault", &env),
+            &format!("empty:3, MPP {version}"),
+        );
+    }
+}
+
+#[test]
 fn dmabuf_frames_are_imported_without_a_copy() {
     let out = child("child_dmabuf", &stream_env("h264-baseline-320x240.h264"));
     assert_child_ok(&out, "dmabuf");
@@ -85,11 +169,12 @@ fn submit_api_and_packets_outliving_the_encoder() {
 
 #[test]
 fn reconfigure_mid_stream() {
-    let out = child(
-        "child_reconfigure",
-        &stream_env("h264-baseline-320x240.h264"),
-    );
-    assert_child_ok(&out, "reconfigure");
+    for version in MPP_VERSIONS {
+        let mut env = stream_env("h264-baseline-320x240.h264");
+        env.push(("FAKE_MPP_VERSION", version.into()));
+        let out = child("child_reconfigure", &env);
+        assert_child_ok(&out, &format!("reconfigure, MPP {version}"));
+    }
 }
 
 #[test]
@@ -161,17 +246,13 @@ fn misuse_is_caught_by_the_fake() {
             "misuse in mpp_packet_deinit: MppPacket",
         ),
         (
-            "frame-deinit-while-queued",
-            "misuse in mpp_frame_deinit: frame",
-        ),
-        (
             "destroy-with-live-packet",
             "misuse in mpp_destroy: 1 packet(s) from this context are still alive",
         ),
         ("leak-at-last-destroy", "objects still alive after the last"),
         (
             "dmabuf-fd-closed-early",
-            "was closed before MPP released it",
+            "fake-mpp: released while held: in mpp_buffer_put: the DMA-buf fd",
         ),
         (
             "blocking-get-without-frame",
@@ -279,6 +360,7 @@ fn child_roundtrip() {
     );
     assert_eq!(stats.intra_meta_mismatches, 0);
     assert_eq!(stats.intra_meta_missing, 0);
+    assert_eq!(stats.put_timeouts, expected_put_timeouts());
     // The pattern is mapped memory: every frame was copied into an MPP buffer.
     assert_eq!(stats.frames_imported, 0);
     assert!(stats.frames_copied >= n);
@@ -352,6 +434,7 @@ fn child_dmabuf() {
     let stats = source.stats();
     assert_eq!(stats.frames_imported, 40);
     assert_eq!(stats.frames_copied, 0);
+    assert_eq!(stats.put_timeouts, expected_put_timeouts());
     drop(source);
     drop(packets);
     eprintln!("CHILD OK");
@@ -441,9 +524,18 @@ fn child_reconfigure() {
     config.bitrate = 4_000_000;
     source.configure(&config).unwrap();
     let mut big = TestPattern::new(640, 360, fps).unwrap();
-    source.submit(big.next_frame().unwrap().unwrap()).unwrap();
+    let frame = big.next_frame().unwrap().unwrap();
+    let pts = frame.pts;
+    source.submit(frame).unwrap();
     let next = source.next_packet().unwrap().unwrap();
     assert!(!next.data().is_empty());
+    // Not the second frame's packet, which MPP had already encoded before the reset (a P
+    // picture of the old size): the new frame's, an IDR, as MPP forces one after a reset.
+    assert!(
+        next.keyframe,
+        "a stale packet came out after the reconfigure"
+    );
+    assert_eq!(next.pts, pts);
     // The old size is refused now.
     assert!(
         source
@@ -533,6 +625,33 @@ fn child_fault() {
         "eos" => {
             let mut source = opened.unwrap();
             assert_eq!(drain_all(&mut source).len(), 7);
+        }
+        "empty" => {
+            let mut source = opened.unwrap();
+            let (mut packets, mut losses) = (Vec::new(), Vec::new());
+            loop {
+                let packet = source.next_packet().unwrap();
+                if let Some(loss) = source.take_loss() {
+                    losses.push((packets.len(), loss));
+                }
+                match packet {
+                    Some(p) => packets.push(p),
+                    None => break,
+                }
+            }
+            // The third picture is lost, reported before the packet that follows it.
+            assert_eq!(losses.len(), 1, "{losses:?}");
+            let (at, loss) = losses[0];
+            assert_eq!(at, 2);
+            assert_eq!(loss.frames, 1);
+            assert_eq!(loss.from_pts, packets[0].pts + fps.pts(2));
+            assert_eq!(loss.to_pts, loss.from_pts + fps.pts(1));
+            // Recording goes on, from the next frame, which MPP made an IDR.
+            assert!(packets.len() > 3);
+            assert!(packets[2].keyframe);
+            assert_eq!(packets[2].pts, loss.to_pts);
+            assert!(packets.windows(2).all(|w| w[0].pts < w[1].pts));
+            assert_eq!(source.stats().lost, 1);
         }
         "no-intra-meta" | "wrong-intra-meta" => {
             let mut source = opened.unwrap();
@@ -702,10 +821,48 @@ fn child_misuse() {
                 let mut again = copy;
                 (lib.mpp_packet_deinit)(&mut again);
             }
-            "frame-deinit-while-queued" => {
+            "frame-deinit-after-timed-out-put" => {
+                // slow-put:1: the put returns MPP_NOK, but the encoder still holds the frame.
                 let (mut frame, _, _) = mpp.frame(320, 240);
-                put(mpp.ctx, frame);
+                assert_eq!(put(mpp.ctx, frame), ffi::MPP_NOK);
                 (lib.mpp_frame_deinit)(&mut frame);
+            }
+            "frame-deinit-while-queued-async" => {
+                // Async mode (CHILD_ASYNC): a queued frame is MPP's until its packet is out.
+                let (mut frame, _, _) = mpp.frame(320, 240);
+                assert_eq!(put(mpp.ctx, frame), ffi::MPP_OK);
+                (lib.mpp_frame_deinit)(&mut frame);
+            }
+            "dmabuf-closed-after-timed-out-put" => {
+                // The frame and buffer stay; only the DMA-buf's fd is closed, then the
+                // encoder reads it.
+                let file = tempfile::tempfile().unwrap();
+                file.set_len(320 * 240 * 3 / 2).unwrap();
+                let mut info = ffi::MppBufferInfo {
+                    type_: ffi::MPP_BUFFER_TYPE_EXT_DMA,
+                    size: 320 * 240 * 3 / 2,
+                    fd: std::os::fd::AsRawFd::as_raw_fd(&file),
+                    ..ffi::MppBufferInfo::default()
+                };
+                let mut buffer = std::ptr::null_mut();
+                assert_eq!(lib.mpp_buffer_import(&mut buffer, &mut info), ffi::MPP_OK);
+                let (frame, own, _) = mpp.frame(320, 240);
+                (lib.mpp_frame_set_buffer)(frame, buffer);
+                lib.mpp_buffer_put(own);
+                assert_eq!(put(mpp.ctx, frame), ffi::MPP_NOK);
+                drop(file);
+                let mut packet = std::ptr::null_mut();
+                get(mpp.ctx, &mut packet);
+            }
+            "frame-deinit-after-sync-put" => {
+                // Sync mode: a put that returned MPP_OK has its frame back (the packet is
+                // already encoded), so freeing it is fine.
+                let (frame, buffer, group) = mpp.frame(320, 240);
+                assert_eq!(put(mpp.ctx, frame), ffi::MPP_OK);
+                let mut packet = std::ptr::null_mut();
+                get(mpp.ctx, &mut packet);
+                (lib.mpp_packet_deinit)(&mut packet);
+                mpp.release(frame, buffer, group, _cfg);
             }
             "destroy-with-live-packet" => {
                 let (frame, _, _) = mpp.frame(320, 240);
@@ -781,6 +938,12 @@ impl Raw {
         let mut timeout: i32 = ffi::MPP_POLL_BLOCK;
         // SAFETY: live context; the timeout is an int.
         unsafe { raw.control(ffi::MPP_SET_OUTPUT_TIMEOUT, (&raw mut timeout).cast()) };
+        if std::env::var_os("CHILD_ASYNC").is_some() {
+            // A non-blocking input timeout at mpp_init selects async mode.
+            let mut timeout: i32 = ffi::MPP_POLL_NON_BLOCK;
+            // SAFETY: live context; the timeout is an int.
+            unsafe { raw.control(ffi::MPP_SET_INPUT_TIMEOUT, (&raw mut timeout).cast()) };
+        }
         // SAFETY: live context.
         let ret = unsafe { (raw.lib.mpp_init)(ctx, ffi::MPP_CTX_ENC, ffi::MPP_VIDEO_CODING_AVC) };
         assert_eq!(ret, ffi::MPP_OK);
@@ -893,6 +1056,11 @@ fn drain_all(source: &mut dyn Encoder) -> Vec<Packet> {
     packets
 }
 
+/// `CHILD_PUT_TIMEOUTS`: how many puts the child expects to time out (0 unless set).
+fn expected_put_timeouts() -> u64 {
+    std::env::var("CHILD_PUT_TIMEOUTS").map_or(0, |n| n.parse().unwrap())
+}
+
 fn in_child() -> bool {
     std::env::var_os("MPP_CHILD").is_some()
 }
@@ -956,5 +1124,9 @@ fn assert_child_ok(out: &Output, what: &str) {
     assert!(
         !stderr.contains("fake-mpp: misuse"),
         "{what}: the backend misused MPP\n{stderr}"
+    );
+    assert!(
+        !stderr.contains("fake-mpp: released while held"),
+        "{what}: the backend freed what MPP still held\n{stderr}"
     );
 }

@@ -18,7 +18,7 @@ use rockchip_mpp_sys::{self as ffi, Mpp};
 
 use super::api::{self, Buffer, Context, Frame, FrameInfo, Group, PacketLease, Timeout};
 use super::{MppError, MppStats};
-use crate::{Codec, EncoderConfig, FrameMemory, Packet, Profile, RawFrame};
+use crate::{Codec, EncoderConfig, FrameMemory, Loss, Packet, Profile, RawFrame};
 
 /// Typestate: created and initialised, not configured yet.
 #[derive(Debug)]
@@ -57,6 +57,8 @@ struct Inner {
     strides: (u32, u32),
     eos_sent: bool,
     finished: bool,
+    /// Pictures lost (empty packets) since the last [`MppEncoder::take_loss`].
+    loss: Option<Loss>,
     stats: MppStats,
     ctx: Arc<Context>,
     lib: Arc<Mpp>,
@@ -70,6 +72,9 @@ struct InFlight {
     _buffer: Option<Buffer>,
     _raw: Option<RawFrame>,
     pts: u64,
+    /// Its put timed out after MPP queued it: the encoder may still be reading it, so it
+    /// stays here until its packet comes out, whatever else happens.
+    held: bool,
 }
 
 impl MppEncoder<Configuring> {
@@ -102,6 +107,7 @@ impl MppEncoder<Configuring> {
                 in_flight: VecDeque::new(),
                 eos_sent: false,
                 finished: false,
+                loss: None,
                 stats: MppStats::default(),
             },
             _state: PhantomData,
@@ -153,7 +159,9 @@ impl MppEncoder<Encoding> {
 
     /// Waits (up to the output timeout) for the next packet.
     ///
-    /// `Ok(None)` means the stream ended (MPP's EOS). `Err(MppError::NotReady)` means the
+    /// `Ok(None)` means the stream ended (MPP's EOS, then [`finished`](Self::finished) is
+    /// true) or MPP returned an empty packet: that picture is lost (see
+    /// [`take_loss`](Self::take_loss)) and the next call goes on. `Err(MppError::NotReady)` means the
     /// timeout passed without a packet; the call can be repeated.
     pub fn next_packet(&mut self) -> Result<Option<Packet>, MppError> {
         self.inner.next_packet()
@@ -174,10 +182,29 @@ impl MppEncoder<Encoding> {
         self.inner.eos_sent || self.inner.finished
     }
 
-    /// Resets MPP (dropping frames in flight and their leases) and returns to `Ready`.
+    /// Whether another frame can be queued now. After a put timed out, MPP's one sync-mode
+    /// input task is still out with that frame, and a further put could time out before or
+    /// after taking the new frame with the same `MPP_NOK`; so nothing more is put until the
+    /// held frame's packet has come out.
+    pub fn can_put(&self) -> bool {
+        !self.inner.in_flight.iter().any(|f| f.held)
+    }
+
+    /// Pictures lost since the last call: MPP returned an empty packet without EOS (a
+    /// hardware error), after which it forces an IDR and goes on.
+    pub fn take_loss(&mut self) -> Option<Loss> {
+        self.inner.loss.take()
+    }
+
+    /// Discards the packets of frames in flight, resets MPP and returns to `Ready`.
+    ///
+    /// In sync mode a frame's packet is already encoded when its put returns, and MPP's
+    /// reset only forces the next frame to an IDR (`mpp_enc_reset_v2`), so the packets are
+    /// taken out and dropped first: none of them can come out after a reconfigure.
     pub fn stop(mut self) -> Result<MppEncoder<Ready>, MppError> {
+        self.inner.discard_in_flight();
         api::reset(&self.inner.ctx)?;
-        self.inner.in_flight.clear();
+        self.inner.release_in_flight();
         Ok(self.into_state())
     }
 }
@@ -312,8 +339,12 @@ impl Inner {
             }
         }
         api::set_cfg(ctx, &mut cfg)?;
-        // Read one value back: a library that silently ignored the keys would show here.
-        let width = api::cfg_get_s32(&cfg, c"prep:width")?;
+        // Read one value back from the encoder itself (MPP_ENC_GET_CFG copies the encoder's
+        // own configuration into a fresh cfg): a library that silently ignored the keys would
+        // show here. Reading `cfg` would only return what was just written into it.
+        let mut applied = api::cfg_new(&self.lib)?;
+        api::get_cfg(ctx, &mut applied)?;
+        let width = api::cfg_get_s32(&applied, c"prep:width")?;
         if u32::try_from(width).ok() != Some(config.width) {
             return Err(MppError::Config(format!(
                 "MPP reports width {width} after being set to {}",
@@ -365,10 +396,27 @@ impl Inner {
             Ok(f) => f,
             Err(e) => return Err((raw, e.into())),
         };
-        if let Err(e) = api::put_frame(&self.ctx, &frame) {
-            drop(frame);
-            drop(buffer);
-            return Err((raw, e.into()));
+        if !self.in_flight.iter().all(|f| !f.held) {
+            return Err((
+                raw,
+                MppError::PutFrame(api::PutFrameError::Busy(api::Code(ffi::MPP_NOK))),
+            ));
+        }
+        let mut held = false;
+        match api::put_frame(&self.ctx, &frame) {
+            Ok(()) => {}
+            // Sync mode: `Mpp::put_frame` returns its poll's MPP_NOK when the encode of a
+            // frame it already queued outlasts the input timeout. The encoder still reads the
+            // frame and its buffer, and its packet comes out later: keep everything.
+            Err(api::PutFrameError::Busy(_)) => {
+                held = true;
+                self.stats.put_timeouts += 1;
+            }
+            Err(e) => {
+                drop(frame);
+                drop(buffer);
+                return Err((raw, e.into()));
+            }
         }
         self.stats.frames_in += 1;
         let pts = raw.pts;
@@ -379,6 +427,7 @@ impl Inner {
             // imported one stays with MPP until its packet comes out.
             _raw: imported.then_some(raw),
             pts,
+            held,
         });
         Ok(())
     }
@@ -452,10 +501,13 @@ impl Inner {
             _buffer: None,
             _raw: None,
             pts: u64::MAX,
+            held: false,
         });
         Ok(())
     }
 
+    /// One `encode_get_packet`: `Ok(None)` at the end of the stream, or after an empty packet
+    /// without EOS (recorded as a loss).
     fn next_packet(&mut self) -> Result<Option<Packet>, MppError> {
         if self.finished {
             return Ok(None);
@@ -473,11 +525,10 @@ impl Inner {
         if lease.bytes().is_empty() {
             if eos {
                 self.finish();
-                return Ok(None);
+            } else {
+                self.lost(source, lease.pts())?;
             }
-            return Err(MppError::Config(
-                "MPP returned an empty packet without EOS".into(),
-            ));
+            return Ok(None);
         }
         let pts = match source {
             Some(pts) if pts != u64::MAX => pts,
@@ -537,6 +588,59 @@ impl Inner {
         keyframe
     }
 
+    /// Records the picture of an empty packet without EOS as lost. MPP sends one when an
+    /// encode failed, and then forces the next frame to an IDR itself (mpp_enc_impl.cpp,
+    /// "enc failed force idr!"); asking for one as well costs nothing (the request only sets
+    /// the same flag) and covers a release that does not.
+    fn lost(&mut self, source: Option<u64>, packet_pts: i64) -> Result<(), MppError> {
+        let from_pts = match source {
+            Some(pts) if pts != u64::MAX => pts,
+            _ => u64::try_from(packet_pts).unwrap_or(0),
+        };
+        let duration = self.config.as_ref().map_or(0, |c| {
+            90_000 * u64::from(c.fps.den()) / u64::from(c.fps.num()).max(1)
+        });
+        let loss = Loss {
+            frames: 1,
+            from_pts,
+            to_pts: from_pts.saturating_add(duration),
+        };
+        match &mut self.loss {
+            Some(l) => l.merge(loss),
+            None => self.loss = Some(loss),
+        }
+        self.stats.lost += 1;
+        api::request_idr(&self.ctx)?;
+        Ok(())
+    }
+
+    /// Takes out and drops the packets of the frames in flight, so none comes out after a
+    /// reset. Stops at the first call without a packet (nothing more was encoded) or at EOS.
+    fn discard_in_flight(&mut self) {
+        while !self.finished && self.in_flight.iter().any(|f| f.pts != u64::MAX) {
+            match api::get_packet(&self.ctx) {
+                Ok(lease) => {
+                    if lease.eos() {
+                        self.finish();
+                    }
+                    self.take_in_flight(&lease);
+                }
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Lets go of the frames in flight after a reset. A frame whose put timed out and whose
+    /// packet never came may still be read by the encoder: it is leaked rather than freed
+    /// (a leak beats the hardware reading recycled memory).
+    fn release_in_flight(&mut self) {
+        for f in self.in_flight.drain(..) {
+            if f.held {
+                std::mem::forget(f);
+            }
+        }
+    }
+
     fn finish(&mut self) {
         self.finished = true;
         // MPP has let go of every frame once it signals EOS.
@@ -550,7 +654,7 @@ impl Drop for Inner {
             // MPP may still be reading the frames: make it drop them before their buffers and
             // leases go. Nothing to report the error to from Drop.
             let _ = api::reset(&self.ctx);
-            self.in_flight.clear();
+            self.release_in_flight();
         }
     }
 }
@@ -683,7 +787,8 @@ const H265_PROFILE_MAIN: i32 = 1;
 /// Pictures wider than this use HEVC tiles.
 const TILE_WIDTH: u32 = 1920;
 const STRIDE_ALIGN: u32 = 16;
-/// MPP reads NV12 rows at this byte alignment (the fake checks the same).
+/// Row alignment camseal asks of DMA-buf NV12 input. This is camseal's own choice (V4L2
+/// capture drivers align at least this much), not a check MPP makes.
 const DMABUF_STRIDE_ALIGN: u32 = 8;
 const MIN_SIDE: u32 = 16;
 const MAX_SIDE: u32 = 8192;
