@@ -14,6 +14,13 @@
 //! caller's [`submit`](Encoder::submit) calls or by a [`FrameSource`] (a test pattern, or a
 //! V4L2 capture node whose DMA-bufs MPP imports without a copy).
 //!
+//! MPP runs in sync mode (a positive input timeout before `mpp_init`; docs/HARDWARE.md says
+//! why): a put returns once its frame is encoded. A put that outlasts the timeout leaves the
+//! frame with the encoder, so the frame, its buffer and its DMA-buf lease are kept until its
+//! packet comes out. Stopping discards the packets already encoded before MPP's reset, and an
+//! empty packet without EOS (a failed encode) is reported through
+//! [`take_loss`](Encoder::take_loss) while the stream goes on.
+//!
 //! The library is opened at run time, so a binary built with this backend runs on boards
 //! without MPP and says so in one line when asked for `rkmpp` there.
 //!

@@ -10,15 +10,25 @@
 //! - **Misuse that would corrupt memory or leak on real MPP** prints
 //!   `fake-mpp: misuse in <call>: ...` and aborts the process: double free or use after
 //!   deinit of any handle (handles are never reused, so this is exact), a handle of the wrong
-//!   kind, `mpp_frame_deinit` of a frame the encoder still holds, closing an imported DMA-buf
-//!   fd before MPP released it, `mpp_destroy` while packets from the context are alive, any
+//!   kind, `mpp_destroy` while packets from the context are alive, any
 //!   object still alive when the last context is destroyed, a blocking `encode_get_packet` with
 //!   no frame queued (it would hang forever), and unbalanced buffer sync calls.
+//! - **A frame or DMA-buf released while the encoder holds it** prints
+//!   `fake-mpp: released while held: ...` and aborts: `mpp_frame_deinit` of a frame queued
+//!   in async mode or of a sync-mode put that timed out (`slow-put:N`), or an imported
+//!   DMA-buf whose fd was closed before MPP encoded or released it.
 //! - **Wrong configuration or input** prints `fake-mpp: error in <call>: ...` and returns an
 //!   error code: unknown config keys, an incomplete or inconsistent `MPP_ENC_SET_CFG`
 //!   (size, stride, format, rate control, codec), a codec that does not match the stream, a
 //!   header mode other than EACH_IDR at the first frame, frames whose size, stride, format or
 //!   buffer do not match the configuration.
+//!
+//! Modes, as `Mpp::init` picks them (mpp/mpp.cpp): an input timeout of `MPP_POLL_NON_BLOCK`
+//! before `mpp_init` is async mode (up to 2 frames queued, encoded when packets are asked
+//! for, each packet carrying its frame as `KEY_INPUT_FRAME`); anything else is sync mode
+//! (each put encodes its frame before it returns, the packet waits for `encode_get_packet`,
+//! no `KEY_INPUT_FRAME`). `reset` keeps encoded packets and forces the next picture to an IDR.
+//! docs/HARDWARE.md maps each behaviour to the MPP function it copies.
 //!
 //! Faults are injected with `FAKE_MPP_FAULT` (listed in `src/faults.rs`). When the stream runs out (or an
 //! injected early EOS fires), the next packet carries the EOS flag.
