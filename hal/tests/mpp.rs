@@ -142,6 +142,31 @@ fn releasing_a_held_frame_is_detected() {
 }
 
 #[test]
+fn key_input_frame_comes_back_only_in_async_mode() {
+    // `set_enc_info_to_packet` attaches the input frame only when `mpp_init` chose async mode;
+    // the child asserts which, and frees everything once MPP let go of it.
+    for version in MPP_VERSIONS {
+        for (case, mode) in [
+            ("input-frame-meta", None),
+            ("input-frame-meta", Some("CHILD_ASYNC")),
+        ] {
+            let mut env = stream_env("h264-baseline-320x240.h264");
+            env.push(("FAKE_MPP_VERSION", version.into()));
+            env.push(("CHILD_CASE", case.into()));
+            if let Some(var) = mode {
+                env.push((var, "1".into()));
+            }
+            let out = child("child_misuse", &env);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                out.status.success() && stderr.contains("CHILD REACHED END"),
+                "{case} {mode:?}, MPP {version}:\n{stderr}"
+            );
+        }
+    }
+}
+
+#[test]
 fn an_empty_packet_is_a_loss_and_packets_keep_coming() {
     for version in MPP_VERSIONS {
         let mut env = stream_env("h264-baseline-320x240.h264");
@@ -853,6 +878,25 @@ fn child_misuse() {
                 drop(file);
                 let mut packet = std::ptr::null_mut();
                 get(mpp.ctx, &mut packet);
+            }
+            "input-frame-meta" => {
+                let is_async = std::env::var_os("CHILD_ASYNC").is_some();
+                let (frame, buffer, group) = mpp.frame(320, 240);
+                assert_eq!(put(mpp.ctx, frame), ffi::MPP_OK);
+                let mut packet = std::ptr::null_mut();
+                assert_eq!(get(mpp.ctx, &mut packet), ffi::MPP_OK);
+                assert!(!packet.is_null());
+                let meta = (lib.mpp_packet_get_meta)(packet);
+                let mut input = std::ptr::null_mut();
+                let found =
+                    (lib.mpp_meta_get_frame)(meta, ffi::KEY_INPUT_FRAME, &mut input) == ffi::MPP_OK;
+                if is_async {
+                    assert!(found && input == frame, "async: KEY_INPUT_FRAME missing");
+                } else {
+                    assert!(!found, "sync: KEY_INPUT_FRAME attached");
+                }
+                (lib.mpp_packet_deinit)(&mut packet);
+                mpp.release(frame, buffer, group, _cfg);
             }
             "frame-deinit-after-sync-put" => {
                 // Sync mode: a put that returned MPP_OK has its frame back (the packet is
