@@ -1150,7 +1150,10 @@ fn child(test: &str, vars: &[(&str, OsString)]) -> Output {
     ])
     .env("MPP_CHILD", "1")
     .env("CAMSEAL_MPP_LIB", fake_lib())
-    .env_remove("FAKE_MPP_FAULT");
+    // Each test names the fault and the MPP version it needs; nothing is inherited from the
+    // caller's environment (`bad_configuration_is_refused_by_the_fake` is about 1.0.4 keys).
+    .env_remove("FAKE_MPP_FAULT")
+    .env_remove("FAKE_MPP_VERSION");
     for (k, v) in vars {
         cmd.env(k, v);
     }
