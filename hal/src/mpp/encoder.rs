@@ -80,7 +80,11 @@ struct InFlight {
 impl MppEncoder<Configuring> {
     /// Loads MPP (see [`rockchip_mpp_sys::Mpp::load`]), creates a context and initialises it
     /// as a `codec` encoder, with `timeout` for both input and output calls.
+    ///
+    /// `timeout` must not be [`Timeout::NON_BLOCK`]: as the input timeout at `mpp_init` that
+    /// selects MPP's async mode, whose ownership rules this encoder does not follow.
     pub fn open(codec: Codec, timeout: Timeout) -> Result<MppEncoder<Configuring>, MppError> {
+        check_sync_timeout(timeout)?;
         let lib = api::load()?;
         MppEncoder::with_library(lib, codec, timeout)
     }
@@ -91,8 +95,10 @@ impl MppEncoder<Configuring> {
         codec: Codec,
         timeout: Timeout,
     ) -> Result<MppEncoder<Configuring>, MppError> {
+        check_sync_timeout(timeout)?;
         let ctx = api::create(&lib)?;
-        // Timeouts are set before mpp_init, as MPP's own tools do.
+        // Timeouts are set before mpp_init, as MPP's own tools do. A blocking or positive
+        // input timeout there keeps MPP in sync mode (`Mpp::init`, mpp/mpp.cpp).
         api::set_input_timeout(&ctx, timeout)?;
         api::set_output_timeout(&ctx, timeout)?;
         api::init_encoder(&ctx, codec)?;
@@ -715,6 +721,21 @@ fn copy_plane(
     }
 }
 
+/// Refuses the one timeout that would put MPP in async mode (docs/HARDWARE.md, "Encoder
+/// mode"): there a put of a full queue is `MPP_NOK` with the frame not taken, and a failed
+/// encode's empty packet does not name its frame, so this encoder's sync-mode ownership
+/// rules would free frames MPP still holds.
+fn check_sync_timeout(timeout: Timeout) -> Result<(), MppError> {
+    if timeout == Timeout::NON_BLOCK {
+        return Err(MppError::Config(
+            "a non-blocking timeout would put MPP in async mode, which this encoder does not \
+             drive; use a positive timeout or Timeout::BLOCK"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 fn check_size(width: u32, height: u32) -> Result<(), MppError> {
     if !(MIN_SIDE..=MAX_SIDE).contains(&width)
         || !(MIN_SIDE..=MAX_SIDE).contains(&height)
@@ -823,6 +844,14 @@ mod tests {
         assert_eq!(h265_level(&config(1920, 1080, 30)), 120);
         assert_eq!(h265_level(&config(3840, 2160, 30)), 150);
         assert_eq!(h265_level(&config(3840, 2160, 60)), 153);
+    }
+
+    #[test]
+    fn only_sync_mode_timeouts_are_taken() {
+        assert!(check_sync_timeout(Timeout::NON_BLOCK).is_err());
+        assert!(check_sync_timeout(Timeout::BLOCK).is_ok());
+        assert!(check_sync_timeout(Timeout::millis(0)).is_ok());
+        assert!(check_sync_timeout(Timeout::millis(1000)).is_ok());
     }
 
     #[test]
