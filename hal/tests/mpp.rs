@@ -167,6 +167,34 @@ fn key_input_frame_comes_back_only_in_async_mode() {
 }
 
 #[test]
+fn a_cachable_output_packet_needs_its_cpu_access_ended() {
+    // Sync `Mpp::get_packet` begins a CPU read access on the packet's buffer; on a CACHABLE
+    // buffer the caller must end it before the packet goes. The `rkmpp` round trips above go
+    // through the same path (the backend's packets are cachable); this shows the fake catches
+    // a missing end.
+    for version in MPP_VERSIONS {
+        for (end, caught) in [(true, false), (false, true)] {
+            let mut env = stream_env("h264-baseline-320x240.h264");
+            env.push(("FAKE_MPP_VERSION", version.into()));
+            env.push(("CHILD_CASE", "output-packet".into()));
+            if end {
+                env.push(("CHILD_END", "1".into()));
+            }
+            let out = child("child_misuse", &env);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let what = format!("end {end}, MPP {version}:\n{stderr}");
+            assert_eq!(out.status.success(), !caught, "{what}");
+            assert_eq!(
+                stderr.contains("released inside a CPU access"),
+                caught,
+                "{what}"
+            );
+            assert_eq!(stderr.contains("CHILD REACHED END"), !caught, "{what}");
+        }
+    }
+}
+
+#[test]
 fn an_empty_packet_is_a_loss_and_packets_keep_coming() {
     for version in MPP_VERSIONS {
         let mut env = stream_env("h264-baseline-320x240.h264");
@@ -896,6 +924,36 @@ fn child_misuse() {
                     assert!(!found, "sync: KEY_INPUT_FRAME attached");
                 }
                 (lib.mpp_packet_deinit)(&mut packet);
+                mpp.release(frame, buffer, group, _cfg);
+            }
+            "output-packet" => {
+                let (frame, buffer, group) = mpp.frame(320, 240);
+                let (mut pgroup, mut pbuf) = (std::ptr::null_mut(), std::ptr::null_mut());
+                lib.mpp_buffer_group_get_internal(
+                    &mut pgroup,
+                    ffi::MPP_BUFFER_TYPE_DRM | ffi::MPP_BUFFER_FLAGS_CACHABLE,
+                );
+                lib.mpp_buffer_get(pgroup, &mut pbuf, 320 * 240);
+                let mut pkt = std::ptr::null_mut();
+                assert_eq!(
+                    (lib.mpp_packet_init_with_buffer)(&mut pkt, pbuf),
+                    ffi::MPP_OK
+                );
+                // The packet holds its own reference on the buffer.
+                lib.mpp_buffer_put(pbuf);
+                (lib.mpp_packet_set_length)(pkt, 0);
+                let meta = (lib.mpp_frame_get_meta)(frame);
+                (lib.mpp_meta_set_packet)(meta, ffi::KEY_OUTPUT_PACKET, pkt);
+                assert_eq!(put(mpp.ctx, frame), ffi::MPP_OK);
+                let mut out = std::ptr::null_mut();
+                assert_eq!(get(mpp.ctx, &mut out), ffi::MPP_OK);
+                assert_eq!(out, pkt, "MPP encodes into the caller's packet");
+                assert!((lib.mpp_packet_get_length)(out) > 0);
+                if std::env::var_os("CHILD_END").is_some() {
+                    lib.mpp_buffer_sync_end((lib.mpp_packet_get_buffer)(out), true);
+                }
+                (lib.mpp_packet_deinit)(&mut out);
+                (lib.mpp_buffer_group_put)(pgroup);
                 mpp.release(frame, buffer, group, _cfg);
             }
             "frame-deinit-after-sync-put" => {

@@ -394,7 +394,7 @@ unsafe extern "C" fn encode_put_frame(ctx: Handle, frame: Handle) -> MppRet {
         applied("prep:format"),
     );
     let f = st.frame_by_id(CALL, frame_id);
-    let (eos, pts, buffer) = (f.eos, f.pts, f.buffer);
+    let (eos, pts, buffer, frame_meta) = (f.eos, f.pts, f.buffer, f.meta);
     let got = (
         i64::from(f.width),
         i64::from(f.height),
@@ -402,6 +402,24 @@ unsafe extern "C" fn encode_put_frame(ctx: Handle, frame: Handle) -> MppRet {
         i64::from(f.ver_stride),
         i64::from(f.fmt),
     );
+    // A caller's output packet (`Mpp::put_frame` copies KEY_OUTPUT_PACKET from the frame's
+    // meta into the task). The encoder appends to it (`mpp_packet_append` at its length), so
+    // its length must have been cleared after `mpp_packet_init_with_buffer`.
+    let output = frame_meta
+        .and_then(|m| st.meta_by_id(m))
+        .and_then(|m| m.packets.get(&sys::KEY_OUTPUT_PACKET).copied());
+    if let Some(p) = output {
+        let length = st.packet(CALL, encode(Kind::Packet, p)).length;
+        if length != 0 {
+            error(
+                CALL,
+                format_args!(
+                    "frame {n}'s output packet has length {length}; MPP would append after those bytes (mpp_packet_set_length(packet, 0) first)"
+                ),
+            );
+            return sys::MPP_ERR_VALUE;
+        }
+    }
     match buffer {
         None if eos => {}
         None => {
@@ -452,6 +470,7 @@ unsafe extern "C" fn encode_put_frame(ctx: Handle, frame: Handle) -> MppRet {
     let (ctx_id, c) = st.ctx(CALL, ctx);
     let pending = Pending {
         frame: frame_id,
+        output,
         buffer,
         pts,
         eos,
@@ -544,6 +563,15 @@ unsafe extern "C" fn encode_get_packet(ctx: Handle, packet: *mut Handle) -> MppR
     };
     let (_, c) = st.ctx(CALL, ctx);
     c.live_packets.insert(id_of(handle));
+    if !c.async_io
+        && let PacketData::Buffer(b) = st.packet(CALL, handle).data
+        && st.cachable(b)
+    {
+        // Sync `Mpp::get_packet` begins the CPU's read access on the packet's buffer
+        // (`mpp_buffer_sync_ro_partial_begin`); `check_buf_need_sync` in mpp_buffer.cpp makes
+        // that a no-op for uncached buffers.
+        st.buffer_by_id(CALL, b).syncing = true;
+    }
     // SAFETY: as above.
     unsafe { *packet = handle };
     sys::MPP_OK
@@ -612,6 +640,24 @@ fn produce(st: &mut State, ctx_id: state::Id, front: Pending) -> Handle {
         }
         None => misuse(CALL, format_args!("internal error: stream ended early")),
     };
+    // The caller's output packet: the hardware writes the stream into its buffer. One too
+    // small for the picture overflows, which the hardware reports as a failed encode.
+    let user = front
+        .output
+        .map(|p| match st.packet(CALL, encode(Kind::Packet, p)).data {
+            PacketData::Buffer(b) => (p, b),
+            PacketData::Caller { .. } => misuse(
+                CALL,
+                format_args!("the output packet must come from mpp_packet_init_with_buffer"),
+            ),
+        });
+    let (bytes, keyframe, failed) = match user {
+        Some((_, b)) if st.buffer_by_id(CALL, b).size() < bytes.len() => {
+            (Box::default(), false, true)
+        }
+        _ => (bytes, keyframe, failed),
+    };
+    let (_, c) = st.ctx(CALL, encode(Kind::Ctx, ctx_id));
     if failed {
         error(
             CALL,
@@ -623,12 +669,34 @@ fn produce(st: &mut State, ctx_id: state::Id, front: Pending) -> Handle {
         c.force_idr = true;
     }
     let length = bytes.len();
-    let buffer = st.insert(Object::Buffer(Buffer {
-        refs: 1,
-        memory: Memory::Owned(bytes),
-        group: None,
-        syncing: false,
-    }));
+    let data = match user {
+        Some((_, b)) => {
+            let cachable = st.cachable(b);
+            let buf = st.buffer_by_id(CALL, b);
+            if cachable && buf.syncing {
+                misuse(
+                    CALL,
+                    format_args!(
+                        "the encoder writes a cachable packet buffer while a CPU access to it is open (no mpp_buffer_sync_end)"
+                    ),
+                );
+            }
+            match &mut buf.memory {
+                Memory::Owned(mem) => mem[..length].copy_from_slice(&bytes),
+                Memory::Imported { .. } => misuse(
+                    CALL,
+                    format_args!("the fake cannot write an imported DMA-buf output packet"),
+                ),
+            }
+            b
+        }
+        None => id_of(st.insert(Object::Buffer(Buffer {
+            refs: 1,
+            memory: Memory::Owned(bytes),
+            group: None,
+            syncing: false,
+        }))),
+    };
     let meta = st.new_meta();
     // `set_enc_info_to_packet` (mpp_enc_impl.cpp) runs only for a successful encode, and
     // attaches the input frame only in async mode (`mpp->mEncAyncIo`).
@@ -643,14 +711,25 @@ fn produce(st: &mut State, ctx_id: state::Id, front: Pending) -> Handle {
             );
         }
     }
-    let handle = st.insert(Object::Packet(state::Packet {
+    let packet = state::Packet {
         ctx: Some(ctx_id),
-        data: PacketData::Buffer(id_of(buffer)),
+        data: PacketData::Buffer(data),
         length,
         pts: front.pts,
         eos: false,
         meta: Some(meta),
-    }));
+    };
+    let handle = match user {
+        Some((p, _)) => {
+            let handle = encode(Kind::Packet, p);
+            let old = std::mem::replace(st.packet(CALL, handle), packet);
+            if let Some(m) = old.meta {
+                st.remove(m);
+            }
+            handle
+        }
+        None => st.insert(Object::Packet(packet)),
+    };
     if let Some(b) = front.buffer {
         st.buffer_unref(CALL, b);
     }
@@ -694,14 +773,31 @@ fn skipped_packet(st: &mut State, ctx: state::Id, p: Pending) -> Handle {
     if let Some(b) = p.buffer {
         st.buffer_unref("reset", b);
     }
-    st.insert(Object::Packet(state::Packet {
+    let packet = state::Packet {
         ctx: Some(ctx),
         data: PacketData::Buffer(id_of(buffer)),
         length: 0,
         pts: p.pts,
         eos: false,
         meta: Some(meta),
-    }))
+    };
+    match p.output {
+        // The caller's own output packet comes back, empty.
+        Some(out) => {
+            let handle = encode(Kind::Packet, out);
+            let old = std::mem::replace(st.packet("reset", handle), packet);
+            if let PacketData::Buffer(b) = old.data {
+                // Keep the caller's buffer; drop the placeholder.
+                st.packet("reset", handle).data = PacketData::Buffer(b);
+                st.remove(id_of(buffer));
+            }
+            if let Some(m) = old.meta {
+                st.remove(m);
+            }
+            handle
+        }
+        None => st.insert(Object::Packet(packet)),
+    }
 }
 
 fn eos_packet(st: &mut State, ctx: state::Id) -> Handle {

@@ -242,6 +242,36 @@ pub unsafe extern "C" fn mpp_packet_init(
     sys::MPP_OK
 }
 
+/// `MPP_RET mpp_packet_init_with_buffer(MppPacket *packet, MppBuffer buffer)`: a packet over
+/// the whole buffer, taking a reference; its length starts at the buffer's size, as in
+/// `mpp/base/mpp_packet.cpp`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mpp_packet_init_with_buffer(
+    packet: *mut Handle,
+    buffer: Handle,
+) -> MppRet {
+    const CALL: &str = "mpp_packet_init_with_buffer";
+    if packet.is_null() || buffer.is_null() {
+        error(CALL, format_args!("invalid input packet or buffer"));
+        return sys::MPP_ERR_NULL_PTR;
+    }
+    let mut st = state();
+    let id = st.id(CALL, buffer, Kind::Buffer);
+    let size = st.buffer_by_id(CALL, id).size();
+    st.buffer_ref(CALL, id);
+    let handle = st.insert(Object::Packet(Packet {
+        ctx: None,
+        data: PacketData::Buffer(id),
+        length: size,
+        pts: 0,
+        eos: false,
+        meta: None,
+    }));
+    // SAFETY: checked non-NULL; the caller provides writable storage.
+    unsafe { *packet = handle };
+    sys::MPP_OK
+}
+
 /// `MPP_RET mpp_packet_deinit(MppPacket *packet)`: releases the packet and its buffer.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn mpp_packet_deinit(packet: *mut Handle) -> MppRet {
@@ -253,6 +283,32 @@ pub unsafe extern "C" fn mpp_packet_deinit(packet: *mut Handle) -> MppRet {
     let handle = unsafe { *packet };
     let mut st = state();
     let id = st.id(CALL, handle, Kind::Packet);
+    if st.packet_holder(id).is_some() {
+        crate::state::released_while_held(
+            CALL,
+            format_args!(
+                "packet {handle:p} is the output packet of a frame the encoder still holds"
+            ),
+        );
+    }
+    if let Some(Object::Packet(Packet {
+        data: PacketData::Buffer(b),
+        ..
+    })) = st.object_mut(id)
+    {
+        let b = *b;
+        if st.buffer_by_id(CALL, b).syncing {
+            // dma-buf's contract (the kernel's dma-buf.rst, DMA_BUF_IOCTL_SYNC): a CPU access
+            // begun with SYNC_START ends with SYNC_END. MPP's sync-mode `Mpp::get_packet`
+            // began one on this cachable packet buffer.
+            misuse(
+                CALL,
+                format_args!(
+                    "packet {handle:p}'s cachable buffer is released inside a CPU access (call mpp_buffer_sync_end after reading it)"
+                ),
+            );
+        }
+    }
     let Some(Object::Packet(p)) = st.remove(id) else {
         misuse(CALL, format_args!("internal error: packet vanished"));
     };
@@ -393,6 +449,20 @@ pub unsafe extern "C" fn mpp_meta_set_s32(meta: Handle, key: MppMetaKey, val: i3
     sys::MPP_OK
 }
 
+/// `MPP_RET mpp_meta_set_packet(MppMeta meta, MppMetaKey key, MppPacket packet)`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mpp_meta_set_packet(
+    meta: Handle,
+    key: MppMetaKey,
+    packet: Handle,
+) -> MppRet {
+    const CALL: &str = "mpp_meta_set_packet";
+    let mut st = state();
+    let id = st.id(CALL, packet, Kind::Packet);
+    st.meta(CALL, meta).packets.insert(key, id);
+    sys::MPP_OK
+}
+
 /// `MPP_RET mpp_meta_get_frame(MppMeta meta, MppMetaKey key, MppFrame *frame)`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn mpp_meta_get_frame(
@@ -445,28 +515,30 @@ pub unsafe extern "C" fn mpp_buffer_group_get(
         type_,
         mode,
         buffers: Default::default(),
+        orphan: false,
     }));
     // SAFETY: checked non-NULL; the caller provides writable storage.
     unsafe { *group = handle };
     sys::MPP_OK
 }
 
-/// `MPP_RET mpp_buffer_group_put(MppBufferGroup group)`.
+/// `MPP_RET mpp_buffer_group_put(MppBufferGroup group)`: a group whose buffers are all
+/// free goes at once; otherwise it becomes an orphan that goes with its last buffer
+/// (`MppBufferService::put_group` in mpp/base/mpp_buffer_impl.cpp, "move the group to
+/// list_orphan and wait for buffer release").
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn mpp_buffer_group_put(group: Handle) -> MppRet {
     const CALL: &str = "mpp_buffer_group_put";
     let mut st = state();
     let (id, g) = st.group(CALL, group);
-    if !g.buffers.is_empty() {
-        misuse(
-            CALL,
-            format_args!(
-                "{} buffer(s) from this group are still alive",
-                g.buffers.len()
-            ),
-        );
+    if g.orphan {
+        misuse(CALL, format_args!("group {group:p} put twice"));
     }
-    st.remove(id);
+    if g.buffers.is_empty() {
+        st.remove(id);
+    } else {
+        g.orphan = true;
+    }
     sys::MPP_OK
 }
 
@@ -486,6 +558,9 @@ pub unsafe extern "C" fn mpp_buffer_get_with_tag(
     }
     let mut st = state();
     let (group_id, g) = st.group(CALL, group);
+    if g.orphan {
+        misuse(CALL, format_args!("group {group:p} was already put"));
+    }
     if g.mode != sys::MPP_BUFFER_INTERNAL {
         error(CALL, format_args!("cannot allocate from an external group"));
         return sys::MPP_NOK;

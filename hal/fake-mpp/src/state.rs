@@ -185,6 +185,8 @@ pub struct Ctx {
 
 pub struct Pending {
     pub frame: Id,
+    /// The caller's output packet (`KEY_OUTPUT_PACKET` in the frame's meta), if any.
+    pub output: Option<Id>,
     pub buffer: Option<Id>,
     pub pts: i64,
     pub eos: bool,
@@ -207,12 +209,15 @@ pub struct Group {
     pub type_: i32,
     pub mode: i32,
     pub buffers: HashSet<Id>,
+    /// Put by its owner while buffers were still in use: it goes with its last buffer.
+    pub orphan: bool,
 }
 
 #[derive(Default)]
 pub struct Meta {
     pub s32: HashMap<u32, i32>,
     pub frames: HashMap<u32, Id>,
+    pub packets: HashMap<u32, Id>,
 }
 
 pub struct Packet {
@@ -388,6 +393,11 @@ impl State {
             && let Some(Object::Group(g)) = self.objects.get_mut(&group)
         {
             g.buffers.remove(&id);
+            // An orphan group is destroyed with its last buffer (`put_buffer` in
+            // mpp/base/mpp_buffer_impl.cpp: `is_orphan && !usage` → `put_group`).
+            if g.orphan && g.buffers.is_empty() {
+                self.objects.remove(&group);
+            }
         }
     }
 
@@ -434,6 +444,27 @@ impl State {
         })
     }
 
+    /// Finds the context (if any) that will still write `packet`: the output packet of a
+    /// frame it holds.
+    pub fn packet_holder(&self, packet: Id) -> Option<Id> {
+        self.objects.iter().find_map(|(id, o)| match o {
+            Object::Ctx(ctx) if ctx.pending.iter().any(|p| p.output == Some(packet)) => Some(*id),
+            _ => None,
+        })
+    }
+
+    /// Whether a buffer comes from a group created with `MPP_BUFFER_FLAGS_CACHABLE`.
+    pub fn cachable(&self, buffer: Id) -> bool {
+        let group = match self.objects.get(&buffer) {
+            Some(Object::Buffer(b)) => b.group,
+            _ => None,
+        };
+        matches!(
+            group.and_then(|g| self.objects.get(&g)),
+            Some(Object::Group(g)) if g.type_ & sys::MPP_BUFFER_FLAGS_CACHABLE != 0
+        )
+    }
+
     /// Releases every frame a context holds (reset, EOS, destroy).
     pub fn release_pending(&mut self, call: &str, ctx: Id) {
         let pending: Vec<Pending> = match self.objects.get_mut(&ctx) {
@@ -443,6 +474,18 @@ impl State {
         for p in pending {
             if let Some(buffer) = p.buffer {
                 self.buffer_unref(call, buffer);
+            }
+            // The task's output packet goes with it: MPP's packet lists deinit what they hold
+            // (`list_wraper_packet`, mpp/mpp.cpp).
+            if let Some(packet) = p.output
+                && let Some(Object::Packet(pk)) = self.objects.remove(&packet)
+            {
+                if let PacketData::Buffer(b) = pk.data {
+                    self.buffer_unref(call, b);
+                }
+                if let Some(m) = pk.meta {
+                    self.objects.remove(&m);
+                }
             }
         }
     }

@@ -255,6 +255,9 @@ mpp_table! {
         fn mpp_packet_init(*mut MppPacket, *mut c_void, usize) -> MppRet;
         /// `MPP_RET mpp_packet_deinit(MppPacket *packet)`.
         fn mpp_packet_deinit(*mut MppPacket) -> MppRet;
+        /// `MPP_RET mpp_packet_init_with_buffer(MppPacket *packet, MppBuffer buffer)`: a
+        /// packet over a whole buffer (it takes a reference), its length set to the size.
+        fn mpp_packet_init_with_buffer(*mut MppPacket, MppBuffer) -> MppRet;
         /// `void *mpp_packet_get_data(const MppPacket packet)`: start of the buffer.
         fn mpp_packet_get_data(MppPacket) -> *mut c_void;
         /// `size_t mpp_packet_get_size(const MppPacket packet)`: size of the buffer.
@@ -280,6 +283,8 @@ mpp_table! {
         fn mpp_meta_get_s32(MppMeta, MppMetaKey, *mut i32) -> MppRet;
         /// `MPP_RET mpp_meta_set_s32(MppMeta meta, MppMetaKey key, RK_S32 val)`.
         fn mpp_meta_set_s32(MppMeta, MppMetaKey, i32) -> MppRet;
+        /// `MPP_RET mpp_meta_set_packet(MppMeta meta, MppMetaKey key, MppPacket packet)`.
+        fn mpp_meta_set_packet(MppMeta, MppMetaKey, MppPacket) -> MppRet;
         /// `MPP_RET mpp_meta_get_frame(MppMeta meta, MppMetaKey key, MppFrame *frame)`.
         fn mpp_meta_get_frame(MppMeta, MppMetaKey, *mut MppFrame) -> MppRet;
 

@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use rockchip_mpp_sys::{self as ffi, LoadError, Mpp, MppRet};
 
-pub(crate) use super::sys::{Buffer, Cfg, Context, Frame, FrameInfo, Group, PacketLease};
+pub(crate) use super::sys::{
+    Buffer, Cfg, Context, Frame, FrameInfo, Group, OutputPacket, PacketLease,
+};
 use crate::Codec;
 
 /// A raw MPP return code, shown with its name from `mpp_err.h` when it has one.
@@ -133,6 +135,9 @@ pub enum FrameError {
     /// `mpp_frame_init` failed.
     #[error("mpp_frame_init failed: {0}")]
     Init(Code),
+    /// The output packet could not be put in the frame's meta.
+    #[error("mpp_meta_set_packet failed: {0}")]
+    Meta(Code),
 }
 
 /// `encode_put_frame` failed.
@@ -185,6 +190,9 @@ pub enum BufferError {
     /// `mpp_buffer_get_ptr` or a cache sync failed.
     #[error("MPP could not map or sync a buffer: {0}")]
     Map(Code),
+    /// `mpp_packet_init_with_buffer` failed.
+    #[error("MPP could not make a packet over a buffer: {0}")]
+    Packet(Code),
 }
 
 /// Opens the MPP library (see [`Mpp::load`]).
@@ -312,6 +320,16 @@ pub(crate) fn frame_new(
     buffer: Option<&Buffer>,
 ) -> Result<Frame, FrameError> {
     Frame::new(lib, info, buffer).map_err(|c| FrameError::Init(Code(c)))
+}
+
+/// `mpp_packet_init_with_buffer` with length 0: a packet MPP encodes into.
+pub(crate) fn output_packet(buffer: &Buffer) -> Result<OutputPacket, BufferError> {
+    OutputPacket::new(buffer).map_err(|c| BufferError::Packet(Code(c)))
+}
+
+/// `mpp_meta_set_packet(mpp_frame_get_meta(frame), KEY_OUTPUT_PACKET, packet)`.
+pub(crate) fn set_output_packet(frame: &Frame, packet: &OutputPacket) -> Result<(), FrameError> {
+    check(frame.set_output_packet(packet)).map_err(FrameError::Meta)
 }
 
 /// `encode_put_frame`.

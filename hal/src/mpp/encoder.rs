@@ -49,7 +49,8 @@ pub struct MppEncoder<S> {
 /// is destroyed, and the library is unloaded last.
 struct Inner {
     in_flight: VecDeque<InFlight>,
-    /// Where mapped frames are copied to; created on the first such frame.
+    /// Where mapped frames are copied to and packets are encoded into (DRM | CACHABLE);
+    /// created on first use.
     group: Option<Arc<Group>>,
     codec: Codec,
     config: Option<EncoderConfig>,
@@ -72,6 +73,8 @@ struct InFlight {
     _buffer: Option<Buffer>,
     _raw: Option<RawFrame>,
     pts: u64,
+    /// The address of the output packet MPP encodes this frame into (ours, given to MPP).
+    output: Option<usize>,
     /// Its put timed out after MPP queued it: the encoder may still be reading it, so it
     /// stays here until its packet comes out, whatever else happens.
     held: bool,
@@ -402,6 +405,13 @@ impl Inner {
             Ok(f) => f,
             Err(e) => return Err((raw, e.into())),
         };
+        let output = match self.output_packet(&config) {
+            Ok(o) => o,
+            Err(e) => return Err((raw, e)),
+        };
+        if let Err(e) = api::set_output_packet(&frame, &output) {
+            return Err((raw, e.into()));
+        }
         if !self.in_flight.iter().all(|f| !f.held) {
             return Err((
                 raw,
@@ -419,11 +429,14 @@ impl Inner {
                 self.stats.put_timeouts += 1;
             }
             Err(e) => {
+                // MPP did not take the frame, nor its output packet.
                 drop(frame);
+                drop(output);
                 drop(buffer);
                 return Err((raw, e.into()));
             }
         }
+        let output = Some(output.into_mpp());
         self.stats.frames_in += 1;
         let pts = raw.pts;
         self.in_flight.push_back(InFlight {
@@ -433,6 +446,7 @@ impl Inner {
             // imported one stays with MPP until its packet comes out.
             _raw: imported.then_some(raw),
             pts,
+            output,
             held,
         });
         Ok(())
@@ -458,19 +472,38 @@ impl Inner {
         }
     }
 
-    /// Copies a mapped NV12 frame into a buffer from the internal group, in the configured
-    /// layout.
-    fn copy_in(&mut self, raw: &RawFrame, bytes: &[u8]) -> Result<Buffer, MppError> {
-        let (hor, ver) = (self.strides.0 as usize, self.strides.1 as usize);
-        let size = hor * ver * 3 / 2;
-        let group = match &self.group {
+    /// The internal DRM | CACHABLE group, created on first use.
+    fn group(&mut self) -> Result<Arc<Group>, MppError> {
+        Ok(match &self.group {
             Some(g) => Arc::clone(g),
             None => {
                 let g = api::group_internal(&self.lib)?;
                 self.group = Some(Arc::clone(&g));
                 g
             }
-        };
+        })
+    }
+
+    /// A packet for MPP to encode the next frame into, over a buffer from the CACHABLE group
+    /// so the NAL scan and the sealer read cached memory. MPP's own packet group for encoders
+    /// is plain ION (`Mpp::init`, mpp/mpp.cpp); a caller's packet in the frame's
+    /// `KEY_OUTPUT_PACKET` replaces it (`mpp_enc_check_frm_pkt`). Sized as MPP sizes its own
+    /// (`mpp_enc_check_pkt_buf`: 16-aligned width × height for H.264 and H.265).
+    fn output_packet(&mut self, config: &EncoderConfig) -> Result<api::OutputPacket, MppError> {
+        let size = align(config.width, STRIDE_ALIGN) as usize
+            * align(config.height, STRIDE_ALIGN) as usize;
+        let group = self.group()?;
+        let buffer = api::buffer_alloc(&group, size)?;
+        // The packet holds its own reference on the buffer; ours goes at the end of scope.
+        Ok(api::output_packet(&buffer)?)
+    }
+
+    /// Copies a mapped NV12 frame into a buffer from the internal group, in the configured
+    /// layout.
+    fn copy_in(&mut self, raw: &RawFrame, bytes: &[u8]) -> Result<Buffer, MppError> {
+        let (hor, ver) = (self.strides.0 as usize, self.strides.1 as usize);
+        let size = hor * ver * 3 / 2;
+        let group = self.group()?;
         let mut buffer = api::buffer_alloc(&group, size)?;
         let (w, h) = (raw.width() as usize, raw.height() as usize);
         let planes = raw.planes();
@@ -507,6 +540,7 @@ impl Inner {
             _buffer: None,
             _raw: None,
             pts: u64::MAX,
+            output: None,
             held: false,
         });
         Ok(())
@@ -518,7 +552,7 @@ impl Inner {
         if self.finished {
             return Ok(None);
         }
-        let lease = match api::get_packet(&self.ctx) {
+        let mut lease = match api::get_packet(&self.ctx) {
             Ok(lease) => lease,
             Err(e @ api::GetPacketError::NotReady(_)) => {
                 self.stats.timeouts += 1;
@@ -527,7 +561,7 @@ impl Inner {
             Err(e) => return Err(e.into()),
         };
         let eos = lease.eos();
-        let source = self.take_in_flight(&lease);
+        let source = self.take_in_flight(&mut lease);
         if lease.bytes().is_empty() {
             if eos {
                 self.finish();
@@ -555,12 +589,20 @@ impl Inner {
         )))
     }
 
-    /// Removes the in-flight entry the packet came from (by `KEY_INPUT_FRAME`, else the
-    /// oldest) and returns its pts; dropping it gives the frame's lease back.
-    fn take_in_flight(&mut self, lease: &PacketLease) -> Option<u64> {
-        let index = lease
-            .input_frame()
-            .and_then(|addr| {
+    /// Removes the in-flight entry the packet came from (by its output packet, else by
+    /// `KEY_INPUT_FRAME`, else the oldest) and returns its pts; dropping it gives the frame's lease back.
+    fn take_in_flight(&mut self, lease: &mut PacketLease) -> Option<u64> {
+        let own = self
+            .in_flight
+            .iter()
+            .position(|f| f.output == Some(lease.address()));
+        if own.is_some() {
+            // One of our cachable packets: MPP began the CPU's read access on it.
+            lease.end_cpu_access_on_drop();
+        }
+        let index = own
+            .or_else(|| {
+                let addr = lease.input_frame()?;
                 self.in_flight
                     .iter()
                     .position(|f| f.frame.address() == addr)
@@ -625,11 +667,11 @@ impl Inner {
     fn discard_in_flight(&mut self) {
         while !self.finished && self.in_flight.iter().any(|f| f.pts != u64::MAX) {
             match api::get_packet(&self.ctx) {
-                Ok(lease) => {
+                Ok(mut lease) => {
                     if lease.eos() {
                         self.finish();
                     }
-                    self.take_in_flight(&lease);
+                    self.take_in_flight(&mut lease);
                 }
                 Err(_) => break,
             }

@@ -259,6 +259,69 @@ impl Frame {
     pub(crate) fn address(&self) -> usize {
         self.frame as usize
     }
+
+    /// Puts `packet` in the frame's meta as `KEY_OUTPUT_PACKET`: MPP encodes this frame into
+    /// it (`Mpp::put_frame` copies it into the task).
+    pub(crate) fn set_output_packet(&self, packet: &OutputPacket) -> MppRet {
+        // SAFETY: live frame; the meta it returns is owned by the frame.
+        let meta = unsafe { (self.lib.mpp_frame_get_meta)(self.frame) };
+        if meta.is_null() {
+            return ffi::MPP_ERR_NULL_PTR;
+        }
+        // SAFETY: live meta and live packet; the meta stores the pointer only.
+        unsafe { (self.lib.mpp_meta_set_packet)(meta, ffi::KEY_OUTPUT_PACKET, packet.packet) }
+    }
+}
+
+/// A packet camseal makes for MPP to encode into, over a buffer of its own (from a CACHABLE
+/// group). Deinit on drop, unless it was handed to MPP with [`OutputPacket::into_mpp`].
+pub(crate) struct OutputPacket {
+    lib: Arc<Mpp>,
+    packet: ffi::MppPacket,
+}
+
+// SAFETY: a plain heap object with no thread affinity, used behind `&mut`.
+unsafe impl Send for OutputPacket {}
+
+impl OutputPacket {
+    /// `mpp_packet_init_with_buffer` (which takes its own reference on `buffer`), then
+    /// `mpp_packet_set_length(0)`: MPP appends the stream at the packet's length, which
+    /// `mpp_packet_init_with_buffer` sets to the buffer's size.
+    pub(crate) fn new(buffer: &Buffer) -> Result<OutputPacket, MppRet> {
+        let lib = &buffer.lib;
+        let mut packet: ffi::MppPacket = std::ptr::null_mut();
+        // SAFETY: the out-pointer points at a live local; the buffer is live.
+        let ret = unsafe { (lib.mpp_packet_init_with_buffer)(&mut packet, buffer.buffer) };
+        if ret != ffi::MPP_OK {
+            return Err(ret);
+        }
+        if packet.is_null() {
+            return Err(ffi::MPP_ERR_NULL_PTR);
+        }
+        // SAFETY: live packet just made.
+        unsafe { (lib.mpp_packet_set_length)(packet, 0) };
+        Ok(OutputPacket {
+            lib: Arc::clone(lib),
+            packet,
+        })
+    }
+
+    /// Gives the packet to MPP (a put that took its frame): MPP returns it from
+    /// `encode_get_packet`, where a [`PacketLease`] takes it over, or frees it with the
+    /// context. Returns its address, to recognise it then.
+    pub(crate) fn into_mpp(self) -> usize {
+        let address = self.packet as usize;
+        std::mem::forget(self);
+        address
+    }
+}
+
+impl Drop for OutputPacket {
+    fn drop(&mut self) {
+        // SAFETY: live packet MPP never took (see `into_mpp`), deinit once; it releases its
+        // buffer reference.
+        let _ = unsafe { (self.lib.mpp_packet_deinit)(&mut self.packet) };
+    }
 }
 
 impl Drop for Frame {
@@ -414,6 +477,9 @@ pub(crate) struct PacketLease {
     packet: ffi::MppPacket,
     data: *const u8,
     len: usize,
+    /// MPP began a CPU read access on the packet's buffer (sync-mode `Mpp::get_packet`
+    /// does, `mpp_buffer_sync_ro_partial_begin`), which a cachable buffer must end.
+    cpu_access: bool,
 }
 
 // SAFETY: after `encode_get_packet` returns, MPP no longer writes the packet or its bytes (it
@@ -443,7 +509,19 @@ impl PacketLease {
             packet,
             data,
             len,
+            cpu_access: false,
         }
+    }
+
+    /// The packet's address, to match it with an [`OutputPacket`] given to MPP.
+    pub(crate) fn address(&self) -> usize {
+        self.packet as usize
+    }
+
+    /// Records that the packet is one of camseal's cachable [`OutputPacket`]s, whose CPU read
+    /// access (begun by MPP) is ended with `mpp_buffer_sync_end` before the packet goes.
+    pub(crate) fn end_cpu_access_on_drop(&mut self) {
+        self.cpu_access = true;
     }
 
     /// The encoded bytes (empty for an EOS-only packet).
@@ -503,6 +581,15 @@ impl PacketLease {
 
 impl Drop for PacketLease {
     fn drop(&mut self) {
+        if self.cpu_access {
+            // SAFETY: live packet; its buffer (if any) lives as long as the packet.
+            let buffer = unsafe { (self.ctx.lib.mpp_packet_get_buffer)(self.packet) };
+            if !buffer.is_null() {
+                // SAFETY: live buffer, after MPP's matching read-only begin. The return code
+                // has nowhere to go from Drop.
+                let _ = unsafe { self.ctx.lib.mpp_buffer_sync_end(buffer, true) };
+            }
+        }
         // SAFETY: live packet, deinit exactly once; `ctx` (dropped after this) keeps the
         // context, and so its packet group, alive until now.
         let _ = unsafe { (self.ctx.lib.mpp_packet_deinit)(&mut self.packet) };
