@@ -24,8 +24,9 @@
 //! The library is opened at run time, so a binary built with this backend runs on boards
 //! without MPP and says so in one line when asked for `rkmpp` there.
 //!
-//! Packets are leases on MPP's packet buffers: the sealer reads the bytes in place and
-//! `mpp_packet_deinit` runs when the [`Packet`] is dropped. Keyframes are IDR/IRAP slices
+//! Packets are leases: MPP encodes each frame into a packet over a cachable buffer of ours
+//! (`KEY_OUTPUT_PACKET`), the sealer reads the bytes in place, and the CPU access MPP began is
+//! ended and `mpp_packet_deinit` runs when the [`Packet`] is dropped. Keyframes are IDR/IRAP slices
 //! found in the bitstream; MPP's `KEY_OUTPUT_INTRA` meta is cross-checked against them
 //! ([`MppStats`]). Header mode EACH_IDR puts SPS/PPS (and VPS) on every IDR.
 
