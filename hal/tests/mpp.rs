@@ -195,6 +195,28 @@ fn a_cachable_output_packet_needs_its_cpu_access_ended() {
 }
 
 #[test]
+fn only_header_mode_each_idr_repeats_parameter_sets() {
+    // MPP's default header mode sends SPS/PPS once (and again after a configuration change);
+    // EACH_IDR, which the backend sets, puts them on every IDR.
+    for version in MPP_VERSIONS {
+        for each_idr in [false, true] {
+            let mut env = stream_env("h264-baseline-320x240.h264");
+            env.push(("FAKE_MPP_VERSION", version.into()));
+            env.push(("CHILD_CASE", "header-mode".into()));
+            if each_idr {
+                env.push(("CHILD_EACH_IDR", "1".into()));
+            }
+            let out = child("child_misuse", &env);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                out.status.success() && stderr.contains("CHILD REACHED END"),
+                "EACH_IDR {each_idr}, MPP {version}:\n{stderr}"
+            );
+        }
+    }
+}
+
+#[test]
 fn an_empty_packet_is_a_loss_and_packets_keep_coming() {
     for version in MPP_VERSIONS {
         let mut env = stream_env("h264-baseline-320x240.h264");
@@ -364,7 +386,6 @@ fn bad_configuration_is_refused_by_the_fake() {
         stderr.contains("fake-mpp: error in mpp_enc_cfg_set_s32: cfg prep:bogus is invalid"),
         "{stderr}"
     );
-    assert!(stderr.contains("header mode is DEFAULT"), "{stderr}");
     assert!(stderr.contains("configuration lacks"), "{stderr}");
     // Releases up to 1.0.4 (the default) know only the old spelling of the frame-rate
     // denominators; the spelling HEAD introduced is an unknown key there.
@@ -776,12 +797,12 @@ fn child_bad_config() {
     // SAFETY: live context and cfg.
     let ret = unsafe { mpp.control(ffi::MPP_ENC_SET_CFG, cfg) };
     assert_eq!(ret, ffi::MPP_ERR_VALUE);
-    // A complete one is accepted, but frames need header mode EACH_IDR.
+    // A complete one is accepted.
     mpp.configure(cfg, 320, 240);
     let (frame, buffer, group) = mpp.frame(320, 240);
     // SAFETY: live context and frame.
     let ret = unsafe { (mpp.api().encode_put_frame.unwrap())(mpp.ctx, frame) };
-    assert_eq!(ret, ffi::MPP_ERR_VALUE);
+    assert_eq!(ret, ffi::MPP_OK);
     mpp.release(frame, buffer, group, cfg);
     eprintln!("CHILD OK");
 }
@@ -955,6 +976,48 @@ fn child_misuse() {
                 (lib.mpp_packet_deinit)(&mut out);
                 (lib.mpp_buffer_group_put)(pgroup);
                 mpp.release(frame, buffer, group, _cfg);
+            }
+            "header-mode" => {
+                let each_idr = std::env::var_os("CHILD_EACH_IDR").is_some();
+                let mpp = Raw::new();
+                let cfg = mpp.cfg();
+                mpp.configure(cfg, 320, 240);
+                if each_idr {
+                    let mut mode = ffi::MPP_ENC_HEADER_MODE_EACH_IDR;
+                    mpp.control(ffi::MPP_ENC_SET_HEADER_MODE, (&raw mut mode).cast());
+                }
+                let mut sei = ffi::MPP_ENC_SEI_MODE_DISABLE;
+                mpp.control(ffi::MPP_ENC_SET_SEI_CFG, (&raw mut sei).cast());
+                // (IDR, has SPS) of each packet over two GOPs of the fixture.
+                let mut seen = Vec::new();
+                for _ in 0..20 {
+                    let (frame, buffer, group) = mpp.frame(320, 240);
+                    assert_eq!(put(mpp.ctx, frame), ffi::MPP_OK);
+                    let mut packet = std::ptr::null_mut();
+                    assert_eq!(get(mpp.ctx, &mut packet), ffi::MPP_OK);
+                    let pos = (lib.mpp_packet_get_pos)(packet).cast::<u8>();
+                    let len = (lib.mpp_packet_get_length)(packet);
+                    let bytes = std::slice::from_raw_parts(pos, len);
+                    let (mut idr, mut sps) = (false, false);
+                    for nal in camseal_nal::nal_units(bytes) {
+                        if let Some(i) = camseal_nal::classify(Codec::H264, nal.payload) {
+                            idr |= i.is_vcl && i.is_keyframe;
+                            sps |= i.is_parameter_set;
+                        }
+                    }
+                    seen.push((idr, sps));
+                    (lib.mpp_packet_deinit)(&mut packet);
+                    (lib.mpp_frame_deinit)(&mut { frame });
+                    lib.mpp_buffer_put(buffer);
+                    (lib.mpp_buffer_group_put)(group);
+                }
+                let idrs: Vec<bool> = seen.iter().filter(|s| s.0).map(|s| s.1).collect();
+                assert!(idrs.len() >= 2, "{seen:?}");
+                assert!(idrs[0], "the first IDR carries the parameter sets");
+                assert_eq!(idrs[1], each_idr, "{seen:?}");
+                assert!(seen.iter().all(|s| s.0 || !s.1), "{seen:?}");
+                (lib.mpp_enc_cfg_deinit)(cfg);
+                assert_eq!((lib.mpp_destroy)(mpp.ctx), ffi::MPP_OK);
             }
             "frame-deinit-after-sync-put" => {
                 // Sync mode: a put that returned MPP_OK has its frame back (the packet is

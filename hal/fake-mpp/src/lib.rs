@@ -260,6 +260,9 @@ unsafe extern "C" fn control(ctx: Handle, cmd: MpiCmd, param: *mut c_void) -> Mp
             let (_, c) = st.ctx(CALL, ctx);
             c.applied = values;
             c.configured = true;
+            // A new configuration regenerates the headers (`check_resend_hdr` in
+            // mpp_enc_proc_cfg: `hdr_status.val = 0`).
+            c.hdr_ready = false;
             sys::MPP_OK
         }
         sys::MPP_ENC_SET_HEADER_MODE => {
@@ -281,6 +284,9 @@ unsafe extern "C" fn control(ctx: Handle, cmd: MpiCmd, param: *mut c_void) -> Mp
         }
         sys::MPP_ENC_SET_IDR_FRAME => {
             c.idr_requests += 1;
+            // `check_resend_hdr` returns 1 for MPP_ENC_SET_IDR_FRAME: headers again. (The
+            // IDR itself is not modelled: the fake replays its stream's own keyframes.)
+            c.hdr_ready = false;
             sys::MPP_OK
         }
         sys::MPP_ENC_SET_SEI_CFG => {
@@ -366,15 +372,6 @@ unsafe extern "C" fn encode_put_frame(ctx: Handle, frame: Handle) -> MppRet {
             format_args!("frame {n} put before a successful MPP_ENC_SET_CFG"),
         );
         return sys::MPP_ERR_INIT;
-    }
-    if c.header_mode != sys::MPP_ENC_HEADER_MODE_EACH_IDR {
-        error(
-            CALL,
-            format_args!(
-                "header mode is DEFAULT: only the first IDR would carry SPS/PPS (set MPP_ENC_SET_HEADER_MODE to EACH_IDR)"
-            ),
-        );
-        return sys::MPP_ERR_VALUE;
     }
     if c.eos_requested {
         misuse(CALL, format_args!("frame {n} put after the EOS frame"));
@@ -617,13 +614,26 @@ fn produce(st: &mut State, ctx_id: state::Id, front: Pending) -> Handle {
         c.applied.get("rc:bps_target").copied().unwrap_or(0)
     );
     let force_idr = std::mem::take(&mut c.force_idr);
+    // Parameter sets go on an IDR when the headers are not "ready" (first frame, after a
+    // configuration change or a failed encode) or in header mode EACH_IDR
+    // (`mpp_enc_impl.cpp`: "generate header before hardware stream" and
+    // `MPP_ENC_HEADER_MODE_EACH_IDR` in the prefix step); otherwise the IDR has none.
+    let strip_headers = c.hdr_ready && c.header_mode != sys::MPP_ENC_HEADER_MODE_EACH_IDR;
     let (bytes, keyframe) = match c.stream.as_mut() {
         Some(s) => {
             let codec = s.codec;
             if force_idr {
                 s.skip_to_keyframe();
             }
-            match s.next_unit() {
+            let unit = s.next_unit().map(|(au, keyframe)| {
+                if keyframe && strip_headers {
+                    (stream::without_parameter_sets(codec, au), keyframe)
+                } else {
+                    (au.to_vec(), keyframe)
+                }
+            });
+            let unit = unit.as_ref().map(|(au, k)| (au.as_slice(), *k));
+            match unit {
                 // A failed encode (`mpp_enc_impl.cpp`, "enc failed force idr!") sets the
                 // packet length to 0 and forces an IDR for the next frame.
                 Some(_) if failed => (Box::default(), false),
@@ -662,11 +672,15 @@ fn produce(st: &mut State, ctx_id: state::Id, front: Pending) -> Handle {
         error(
             CALL,
             format_args!(
-                "injected hardware failure: packet {} is empty (FAKE_MPP_FAULT=empty:{})",
-                c.packets_out, c.packets_out
+                "hardware failure (injected with FAKE_MPP_FAULT=empty:N, or the output packet was too small): packet {} is empty",
+                c.packets_out
             ),
         );
+        // "enc failed force idr!": an IDR next, with freshly generated headers.
         c.force_idr = true;
+        c.hdr_ready = false;
+    } else if keyframe {
+        c.hdr_ready = true;
     }
     let length = bytes.len();
     let data = match user {

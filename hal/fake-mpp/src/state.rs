@@ -174,6 +174,8 @@ pub struct Ctx {
     pub output: VecDeque<Id>,
     /// The next encoded picture must be an IDR (after a reset or a failed frame).
     pub force_idr: bool,
+    /// The parameter sets were generated and sent (`hdr_status.ready` in mpp_enc_impl.cpp).
+    pub hdr_ready: bool,
     pub eos_requested: bool,
     pub ended: bool,
     pub puts: u64,
@@ -515,6 +517,7 @@ impl Ctx {
             pending: VecDeque::new(),
             output: VecDeque::new(),
             force_idr: false,
+            hdr_ready: false,
             eos_requested: false,
             ended: false,
             puts: 0,

@@ -89,6 +89,19 @@ impl Stream {
     }
 }
 
+/// `access_unit` without its parameter-set NAL units, as MPP emits an IDR whose headers were
+/// already sent (header mode DEFAULT).
+pub fn without_parameter_sets(codec: Codec, access_unit: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(access_unit.len());
+    for nal in camseal_nal::nal_units(access_unit) {
+        let is_set = camseal_nal::classify(codec, nal.payload).is_some_and(|i| i.is_parameter_set);
+        if !is_set && let Some(bytes) = access_unit.get(nal.span) {
+            out.extend_from_slice(bytes);
+        }
+    }
+    out
+}
+
 /// `uuid_version` and `uuid_rc_cfg` in MPP's `mpp/codec/mpp_enc_impl.cpp` (ee946af): the
 /// user-data-unregistered SEI payloads MPP puts before every IDR unless SEI is disabled.
 const UUID_VERSION: [u8; 16] = [
