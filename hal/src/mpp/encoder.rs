@@ -412,7 +412,7 @@ impl Inner {
         if let Err(e) = api::set_output_packet(&frame, &output) {
             return Err((raw, e.into()));
         }
-        if !self.in_flight.iter().all(|f| !f.held) {
+        if self.in_flight.iter().any(|f| f.held) {
             return Err((
                 raw,
                 MppError::PutFrame(api::PutFrameError::Busy(api::Code(ffi::MPP_NOK))),
