@@ -132,12 +132,27 @@ pub(crate) const PIX_FMT_H264: u32 = fourcc(b"H264");
 pub(crate) const PIX_FMT_HEVC: u32 = fourcc(b"HEVC");
 pub(crate) const PIX_FMT_FWHT: u32 = fourcc(b"FWHT");
 /// Controls (`V4L2_CID_MPEG_VIDEO_*`, codec class base 0x00990900).
+pub(crate) const CID_B_FRAMES: u32 = CID_CODEC_BASE + 202;
 pub(crate) const CID_GOP_SIZE: u32 = CID_CODEC_BASE + 203;
+pub(crate) const CID_BITRATE_MODE: u32 = CID_CODEC_BASE + 206;
 pub(crate) const CID_BITRATE: u32 = CID_CODEC_BASE + 207;
+pub(crate) const CID_FRAME_RC_ENABLE: u32 = CID_CODEC_BASE + 215;
+pub(crate) const CID_HEADER_MODE: u32 = CID_CODEC_BASE + 216;
 pub(crate) const CID_REPEAT_SEQ_HEADER: u32 = CID_CODEC_BASE + 226;
 pub(crate) const CID_FORCE_KEY_FRAME: u32 = CID_CODEC_BASE + 229;
 pub(crate) const CID_H264_I_PERIOD: u32 = CID_CODEC_BASE + 358;
+pub(crate) const CID_H264_LEVEL: u32 = CID_CODEC_BASE + 359;
+pub(crate) const CID_H264_PROFILE: u32 = CID_CODEC_BASE + 363;
+pub(crate) const CID_HEVC_PROFILE: u32 = CID_CODEC_BASE + 615;
 pub(crate) const CID_PREPEND_SPSPPS_TO_IDR: u32 = CID_CODEC_BASE + 644;
+/// `V4L2_MPEG_VIDEO_BITRATE_MODE_CBR`.
+pub(crate) const BITRATE_MODE_CBR: i32 = 1;
+/// `V4L2_MPEG_VIDEO_HEADER_MODE_JOINED_WITH_1ST_FRAME`.
+pub(crate) const HEADER_MODE_JOINED_WITH_1ST_FRAME: i32 = 1;
+/// `V4L2_MPEG_VIDEO_H264_PROFILE_HIGH`.
+pub(crate) const H264_PROFILE_HIGH: i32 = 4;
+/// `V4L2_MPEG_VIDEO_HEVC_PROFILE_MAIN`.
+pub(crate) const HEVC_PROFILE_MAIN: i32 = 0;
 const CID_CODEC_BASE: u32 = 0x0099_0900;
 
 /// Packs a V4L2 fourcc.
@@ -325,7 +340,10 @@ const _: () = {
 #[cfg(target_pointer_width = "32")]
 const _: () = {
     use std::mem::{offset_of, size_of};
-    assert!(size_of::<libc::time_t>() == 4, "64-bit time_t on 32-bit is not supported");
+    assert!(
+        size_of::<libc::time_t>() == 4,
+        "64-bit time_t on 32-bit is not supported"
+    );
     assert!(size_of::<RawBuffer>() == 68);
     assert!(offset_of!(RawBuffer, tv_sec) == 20);
     assert!(offset_of!(RawBuffer, sequence) == 44);

@@ -157,10 +157,14 @@ impl CaptureQueue {
         if let Some(slot) = self.shared.lock().slots.get_mut(index) {
             *slot = BufState::Dequeued;
         }
+        let bytesused = info.planes[0].0 as usize;
         let lease = CaptureLease {
             map: Arc::clone(&planes[0]),
             dmabuf: self.shared.exported[index].clone(),
-            bytesused: info.planes[0].0 as usize,
+            bytesused,
+            // The payload starts at `data_offset` (venus puts its bitstream there); an offset
+            // past the payload (a driver bug) gives an empty buffer rather than a panic.
+            start: (info.data_offsets[0] as usize).min(bytesused),
             index: info.index,
             shared: Arc::clone(&self.shared),
         };
@@ -192,14 +196,18 @@ pub(crate) struct CaptureLease {
     map: Arc<Mapping>,
     dmabuf: Option<Arc<OwnedFd>>,
     bytesused: usize,
+    /// `data_offset`: where the payload starts in the plane.
+    start: usize,
     index: u32,
 }
 
 impl CaptureLease {
-    /// The bytes the device wrote.
+    /// The bytes the device wrote: `[data_offset, bytesused)` of the plane (`bytesused`
+    /// counts from the start of the plane, offset included, per `v4l2_plane`).
     pub(crate) fn bytes(&self) -> &[u8] {
         // The buffer is dequeued while this lease lives (see `Mapping::bytes`).
-        self.map.bytes(self.bytesused)
+        let all = self.map.bytes(self.bytesused);
+        all.get(self.start..).unwrap_or_default()
     }
 
     /// The whole buffer as a DMA-buf (for queues created with `export`), and its size.
