@@ -18,7 +18,7 @@ use super::ioctl::{
     self, BUF_FLAG_ERROR, BUF_FLAG_KEYFRAME, BUF_FLAG_LAST, BUF_TYPE_VIDEO_CAPTURE,
     BUF_TYPE_VIDEO_CAPTURE_MPLANE, BUF_TYPE_VIDEO_OUTPUT, BUF_TYPE_VIDEO_OUTPUT_MPLANE,
     CAP_STREAMING, CAP_VIDEO_M2M, CAP_VIDEO_M2M_MPLANE, Device, DqbufError, Format, MEMORY_DMABUF,
-    MEMORY_MMAP, PIX_FMT_NV12,
+    MEMORY_MMAP, PIX_FMT_NV12, PIX_FMT_NV12M,
 };
 use super::merge::{HeaderMerge, Merged};
 use super::queue::{CaptureLease, CaptureQueue, OutputQueue};
@@ -195,11 +195,30 @@ impl M2mEncoder {
             num_planes: 1,
         };
         ioctl::s_fmt(fd, capture_type, &wanted)?;
+        // NV12 in one plane where offered (bcm2835-codec, venus, vicodec); else NV12M,
+        // luma and chroma in planes of their own (MediaTek offers only NV12M, NV21M, YUV420M
+        // and YVU420M; MFC only NV12M). Drivers that cannot enumerate get NV12 asked for.
+        let offered = ioctl::enum_fmt(fd, output_type);
+        let (pixelformat, num_planes) = if offered.contains(&PIX_FMT_NV12) || offered.is_empty() {
+            (PIX_FMT_NV12, 1)
+        } else if offered.contains(&PIX_FMT_NV12M) && output_type == BUF_TYPE_VIDEO_OUTPUT_MPLANE {
+            (PIX_FMT_NV12M, 2)
+        } else {
+            let names: Vec<String> = offered.iter().map(|&f| ioctl::fourcc_name(f)).collect();
+            return Err(V4l2Error::Format {
+                device: path.to_path_buf(),
+                message: format!(
+                    "{} takes neither NV12 nor NV12M on OUTPUT (it offers {})",
+                    cap.card,
+                    names.join(", ")
+                ),
+            });
+        };
         let raw = Format {
             width: config.width,
             height: config.height,
-            pixelformat: PIX_FMT_NV12,
-            num_planes: 1,
+            pixelformat,
+            num_planes,
             ..Format::default()
         };
         let output_format = ioctl::s_fmt(fd, output_type, &raw)?;
@@ -207,14 +226,16 @@ impl M2mEncoder {
         // size is then the crop rectangle. More than one macroblock row or column of padding
         // would be some other size altogether.
         let aligned = |got: u32, want: u32| got >= want && got - want < MAX_ALIGN_PADDING;
-        if output_format.pixelformat != PIX_FMT_NV12
+        if output_format.pixelformat != pixelformat
+            || output_format.num_planes != num_planes
             || !aligned(output_format.width, config.width)
             || !aligned(output_format.height, config.height)
         {
             return Err(V4l2Error::Format {
                 device: path.to_path_buf(),
                 message: format!(
-                    "asked for NV12 {}x{} on OUTPUT, the driver chose {} {}x{}",
+                    "asked for {} {}x{} on OUTPUT, the driver chose {} {}x{}",
+                    ioctl::fourcc_name(pixelformat),
                     config.width,
                     config.height,
                     ioctl::fourcc_name(output_format.pixelformat),

@@ -128,6 +128,9 @@ pub(crate) const BUF_FLAG_ERROR: u32 = 0x0000_0040;
 pub(crate) const BUF_FLAG_LAST: u32 = 0x0010_0000;
 /// Pixel formats (fourcc).
 pub(crate) const PIX_FMT_NV12: u32 = fourcc(b"NV12");
+/// NV12 with luma and chroma in two memory planes (`V4L2_PIX_FMT_NV12M`): the only NV12
+/// MediaTek's and Samsung MFC's encoders take.
+pub(crate) const PIX_FMT_NV12M: u32 = fourcc(b"NM12");
 pub(crate) const PIX_FMT_H264: u32 = fourcc(b"H264");
 pub(crate) const PIX_FMT_HEVC: u32 = fourcc(b"HEVC");
 pub(crate) const PIX_FMT_FWHT: u32 = fourcc(b"FWHT");

@@ -13,6 +13,8 @@ pub(crate) struct QueueBuffer {
     pub bytesused: [u32; MAX_PLANES],
     /// DMA-buf fd and length per plane, for `MEMORY_DMABUF`.
     pub dmabuf: [(i32, u32); MAX_PLANES],
+    /// Where each plane's data starts (multi-planar only; `bytesused` includes it).
+    pub data_offset: [u32; MAX_PLANES],
     pub num_planes: usize,
     pub tv_sec: i64,
     pub tv_usec: i64,
@@ -36,6 +38,7 @@ pub(crate) fn qbuf(fd: BorrowedFd<'_>, buf_type: u32, q: &QueueBuffer) -> Result
     if is_mplane(buf_type) {
         for (i, plane) in planes.iter_mut().take(n).enumerate() {
             plane.bytesused = q.bytesused[i];
+            plane.data_offset = q.data_offset[i];
             if q.memory == super::MEMORY_DMABUF {
                 plane.m = q.dmabuf[i].0 as u32 as usize;
                 plane.length = q.dmabuf[i].1;
