@@ -143,6 +143,8 @@ pub struct M2mEncoder {
     finished: bool,
     /// Ticks of one frame, to span a lost picture.
     frame_ticks: u64,
+    /// The timestamp of the last buffer with data.
+    last_pts: Option<u64>,
     /// Pictures lost since the last [`take_loss`](M2mEncoder::take_loss).
     loss: Option<Loss>,
     stats: M2mStats,
@@ -282,6 +284,7 @@ impl M2mEncoder {
             drain_by_count: false,
             finished: false,
             frame_ticks: config.fps.pts(1).max(1),
+            last_pts: None,
             loss: None,
             stats,
         })
@@ -534,8 +537,12 @@ impl M2mEncoder {
                 self.stats.reordered += 1;
                 self.pending.remove(i);
             }
+            // A frame may fill several CAPTURE buffers with its timestamp: the sequence
+            // header alone, then the picture (HEADER_MODE_SEPARATE on venus and MediaTek).
+            None if self.last_pts == Some(pts) => {}
             None => return Err(V4l2Error::TimestampMismatch { pts }),
         }
+        self.last_pts = Some(pts);
         // Frames the encoder skipped (rate control may drop input) never produce a packet;
         // keep the list bounded by what can be in flight.
         while self.pending.len() > MAX_PENDING {

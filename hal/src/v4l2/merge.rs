@@ -3,8 +3,13 @@
 //! Encoders in `V4L2_MPEG_VIDEO_HEADER_MODE_SEPARATE` (old venus, MediaTek's first buffer) and
 //! UVC cameras that send SPS/PPS as a frame of their own deliver the parameter sets in a
 //! buffer without a picture. Alone, that buffer would be a packet with the IDR's pts and no
-//! keyframe, and the pipeline would end a segment between the headers and their IDR. Pure
-//! logic over byte slices (STYLE rule 7): the caller does the I/O.
+//! keyframe, and the pipeline would end a segment between the headers and their IDR.
+//!
+//! Drivers that never repeat the parameter sets (old venus has no REPEAT_SEQ_HEADER nor
+//! PREPEND_SPSPPS_TO_IDR; MediaTek sends them once) would leave every later IDR without
+//! them, so the last ones seen are kept and put before an IDR that lacks them: every
+//! keyframe packet then starts a decoder on its own. Pure logic over byte slices (STYLE
+//! rule 7): the caller does the I/O.
 
 use crate::Codec;
 
@@ -15,8 +20,8 @@ pub(crate) enum Merged {
     Held,
     /// It has a picture and nothing is held: pass it on as it is (no copy).
     Alone,
-    /// It has a picture and headers were held: the headers, then the buffer (one copy, only
-    /// for buffers after a header-only one, i.e. keyframes).
+    /// It has a picture and headers were held, or it is a keyframe without parameter sets:
+    /// the headers, then the buffer (one copy, keyframes only).
     Joined(Vec<u8>),
 }
 
@@ -25,6 +30,8 @@ pub(crate) enum Merged {
 pub(crate) struct HeaderMerge {
     codec: Codec,
     held: Vec<u8>,
+    /// The parameter-set NAL units last seen, with start codes.
+    parameter_sets: Vec<u8>,
 }
 
 impl HeaderMerge {
@@ -32,13 +39,34 @@ impl HeaderMerge {
         HeaderMerge {
             codec,
             held: Vec::new(),
+            parameter_sets: Vec::new(),
         }
     }
 
     /// Takes one buffer's bytes (Annex B).
     pub(crate) fn push(&mut self, data: &[u8]) -> Merged {
-        let has_picture = camseal_nal::nal_units(data)
-            .any(|nal| camseal_nal::classify(self.codec, nal.payload).is_some_and(|i| i.is_vcl));
+        let (mut has_picture, mut keyframe, mut sets) = (false, false, Vec::new());
+        for nal in camseal_nal::nal_units(data) {
+            let Some(info) = camseal_nal::classify(self.codec, nal.payload) else {
+                continue;
+            };
+            has_picture |= info.is_vcl;
+            keyframe |= info.is_vcl && info.is_keyframe;
+            if info.is_parameter_set {
+                sets.extend_from_slice(START_CODE);
+                sets.extend_from_slice(nal.payload);
+            }
+        }
+        if !sets.is_empty() {
+            // A new set replaces the old one (a reconfigured encoder sends new ones); sets
+            // split over several buffers (SPS, then PPS) add up until the picture.
+            if self.held.is_empty() {
+                self.parameter_sets = sets;
+            } else {
+                self.parameter_sets.extend_from_slice(&sets);
+            }
+        }
+        let has_sets = !self.held.is_empty() || data_has_sets(self.codec, data);
         if !has_picture {
             if self.held.len() + data.len() > MAX_HELD {
                 // Header buffers are a few dozen bytes; this many without a picture is not
@@ -47,6 +75,11 @@ impl HeaderMerge {
             }
             self.held.extend_from_slice(data);
             return Merged::Held;
+        }
+        if keyframe && !has_sets && !self.parameter_sets.is_empty() {
+            let mut joined = self.parameter_sets.clone();
+            joined.extend_from_slice(data);
+            return Merged::Joined(joined);
         }
         if self.held.is_empty() {
             return Merged::Alone;
@@ -62,6 +95,13 @@ impl HeaderMerge {
         self.held.len()
     }
 }
+
+fn data_has_sets(codec: Codec, data: &[u8]) -> bool {
+    camseal_nal::nal_units(data)
+        .any(|nal| camseal_nal::classify(codec, nal.payload).is_some_and(|i| i.is_parameter_set))
+}
+
+const START_CODE: &[u8] = &[0, 0, 0, 1];
 
 /// More than any set of parameter sets (an H.264 SPS is at most a few hundred bytes).
 const MAX_HELD: usize = 64 * 1024;
@@ -92,6 +132,7 @@ mod tests {
         assert_eq!(m.push(SPS), Merged::Held);
         assert_eq!(m.push(PPS), Merged::Held);
         assert_eq!(m.push(IDR), Merged::Joined([SPS, PPS, IDR].concat()));
+        assert_eq!(m.push(IDR), Merged::Joined([SPS, PPS, IDR].concat()));
     }
 
     #[test]
@@ -108,6 +149,26 @@ mod tests {
         let mut m = HeaderMerge::new(Codec::H265);
         assert_eq!(m.push(&vps), Merged::Held);
         assert_eq!(m.push(&idr), Merged::Joined([&vps[..], &idr].concat()));
+    }
+
+    #[test]
+    fn later_idrs_get_the_last_parameter_sets() {
+        let mut m = HeaderMerge::new(Codec::H264);
+        assert_eq!(m.push(&[SPS, PPS].concat()), Merged::Held);
+        assert_eq!(m.push(IDR), Merged::Joined([SPS, PPS, IDR].concat()));
+        assert_eq!(m.push(P), Merged::Alone);
+        // The driver does not repeat them: they are put back before the next IDR.
+        assert_eq!(m.push(IDR), Merged::Joined([SPS, PPS, IDR].concat()));
+        // New ones replace the old.
+        let sps2 = [0, 0, 0, 1, 0x67, 0x64, 0x00, 0x28];
+        assert_eq!(m.push(&[&sps2[..], PPS, IDR].concat()), Merged::Alone);
+        assert_eq!(m.push(IDR), Merged::Joined([&sps2[..], PPS, IDR].concat()));
+    }
+
+    #[test]
+    fn an_idr_before_any_parameter_set_passes_as_it_is() {
+        let mut m = HeaderMerge::new(Codec::H264);
+        assert_eq!(m.push(IDR), Merged::Alone);
     }
 
     #[test]
