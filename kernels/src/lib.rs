@@ -286,6 +286,12 @@ fn build(suite: Suite, key: &[u8], backend: Backend) -> (Backend, Inner) {
 /// (in-place) or disjoint: the two shapes a kernel accepts. Invariant: `src` is readable and
 /// `dst` writable for `len` bytes for `'a`, and they are equal or do not overlap. Kernels
 /// load a block before storing it, which makes the in-place case work.
+///
+/// Only the hardware kernels use it: targets without one (armv7) use the portable path.
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code)
+)]
 pub(crate) struct InOut<'a> {
     src: *const u8,
     dst: *mut u8,
@@ -293,6 +299,10 @@ pub(crate) struct InOut<'a> {
     _buffers: PhantomData<&'a mut [u8]>,
 }
 
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code)
+)]
 impl<'a> InOut<'a> {
     pub(crate) fn in_place(buf: &'a mut [u8]) -> InOut<'a> {
         let len = buf.len();

@@ -44,11 +44,12 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use camseal_hal::Packet;
+use camseal_hal::{Loss, Packet};
 use crossbeam_channel::{Receiver, Sender};
 use ed25519_dalek::SigningKey;
 
 use crate::chunk::{Chunk, chunk_access_unit};
+use crate::decodable::{Admitted, SegmentStarts};
 use crate::nal::Codec;
 use crate::recorder::{ChainState, RecorderError, SegmentPolicy, segment_file_name};
 use crate::seal::SframeSuite;
@@ -189,13 +190,23 @@ pub enum Pushed {
     Dropped,
     /// The frame's chunks are queued for sealing.
     Queued,
+    /// The packet holds no picture, only parameter sets or SEI: it is kept and sealed in
+    /// front of the next picture (see [`crate::decodable`]).
+    Held,
+    /// The frame was skipped: it cannot be decoded without pictures the source lost (see
+    /// [`Stream::lost`]), or no segment is open and it is not a keyframe. The skipped run is
+    /// declared as a [`GapReason::SourceLoss`] gap in the next segment.
+    Skipped,
 }
 
 /// Something a stream reports to its caller (see [`Stream::take_events`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StreamEvent {
-    /// Frames were dropped; if a segment followed, its header carries the gap.
+    /// Frames were dropped or skipped; if a segment followed, its header carries the gap.
     Dropped {
+        /// Why: [`GapReason::DroppedFrames`] (the overload policy) or
+        /// [`GapReason::SourceLoss`] (the source lost pictures).
+        reason: GapReason,
         /// Frames lost.
         frames: u64,
         /// pts of the first lost frame.
@@ -233,6 +244,9 @@ pub struct StreamStats {
     pub records: u64,
     /// Access units dropped by [`Overload::DropFrames`].
     pub dropped_frames: u64,
+    /// Pictures the source lost, and pictures skipped because they depended on lost ones
+    /// (see [`Stream::lost`]).
+    pub lost_frames: u64,
     /// Segments published.
     pub segments: u64,
     /// Segment bytes published.
@@ -248,6 +262,7 @@ impl StreamStats {
         self.video_bytes += other.video_bytes;
         self.records += other.records;
         self.dropped_frames += other.dropped_frames;
+        self.lost_frames += other.lost_frames;
         self.segments += other.segments;
         self.segment_bytes += other.segment_bytes;
         self.latency.merge(&other.latency);
@@ -389,6 +404,7 @@ impl Engine {
                 .map_err(EngineError::Output)?
         };
         let slot = lock(&self.shared.sched).add_stream();
+        let starts = SegmentStarts::new(config.codec);
         Ok(Stream {
             engine: Arc::clone(&self.shared),
             shared,
@@ -401,6 +417,7 @@ impl Engine {
             open: None,
             pending_gaps: Vec::new(),
             dropping: None,
+            starts,
             next_ordinal: 0,
             chunks: Vec::new(),
             reserved: Vec::new(),
@@ -408,6 +425,7 @@ impl Engine {
             video_bytes: 0,
             records: 0,
             dropped_frames: 0,
+            lost_frames: 0,
             closed_segments: 0,
             began_any: false,
         })
@@ -464,6 +482,8 @@ pub struct Stream {
     open: Option<OpenSegment>,
     pending_gaps: Vec<Gap>,
     dropping: Option<DropRun>,
+    /// Parameter sets and header-only packets, so every segment decodes on its own.
+    starts: SegmentStarts,
     next_ordinal: u64,
     /// Scratch: the chunks of the access unit being pushed.
     chunks: Vec<Chunk>,
@@ -473,6 +493,7 @@ pub struct Stream {
     video_bytes: u64,
     records: u64,
     dropped_frames: u64,
+    lost_frames: u64,
     closed_segments: u64,
     /// A segment was opened (its sequence number is used).
     began_any: bool,
@@ -487,13 +508,42 @@ impl Stream {
     /// when its last chunk is sealed.
     pub fn push(&mut self, packet: Packet, dequeued: Instant) -> Result<Pushed, EngineError> {
         self.check()?;
+        let mut packet = match self.starts.admit(packet.data(), packet.keyframe) {
+            Admitted::Held => return Ok(Pushed::Held),
+            Admitted::Unchanged => packet,
+            Admitted::Merged(bytes) => {
+                Packet::from_vec(packet.codec, packet.pts, packet.keyframe, bytes)
+            }
+        };
         let (pts, keyframe) = (packet.pts, packet.keyframe);
+        if packet.data().is_empty() {
+            return Ok(Pushed::Queued);
+        }
+        let skipping = self
+            .dropping
+            .as_ref()
+            .is_some_and(|run| run.reason == GapReason::SourceLoss);
+        if !keyframe && (skipping || self.open.is_none()) {
+            // No segment may begin here (it would not decode on its own), and after a loss
+            // this picture may refer to the lost ones: skip up to the next keyframe.
+            let run = self.dropping.get_or_insert(DropRun {
+                reason: GapReason::SourceLoss,
+                frames: 0,
+                from_pts: pts,
+                last_pts: pts,
+            });
+            run.frames += 1;
+            run.last_pts = pts;
+            if run.reason == GapReason::SourceLoss {
+                self.lost_frames += 1;
+                return Ok(Pushed::Skipped);
+            }
+            self.dropped_frames += 1;
+            return Ok(Pushed::Dropped);
+        }
         self.chunks.clear();
         self.chunks
             .extend(chunk_access_unit(packet.data(), self.engine.max_chunk));
-        if self.chunks.is_empty() {
-            return Ok(Pushed::Queued);
-        }
         self.reserved.clear();
         if self.config.overload == Overload::DropFrames {
             let fits = self.chunks.len() > self.engine.pool.capacity()
@@ -504,6 +554,7 @@ impl Stream {
             if (self.dropping.is_some() && !keyframe) || !fits {
                 self.reserved.clear();
                 let run = self.dropping.get_or_insert(DropRun {
+                    reason: GapReason::DroppedFrames,
                     frames: 0,
                     from_pts: pts,
                     last_pts: pts,
@@ -513,24 +564,32 @@ impl Stream {
                 self.dropped_frames += 1;
                 return Ok(Pushed::Dropped);
             }
-            if let Some(run) = self.dropping.take() {
-                self.end_drop_run(run, pts);
-            }
+        }
+        if keyframe && let Some(run) = self.dropping.take() {
+            self.end_drop_run(run, pts);
         }
         if let Some(open) = &self.open {
-            let reason = if self.pending_gaps.is_empty() {
+            let reason = if !self.pending_gaps.is_empty() && keyframe {
+                // Put the gap into the very next header, next to the loss.
+                Some(CloseReason::Keyframe)
+            } else {
                 self.config
                     .policy
                     .close_before(open.start_pts, open.bytes, pts, keyframe)
-            } else {
-                // Put the gap into the very next header, next to the loss.
-                Some(CloseReason::Keyframe)
             };
             if let Some(reason) = reason {
                 self.close_open(reason, true)?;
             }
         }
         if self.open.is_none() {
+            if keyframe && let Some(complete) = self.starts.complete(packet.data()) {
+                // A keyframe without its parameter sets would begin a segment that no
+                // decoder can start from: put the remembered ones in front.
+                packet = Packet::from_vec(packet.codec, pts, keyframe, complete);
+                self.chunks.clear();
+                self.chunks
+                    .extend(chunk_access_unit(packet.data(), self.engine.max_chunk));
+            }
             self.begin(pts)?;
         }
         let open = self.open.as_mut().ok_or(EngineError::Stopped)?;
@@ -604,6 +663,48 @@ impl Stream {
         self.pending_gaps.push(gap);
     }
 
+    /// Records pictures the source lost (`Encoder::take_loss`), and keeps recording.
+    ///
+    /// Pictures after the loss may refer to the lost ones, so every one up to the next
+    /// keyframe is skipped ([`Pushed::Skipped`]). The loss and the skipped run become one
+    /// signed [`GapReason::SourceLoss`] gap in the header of the segment that the keyframe
+    /// begins, and a [`StreamEvent::Dropped`]. The caller should ask the source for a
+    /// keyframe, so the run stays short.
+    pub fn lost(&mut self, loss: Loss) {
+        let frame_ticks = self.config.frame_ticks;
+        match self.dropping.take() {
+            Some(mut run) if run.reason == GapReason::SourceLoss => {
+                run.frames = run.frames.saturating_add(loss.frames);
+                run.from_pts = run.from_pts.min(loss.from_pts);
+                run.last_pts = run.last_pts.max(loss.to_pts.saturating_sub(frame_ticks));
+                self.dropping = Some(run);
+            }
+            other => {
+                if let Some(run) = other {
+                    // A run dropped under overload ends where the source's loss begins.
+                    self.end_drop_run(run, loss.from_pts);
+                }
+                self.dropping = Some(DropRun {
+                    reason: GapReason::SourceLoss,
+                    frames: loss.frames,
+                    from_pts: loss.from_pts,
+                    last_pts: loss.to_pts.saturating_sub(frame_ticks).max(loss.from_pts),
+                });
+            }
+        }
+        self.lost_frames = self.lost_frames.saturating_add(loss.frames);
+    }
+
+    /// Whether the open segment is past its target length and waits only for a keyframe to
+    /// close: a caller whose source takes keyframe requests should make one, so that the
+    /// segment does not run into its maximum length and close at a picture that a decoder
+    /// cannot start from.
+    pub fn wants_keyframe(&self) -> bool {
+        self.open.as_ref().is_some_and(|open| {
+            open.last_pts.saturating_sub(open.start_pts) >= self.config.policy.target_ticks
+        })
+    }
+
     /// Events since the last call: segments published, frames dropped.
     pub fn take_events(&mut self) -> Vec<StreamEvent> {
         std::mem::take(&mut lock(&self.shared.events))
@@ -643,6 +744,7 @@ impl Stream {
             video_bytes: self.video_bytes,
             records: self.records,
             dropped_frames: self.dropped_frames,
+            lost_frames: self.lost_frames,
             segments: state.published,
             segment_bytes: state.published_bytes,
             latency,
@@ -672,13 +774,14 @@ impl Stream {
 
     fn end_drop_run(&mut self, run: DropRun, to_pts: u64) {
         self.pending_gaps.push(Gap {
-            reason: GapReason::DroppedFrames,
+            reason: run.reason,
             lost_segments: None,
             frames: run.frames,
             from_pts: run.from_pts,
             to_pts,
         });
         lock(&self.shared.events).push(StreamEvent::Dropped {
+            reason: run.reason,
             frames: run.frames,
             from_pts: run.from_pts,
             to_pts,
@@ -1185,6 +1288,7 @@ struct OpenSegment {
 
 /// Frames being dropped since `from_pts`.
 struct DropRun {
+    reason: GapReason,
     frames: u64,
     from_pts: u64,
     last_pts: u64,

@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 pub mod chunk;
+pub mod decodable;
 pub mod engine;
 pub mod footage;
 pub mod home;

@@ -207,6 +207,10 @@ pub enum GapReason {
     DroppedFrames,
     /// Sealed segments were dropped from a full spool before they were uploaded.
     SpoolQuota,
+    /// The source lost pictures (an encoder fault, an errored buffer), or delivered pictures
+    /// that cannot be decoded without pictures that were not recorded (a stream that began
+    /// between keyframes); everything up to the next keyframe was skipped.
+    SourceLoss,
 }
 
 impl GapReason {
@@ -216,6 +220,7 @@ impl GapReason {
             GapReason::Crash => 1,
             GapReason::DroppedFrames => 2,
             GapReason::SpoolQuota => 3,
+            GapReason::SourceLoss => 4,
         }
     }
 
@@ -225,6 +230,7 @@ impl GapReason {
             1 => GapReason::Crash,
             2 => GapReason::DroppedFrames,
             3 => GapReason::SpoolQuota,
+            4 => GapReason::SourceLoss,
             _ => return Err(SegmentError::Malformed("unknown gap reason")),
         })
     }
@@ -235,6 +241,7 @@ impl GapReason {
             GapReason::Crash => "crash",
             GapReason::DroppedFrames => "dropped-frames",
             GapReason::SpoolQuota => "spool-quota",
+            GapReason::SourceLoss => "source-loss",
         }
     }
 }

@@ -180,6 +180,7 @@ fn dropped_frames_become_signed_gaps_that_verify_and_decrypt_report() {
         {
             Pushed::Queued => kept.extend_from_slice(&au),
             Pushed::Dropped => dropped += 1,
+            other => panic!("frame {i}: {other:?} from a source that loses nothing"),
         }
         events.extend(stream.take_events());
     }

@@ -727,6 +727,7 @@ pub const KEY_INPUT_IDR_REQ: MppMetaKey = fourcc(b"iidr");
 pub const KEY_OUTPUT_INTRA: MppMetaKey = fourcc(b"oidr");
 
 // Layouts from the C headers on LP64 (aarch64 and x86-64), checked at compile time.
+#[cfg(target_pointer_width = "64")]
 const _: () = {
     use std::mem::{offset_of, size_of};
     assert!(size_of::<MppApi>() == 184);
@@ -743,6 +744,27 @@ const _: () = {
     assert!(offset_of!(MppBufferInfo, hnd) == 24);
     assert!(offset_of!(MppBufferInfo, fd) == 32);
     assert!(offset_of!(MppBufferInfo, index) == 36);
+};
+
+// The same headers on ILP32 (armv7 with glibc): pointers and `size_t` are 4 bytes, the
+// reserved words stay 16 x u32.
+#[cfg(target_pointer_width = "32")]
+const _: () = {
+    use std::mem::{offset_of, size_of};
+    assert!(size_of::<MppApi>() == 128);
+    assert!(offset_of!(MppApi, encode_put_frame) == 24);
+    assert!(offset_of!(MppApi, encode_get_packet) == 28);
+    assert!(offset_of!(MppApi, poll) == 44);
+    assert!(offset_of!(MppApi, reset) == 56);
+    assert!(offset_of!(MppApi, control) == 60);
+    assert!(offset_of!(MppApi, reserv) == 64);
+    assert!(size_of::<MppBufferInfo>() == 24);
+    assert!(offset_of!(MppBufferInfo, type_) == 0);
+    assert!(offset_of!(MppBufferInfo, size) == 4);
+    assert!(offset_of!(MppBufferInfo, ptr) == 8);
+    assert!(offset_of!(MppBufferInfo, hnd) == 12);
+    assert!(offset_of!(MppBufferInfo, fd) == 16);
+    assert!(offset_of!(MppBufferInfo, index) == 20);
 };
 
 #[cfg(test)]

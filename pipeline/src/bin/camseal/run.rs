@@ -202,6 +202,7 @@ pub fn record(
     let mut interrupted = false;
     let pace_here = args.realtime && !args.source.starts_with("file:");
     let mut first_pts: Option<u64> = None;
+    let mut keyframes = KeyframeRequests::default();
     let report = |events: Vec<StreamEvent>| {
         for event in events {
             match event {
@@ -214,9 +215,18 @@ pub fn record(
                     c.path.display()
                 ),
                 StreamEvent::Dropped {
+                    reason: GapReason::SourceLoss,
                     frames,
                     from_pts,
                     to_pts,
+                } => eprintln!(
+                    "warning: the source lost {frames} frames (pts {from_pts}..{to_pts}, up to the next keyframe); recorded as a gap, recording goes on"
+                ),
+                StreamEvent::Dropped {
+                    frames,
+                    from_pts,
+                    to_pts,
+                    ..
                 } => eprintln!(
                     "warning: dropped {frames} frames (pts {from_pts}..{to_pts}); recorded as a gap"
                 ),
@@ -229,7 +239,17 @@ pub fn record(
             interrupted = true;
             break;
         }
-        let Some(packet) = source.next_packet()? else {
+        let next = source.next_packet()?;
+        if let Some(loss) = source.take_loss() {
+            stream.lost(loss);
+            keyframes.ask(source.as_mut());
+        }
+        if stream.wants_keyframe() {
+            keyframes.ask_once(source.as_mut());
+        } else {
+            keyframes.segment_closed();
+        }
+        let Some(packet) = next else {
             break;
         };
         let dequeued = Instant::now();
@@ -395,6 +415,46 @@ fn print_summary(s: &RunSummary) {
         s.stats.video_bytes as f64 / secs / 1e6,
         s.out_dir.display()
     );
+    if s.stats.lost_frames > 0 {
+        println!(
+            "the source lost {} frames; each loss is a signed source-loss gap in the next segment",
+            s.stats.lost_frames
+        );
+    }
+}
+
+/// Asks the source for keyframes: after a loss, and once per segment that has reached its
+/// target length (so that it closes at a keyframe rather than at its maximum length).
+#[derive(Default)]
+pub struct KeyframeRequests {
+    asked_this_segment: bool,
+    warned: bool,
+}
+
+impl KeyframeRequests {
+    pub fn ask(&mut self, source: &mut dyn Encoder) {
+        match source.force_keyframe() {
+            // A recording or a camera without the control: the next keyframe comes when it
+            // comes.
+            Ok(()) | Err(camseal_hal::HalError::Unsupported(_)) => {}
+            Err(e) if !self.warned => {
+                self.warned = true;
+                eprintln!("warning: the source refused a keyframe request: {e}");
+            }
+            Err(_) => {}
+        }
+    }
+
+    pub fn ask_once(&mut self, source: &mut dyn Encoder) {
+        if !self.asked_this_segment {
+            self.asked_this_segment = true;
+            self.ask(source);
+        }
+    }
+
+    pub fn segment_closed(&mut self) {
+        self.asked_this_segment = false;
+    }
 }
 
 /// Frames not recorded while the spool was full.

@@ -157,7 +157,19 @@ fn drive(
 ) -> Result<StreamStats> {
     let started = Instant::now();
     let mut first_pts = None;
-    while let Some(packet) = source.next_packet()? {
+    let mut keyframes = crate::run::KeyframeRequests::default();
+    loop {
+        let next = source.next_packet()?;
+        if let Some(loss) = source.take_loss() {
+            stream.lost(loss);
+            keyframes.ask(source.as_mut());
+        }
+        if stream.wants_keyframe() {
+            keyframes.ask_once(source.as_mut());
+        } else {
+            keyframes.segment_closed();
+        }
+        let Some(packet) = next else { break };
         if pace {
             let first = *first_pts.get_or_insert(packet.pts);
             let due = Duration::from_nanos(
@@ -313,6 +325,13 @@ impl Report<'_> {
         if s.dropped_frames > 0 {
             let _ = writeln!(t, "dropped frames: {}", s.dropped_frames);
         }
+        if s.lost_frames > 0 {
+            let _ = writeln!(
+                t,
+                "frames the source lost (recorded as gaps): {}",
+                s.lost_frames
+            );
+        }
         let _ = writeln!(
             t,
             "peak RSS: {} (record buffers at most {} bytes); {} segments, {} bytes",
@@ -351,6 +370,7 @@ impl Report<'_> {
             "overhead_us": percentiles(s.latency.overhead()),
             "cpu_us_per_frame": self.cpu.map(|c| c.as_secs_f64() * 1e6 / s.frames.max(1) as f64),
             "dropped_frames": s.dropped_frames,
+            "lost_frames": s.lost_frames,
             "segments": s.segments,
             "stages": stages,
         })
