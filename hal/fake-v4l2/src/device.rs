@@ -303,18 +303,33 @@ impl Device {
         Ok(())
     }
 
-    /// Encodes every queued frame while both queues stream, then fills CAPTURE buffers.
+    /// Runs jobs as v4l2-mem2mem schedules them (v4l2_m2m_try_schedule): one OUTPUT frame
+    /// per job, and only while both queues stream and a CAPTURE buffer is queued, so an
+    /// OUTPUT buffer comes back only once there was room for its packet.
     pub(crate) fn run(&mut self) {
         if !(self.output.streaming && self.capture.streaming) {
             return;
         }
-        while let Some(index) = self.output.queued.pop_front() {
+        loop {
+            // A `reorder:N` fault models a second job finishing first (multi-core encoders):
+            // the frame after the N-th is encoded before the N-th is delivered.
+            let second_job = self.faults.reorder_at(self.delivered + 1)
+                && self.backlog.len() == 1
+                && !self.output.queued.is_empty();
+            if !second_job {
+                self.deliver();
+                if !self.backlog.is_empty() || self.capture.queued.is_empty() {
+                    return;
+                }
+            }
+            let Some(index) = self.output.queued.pop_front() else {
+                return;
+            };
             self.encode(index);
             let buf = &mut self.output.bufs[index];
             buf.queued = false;
             self.output.done.push_back(index);
         }
-        self.deliver();
     }
 
     fn encode(&mut self, index: usize) {
@@ -426,7 +441,7 @@ impl Device {
     }
 
     /// Moves pieces into queued CAPTURE buffers; after a drain, marks the last one.
-    pub(crate) fn deliver(&mut self) {
+    fn deliver(&mut self) {
         if std::env::var_os("FAKE_V4L2_TRACE").is_some() {
             eprintln!(
                 "fake-v4l2: deliver: backlog {} capture queued {} streaming {}",
@@ -515,7 +530,6 @@ impl Device {
         }
         self.draining = true;
         self.run();
-        self.deliver();
         Ok(())
     }
 

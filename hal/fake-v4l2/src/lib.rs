@@ -554,7 +554,7 @@ unsafe fn buffer_call(dev: &mut Device, request: c_ulong, b: &mut Buffer) -> Res
             buf.flags = 0;
             q.queued.push_back(index);
             if is_capture {
-                dev.deliver();
+                dev.run();
             } else {
                 dev.queued_output(index)?;
             }
