@@ -58,7 +58,7 @@ pub(crate) struct Fmt {
     pub height: u32,
     pub pixelformat: u32,
     /// Per memory plane: (bytesperline, sizeimage).
-    pub planes: [(u32, u32); 2],
+    pub planes: [(u32, u32); 3],
     pub num_planes: u32,
 }
 
@@ -176,7 +176,7 @@ impl Device {
             width,
             height,
             pixelformat: PIX_FMT_H264,
-            planes: [(0, size), (0, 0)],
+            planes: [(0, size), (0, 0), (0, 0)],
             num_planes: 1,
         }
     }
@@ -196,15 +196,22 @@ impl Device {
         let rows = height.div_ceil(h_align) * h_align;
         let luma = bpl * rows;
         let chroma = bpl * rows / 2;
-        let two_planes = matches!(
-            pixelformat,
-            PIX_FMT_NV12M | PIX_FMT_NV21M | PIX_FMT_YUV420M | PIX_FMT_YVU420M
-        );
-        let (planes, num_planes) = if two_planes {
-            // The modelled 3-plane formats are offered but not encoded from; only NV12M is.
-            ([(bpl, luma), (bpl, chroma)], 2)
-        } else {
-            ([(bpl, self.profile.round_size(luma + chroma)), (0, 0)], 1)
+        // mtk_video_formats_output: NV12M/NV21M in 2 memory planes, YUV420M/YVU420M in 3.
+        // The 3-plane ones are offered and sized, not encoded from (camseal asks NV12M).
+        let (planes, num_planes) = match pixelformat {
+            PIX_FMT_NV12M | PIX_FMT_NV21M => ([(bpl, luma), (bpl, chroma), (0, 0)], 2),
+            PIX_FMT_YUV420M | PIX_FMT_YVU420M => (
+                [(bpl, luma), (bpl / 2, chroma / 2), (bpl / 2, chroma / 2)],
+                3,
+            ),
+            _ => (
+                [
+                    (bpl, self.profile.round_size(luma + chroma)),
+                    (0, 0),
+                    (0, 0),
+                ],
+                1,
+            ),
         };
         Fmt {
             width,

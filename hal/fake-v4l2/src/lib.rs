@@ -15,7 +15,11 @@
 #![allow(unsafe_code)]
 // The stand-in models the build host's LP64 ABI; elsewhere (the armv7 cross-check of the
 // workspace) the library is empty rather than a build failure.
-#![cfg(all(target_os = "linux", target_pointer_width = "64", target_endian = "little"))]
+#![cfg(all(
+    target_os = "linux",
+    target_pointer_width = "64",
+    target_endian = "little"
+))]
 
 mod abi;
 mod device;
