@@ -19,6 +19,7 @@
 mod capture;
 mod encoder;
 mod ioctl;
+mod merge;
 mod queue;
 
 use std::path::{Path, PathBuf};

@@ -12,10 +12,11 @@ use super::ioctl::{
     self, BUF_TYPE_VIDEO_CAPTURE, BUF_TYPE_VIDEO_CAPTURE_MPLANE, CAP_STREAMING, CAP_VIDEO_CAPTURE,
     CAP_VIDEO_CAPTURE_MPLANE, Device, DqbufError, Format, PIX_FMT_H264, PIX_FMT_HEVC, PIX_FMT_NV12,
 };
+use super::merge::{HeaderMerge, Merged};
 use super::queue::{CaptureLease, CaptureQueue};
 use crate::input::FrameSource;
 use crate::{
-    Codec, Encoder, EncoderConfig, FrameBuffer, FrameMemory, FrameRate, HalError, Packet,
+    Codec, Encoder, EncoderConfig, FrameBuffer, FrameMemory, FrameRate, HalError, Loss, Packet,
     PixelFormat, Plane, RawFrame,
 };
 
@@ -113,16 +114,13 @@ impl Stream {
         })
     }
 
-    /// The next filled buffer, waiting up to `timeout`.
+    /// The next filled buffer, waiting up to `timeout`. Buffers the driver flagged
+    /// `V4L2_BUF_FLAG_ERROR` are returned too: the caller decides what a lost frame means.
     fn next(&self, timeout: Duration) -> Result<(ioctl::BufferInfo, CaptureLease), V4l2Error> {
         let deadline = Instant::now() + timeout;
         loop {
             match self.queue.dequeue() {
                 Ok(Some(got)) => {
-                    if got.0.flags & ioctl::BUF_FLAG_ERROR != 0 {
-                        // A corrupted frame (the driver says so): drop it and wait for the next.
-                        continue;
-                    }
                     return Ok(got);
                 }
                 Ok(None) | Err(DqbufError::NotReady) => {}
@@ -154,6 +152,12 @@ pub struct V4l2CaptureSource {
     first_us: Option<i64>,
     last_pts: Option<u64>,
     stopped: bool,
+    /// Parameter sets the camera sent in a buffer of their own, kept for the next picture.
+    merge: HeaderMerge,
+    /// A frame was lost: pictures are skipped (and counted in `loss`) until the next IDR,
+    /// since they may refer to the lost one.
+    awaiting_idr: bool,
+    loss: Option<Loss>,
 }
 
 impl V4l2CaptureSource {
@@ -179,7 +183,46 @@ impl V4l2CaptureSource {
             first_us: None,
             last_pts: None,
             stopped: false,
+            merge: HeaderMerge::new(codec),
+            awaiting_idr: false,
+            loss: None,
         })
+    }
+
+    /// A buffer's pts: camera timestamps (CLOCK_MONOTONIC) relative to the first frame, in
+    /// 90 kHz ticks, nudged to stay strictly increasing.
+    fn pts_of(&mut self, info: &ioctl::BufferInfo) -> u64 {
+        let us = info
+            .tv_sec
+            .saturating_mul(1_000_000)
+            .saturating_add(info.tv_usec);
+        let mut pts = if us == 0 {
+            // A driver that leaves timestamps empty: fall back to the nominal cadence.
+            self.stream.fps.pts(self.frames - 1)
+        } else {
+            let first = *self.first_us.get_or_insert(us);
+            (us.saturating_sub(first).max(0) as u64).saturating_mul(9) / 100
+        };
+        if let Some(last) = self.last_pts
+            && pts <= last
+        {
+            pts = last + 1;
+        }
+        self.last_pts = Some(pts);
+        pts
+    }
+
+    /// Counts one lost picture at `pts`.
+    fn lose(&mut self, pts: u64) {
+        let lost = Loss {
+            frames: 1,
+            from_pts: pts,
+            to_pts: pts.saturating_add(self.stream.fps.pts(1).max(1)),
+        };
+        match &mut self.loss {
+            Some(loss) => loss.merge(lost),
+            None => self.loss = Some(lost),
+        }
     }
 }
 
@@ -213,34 +256,46 @@ impl Encoder for V4l2CaptureSource {
             self.stopped = true;
             return Ok(None);
         }
-        let (info, lease) = self.stream.next(CAMERA_TIMEOUT)?;
-        self.frames += 1;
-        // Camera timestamps (CLOCK_MONOTONIC) relative to the first frame, in 90 kHz ticks,
-        // nudged to stay strictly increasing.
-        let us = info
-            .tv_sec
-            .saturating_mul(1_000_000)
-            .saturating_add(info.tv_usec);
-        let mut pts = if us == 0 {
-            // A driver that leaves timestamps empty: fall back to the nominal cadence.
-            self.stream.fps.pts(self.frames - 1)
-        } else {
-            let first = *self.first_us.get_or_insert(us);
-            (us.saturating_sub(first).max(0) as u64).saturating_mul(9) / 100
-        };
-        if let Some(last) = self.last_pts
-            && pts <= last
-        {
-            pts = last + 1;
+        loop {
+            if self.limit.is_some_and(|n| self.frames >= n) {
+                self.stopped = true;
+                return Ok(None);
+            }
+            let (info, lease) = self.stream.next(CAMERA_TIMEOUT)?;
+            self.frames += 1;
+            let pts = self.pts_of(&info);
+            if info.flags & ioctl::BUF_FLAG_ERROR != 0 {
+                // uvcvideo flags a frame whose payload was incomplete or corrupt (a lost
+                // USB packet). The camera's next P-frames refer to it: wait for an IDR.
+                self.lose(pts);
+                self.awaiting_idr = true;
+                continue;
+            }
+            let (keyframe, joined) = match self.merge.push(lease.bytes()) {
+                // Parameter sets sent as a frame of their own: they go with the next picture.
+                Merged::Held => continue,
+                Merged::Alone => (super::has_keyframe(self.codec, lease.bytes()), None),
+                Merged::Joined(data) => (super::has_keyframe(self.codec, &data), Some(data)),
+            };
+            if self.awaiting_idr {
+                if !keyframe {
+                    // Undecodable without the lost frame; part of the same gap. UVC cameras
+                    // take no keyframe request here (see docs/HARDWARE.md), so their own GOP
+                    // bounds the wait.
+                    self.lose(pts);
+                    continue;
+                }
+                self.awaiting_idr = false;
+            }
+            return Ok(Some(match joined {
+                Some(data) => Packet::from_vec(self.codec, pts, keyframe, data),
+                None => Packet::leased(self.codec, pts, keyframe, Box::new(CapturedPacket(lease))),
+            }));
         }
-        self.last_pts = Some(pts);
-        let keyframe = super::has_keyframe(self.codec, lease.bytes());
-        Ok(Some(Packet::leased(
-            self.codec,
-            pts,
-            keyframe,
-            Box::new(CapturedPacket(lease)),
-        )))
+    }
+
+    fn take_loss(&mut self) -> Option<Loss> {
+        self.loss.take()
     }
 
     fn force_keyframe(&mut self) -> Result<(), HalError> {
@@ -320,7 +375,13 @@ impl FrameSource for V4l2FrameSource {
         if self.limit.is_some_and(|n| self.frames >= n) {
             return Ok(None);
         }
-        let (_, lease) = self.stream.next(CAMERA_TIMEOUT)?;
+        let lease = loop {
+            let (info, lease) = self.stream.next(CAMERA_TIMEOUT)?;
+            // A corrupt raw frame (the driver says so) is skipped: the encoder gets the next.
+            if info.flags & ioctl::BUF_FLAG_ERROR == 0 {
+                break lease;
+            }
+        };
         let (width, height) = self.size();
         let bpl = self.stream.format.planes[0].0 as usize;
         let planes = [
@@ -373,7 +434,13 @@ fn fps_30() -> FrameRate {
     FrameRate { num: 30, den: 1 }
 }
 
-const BUFFERS: u32 = 4;
+/// Capture buffers. Packets and frames are leases of these buffers: while the pipeline
+/// seals a packet (and more so a keyframe split across seal workers) its buffer is out of
+/// the queue, and uvcvideo silently drops a frame when no buffer is queued. With 4, a
+/// keyframe and a few P-frames in flight starved the queue; 8 leaves at least 4 queued
+/// under the engine's normal in-flight depth, and costs 8 × `sizeimage` of memory (a UVC
+/// H.264 frame is at most the camera's dwMaxVideoFrameSize, typically under 1 MiB).
+const BUFFERS: u32 = 8;
 const DEFAULT_FPS: u32 = 30;
 /// How long a camera may go without a frame before the source gives up.
 const CAMERA_TIMEOUT: Duration = Duration::from_secs(5);

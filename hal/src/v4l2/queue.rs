@@ -157,10 +157,14 @@ impl CaptureQueue {
         if let Some(slot) = self.shared.lock().slots.get_mut(index) {
             *slot = BufState::Dequeued;
         }
+        let bytesused = info.planes[0].0 as usize;
         let lease = CaptureLease {
             map: Arc::clone(&planes[0]),
             dmabuf: self.shared.exported[index].clone(),
-            bytesused: info.planes[0].0 as usize,
+            bytesused,
+            // The payload starts at `data_offset` (venus puts its bitstream there); an offset
+            // past the payload (a driver bug) gives an empty buffer rather than a panic.
+            start: (info.data_offsets[0] as usize).min(bytesused),
             index: info.index,
             shared: Arc::clone(&self.shared),
         };
@@ -192,14 +196,18 @@ pub(crate) struct CaptureLease {
     map: Arc<Mapping>,
     dmabuf: Option<Arc<OwnedFd>>,
     bytesused: usize,
+    /// `data_offset`: where the payload starts in the plane.
+    start: usize,
     index: u32,
 }
 
 impl CaptureLease {
-    /// The bytes the device wrote.
+    /// The bytes the device wrote: `[data_offset, bytesused)` of the plane (`bytesused`
+    /// counts from the start of the plane, offset included, per `v4l2_plane`).
     pub(crate) fn bytes(&self) -> &[u8] {
         // The buffer is dequeued while this lease lives (see `Mapping::bytes`).
-        self.map.bytes(self.bytesused)
+        let all = self.map.bytes(self.bytesused);
+        all.get(self.start..).unwrap_or_default()
     }
 
     /// The whole buffer as a DMA-buf (for queues created with `export`), and its size.
@@ -255,7 +263,12 @@ pub(crate) struct OutputQueue {
 /// may reference) goes after nothing else needs it.
 struct OutSlot {
     state: BufState,
-    map: Option<Mapping>,
+    /// MMAP: one mapping per memory plane (two for NV12M).
+    maps: Vec<Mapping>,
+    /// DMABUF: the fd last queued in this slot. vb2 keeps a buffer's import while the same
+    /// DMA-buf comes back to the same index, and re-imports (map, pin, cache maintenance)
+    /// when it changes, so a frame goes to the slot that last held its buffer.
+    last_fd: Option<i32>,
     held: Option<RawFrame>,
 }
 
@@ -277,16 +290,17 @@ impl OutputQueue {
         }
         let mut slots = Vec::new();
         for index in 0..n {
-            let map = if memory == MEMORY_MMAP {
+            let mut maps = Vec::new();
+            if memory == MEMORY_MMAP {
                 let info = ioctl::querybuf(fd, buf_type, memory, index)?;
-                let (_, length, offset) = info.planes[0];
-                Some(Mapping::new(fd, offset, length as usize)?)
-            } else {
-                None
-            };
+                for &(_, length, offset) in &info.planes[..info.num_planes.min(format.num_planes)] {
+                    maps.push(Mapping::new(fd, offset, length as usize)?);
+                }
+            }
             slots.push(OutSlot {
                 state: BufState::Free,
-                map,
+                maps,
+                last_fd: None,
                 held: None,
             });
         }
@@ -324,6 +338,29 @@ impl OutputQueue {
         result.map_err(V4l2Error::from)
     }
 
+    /// A free slot: the one that last held DMA-buf `fd` if free, else one that never held a
+    /// DMA-buf, else any free one.
+    fn pick_slot(&self, fd: Option<i32>) -> Option<usize> {
+        let free = |s: &&OutSlot| s.state == BufState::Free;
+        let position =
+            |pred: &dyn Fn(&OutSlot) -> bool| self.slots.iter().position(|s| free(&s) && pred(s));
+        fd.and_then(|fd| position(&|s| s.last_fd == Some(fd)))
+            .or_else(|| position(&|s| s.last_fd.is_none()))
+            .or_else(|| position(&|_| true))
+    }
+
+    /// The negotiated format as planes.
+    fn layout(&self) -> Layout {
+        let n = self.format.num_planes.clamp(1, 2);
+        Layout {
+            height: self.format.height,
+            planes: self.format.planes[..n]
+                .iter()
+                .map(|&(bpl, size)| LayoutPlane { bpl, size })
+                .collect(),
+        }
+    }
+
     /// Whether a buffer is free to take a frame.
     pub(crate) fn has_free(&self) -> bool {
         self.slots.iter().any(|s| s.state == BufState::Free)
@@ -344,14 +381,19 @@ impl OutputQueue {
         sec: i64,
         usec: i64,
     ) -> Result<(), Box<(RawFrame, V4l2Error)>> {
-        let Some(index) = self.slots.iter().position(|s| s.state == BufState::Free) else {
+        let dmabuf_fd = match frame.memory() {
+            FrameMemory::DmaBuf { fd, .. } => Some(fd.as_raw_fd()),
+            FrameMemory::Mapped(_) => None,
+        };
+        let Some(index) = self.pick_slot(dmabuf_fd) else {
             return Err(Box::new((frame, V4l2Error::Busy)));
         };
-        let (bpl, size) = self.format.planes[0];
+        let layout = self.layout();
+        let planes = layout.planes.len();
         let mut q = QueueBuffer {
             index: index as u32,
             memory: self.memory,
-            num_planes: 1,
+            num_planes: planes,
             tv_sec: sec,
             tv_usec: usec,
             ..QueueBuffer::default()
@@ -360,30 +402,40 @@ impl OutputQueue {
         slot.state = BufState::Filling;
         let prepared = match (self.memory, frame.memory()) {
             (MEMORY_DMABUF, FrameMemory::DmaBuf { fd, len }) => {
-                match check_dmabuf_layout(&frame, bpl, self.format.height) {
+                match check_dmabuf_layout(&frame, &layout, len) {
                     Ok(()) => {
                         let len = u32::try_from(len).unwrap_or(u32::MAX);
-                        q.dmabuf[0] = (fd.as_raw_fd(), len);
-                        q.bytesused[0] = size.min(len);
+                        // Multi-planar (NV12M) from one DMA-buf: the same fd in each plane,
+                        // the chroma plane starting at its offset (`data_offset`, which
+                        // `bytesused` includes, per `v4l2_plane`).
+                        let frame_planes = frame.planes();
+                        for (i, p) in layout.planes.iter().enumerate() {
+                            let offset = if i == 0 {
+                                0
+                            } else {
+                                u32::try_from(frame_planes[i].offset).unwrap_or(u32::MAX)
+                            };
+                            q.dmabuf[i] = (fd.as_raw_fd(), len);
+                            q.data_offset[i] = offset;
+                            q.bytesused[i] = offset.saturating_add(p.size).min(len);
+                        }
+                        slot.last_fd = Some(fd.as_raw_fd());
                         Ok(true)
                     }
                     Err(e) => Err(e),
                 }
             }
-            (MEMORY_MMAP, FrameMemory::Mapped(bytes)) => match slot.map.as_mut() {
-                Some(map) => {
-                    copy_nv12(
-                        &frame,
-                        bytes,
-                        map.bytes_mut(),
-                        bpl as usize,
-                        self.format.height,
-                    );
-                    q.bytesused[0] = size.min(map.len() as u32);
+            (MEMORY_MMAP, FrameMemory::Mapped(bytes)) => {
+                if slot.maps.len() == planes {
+                    copy_nv12(&frame, bytes, &mut slot.maps, &layout);
+                    for (i, (p, map)) in layout.planes.iter().zip(&slot.maps).enumerate() {
+                        q.bytesused[i] = p.size.min(map.len() as u32);
+                    }
                     Ok(false)
+                } else {
+                    Err(V4l2Error::Unsupported("an OUTPUT buffer without a mapping"))
                 }
-                None => Err(V4l2Error::Unsupported("an OUTPUT buffer without a mapping")),
-            },
+            }
             (MEMORY_DMABUF, FrameMemory::Mapped(_)) => Err(V4l2Error::Unsupported(
                 "a mapped frame on a DMABUF OUTPUT queue",
             )),
@@ -437,35 +489,88 @@ impl Drop for OutputQueue {
 
 /// A DMA-buf frame must sit as the OUTPUT format says: luma at 0 with `bytesperline`, chroma
 /// right after `bytesperline * height` with the same stride.
-fn check_dmabuf_layout(frame: &RawFrame, bpl: u32, height: u32) -> Result<(), V4l2Error> {
+fn check_dmabuf_layout(frame: &RawFrame, layout: &Layout, len: usize) -> Result<(), V4l2Error> {
     let planes = frame.planes();
-    let bpl = bpl as usize;
-    let ok = planes[0].offset == 0
-        && planes[0].stride == bpl
-        && planes
+    let luma = layout.planes[0];
+    let strides_match = planes[0].offset == 0
+        && planes[0].stride == luma.bpl as usize
+        && layout
+            .planes
             .get(1)
-            .is_none_or(|c| c.stride == bpl && c.offset == bpl * height as usize);
-    if ok {
-        Ok(())
-    } else {
-        Err(V4l2Error::Layout(format!(
-            "a DMA-buf frame with planes {planes:?} does not match the encoder's NV12 layout \
-             ({bpl} bytes per line, chroma at {})",
-            bpl * height as usize
-        )))
+            .zip(planes.get(1))
+            .is_none_or(|(c, f)| f.stride == c.bpl as usize);
+    // Single-planar NV12: chroma right after the driver's luma size. NV12M: anywhere after
+    // the luma plane (each plane gets its own offset), as long as the whole plane fits.
+    let chroma_ok = match (layout.planes.len(), planes.get(1)) {
+        (1, Some(c)) => c.offset == luma.bpl as usize * layout.height as usize,
+        (_, Some(c)) => c.offset >= luma.size as usize,
+        (_, None) => true,
+    };
+    if !strides_match || !chroma_ok {
+        return Err(V4l2Error::Layout(format!(
+            "a DMA-buf frame with planes {planes:?} does not match the encoder's layout \
+             ({} bytes per line, {} rows)",
+            luma.bpl, layout.height
+        )));
     }
+    // vb2 refuses (EINVAL at QBUF) a plane smaller than the format's `sizeimage`; venus rounds
+    // sizeimage up to 4 KiB, so a frame of exactly width*height*3/2 bytes can be too small.
+    let end = match (layout.planes.len(), planes.get(1)) {
+        (1, _) => luma.size as usize,
+        (_, Some(c)) => c.offset + layout.planes[1].size as usize,
+        (_, None) => luma.size as usize,
+    };
+    if len < end {
+        return Err(V4l2Error::Layout(format!(
+            "a DMA-buf frame of {len} bytes is smaller than the {end} bytes the encoder's \
+             format needs (sizeimage); allocate frames of the size the driver reports"
+        )));
+    }
+    Ok(())
 }
 
-/// Copies an NV12 frame into an OUTPUT buffer laid out with `bpl` bytes per line and chroma
-/// after `bpl * height`. Rows that would not fit are skipped rather than panicking.
-fn copy_nv12(frame: &RawFrame, src: &[u8], dst: &mut [u8], bpl: usize, height: u32) {
+/// How the driver wants OUTPUT frames: per memory plane, bytes per line and size.
+#[derive(Clone, Debug)]
+struct Layout {
+    height: u32,
+    planes: Vec<LayoutPlane>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct LayoutPlane {
+    bpl: u32,
+    size: u32,
+}
+
+/// Copies an NV12 frame into an OUTPUT buffer: one plane with chroma after
+/// `bpl * height` (NV12), or luma and chroma in planes of their own (NV12M). Rows that would
+/// not fit are skipped rather than panicking.
+fn copy_nv12(frame: &RawFrame, src: &[u8], dst: &mut [Mapping], layout: &Layout) {
     let (w, h) = (frame.width() as usize, frame.height() as usize);
     let planes = frame.planes();
-    let rows = [
-        (planes[0], 0usize, h),
-        (planes[1], bpl * height as usize, h / 2),
-    ];
-    for (plane, dst_offset, count) in rows {
+    let luma_bpl = layout.planes[0].bpl as usize;
+    // (source plane, destination plane, offset in it, its bytes per line, rows)
+    let rows = match layout.planes.get(1) {
+        None => [
+            (planes[0], 0, 0usize, luma_bpl, h),
+            (
+                planes[1],
+                0,
+                luma_bpl * layout.height as usize,
+                luma_bpl,
+                h / 2,
+            ),
+        ],
+        Some(chroma) => [
+            (planes[0], 0, 0, luma_bpl, h),
+            (planes[1], 1, 0, chroma.bpl as usize, h / 2),
+        ],
+    };
+    for (plane, index, dst_offset, bpl, count) in rows {
+        let Some(map) = dst.get_mut(index) else {
+            continue;
+        };
+        let dst = map.bytes_mut();
         for row in 0..count {
             let from = plane.offset + row * plane.stride;
             let to = dst_offset + row * bpl;

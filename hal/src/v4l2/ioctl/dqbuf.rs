@@ -32,7 +32,7 @@ pub(crate) fn dqbuf(
         ..RawBuffer::default()
     };
     if is_mplane(buf_type) {
-        raw.m = planes.as_mut_ptr() as u64;
+        raw.m = planes.as_mut_ptr() as usize;
         raw.length = MAX_PLANES as u32;
     }
     // SAFETY: `raw` is a live v4l2_buffer; `m.planes` (multi-planar) points at `length` live
@@ -52,4 +52,7 @@ pub(crate) fn dqbuf(
 }
 
 const VIDIOC_DQBUF: u64 = iowr(17, std::mem::size_of::<RawBuffer>());
+#[cfg(target_pointer_width = "64")]
 const _: () = assert!(VIDIOC_DQBUF == 0xc058_5611);
+#[cfg(target_pointer_width = "32")]
+const _: () = assert!(VIDIOC_DQBUF == 0xc044_5611);

@@ -15,19 +15,22 @@ pub(crate) struct Format {
     pub num_planes: usize,
 }
 
-/// `struct v4l2_format`: a type and a 200-byte union aligned to 8 (208 bytes).
+/// `struct v4l2_format`: a type and a 200-byte union that holds pointers (`v4l2_window`), so
+/// it is aligned like a pointer: 208 bytes on LP64, 204 on 32-bit ARM. The union is kept as
+/// pointer-sized words to get that alignment.
 #[repr(C)]
 struct RawFormat {
     type_: u32,
-    _pad: u32,
-    fmt: [u64; 25],
+    fmt: [usize; FMT_WORDS],
 }
+
+const WORD: usize = std::mem::size_of::<usize>();
+const FMT_WORDS: usize = 200 / WORD;
 
 pub(crate) fn g_fmt(fd: BorrowedFd<'_>, buf_type: u32) -> Result<Format, IoctlError> {
     let mut raw = RawFormat {
         type_: buf_type,
-        _pad: 0,
-        fmt: [0; 25],
+        fmt: [0; FMT_WORDS],
     };
     // SAFETY: `raw` is a live v4l2_format, as the request encodes.
     unsafe { ioctl(fd, "VIDIOC_G_FMT", VIDIOC_G_FMT, &mut raw)? };
@@ -63,7 +66,6 @@ pub(crate) fn s_fmt(
     }
     let mut raw = RawFormat {
         type_: buf_type,
-        _pad: 0,
         fmt: words(&bytes),
     };
     // SAFETY: `raw` is a live v4l2_format, as the request encodes.
@@ -95,7 +97,7 @@ pub(crate) fn enum_fmt(fd: BorrowedFd<'_>, buf_type: u32) -> Vec<u32> {
 
 fn decode(buf_type: u32, raw: &RawFormat) -> Format {
     let mut bytes = [0u8; 200];
-    for (chunk, word) in bytes.chunks_exact_mut(8).zip(raw.fmt) {
+    for (chunk, word) in bytes.chunks_exact_mut(WORD).zip(raw.fmt) {
         chunk.copy_from_slice(&word.to_ne_bytes());
     }
     let get =
@@ -119,12 +121,12 @@ fn decode(buf_type: u32, raw: &RawFormat) -> Format {
     f
 }
 
-fn words(bytes: &[u8; 200]) -> [u64; 25] {
-    let mut out = [0u64; 25];
-    for (word, chunk) in out.iter_mut().zip(bytes.chunks_exact(8)) {
-        let mut b = [0u8; 8];
+fn words(bytes: &[u8; 200]) -> [usize; FMT_WORDS] {
+    let mut out = [0usize; FMT_WORDS];
+    for (word, chunk) in out.iter_mut().zip(bytes.chunks_exact(WORD)) {
+        let mut b = [0u8; WORD];
         b.copy_from_slice(chunk);
-        *word = u64::from_ne_bytes(b);
+        *word = usize::from_ne_bytes(b);
     }
     out
 }
@@ -147,9 +149,17 @@ const MAX_FORMATS: u32 = 64;
 const VIDIOC_ENUM_FMT: u64 = iowr(2, std::mem::size_of::<RawFmtDesc>());
 const VIDIOC_G_FMT: u64 = iowr(4, std::mem::size_of::<RawFormat>());
 const VIDIOC_S_FMT: u64 = iowr(5, std::mem::size_of::<RawFormat>());
+#[cfg(target_pointer_width = "64")]
 const _: () = {
     assert!(std::mem::size_of::<RawFormat>() == 208);
-    assert!(std::mem::size_of::<RawFmtDesc>() == 64);
     assert!(VIDIOC_S_FMT == 0xc0d0_5605);
+};
+#[cfg(target_pointer_width = "32")]
+const _: () = {
+    assert!(std::mem::size_of::<RawFormat>() == 204);
+    assert!(VIDIOC_S_FMT == 0xc0cc_5605);
+};
+const _: () = {
+    assert!(std::mem::size_of::<RawFmtDesc>() == 64);
     assert!(VIDIOC_ENUM_FMT == 0xc040_5602);
 };

@@ -29,13 +29,14 @@ impl Mapping {
         // SAFETY: a fresh shared mapping chosen by the kernel (NULL hint); it aliases no Rust
         // object, and `offset`/`len` come from the driver for this buffer.
         let ptr = unsafe {
-            libc::mmap(
+            // mmap64: the offset is a `u32` cookie, which a 32-bit `off_t` cannot hold whole.
+            libc::mmap64(
                 std::ptr::null_mut(),
                 len,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_SHARED,
                 fd.as_raw_fd(),
-                libc::off_t::from(offset),
+                libc::off64_t::from(offset),
             )
         };
         if ptr == libc::MAP_FAILED {

@@ -13,6 +13,8 @@ pub(crate) struct QueueBuffer {
     pub bytesused: [u32; MAX_PLANES],
     /// DMA-buf fd and length per plane, for `MEMORY_DMABUF`.
     pub dmabuf: [(i32, u32); MAX_PLANES],
+    /// Where each plane's data starts (multi-planar only; `bytesused` includes it).
+    pub data_offset: [u32; MAX_PLANES],
     pub num_planes: usize,
     pub tv_sec: i64,
     pub tv_usec: i64,
@@ -29,24 +31,25 @@ pub(crate) fn qbuf(fd: BorrowedFd<'_>, buf_type: u32, q: &QueueBuffer) -> Result
         memory: q.memory,
         flags: q.flags,
         field: super::FIELD_NONE,
-        tv_sec: q.tv_sec,
-        tv_usec: q.tv_usec,
+        tv_sec: super::narrow(q.tv_sec),
+        tv_usec: super::narrow(q.tv_usec),
         ..RawBuffer::default()
     };
     if is_mplane(buf_type) {
         for (i, plane) in planes.iter_mut().take(n).enumerate() {
             plane.bytesused = q.bytesused[i];
+            plane.data_offset = q.data_offset[i];
             if q.memory == super::MEMORY_DMABUF {
-                plane.m = q.dmabuf[i].0 as u32 as u64;
+                plane.m = q.dmabuf[i].0 as u32 as usize;
                 plane.length = q.dmabuf[i].1;
             }
         }
-        raw.m = planes.as_mut_ptr() as u64;
+        raw.m = planes.as_mut_ptr() as usize;
         raw.length = n as u32;
     } else {
         raw.bytesused = q.bytesused[0];
         if q.memory == super::MEMORY_DMABUF {
-            raw.m = q.dmabuf[0].0 as u32 as u64;
+            raw.m = q.dmabuf[0].0 as u32 as usize;
             raw.length = q.dmabuf[0].1;
         }
     }
@@ -56,4 +59,7 @@ pub(crate) fn qbuf(fd: BorrowedFd<'_>, buf_type: u32, q: &QueueBuffer) -> Result
 }
 
 const VIDIOC_QBUF: u64 = iowr(15, std::mem::size_of::<RawBuffer>());
+#[cfg(target_pointer_width = "64")]
 const _: () = assert!(VIDIOC_QBUF == 0xc058_560f);
+#[cfg(target_pointer_width = "32")]
+const _: () = assert!(VIDIOC_QBUF == 0xc044_560f);

@@ -18,7 +18,7 @@ pub(crate) fn querybuf(
         ..RawBuffer::default()
     };
     if is_mplane(buf_type) {
-        raw.m = planes.as_mut_ptr() as u64;
+        raw.m = planes.as_mut_ptr() as usize;
         raw.length = MAX_PLANES as u32;
     }
     // SAFETY: `raw` is a live v4l2_buffer; for the multi-planar API its `m.planes` points at

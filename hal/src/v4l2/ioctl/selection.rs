@@ -17,14 +17,15 @@ struct RawSelection {
     reserved: [u32; 9],
 }
 
-/// Sets the crop rectangle (`V4L2_SEL_TGT_CROP`) of `buf_type` to `width`x`height` at 0,0.
+/// Sets the crop rectangle (`V4L2_SEL_TGT_CROP`) of `buf_type` to `width`x`height` at 0,0,
+/// and returns the size the driver chose (it may adjust it).
 /// Single-planar types are used for both APIs: the kernel maps them.
 pub(crate) fn s_crop(
     fd: BorrowedFd<'_>,
     buf_type: u32,
     width: u32,
     height: u32,
-) -> Result<(), IoctlError> {
+) -> Result<(u32, u32), IoctlError> {
     let mut raw = RawSelection {
         type_: buf_type,
         target: SEL_TGT_CROP,
@@ -36,7 +37,8 @@ pub(crate) fn s_crop(
         reserved: [0; 9],
     };
     // SAFETY: `raw` is a live v4l2_selection, as the request encodes.
-    unsafe { ioctl(fd, "VIDIOC_S_SELECTION", VIDIOC_S_SELECTION, &mut raw) }
+    unsafe { ioctl(fd, "VIDIOC_S_SELECTION", VIDIOC_S_SELECTION, &mut raw)? };
+    Ok((raw.width, raw.height))
 }
 
 const SEL_TGT_CROP: u32 = 0;
