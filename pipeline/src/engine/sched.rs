@@ -6,10 +6,12 @@
 use std::collections::VecDeque;
 use std::ops::Range;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use camseal_hal::Packet;
+use crossbeam_channel::Sender;
 
+use super::handoff::Estimates;
 use super::pool::PooledBuf;
 use super::{FrameTag, Sealed, Shared, StreamShared, lock, wait};
 use crate::segment::write::SegmentSealer;
@@ -30,6 +32,8 @@ pub(super) struct Job {
     pub(super) range: Range<usize>,
     pub(super) buf: PooledBuf,
     pub(super) frame: Option<FrameTag>,
+    /// When it was queued for the workers (`None`: sealed where it was made).
+    pub(super) queued_at: Option<Instant>,
 }
 
 /// Per-stream queues of `T` (jobs) served round robin.
@@ -38,6 +42,9 @@ pub(super) struct Scheduler<T = Job> {
     /// The queue to look at first next time.
     next: usize,
     pub(super) shutdown: bool,
+    /// A wake-up probe (engine start): the worker that takes it answers how long after
+    /// `Instant` it ran.
+    pub(super) probe: Option<(Instant, Sender<Duration>)>,
 }
 
 impl<T> Default for Scheduler<T> {
@@ -46,6 +53,7 @@ impl<T> Default for Scheduler<T> {
             queues: Vec::new(),
             next: 0,
             shutdown: false,
+            probe: None,
         }
     }
 }
@@ -95,28 +103,37 @@ impl<T> Scheduler<T> {
     }
 }
 
-/// A seal worker: takes jobs until shutdown.
+/// A seal worker: takes jobs until shutdown. The time a parked worker took to start a job
+/// feeds the hand-off rule's wake-up cost.
 pub(super) fn worker(shared: &Shared) {
     loop {
-        let job = {
+        let (job, parked) = {
             let mut sched = lock(&shared.sched);
+            let mut parked = false;
             loop {
                 if let Some(job) = sched.pop() {
-                    break job;
+                    break (job, parked);
+                }
+                if let Some((at, reply)) = sched.probe.take() {
+                    let _ = reply.send(at.elapsed());
                 }
                 if sched.shutdown {
                     return;
                 }
                 sched = wait(&shared.work, sched);
+                parked = true;
             }
         };
-        run(job);
+        if parked && let Some(at) = job.queued_at {
+            shared.estimates.woke(at.elapsed());
+        }
+        run(job, &shared.estimates);
     }
 }
 
 /// Seals one chunk: the plaintext is read once from the lease and the record written once
-/// into the job's pool buffer.
-pub(super) fn run(job: Job) {
+/// into the job's pool buffer. Its cost per byte feeds the hand-off rule.
+pub(super) fn run(job: Job, estimates: &Estimates) {
     let Job {
         stream,
         sealer,
@@ -128,6 +145,7 @@ pub(super) fn run(job: Job) {
         range,
         mut buf,
         frame,
+        queued_at: _,
     } = job;
     let started = Instant::now();
     let result = match packet.data().get(range) {
@@ -145,15 +163,19 @@ pub(super) fn run(job: Job) {
     // The last chunk of an access unit gives its buffer back to the encoder here.
     drop(packet);
     match result {
-        Ok((len, digest)) => stream.complete(Sealed {
-            ordinal,
-            buf,
-            len,
-            digest,
-            kernel: sealed_at - started,
-            sealed_at,
-            frame,
-        }),
+        Ok((len, digest)) => {
+            estimates.sealed(len, sealed_at - started);
+            stream.complete(Sealed {
+                ordinal,
+                buf,
+                len,
+                digest,
+                kernel: sealed_at - started,
+                sealed_at,
+                frame,
+                closing: None,
+            })
+        }
         Err(e) => stream.fail(e.into()),
     }
 }
