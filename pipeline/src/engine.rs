@@ -71,8 +71,8 @@ use sched::{Job, Scheduler};
 
 pub use handoff::HandOffCosts;
 pub use sink::{
-    CopyMeter, DirSink, HeadFile, HeadOutput, MemorySink, SegmentInfo, SegmentOutput, SegmentSink,
-    write_atomic,
+    CopyMeter, DirSink, DiscardSink, HeadFile, HeadOutput, MemorySink, SegmentInfo, SegmentOutput,
+    SegmentSink, write_atomic,
 };
 pub use stats::{Stage, StageLatencies};
 
