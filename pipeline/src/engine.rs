@@ -621,8 +621,8 @@ impl Stream {
             self.begin(pts)?;
         }
         let open = self.open.as_mut().ok_or(EngineError::Stopped)?;
-        let packet = Arc::new(packet);
         let last = self.chunks.len() - 1;
+        let video_bytes = packet.len() as u64;
         // A frame that costs less to seal here than a worker takes to wake up crosses no
         // thread (handoff.rs); a larger one is split over the workers, and this thread
         // seals its last chunk.
@@ -632,55 +632,95 @@ impl Stream {
                 || (self.engine.hand_off == HandOff::Measured
                     && self.engine.estimates.inline(packet.len())));
         let mut reserved = std::mem::take(&mut self.reserved).into_iter();
-        for (i, chunk) in self.chunks.drain(..).enumerate() {
-            let buf = match reserved.next() {
-                Some(buf) => buf,
-                None => self.engine.pool.acquire().ok_or(EngineError::Stopped)?,
-            };
-            let index = open.next_index;
-            open.next_index += 1;
-            open.bytes += open.sealer.record_len(index, chunk.range.len()) as u64;
-            let here = inline || (i == last && caller_seals);
-            let job = Job {
-                stream: Arc::clone(&self.shared),
-                sealer: Arc::clone(&open.sealer),
-                ordinal: self.next_ordinal,
-                index,
-                pts,
-                flags: RecordFlags::video(keyframe, chunk.continuation),
-                packet: Arc::clone(&packet),
-                range: chunk.range,
-                buf,
-                frame: Some(FrameTag {
-                    dequeued,
-                    last: i == last,
-                }),
-                queued_at: (!here).then(Instant::now),
-            };
-            self.next_ordinal += 1;
-            self.records += 1;
-            if here {
-                sched::run(job, &self.engine.estimates);
-            } else {
-                lock(&self.engine.sched).push(self.slot, job);
-                self.engine.work.notify_one();
+        if inline {
+            // Straight from the lease, with no job, no shared packet and no reference
+            // counts: the fewest cache lines touched between dequeue and appended.
+            for (i, chunk) in self.chunks.drain(..).enumerate() {
+                let buf = match reserved.next() {
+                    Some(buf) => buf,
+                    None => self.engine.pool.acquire().ok_or(EngineError::Stopped)?,
+                };
+                let index = open.next_index;
+                open.next_index += 1;
+                open.bytes += open.sealer.record_len(index, chunk.range.len()) as u64;
+                let sealed = sched::seal(
+                    &open.sealer,
+                    sched::Chunk {
+                        ordinal: self.next_ordinal,
+                        index,
+                        pts,
+                        flags: RecordFlags::video(keyframe, chunk.continuation),
+                        plaintext: packet.data().get(chunk.range),
+                        frame: Some(FrameTag {
+                            dequeued,
+                            last: i == last,
+                        }),
+                    },
+                    buf,
+                    &self.engine.estimates,
+                );
+                self.next_ordinal += 1;
+                self.records += 1;
+                // An error stops the stream; the next push or flush reports it (as from a
+                // worker).
+                match sealed {
+                    Ok(sealed) => self.shared.complete(sealed),
+                    Err(e) => self.shared.fail(e.into()),
+                }
             }
-        }
-        if caller_seals && !inline {
-            // Seal whatever chunks of this stream no worker has taken yet: a worker that is
-            // still waking up would otherwise add its wake-up time to the frame's latency.
-            loop {
-                let job = lock(&self.engine.sched).pop_from(self.slot);
-                match job {
-                    Some(job) => sched::run(job, &self.engine.estimates),
-                    None => break,
+        } else {
+            let packet = Arc::new(packet);
+            for (i, chunk) in self.chunks.drain(..).enumerate() {
+                let buf = match reserved.next() {
+                    Some(buf) => buf,
+                    None => self.engine.pool.acquire().ok_or(EngineError::Stopped)?,
+                };
+                let index = open.next_index;
+                open.next_index += 1;
+                open.bytes += open.sealer.record_len(index, chunk.range.len()) as u64;
+                let here = i == last && caller_seals;
+                let job = Job {
+                    stream: Arc::clone(&self.shared),
+                    sealer: Arc::clone(&open.sealer),
+                    ordinal: self.next_ordinal,
+                    index,
+                    pts,
+                    flags: RecordFlags::video(keyframe, chunk.continuation),
+                    packet: Arc::clone(&packet),
+                    range: chunk.range,
+                    buf,
+                    frame: Some(FrameTag {
+                        dequeued,
+                        last: i == last,
+                    }),
+                    queued_at: (!here).then(Instant::now),
+                };
+                self.next_ordinal += 1;
+                self.records += 1;
+                if here {
+                    sched::run(job, &self.engine.estimates);
+                } else {
+                    lock(&self.engine.sched).push(self.slot, job);
+                    self.engine.work.notify_one();
+                }
+            }
+            if caller_seals {
+                // Seal whatever chunks of this stream no worker has taken yet: a worker
+                // that is still waking up would otherwise add its wake-up time to the
+                // frame's latency.
+                loop {
+                    let job = lock(&self.engine.sched).pop_from(self.slot);
+                    match job {
+                        Some(job) => sched::run(job, &self.engine.estimates),
+                        None => break,
+                    }
                 }
             }
         }
         open.frames += 1;
         open.last_pts = pts;
         self.frames += 1;
-        self.video_bytes += packet.len() as u64;
+        self.video_bytes += video_bytes;
         Ok(Pushed::Queued)
     }
 

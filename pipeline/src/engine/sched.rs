@@ -15,7 +15,7 @@ use super::handoff::Estimates;
 use super::pool::PooledBuf;
 use super::{FrameTag, Sealed, Shared, StreamShared, lock, wait};
 use crate::segment::write::SegmentSealer;
-use crate::segment::{RecordFlags, record_digest};
+use crate::segment::{RecordFlags, SegmentError, record_digest};
 
 /// One chunk to seal.
 pub(super) struct Job {
@@ -143,41 +143,76 @@ pub(super) fn run(job: Job, estimates: &Estimates) {
         flags,
         packet,
         range,
-        mut buf,
+        buf,
         frame,
         queued_at: _,
     } = job;
-    let started = Instant::now();
-    let result = match packet.data().get(range) {
-        // The worker that seals a record also hashes it, while its bytes are in cache
-        // (FORMAT.md §4): the stream's writer only folds the digests in order.
-        Some(plaintext) => sealer
-            .seal_record_into(index, pts, flags, plaintext, buf.bytes_mut())
-            .map(|len| (len, record_digest(&buf.bytes()[..len]))),
-        // The chunker cut these ranges from this very packet.
-        None => Err(crate::segment::SegmentError::Malformed(
-            "chunk outside its packet",
-        )),
-    };
-    let sealed_at = Instant::now();
+    let sealed = seal(
+        &sealer,
+        Chunk {
+            ordinal,
+            index,
+            pts,
+            flags,
+            plaintext: packet.data().get(range),
+            frame,
+        },
+        buf,
+        estimates,
+    );
     // The last chunk of an access unit gives its buffer back to the encoder here.
     drop(packet);
-    match result {
-        Ok((len, digest)) => {
-            estimates.sealed(len, sealed_at - started);
-            stream.complete(Sealed {
-                ordinal,
-                buf,
-                len,
-                digest,
-                kernel: sealed_at - started,
-                sealed_at,
-                frame,
-                closing: None,
-            })
-        }
+    match sealed {
+        Ok(sealed) => stream.complete(sealed),
         Err(e) => stream.fail(e.into()),
     }
+}
+
+/// What [`seal`] needs of one chunk besides its sealer and buffer.
+pub(super) struct Chunk<'a> {
+    pub(super) ordinal: u64,
+    pub(super) index: u64,
+    pub(super) pts: u64,
+    pub(super) flags: RecordFlags,
+    /// `None` if the range was not inside its packet (cannot happen: the chunker cut it).
+    pub(super) plaintext: Option<&'a [u8]>,
+    pub(super) frame: Option<FrameTag>,
+}
+
+/// Seals and hashes one chunk into `buf`, timing the two (the `kernel` stage), and feeds
+/// the cost per byte to the hand-off rule. The worker or source thread that seals a record
+/// also hashes it, while its bytes are in cache (FORMAT.md §4): the stream's writer only
+/// folds the digests in order.
+pub(super) fn seal(
+    sealer: &SegmentSealer,
+    chunk: Chunk<'_>,
+    mut buf: PooledBuf,
+    estimates: &Estimates,
+) -> Result<Sealed, SegmentError> {
+    let started = Instant::now();
+    let plaintext = chunk
+        .plaintext
+        .ok_or(SegmentError::Malformed("chunk outside its packet"))?;
+    let len = sealer.seal_record_into(
+        chunk.index,
+        chunk.pts,
+        chunk.flags,
+        plaintext,
+        buf.bytes_mut(),
+    )?;
+    let digest = record_digest(&buf.bytes()[..len]);
+    let sealed_at = Instant::now();
+    estimates.sealed(len, sealed_at - started);
+    Ok(Sealed {
+        ordinal: chunk.ordinal,
+        buf,
+        len,
+        digest,
+        kernel: sealed_at - started,
+        sealed_at,
+        frame: chunk.frame,
+        closing: None,
+    })
 }
 
 #[cfg(test)]
