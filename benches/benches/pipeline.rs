@@ -4,15 +4,10 @@
 //! on an in-memory stream, with a sink that discards the bytes.
 
 use std::hint::black_box;
-use std::io;
-use std::path::PathBuf;
 use std::time::Instant;
 
 use camseal::chunk::chunk_access_unit;
-use camseal::engine::{
-    Engine, EngineConfig, Overload, SegmentInfo, SegmentOutput, SegmentSink, StreamConfig,
-    WallClock,
-};
+use camseal::engine::{DiscardSink, Engine, EngineConfig, Overload, StreamConfig, WallClock};
 use camseal::nal::Codec;
 use camseal::recorder::SegmentPolicy;
 use camseal::seal::SframeSuite;
@@ -105,7 +100,7 @@ fn run_engine(frames: &[(bool, Vec<u8>)], streams: usize, workers: usize) -> std
     let handles: Vec<_> = (0..streams)
         .map(|id| {
             engine
-                .open_stream(stream_config(id as u32), Box::new(NullSink))
+                .open_stream(stream_config(id as u32), Box::new(DiscardSink))
                 .expect("stream opens")
         })
         .collect();
@@ -124,25 +119,6 @@ fn run_engine(frames: &[(bool, Vec<u8>)], streams: usize, workers: usize) -> std
         }
     });
     started.elapsed()
-}
-
-struct NullSink;
-
-impl SegmentSink for NullSink {
-    fn open(&mut self, _: &SegmentInfo) -> io::Result<Box<dyn SegmentOutput>> {
-        Ok(Box::new(NullSink))
-    }
-}
-
-impl SegmentOutput for NullSink {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
-        black_box(bytes);
-        Ok(())
-    }
-
-    fn publish(self: Box<Self>) -> io::Result<PathBuf> {
-        Ok(PathBuf::new())
-    }
 }
 
 fn stream_config(stream_id: u32) -> StreamConfig {

@@ -28,10 +28,13 @@
 //!   drops frames up to the next keyframe ([`Overload::DropFrames`]), which is counted and
 //!   recorded as a signed gap in the next segment's header.
 //! - **Segments.** A segment closes by [`SegmentPolicy`]. The next segment's header names the
-//!   previous one's digest, so at a boundary the stream waits until the writer has hashed
-//!   the previous segment's records and signed its trailer; fsync and rename happen later, on the
-//!   publisher thread.
+//!   previous one's *header* hash (format v2), known since that segment opened, so a keyframe
+//!   that opens a segment does not wait for the previous trailer: the previous segment's
+//!   final record and the new header take their places in the stream's order, and the
+//!   writer signs the trailer, writes the new header and goes on. fsync and rename happen
+//!   later, on the publisher thread.
 
+mod handoff;
 mod pool;
 mod sched;
 mod sink;
@@ -62,12 +65,14 @@ use crate::segment::{
     CloseReason, Digest32, Gap, GapReason, MAX_RECORD_PLAINTEXT, RecordFlags, SegmentEnd,
     SegmentError, camera_id, first_crashed_before, record_digest,
 };
+use handoff::Estimates;
 use pool::{BufferPool, PooledBuf};
 use sched::{Job, Scheduler};
 
+pub use handoff::HandOffCosts;
 pub use sink::{
-    CopyMeter, DirSink, HeadFile, HeadOutput, MemorySink, SegmentInfo, SegmentOutput, SegmentSink,
-    write_atomic,
+    CopyMeter, DirSink, DiscardSink, HeadFile, HeadOutput, MemorySink, SegmentInfo, SegmentOutput,
+    SegmentSink, write_atomic,
 };
 pub use stats::{Stage, StageLatencies};
 
@@ -87,6 +92,19 @@ pub struct EngineConfig {
     /// the common case, then crosses no thread: no wake-up latency. The workers still take
     /// every other chunk.
     pub caller_seals: bool,
+    /// With `caller_seals`, which frames of several chunks are split over the workers.
+    pub hand_off: HandOff,
+}
+
+/// Which frames of several chunks a source thread hands to the seal workers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum HandOff {
+    /// Every one (tests of the parallel path, and comparisons).
+    Always,
+    /// Those whose sealing costs more than a worker's wake-up, both measured
+    /// ([`HandOffCosts`]); the others are sealed on the source thread.
+    #[default]
+    Measured,
 }
 
 impl EngineConfig {
@@ -98,6 +116,7 @@ impl EngineConfig {
             buffers: (workers * 16).max(32),
             max_chunk: DEFAULT_MAX_CHUNK,
             caller_seals: true,
+            hand_off: HandOff::Measured,
         }
     }
 
@@ -321,6 +340,8 @@ impl Engine {
             publish_tx,
             max_chunk: config.max_chunk,
             caller_seals: config.caller_seals,
+            hand_off: config.hand_off,
+            estimates: Estimates::calibrate(),
         });
         let mut workers = Vec::with_capacity(config.workers);
         for i in 0..config.workers {
@@ -335,6 +356,7 @@ impl Engine {
             .name("camseal-publish".into())
             .spawn(move || publisher(publish_rx))
             .map_err(EngineError::Output)?;
+        probe_wake_up(&shared);
         Ok(Engine {
             shared,
             workers,
@@ -439,6 +461,12 @@ impl Engine {
     /// Record buffers in the pool.
     pub fn buffers(&self) -> usize {
         self.shared.pool.capacity()
+    }
+
+    /// The costs that decide whether a frame is sealed on its source thread or split over
+    /// the workers, as the engine estimates them now (see [`HandOffCosts`]).
+    pub fn hand_off_costs(&self) -> HandOffCosts {
+        self.shared.estimates.costs()
     }
 
     /// Stops the workers and the publisher. Streams still open fail from now on.
@@ -593,69 +621,118 @@ impl Stream {
             self.begin(pts)?;
         }
         let open = self.open.as_mut().ok_or(EngineError::Stopped)?;
-        let packet = Arc::new(packet);
         let last = self.chunks.len() - 1;
+        let video_bytes = packet.len() as u64;
+        // A frame that costs less to seal here than a worker takes to wake up crosses no
+        // thread (handoff.rs); a larger one is split over the workers, and this thread
+        // seals its last chunk.
+        let caller_seals = self.engine.caller_seals;
+        let inline = caller_seals
+            && (last == 0
+                || (self.engine.hand_off == HandOff::Measured
+                    && self.engine.estimates.inline(packet.len())));
         let mut reserved = std::mem::take(&mut self.reserved).into_iter();
-        for (i, chunk) in self.chunks.drain(..).enumerate() {
-            let buf = match reserved.next() {
-                Some(buf) => buf,
-                None => self.engine.pool.acquire().ok_or(EngineError::Stopped)?,
-            };
-            let index = open.next_index;
-            open.next_index += 1;
-            open.bytes += open.sealer.record_len(index, chunk.range.len()) as u64;
-            let job = Job {
-                stream: Arc::clone(&self.shared),
-                sealer: Arc::clone(&open.sealer),
-                ordinal: self.next_ordinal,
-                index,
-                pts,
-                flags: RecordFlags::video(keyframe, chunk.continuation),
-                packet: Arc::clone(&packet),
-                range: chunk.range,
-                buf,
-                frame: Some(FrameTag {
-                    dequeued,
-                    last: i == last,
-                }),
-            };
-            self.next_ordinal += 1;
-            self.records += 1;
-            if i == last && self.engine.caller_seals {
-                // No hand-off for the last (often the only) chunk: seal it here while the
-                // workers take the others.
-                sched::run(job);
-            } else {
-                lock(&self.engine.sched).push(self.slot, job);
-                self.engine.work.notify_one();
+        if inline {
+            // Straight from the lease, with no job, no shared packet and no reference
+            // counts: the fewest cache lines touched between dequeue and appended.
+            for (i, chunk) in self.chunks.drain(..).enumerate() {
+                let buf = match reserved.next() {
+                    Some(buf) => buf,
+                    None => self.engine.pool.acquire().ok_or(EngineError::Stopped)?,
+                };
+                let index = open.next_index;
+                open.next_index += 1;
+                open.bytes += open.sealer.record_len(index, chunk.range.len()) as u64;
+                let sealed = sched::seal(
+                    &open.sealer,
+                    sched::Chunk {
+                        ordinal: self.next_ordinal,
+                        index,
+                        pts,
+                        flags: RecordFlags::video(keyframe, chunk.continuation),
+                        plaintext: packet.data().get(chunk.range),
+                        frame: Some(FrameTag {
+                            dequeued,
+                            last: i == last,
+                        }),
+                    },
+                    buf,
+                    &self.engine.estimates,
+                );
+                self.next_ordinal += 1;
+                self.records += 1;
+                // An error stops the stream; the next push or flush reports it (as from a
+                // worker).
+                match sealed {
+                    Ok(sealed) => self.shared.complete(sealed),
+                    Err(e) => self.shared.fail(e.into()),
+                }
             }
-        }
-        if self.engine.caller_seals && last > 0 {
-            // Seal whatever chunks of this stream no worker has taken yet: a worker that is
-            // still waking up would otherwise add its wake-up time to the frame's latency.
-            loop {
-                let job = lock(&self.engine.sched).pop_from(self.slot);
-                match job {
-                    Some(job) => sched::run(job),
-                    None => break,
+        } else {
+            let packet = Arc::new(packet);
+            for (i, chunk) in self.chunks.drain(..).enumerate() {
+                let buf = match reserved.next() {
+                    Some(buf) => buf,
+                    None => self.engine.pool.acquire().ok_or(EngineError::Stopped)?,
+                };
+                let index = open.next_index;
+                open.next_index += 1;
+                open.bytes += open.sealer.record_len(index, chunk.range.len()) as u64;
+                let here = i == last && caller_seals;
+                let job = Job {
+                    stream: Arc::clone(&self.shared),
+                    sealer: Arc::clone(&open.sealer),
+                    ordinal: self.next_ordinal,
+                    index,
+                    pts,
+                    flags: RecordFlags::video(keyframe, chunk.continuation),
+                    packet: Arc::clone(&packet),
+                    range: chunk.range,
+                    buf,
+                    frame: Some(FrameTag {
+                        dequeued,
+                        last: i == last,
+                    }),
+                    queued_at: (!here).then(Instant::now),
+                };
+                self.next_ordinal += 1;
+                self.records += 1;
+                if here {
+                    sched::run(job, &self.engine.estimates);
+                } else {
+                    lock(&self.engine.sched).push(self.slot, job);
+                    self.engine.work.notify_one();
+                }
+            }
+            if caller_seals {
+                // Seal whatever chunks of this stream no worker has taken yet: a worker
+                // that is still waking up would otherwise add its wake-up time to the
+                // frame's latency.
+                loop {
+                    let job = lock(&self.engine.sched).pop_from(self.slot);
+                    match job {
+                        Some(job) => sched::run(job, &self.engine.estimates),
+                        None => break,
+                    }
                 }
             }
         }
         open.frames += 1;
         open.last_pts = pts;
         self.frames += 1;
-        self.video_bytes += packet.len() as u64;
+        self.video_bytes += video_bytes;
         Ok(Pushed::Queued)
     }
 
     /// Seals the open segment (if any) with `reason` and waits until its trailer is
     /// written; it is published (made durable) shortly after, on the publisher thread.
+    /// (A segment that [`push`](Stream::push) closes at a keyframe is not waited for.)
     pub fn close(&mut self, reason: CloseReason) -> Result<(), EngineError> {
         self.check()?;
         if self.open.is_some() {
             self.close_open(reason, false)?;
         }
-        Ok(())
+        self.wait_for_trailers()
     }
 
     /// Records a loss; it is written, signed, into the header of the next segment opened.
@@ -845,7 +922,11 @@ impl Stream {
             reason: CloseReason::EndOfStream,
             chain: None,
         };
-        self.shared.send(WriteMsg::Begin(Box::new(segment)));
+        // In order with the records: the previous segment's last records may still be
+        // sealing, and its trailer still unsigned; this header waits for neither.
+        self.shared
+            .complete_at(self.next_ordinal, Ordered::Begin(Box::new(segment)));
+        self.next_ordinal += 1;
         self.pending_gaps.clear();
         self.open = Some(OpenSegment {
             sealer: Arc::new(sealer),
@@ -859,8 +940,10 @@ impl Stream {
         Ok(())
     }
 
-    /// Seals the final record of the open segment and waits for the trailer. `continues`:
-    /// another segment follows at once (so the publisher reserves its sequence number).
+    /// Seals the final record of the open segment and hands it on, without waiting for the
+    /// trailer: the next segment's header names this one's *header* hash (format v2), which
+    /// is known since it opened. `continues`: another segment follows at once (so the
+    /// publisher reserves its sequence number).
     fn close_open(&mut self, reason: CloseReason, continues: bool) -> Result<(), EngineError> {
         let Some(open) = self.open.take() else {
             return Ok(());
@@ -873,7 +956,7 @@ impl Stream {
             next_seq: open.seq + if continues { 2 } else { 1 },
             prev_header_hash: [0; 32],
         };
-        self.shared.send(WriteMsg::Closing {
+        let closing = Closing {
             reason,
             frames: open.frames,
             chain: self
@@ -881,7 +964,7 @@ impl Stream {
                 .chain_path
                 .clone()
                 .map(|path| (path, chain_after)),
-        });
+        };
         let mut buf = self.engine.pool.acquire().ok_or(EngineError::Stopped)?;
         let started = Instant::now();
         let len = open.sealer.seal_record_into(
@@ -900,26 +983,29 @@ impl Stream {
             kernel: started.elapsed(),
             sealed_at: Instant::now(),
             frame: None,
+            closing: Some(Box::new(closing)),
         };
         self.next_ordinal += 1;
         self.records += 1;
         self.shared.complete(sealed);
-        let summary = {
-            let mut state = lock(&self.shared.state);
-            loop {
-                state.take_error()?;
-                if let Some(summary) = state.closed.take() {
-                    break summary;
-                }
-                state = wait(&self.shared.changed, state);
-            }
-        };
         self.closed_segments += 1;
         self.chain = ChainState {
             next_seq: open.seq + 1,
-            prev_header_hash: summary.header_hash,
+            prev_header_hash: *open.sealer.header_hash(),
         };
         Ok(())
+    }
+
+    /// Waits until the writer has signed the trailer of every segment closed so far.
+    fn wait_for_trailers(&self) -> Result<(), EngineError> {
+        let mut state = lock(&self.shared.state);
+        loop {
+            state.take_error()?;
+            if state.trailers >= self.closed_segments {
+                return Ok(());
+            }
+            state = wait(&self.shared.changed, state);
+        }
     }
 }
 
@@ -954,6 +1040,9 @@ struct Shared {
     publish_tx: Sender<PublishMsg>,
     max_chunk: usize,
     caller_seals: bool,
+    hand_off: HandOff,
+    /// Seal cost per byte and worker wake-up cost: whether a frame is worth handing off.
+    estimates: Estimates,
 }
 
 /// The part of a stream that workers, its writer and the publisher see.
@@ -1011,16 +1100,27 @@ impl StreamShared {
     /// chunks than the pool has buffers, and holding its first records back would then wait
     /// for buffers that only their writing frees.
     fn complete(&self, record: Sealed) {
+        self.complete_at(record.ordinal, Ordered::Record(record));
+    }
+
+    /// Puts `item` at `ordinal` in the stream's order and moves everything now next in
+    /// order to the segment writer. A segment's opening (its header) has an ordinal of its
+    /// own, so it reaches the writer after the previous segment's final record, whichever
+    /// thread gets there first.
+    fn complete_at(&self, ordinal: u64, item: Ordered) {
         let mut guard = lock(&self.reorder);
         let reorder = &mut *guard;
-        reorder.pending.insert(record.ordinal, record);
+        if ordinal != reorder.next {
+            reorder.pending.insert(ordinal, item);
+            return;
+        }
+        // The common case (a one-chunk frame sealed where it was pushed) skips the map.
+        let mut item = item;
         loop {
-            let next = reorder.next;
-            let Some(r) = reorder.pending.remove(&next) else {
-                return;
-            };
             reorder.next += 1;
-            if let Some(tag) = r.frame {
+            if let Ordered::Record(r) = &item
+                && let Some(tag) = r.frame
+            {
                 reorder.frame_kernel += r.kernel;
                 reorder.frame_sealed = Some(
                     reorder
@@ -1042,7 +1142,14 @@ impl StreamShared {
                     latency.record_overhead(appended.saturating_sub(kernel));
                 }
             }
-            self.send(WriteMsg::Record(r));
+            self.send(match item {
+                Ordered::Begin(segment) => WriteMsg::Begin(segment),
+                Ordered::Record(r) => WriteMsg::Record(r),
+            });
+            match reorder.pending.remove(&reorder.next) {
+                Some(next) => item = next,
+                None => return,
+            }
         }
     }
 
@@ -1065,9 +1172,17 @@ impl StreamShared {
     }
 }
 
+/// What goes to the segment writer in the stream's order.
+enum Ordered {
+    /// A segment opens: its header.
+    Begin(Box<SegmentOut>),
+    /// A sealed record.
+    Record(Sealed),
+}
+
 #[derive(Default)]
 struct Reorder {
-    pending: BTreeMap<u64, Sealed>,
+    pending: BTreeMap<u64, Ordered>,
     next: u64,
     /// Over the frame being appended: kernel time so far and when its last chunk was sealed.
     frame_kernel: std::time::Duration,
@@ -1078,12 +1193,6 @@ struct Reorder {
 enum WriteMsg {
     /// A new segment: write its header; records follow.
     Begin(Box<SegmentOut>),
-    /// The open segment's final record is coming; this is how it closed.
-    Closing {
-        reason: CloseReason,
-        frames: u64,
-        chain: Option<(PathBuf, ChainState)>,
-    },
     /// The next record in order.
     Record(Sealed),
     /// The stream is gone.
@@ -1115,18 +1224,6 @@ fn segment_writer(
                     *lock(&stream.next_key) = key_recipe.wrap(next_seq).ok();
                 }
                 written.map_err(EngineError::from)
-            }
-            WriteMsg::Closing {
-                reason,
-                frames,
-                chain,
-            } => {
-                if let Some(seg) = writer.segment.as_mut() {
-                    seg.reason = reason;
-                    seg.frames = frames;
-                    seg.chain = chain;
-                }
-                Ok(())
             }
             WriteMsg::Record(r) => match writer.append(stream, r) {
                 Ok(Some(job)) => publish_tx
@@ -1212,6 +1309,11 @@ impl Writer {
                 let Some(mut seg) = self.segment.take() else {
                     return Ok(None);
                 };
+                if let Some(closing) = r.closing {
+                    seg.reason = closing.reason;
+                    seg.frames = closing.frames;
+                    seg.chain = closing.chain;
+                }
                 let (tail, summary) = seg.appender.finish(seg.reason.ends_stream())?;
                 seg.output.write(&tail)?;
                 let job = PublishJob {
@@ -1229,7 +1331,7 @@ impl Writer {
                 };
                 {
                     let mut state = lock(&stream.state);
-                    state.closed = Some(summary);
+                    state.trailers += 1;
                     stream.changed.notify_all();
                 }
                 Ok(Some(Box::new(job)))
@@ -1240,8 +1342,8 @@ impl Writer {
 
 #[derive(Default)]
 struct StreamState {
-    /// The summary of the segment whose trailer was just written, for the stream's thread.
-    closed: Option<SegmentSummary>,
+    /// Segments whose trailer the writer has signed and written.
+    trailers: u64,
     published: u64,
     published_bytes: u64,
     error: Option<EngineError>,
@@ -1313,6 +1415,17 @@ struct Sealed {
     sealed_at: Instant,
     /// `None` for the final record.
     frame: Option<FrameTag>,
+    /// For the final record: how its segment closed.
+    closing: Option<Box<Closing>>,
+}
+
+/// How a segment closed, carried by its final record to the writer (in order, so it can
+/// never be applied to another segment).
+struct Closing {
+    reason: CloseReason,
+    frames: u64,
+    /// Chain state to store when it is published (digest filled in at the trailer).
+    chain: Option<(PathBuf, ChainState)>,
 }
 
 enum PublishMsg {
@@ -1389,6 +1502,26 @@ fn publisher(rx: Receiver<PublishMsg>) {
     }
 }
 
+/// Measures how long a parked worker takes to start a job: a few probes, each after the
+/// workers and their cores have been idle a moment, as between two frames. The median
+/// becomes the starting wake-up cost of the hand-off rule; real hand-offs refine it.
+fn probe_wake_up(shared: &Shared) {
+    let mut samples = Vec::with_capacity(WAKE_PROBES);
+    for _ in 0..WAKE_PROBES {
+        std::thread::sleep(WAKE_PROBE_IDLE);
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        lock(&shared.sched).probe = Some((Instant::now(), tx));
+        shared.work.notify_one();
+        if let Ok(d) = rx.recv_timeout(std::time::Duration::from_secs(1)) {
+            samples.push(d);
+        }
+    }
+    samples.sort();
+    if let Some(median) = samples.get(samples.len() / 2) {
+        shared.estimates.set_wake(*median);
+    }
+}
+
 /// The clock's current value, Unix milliseconds (0 if the system clock is before 1970).
 fn wallclock_ms(clock: WallClock) -> u64 {
     match clock {
@@ -1427,6 +1560,9 @@ fn record_buf_len(max_chunk: usize) -> usize {
 const RECORD_OVERHEAD: usize = 13 + crate::seal::MAX_HEADER_LEN + 16;
 const DEFAULT_MAX_CHUNK: usize = 64 << 10;
 const MAX_WORKERS: usize = 256;
+/// Wake-up probes at engine start, and the idle time before each.
+const WAKE_PROBES: usize = 5;
+const WAKE_PROBE_IDLE: std::time::Duration = std::time::Duration::from_millis(2);
 /// Segments waiting for fsync and rename before the appending thread waits.
 const PUBLISH_QUEUE: usize = 16;
 

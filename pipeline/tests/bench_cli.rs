@@ -98,6 +98,41 @@ fn bench_kernels_writes_the_json_report() {
 }
 
 #[test]
+fn bench_kernels_in_place_seals_in_place_with_the_same_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("in-place.json");
+    let out = camseal(&[
+        "bench",
+        "kernels",
+        "--in-place",
+        "--json",
+        file.to_str().unwrap(),
+        "--seconds",
+        "0.005",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("seal call: in-place"), "{stdout}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let results = doc["results"].as_array().unwrap();
+    assert_eq!(results.len(), SUITES.len() * SIZES.len(), "rows");
+    assert!(
+        results
+            .iter()
+            .all(|r| r["gb_per_s"].as_f64().is_some_and(|g| g > 0.0))
+    );
+    // The default stays the pipeline's out-of-place call.
+    let out = camseal(&["bench", "kernels", "--seconds", "0.001"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("seal call: seal_to"), "{stdout}");
+}
+
+#[test]
 fn bench_rejects_bad_seconds_and_missing_kind() {
     for bad in ["0", "-1", "nan", "1000"] {
         let out = camseal(&["bench", "kernels", "--seconds", bad]);

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use camseal::engine::{
-    CopyMeter, DirSink, Engine, EngineConfig, MemorySink, Overload, Pushed, SegmentInfo,
+    CopyMeter, DirSink, Engine, EngineConfig, HandOff, MemorySink, Overload, Pushed, SegmentInfo,
     SegmentOutput, SegmentSink, Stream, StreamEvent,
 };
 use camseal::footage::{decrypt_footage, load_headers, verify_footage};
@@ -19,9 +19,15 @@ use synth::*;
 
 /// Seals `frames` synthetic frames on one stream with `workers` workers; returns the
 /// segments (name, bytes) and the plaintext that went in.
-fn seal_with(workers: usize, caller_seals: bool, frames: u64) -> (Vec<(String, Vec<u8>)>, Vec<u8>) {
+fn seal_with(
+    workers: usize,
+    caller_seals: bool,
+    hand_off: HandOff,
+    frames: u64,
+) -> (Vec<(String, Vec<u8>)>, Vec<u8>) {
     let mut config = EngineConfig::new(workers);
     config.caller_seals = caller_seals;
+    config.hand_off = hand_off;
     config.max_chunk = 4096;
     config.buffers = 24;
     let engine = Engine::new(config).unwrap();
@@ -49,7 +55,7 @@ fn seal_with(workers: usize, caller_seals: bool, frames: u64) -> (Vec<(String, V
 
 #[test]
 fn output_is_identical_for_any_worker_count() {
-    let (one, input) = seal_with(1, false, 60);
+    let (one, input) = seal_with(1, false, HandOff::Always, 60);
     assert!(one.len() >= 5, "{} segments", one.len());
     // Every segment opens, in order, to exactly the input.
     let mut plain = Vec::new();
@@ -58,9 +64,19 @@ fn output_is_identical_for_any_worker_count() {
         plain.extend_from_slice(&p);
     }
     assert!(plain == input, "decrypted stream differs from the input");
-    for (workers, caller_seals) in [(1, true), (2, false), (2, true), (4, true), (8, false)] {
-        let (other, _) = seal_with(workers, caller_seals, 60);
-        let what = format!("{workers} workers, caller seals: {caller_seals}");
+    // `Always`: every keyframe is split over the workers while the source thread seals and
+    // helps; `Measured`: whatever the measured costs decide on this machine.
+    for (workers, caller_seals, hand_off) in [
+        (1, true, HandOff::Always),
+        (2, false, HandOff::Always),
+        (2, true, HandOff::Always),
+        (2, true, HandOff::Measured),
+        (4, true, HandOff::Always),
+        (8, false, HandOff::Always),
+        (8, true, HandOff::Measured),
+    ] {
+        let (other, _) = seal_with(workers, caller_seals, hand_off, 60);
+        let what = format!("{workers} workers, caller seals: {caller_seals}, {hand_off:?}");
         assert_eq!(other.len(), one.len(), "{what}");
         for ((n1, b1), (n2, b2)) in one.iter().zip(&other) {
             assert_eq!(n1, n2);

@@ -6,14 +6,16 @@
 use std::collections::VecDeque;
 use std::ops::Range;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use camseal_hal::Packet;
+use crossbeam_channel::Sender;
 
+use super::handoff::Estimates;
 use super::pool::PooledBuf;
 use super::{FrameTag, Sealed, Shared, StreamShared, lock, wait};
 use crate::segment::write::SegmentSealer;
-use crate::segment::{RecordFlags, record_digest};
+use crate::segment::{RecordFlags, SegmentError, record_digest};
 
 /// One chunk to seal.
 pub(super) struct Job {
@@ -30,6 +32,8 @@ pub(super) struct Job {
     pub(super) range: Range<usize>,
     pub(super) buf: PooledBuf,
     pub(super) frame: Option<FrameTag>,
+    /// When it was queued for the workers (`None`: sealed where it was made).
+    pub(super) queued_at: Option<Instant>,
 }
 
 /// Per-stream queues of `T` (jobs) served round robin.
@@ -38,6 +42,9 @@ pub(super) struct Scheduler<T = Job> {
     /// The queue to look at first next time.
     next: usize,
     pub(super) shutdown: bool,
+    /// A wake-up probe (engine start): the worker that takes it answers how long after
+    /// `Instant` it ran.
+    pub(super) probe: Option<(Instant, Sender<Duration>)>,
 }
 
 impl<T> Default for Scheduler<T> {
@@ -46,6 +53,7 @@ impl<T> Default for Scheduler<T> {
             queues: Vec::new(),
             next: 0,
             shutdown: false,
+            probe: None,
         }
     }
 }
@@ -95,28 +103,37 @@ impl<T> Scheduler<T> {
     }
 }
 
-/// A seal worker: takes jobs until shutdown.
+/// A seal worker: takes jobs until shutdown. The time a parked worker took to start a job
+/// feeds the hand-off rule's wake-up cost.
 pub(super) fn worker(shared: &Shared) {
     loop {
-        let job = {
+        let (job, parked) = {
             let mut sched = lock(&shared.sched);
+            let mut parked = false;
             loop {
                 if let Some(job) = sched.pop() {
-                    break job;
+                    break (job, parked);
+                }
+                if let Some((at, reply)) = sched.probe.take() {
+                    let _ = reply.send(at.elapsed());
                 }
                 if sched.shutdown {
                     return;
                 }
                 sched = wait(&shared.work, sched);
+                parked = true;
             }
         };
-        run(job);
+        if parked && let Some(at) = job.queued_at {
+            shared.estimates.woke(at.elapsed());
+        }
+        run(job, &shared.estimates);
     }
 }
 
 /// Seals one chunk: the plaintext is read once from the lease and the record written once
-/// into the job's pool buffer.
-pub(super) fn run(job: Job) {
+/// into the job's pool buffer. Its cost per byte feeds the hand-off rule.
+pub(super) fn run(job: Job, estimates: &Estimates) {
     let Job {
         stream,
         sealer,
@@ -126,36 +143,76 @@ pub(super) fn run(job: Job) {
         flags,
         packet,
         range,
-        mut buf,
+        buf,
         frame,
+        queued_at: _,
     } = job;
-    let started = Instant::now();
-    let result = match packet.data().get(range) {
-        // The worker that seals a record also hashes it, while its bytes are in cache
-        // (FORMAT.md §4): the stream's writer only folds the digests in order.
-        Some(plaintext) => sealer
-            .seal_record_into(index, pts, flags, plaintext, buf.bytes_mut())
-            .map(|len| (len, record_digest(&buf.bytes()[..len]))),
-        // The chunker cut these ranges from this very packet.
-        None => Err(crate::segment::SegmentError::Malformed(
-            "chunk outside its packet",
-        )),
-    };
-    let sealed_at = Instant::now();
+    let sealed = seal(
+        &sealer,
+        Chunk {
+            ordinal,
+            index,
+            pts,
+            flags,
+            plaintext: packet.data().get(range),
+            frame,
+        },
+        buf,
+        estimates,
+    );
     // The last chunk of an access unit gives its buffer back to the encoder here.
     drop(packet);
-    match result {
-        Ok((len, digest)) => stream.complete(Sealed {
-            ordinal,
-            buf,
-            len,
-            digest,
-            kernel: sealed_at - started,
-            sealed_at,
-            frame,
-        }),
+    match sealed {
+        Ok(sealed) => stream.complete(sealed),
         Err(e) => stream.fail(e.into()),
     }
+}
+
+/// What [`seal`] needs of one chunk besides its sealer and buffer.
+pub(super) struct Chunk<'a> {
+    pub(super) ordinal: u64,
+    pub(super) index: u64,
+    pub(super) pts: u64,
+    pub(super) flags: RecordFlags,
+    /// `None` if the range was not inside its packet (cannot happen: the chunker cut it).
+    pub(super) plaintext: Option<&'a [u8]>,
+    pub(super) frame: Option<FrameTag>,
+}
+
+/// Seals and hashes one chunk into `buf`, timing the two (the `kernel` stage), and feeds
+/// the cost per byte to the hand-off rule. The worker or source thread that seals a record
+/// also hashes it, while its bytes are in cache (FORMAT.md §4): the stream's writer only
+/// folds the digests in order.
+pub(super) fn seal(
+    sealer: &SegmentSealer,
+    chunk: Chunk<'_>,
+    mut buf: PooledBuf,
+    estimates: &Estimates,
+) -> Result<Sealed, SegmentError> {
+    let started = Instant::now();
+    let plaintext = chunk
+        .plaintext
+        .ok_or(SegmentError::Malformed("chunk outside its packet"))?;
+    let len = sealer.seal_record_into(
+        chunk.index,
+        chunk.pts,
+        chunk.flags,
+        plaintext,
+        buf.bytes_mut(),
+    )?;
+    let digest = record_digest(&buf.bytes()[..len]);
+    let sealed_at = Instant::now();
+    estimates.sealed(len, sealed_at - started);
+    Ok(Sealed {
+        ordinal: chunk.ordinal,
+        buf,
+        len,
+        digest,
+        kernel: sealed_at - started,
+        sealed_at,
+        frame: chunk.frame,
+        closing: None,
+    })
 }
 
 #[cfg(test)]

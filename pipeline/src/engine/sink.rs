@@ -352,6 +352,34 @@ fn merge(into: &mut Vec<crate::segment::Gap>, new: &[crate::segment::Gap]) {
     }
 }
 
+/// Drops every segment: the engine seals, hashes and signs as usual, and the bytes go
+/// nowhere (`camseal bench --discard`: the engine measured without a file system). Copies
+/// nothing, keeps no head; `publish` returns the segment's file name.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DiscardSink;
+
+impl SegmentSink for DiscardSink {
+    fn open(&mut self, info: &SegmentInfo) -> io::Result<Box<dyn SegmentOutput>> {
+        Ok(Box::new(DiscardOutput {
+            name: PathBuf::from(&info.name),
+        }))
+    }
+}
+
+struct DiscardOutput {
+    name: PathBuf,
+}
+
+impl SegmentOutput for DiscardOutput {
+    fn write(&mut self, _bytes: &[u8]) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn publish(self: Box<Self>) -> io::Result<PathBuf> {
+        Ok(self.name)
+    }
+}
+
 /// Keeps published segments in memory, in publication order (tests and benches). Copies
 /// every byte it is given, and says so to its [`CopyMeter`].
 #[derive(Clone, Debug, Default)]

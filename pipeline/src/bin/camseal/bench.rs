@@ -15,6 +15,8 @@ use sha2::{Digest, Sha256};
 use crate::cli::{BenchArgs, BenchCommand, KernelBenchArgs};
 
 mod pipeline;
+#[allow(unsafe_code)]
+mod sys;
 
 pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     match args.kind {
@@ -27,7 +29,8 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     }
 }
 
-/// Seals with `seal_to` (the pipeline's out-of-place call) for about `--seconds` per suite
+/// Seals with `seal_to` (the pipeline's out-of-place call; `--in-place`: `seal_in_place`,
+/// ring's shape) for about `--seconds` per suite
 /// and size, and reports decimal GB/s (10^9 plaintext bytes per second). Each size is also
 /// timed sealed and then hashed (ciphertext and tag) with BLAKE3, format v2's per-record
 /// digest on the seal workers, and with SHA-256, format v1's records hash, so the three are
@@ -37,6 +40,11 @@ fn kernels(args: KernelBenchArgs) -> Result<ExitCode> {
         bail!("--seconds must be more than 0 and at most {MAX_SECONDS}");
     }
     let budget = Duration::from_secs_f64(args.seconds);
+    let call = if args.in_place {
+        SealCall::InPlace
+    } else {
+        SealCall::To
+    };
     let mut path = None;
     // The AEAD-alone rows come first in the JSON, in their historical order; the sealed and
     // hashed rows follow, per suite and digest.
@@ -47,7 +55,7 @@ fn kernels(args: KernelBenchArgs) -> Result<ExitCode> {
         let aead = Aead::new(suite, &key).context("build the key schedule")?;
         let name = aead.backend().name();
         if path.is_none() {
-            println!("kernel path: {name}");
+            println!("kernel path: {name}; seal call: {}", call.name());
             println!(
                 "{:<SUITE_WIDTH$} {:>9} {:>9} {:>9}",
                 "suite", "bytes", "GB/s", "vs AEAD"
@@ -58,11 +66,11 @@ fn kernels(args: KernelBenchArgs) -> Result<ExitCode> {
         for &size in SIZES {
             // The three variants of one size run back to back, so a change of load on a
             // shared machine moves their ratio as little as it can.
-            let alone = measure(&aead, size, None, budget)?;
+            let alone = measure(&aead, call, size, None, budget)?;
             println!("{:<SUITE_WIDTH$} {size:>9} {alone:>9.3}", suite.name());
             results.push(row(suite.name(), size, alone));
             for (digest, rows) in DIGESTS.into_iter().zip(&mut rows) {
-                let gb_per_s = measure(&aead, size, Some(digest), budget)?;
+                let gb_per_s = measure(&aead, call, size, Some(digest), budget)?;
                 let name = format!("{}+{}", suite.name(), digest.name());
                 let ratio = gb_per_s / alone;
                 println!("{name:<SUITE_WIDTH$} {size:>9} {gb_per_s:>9.3} {ratio:>8.2}x");
@@ -73,11 +81,32 @@ fn kernels(args: KernelBenchArgs) -> Result<ExitCode> {
     }
     results.extend(hashed);
     if let Some(file) = args.json {
+        // The same two keys with either seal call: the caller knows which one it asked for.
         let doc = json!({ "path": path.unwrap_or("portable"), "results": results });
         let text = serde_json::to_string_pretty(&doc).context("encode the results")?;
         fs::write(&file, text + "\n").with_context(|| format!("write {}", file.display()))?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Which seal call is timed.
+#[derive(Clone, Copy, Debug)]
+enum SealCall {
+    /// `Aead::seal_in_place`: one buffer, as ring's `seal_in_place_separate_tag`.
+    InPlace,
+    /// `Aead::seal_to`: plaintext read from one buffer, ciphertext written to another, as
+    /// the pipeline seals out of an encoder's buffer.
+    To,
+}
+
+impl SealCall {
+    /// The name printed with the kernel path.
+    fn name(self) -> &'static str {
+        match self {
+            SealCall::InPlace => "in-place",
+            SealCall::To => "seal_to",
+        }
+    }
 }
 
 /// The hash run over each sealed record after the AEAD.
@@ -121,6 +150,7 @@ fn row(suite: &str, size: usize, gb_per_s: f64) -> serde_json::Value {
 /// ciphertext and tag) for about `budget`, after a short warm-up.
 fn measure(
     aead: &Aead,
+    call: SealCall,
     size: usize,
     digest: Option<RecordDigest>,
     budget: Duration,
@@ -133,9 +163,14 @@ fn measure(
     let mut seal = |n: u64| -> Result<()> {
         for _ in 0..n {
             let (ciphertext, tag_out) = sealed.split_at_mut(size);
-            let tag = aead
-                .seal_to(&nonce, &aad, black_box(&input), black_box(ciphertext))
-                .context("seal")?;
+            let tag = match call {
+                // Seals what the last round left there: same length, same work.
+                SealCall::InPlace => aead.seal_in_place(&nonce, &aad, black_box(ciphertext)),
+                SealCall::To => {
+                    aead.seal_to(&nonce, &aad, black_box(&input), black_box(ciphertext))
+                }
+            }
+            .context("seal")?;
             if let Some(digest) = digest {
                 tag_out.copy_from_slice(&tag);
                 black_box(digest.hash(black_box(&sealed)));

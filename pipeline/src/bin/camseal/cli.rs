@@ -432,6 +432,15 @@ pub struct PipelineBenchArgs {
     /// Keep the sealed segments in this directory (default: a temporary one, removed).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Seal, hash and sign everything, then drop the bytes: the engine without a file
+    /// system (no segment is written or kept).
+    #[arg(long, conflicts_with = "out")]
+    pub discard: bool,
+    /// Real-time set-up: SCHED_FIFO for the source and seal threads when permitted,
+    /// mlockall, and those threads pinned to CPUs; prints what could and could not be
+    /// applied.
+    #[arg(long)]
+    pub rt: bool,
     /// Queue every chunk to the workers, the last one of a frame included (by default the
     /// source thread seals it itself).
     #[arg(long)]
@@ -458,6 +467,10 @@ pub struct KernelBenchArgs {
     /// Seconds of timing per point: suite × size × digest (none, BLAKE3, SHA-256), 42 points.
     #[arg(long, value_name = "S", default_value_t = 0.2)]
     pub seconds: f64,
+    /// Seal in place (one buffer, as ring's API does) instead of `seal_to`, the pipeline's
+    /// out-of-place call.
+    #[arg(long)]
+    pub in_place: bool,
 }
 
 /// `--overload`: the engine's own names, so the CLI and the library cannot drift apart.

@@ -2,8 +2,14 @@
 //!
 //! Each stream reads its own copy of the source on its own thread and pushes every packet
 //! into one shared [`Engine`]; segments are written to a directory and published (fsync,
-//! rename) as in `camseal run`. Per frame the engine records the time from dequeue to chunks
-//! sealed, records appended and segment durable, and the time in the AEAD call alone.
+//! rename) as in `camseal run` (with `--discard`, sealed, hashed and signed, then dropped).
+//! Per frame the engine records the time from dequeue to chunks sealed, records appended and
+//! segment durable, and the time in the AEAD call alone.
+//!
+//! With `--realtime`, each stream thread also measures the platform's floor per frame: after
+//! the pacing sleep and before the frame is pushed, one read pass over a buffer of the
+//! frame's size that nothing touched since the previous frame (`floor_us`). It is what any
+//! code pays to touch that many bytes after a sleep on this machine, camseal or not.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -13,7 +19,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow, bail};
 use camseal::engine::{
-    CopyMeter, DirSink, Engine, EngineConfig, Stage, StreamConfig, StreamStats, WallClock,
+    CopyMeter, DirSink, DiscardSink, Engine, EngineConfig, HandOffCosts, SegmentSink, Stage,
+    StreamConfig, StreamStats, WallClock,
 };
 use camseal::recorder::SegmentPolicy;
 use camseal::seal::SframeSuite;
@@ -25,6 +32,7 @@ use camseal_hal::{Encoder, PTS_HZ};
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 
+use super::sys;
 use crate::cli::PipelineBenchArgs;
 use crate::run::default_workers;
 
@@ -55,9 +63,20 @@ pub fn bench(args: PipelineBenchArgs) -> Result<ExitCode> {
     // A file source paces itself (`FileOptions::realtime`); the others are paced here.
     let file_source = source.starts_with("file:");
 
+    let mut rt = args.rt.then(Rt::default);
+    if let Some(rt) = &mut rt {
+        rt.note("mlockall(MCL_CURRENT | MCL_FUTURE)", sys::lock_memory());
+        if !args.realtime {
+            rt.notes.push(RtNote::info(
+                "without --realtime, SCHED_FIFO threads that never sleep can starve the \
+                 segment writers (the kernel throttles them at 95%)",
+            ));
+        }
+    }
     let (out_dir, keep) = match &args.out {
-        Some(dir) => (dir.clone(), true),
-        None => (temp_dir()?, false),
+        _ if args.discard => (None, false),
+        Some(dir) => (Some(dir.clone()), true),
+        None => (Some(temp_dir()?), false),
     };
     let camera = ed25519_dalek::SigningKey::from_bytes(&random32()?);
     let viewer = x25519_dalek::StaticSecret::from(random32()?);
@@ -68,6 +87,7 @@ pub fn bench(args: PipelineBenchArgs) -> Result<ExitCode> {
     engine_config.caller_seals = !args.no_caller_seals;
     let buffer_bytes = engine_config.buffer_bytes();
     let engine = Engine::new(engine_config)?;
+    let hand_off = engine.hand_off_costs();
     let meter = CopyMeter::new();
     let mut streams = Vec::with_capacity(sources.len());
     for (id, source) in sources.into_iter().enumerate() {
@@ -85,20 +105,44 @@ pub fn bench(args: PipelineBenchArgs) -> Result<ExitCode> {
             overload,
             checkpoints: CheckpointPolicy::default(),
         };
-        let sink = DirSink::new(&out_dir)
-            .with_context(|| format!("cannot write segments into {}", out_dir.display()))?;
-        streams.push((source, engine.open_stream(config, Box::new(sink))?));
+        let sink: Box<dyn SegmentSink> = match &out_dir {
+            Some(dir) => Box::new(
+                DirSink::new(dir)
+                    .with_context(|| format!("cannot write segments into {}", dir.display()))?,
+            ),
+            None => Box::new(DiscardSink),
+        };
+        streams.push((source, engine.open_stream(config, sink)?));
+    }
+    let cpus = default_workers();
+    if let Some(rt) = &mut rt {
+        rt.engine_threads(cpus);
     }
 
     let cpu_before = cpu_time();
     let started = Instant::now();
     let pace = args.realtime && !file_source;
-    let results: Vec<Result<StreamStats>> = std::thread::scope(|scope| {
+    let floor = args.realtime;
+    let rt_on = rt.is_some();
+    let results: Vec<Result<Driven>> = std::thread::scope(|scope| {
         let handles: Vec<_> = streams
             .into_iter()
-            .map(|(source, stream)| {
+            .enumerate()
+            .map(|(i, (source, stream))| {
                 let meter = meter.clone();
-                scope.spawn(move || drive(source, stream, pace, &meter))
+                scope.spawn(move || {
+                    // The source thread sets itself up: SCHED_FIFO and its CPU, counted
+                    // from the last one down (the engine's workers count up from 0).
+                    let notes = if rt_on {
+                        Rt::source_thread(i, cpus)
+                    } else {
+                        Vec::new()
+                    };
+                    drive(source, stream, pace, floor, &meter).map(|mut d| {
+                        d.rt = notes;
+                        d
+                    })
+                })
             })
             .collect();
         handles
@@ -113,12 +157,21 @@ pub fn bench(args: PipelineBenchArgs) -> Result<ExitCode> {
     let cpu = cpu_time().zip(cpu_before).map(|(a, b)| a.saturating_sub(b));
     engine.shutdown();
     let mut total = StreamStats::default();
+    let mut floor = floor.then(new_histogram);
     for r in results {
-        total.merge(&r?);
+        let driven = r?;
+        total.merge(&driven.stats);
+        if let (Some(all), Some(mine)) = (&mut floor, &driven.floor) {
+            // Same bounds on both sides, so adding cannot fail.
+            let _ = all.add(mine);
+        }
+        if let Some(rt) = &mut rt {
+            rt.notes.extend(driven.rt);
+        }
     }
-    if !keep {
+    if !keep && let Some(dir) = &out_dir {
         // Only sealed segments of random keys nobody kept: nothing worth keeping.
-        let _ = fs::remove_dir_all(&out_dir);
+        let _ = fs::remove_dir_all(dir);
     }
     if total.frames == 0 {
         bail!("the source produced no frames");
@@ -133,7 +186,14 @@ pub fn bench(args: PipelineBenchArgs) -> Result<ExitCode> {
         workers,
         streams: args.streams,
         buffer_bytes,
+        floor: floor.as_ref(),
+        hand_off,
+        discard: args.discard,
+        rt: rt.as_ref(),
     };
+    if let Some(rt) = &rt {
+        print!("{}", rt.text());
+    }
     print!("{}", report.text());
     if let Some(file) = &args.json {
         let text = serde_json::to_string_pretty(&report.json()).context("encode the results")?;
@@ -143,21 +203,33 @@ pub fn bench(args: PipelineBenchArgs) -> Result<ExitCode> {
         fs::write(file, hgrm(&total)).with_context(|| format!("write {}", file.display()))?;
     }
     if let Some(file) = &args.svg {
-        plot(&total, file).with_context(|| format!("write {}", file.display()))?;
+        plot(&total, floor.as_ref(), file).with_context(|| format!("write {}", file.display()))?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Pulls every packet of `source` into `stream`, then finishes it.
+/// What one stream thread brings back.
+struct Driven {
+    stats: StreamStats,
+    /// Per-frame platform floor (`--realtime`), nanoseconds.
+    floor: Option<Histogram<u64>>,
+    /// What `--rt` applied to this thread.
+    rt: Vec<RtNote>,
+}
+
+/// Pulls every packet of `source` into `stream`, then finishes it. With `floor`, measures
+/// the platform's floor before each frame (see the module docs).
 fn drive(
     mut source: Box<dyn Encoder>,
     mut stream: camseal::engine::Stream,
     pace: bool,
+    floor: bool,
     meter: &CopyMeter,
-) -> Result<StreamStats> {
+) -> Result<Driven> {
     let started = Instant::now();
     let mut first_pts = None;
     let mut keyframes = crate::run::KeyframeRequests::default();
+    let mut floor = floor.then(Floor::new);
     loop {
         let next = source.next_packet()?;
         if let Some(loss) = source.take_loss() {
@@ -179,6 +251,10 @@ fn drive(
                 std::thread::sleep(wait);
             }
         }
+        if let Some(floor) = &mut floor {
+            // After the same sleep (here, or inside a paced file source), before the frame.
+            floor.measure(packet.len());
+        }
         if packet.source_copied() {
             // openh264 encodes into its own buffer; the soft source copies each access unit
             // out of it (file, MPP and V4L2 sources lend their buffers instead).
@@ -188,7 +264,156 @@ fn drive(
         stream.push(packet, dequeued)?;
         stream.take_events();
     }
-    Ok(stream.finish(CloseReason::EndOfStream)?)
+    Ok(Driven {
+        stats: stream.finish(CloseReason::EndOfStream)?,
+        floor: floor.map(|f| f.hist),
+        rt: Vec::new(),
+    })
+}
+
+/// The platform's floor: one read pass over a buffer of the frame's size that nothing
+/// touched since the previous frame. Not the frame's own memory: the engine reads that, and
+/// the floor must not warm it for the engine.
+struct Floor {
+    buf: Vec<u64>,
+    hist: Histogram<u64>,
+}
+
+impl Floor {
+    fn new() -> Floor {
+        Floor {
+            // Written once here, so its pages exist: what is timed is touching memory
+            // after a sleep, not the page faults of a fresh allocation.
+            buf: vec![1; FLOOR_INITIAL_BYTES / 8],
+            hist: new_histogram(),
+        }
+    }
+
+    fn measure(&mut self, bytes: usize) {
+        let words = bytes.div_ceil(8).max(1);
+        if words > self.buf.len() {
+            // A frame larger than any before: the next pass over this size is cold again.
+            self.buf.resize(words, 1);
+        }
+        let started = Instant::now();
+        let sum = self.buf[..words]
+            .iter()
+            .fold(0u64, |acc, w| acc.wrapping_add(*w));
+        std::hint::black_box(sum);
+        let ns = started.elapsed().as_nanos().clamp(1, u128::from(MAX_NS)) as u64;
+        // In range by the clamp above, so recording cannot fail.
+        let _ = self.hist.record(ns);
+    }
+}
+
+/// What `--rt` applied, and what it could not.
+#[derive(Default)]
+struct Rt {
+    notes: Vec<RtNote>,
+}
+
+struct RtNote {
+    what: String,
+    /// `None`: information only.
+    result: Option<std::result::Result<(), String>>,
+}
+
+impl RtNote {
+    fn info(what: &str) -> RtNote {
+        RtNote {
+            what: what.to_string(),
+            result: None,
+        }
+    }
+
+    fn of(what: String, result: std::io::Result<()>) -> RtNote {
+        RtNote {
+            what,
+            result: Some(result.map_err(|e| e.to_string())),
+        }
+    }
+}
+
+impl Rt {
+    fn note(&mut self, what: &str, result: std::io::Result<()>) {
+        self.notes.push(RtNote::of(what.to_string(), result));
+    }
+
+    /// Seal workers: SCHED_FIFO one below the sources, and worker `j` pinned to CPU
+    /// `j % cpus`. The segment writers and the publisher stay under the normal scheduler:
+    /// they are not on the path the latency stages measure, and a real-time thread that
+    /// writes to disk would only hold a CPU while it waits.
+    fn engine_threads(&mut self, cpus: usize) {
+        let Ok(tasks) = fs::read_dir("/proc/self/task") else {
+            self.notes.push(RtNote::info(
+                "no /proc/self/task: the seal workers were left as they are",
+            ));
+            return;
+        };
+        let mut workers: Vec<(usize, libc::pid_t)> = tasks
+            .filter_map(|t| {
+                let t = t.ok()?;
+                let tid: libc::pid_t = t.file_name().to_str()?.parse().ok()?;
+                let comm = fs::read_to_string(t.path().join("comm")).ok()?;
+                let j = comm.trim().strip_prefix("camseal-seal-")?.parse().ok()?;
+                Some((j, tid))
+            })
+            .collect();
+        workers.sort();
+        for (j, tid) in workers {
+            let cpu = j % cpus.max(1);
+            self.notes.push(RtNote::of(
+                format!("seal worker {j}: SCHED_FIFO {WORKER_PRIORITY}"),
+                sys::set_fifo(tid, WORKER_PRIORITY),
+            ));
+            self.notes.push(RtNote::of(
+                format!("seal worker {j}: pinned to CPU {cpu}"),
+                sys::pin(tid, cpu),
+            ));
+        }
+    }
+
+    /// The calling thread, source `i`: SCHED_FIFO, pinned from the last CPU down.
+    fn source_thread(i: usize, cpus: usize) -> Vec<RtNote> {
+        let cpus = cpus.max(1);
+        let cpu = cpus - 1 - i % cpus;
+        let tid = sys::thread_id();
+        vec![
+            RtNote::of(
+                format!("source {i}: SCHED_FIFO {SOURCE_PRIORITY}"),
+                sys::set_fifo(tid, SOURCE_PRIORITY),
+            ),
+            RtNote::of(
+                format!("source {i}: pinned to CPU {cpu}"),
+                sys::pin(tid, cpu),
+            ),
+        ]
+    }
+
+    fn text(&self) -> String {
+        let mut t = String::new();
+        for n in &self.notes {
+            let _ = match &n.result {
+                Some(Ok(())) => writeln!(t, "--rt: applied: {}", n.what),
+                Some(Err(e)) => writeln!(t, "--rt: NOT applied: {}: {e}", n.what),
+                None => writeln!(t, "--rt: note: {}", n.what),
+            };
+        }
+        t
+    }
+
+    fn json(&self) -> Value {
+        Value::Array(
+            self.notes
+                .iter()
+                .map(|n| match &n.result {
+                    Some(Ok(())) => json!({ "what": n.what, "applied": true }),
+                    Some(Err(e)) => json!({ "what": n.what, "applied": false, "error": e }),
+                    None => json!({ "what": n.what }),
+                })
+                .collect(),
+        )
+    }
 }
 
 fn open_source(spec: &str, realtime: bool, duration: Duration) -> Result<Box<dyn Encoder>> {
@@ -225,6 +450,11 @@ struct Report<'a> {
     workers: usize,
     streams: usize,
     buffer_bytes: usize,
+    /// The platform floor per frame (`--realtime`).
+    floor: Option<&'a Histogram<u64>>,
+    hand_off: HandOffCosts,
+    discard: bool,
+    rt: Option<&'a Rt>,
 }
 
 impl Report<'_> {
@@ -283,6 +513,32 @@ impl Report<'_> {
                 us(h.max())
             );
         }
+        // Not stages: the engine's own cost per frame, and the platform's floor next to it.
+        let extra = [
+            ("overhead", Some(s.latency.overhead())),
+            ("floor", self.floor),
+        ];
+        for (name, h) in extra {
+            let Some(h) = h else { continue };
+            let _ = writeln!(
+                t,
+                "{:<10} {:>8} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1}",
+                name,
+                h.len(),
+                us(h.value_at_quantile(0.5)),
+                us(h.value_at_quantile(0.9)),
+                us(h.value_at_quantile(0.99)),
+                us(h.value_at_quantile(0.999)),
+                us(h.max())
+            );
+        }
+        if self.floor.is_some() {
+            let _ = writeln!(
+                t,
+                "(overhead: appended - kernel of the same frame; floor: one read pass over an \
+                 untouched buffer of the frame's size after the same sleep, no camseal code)"
+            );
+        }
         let appended = s.latency.histogram(Stage::Appended);
         let kernel = s.latency.histogram(Stage::Kernel);
         let _ = writeln!(
@@ -307,8 +563,21 @@ impl Report<'_> {
         );
         let _ = writeln!(
             t,
-            "segment writers (records hash + write): {:.1} MB/s per thread",
-            self.writer_mb_per_s()
+            "segment writers (records digest + write): {:.1} MB/s per thread{}",
+            self.writer_mb_per_s(),
+            if self.discard {
+                " (--discard: bytes dropped, no file system)"
+            } else {
+                ""
+            }
+        );
+        let _ = writeln!(
+            t,
+            "hand-off: seal {:.3} ns/byte, worker wake-up {:.1} us: frames up to {} bytes are \
+             sealed on their source thread",
+            self.hand_off.seal_ps_per_byte as f64 / 1e3,
+            self.hand_off.wake_ns as f64 / 1e3,
+            self.hand_off.inline_max_bytes()
         );
         if let Some(cpu) = self.cpu {
             let _ = writeln!(
@@ -367,7 +636,15 @@ impl Report<'_> {
             "seconds": self.elapsed.as_secs_f64(),
             "kernel_mb_per_s": self.kernel_mb_per_s(),
             "writer_mb_per_s": self.writer_mb_per_s(),
-            "overhead_us": percentiles(s.latency.overhead()),
+            "overhead_us": percentiles_p90(s.latency.overhead()),
+            "floor_us": self.floor.map(percentiles_p90),
+            "discard": self.discard,
+            "hand_off": {
+                "seal_ns_per_byte": self.hand_off.seal_ps_per_byte as f64 / 1e3,
+                "wake_us": self.hand_off.wake_ns as f64 / 1e3,
+                "inline_max_bytes": self.hand_off.inline_max_bytes(),
+            },
+            "rt": self.rt.map(Rt::json),
             "cpu_us_per_frame": self.cpu.map(|c| c.as_secs_f64() * 1e6 / s.frames.max(1) as f64),
             "dropped_frames": s.dropped_frames,
             "lost_frames": s.lost_frames,
@@ -384,6 +661,13 @@ fn percentiles(h: &Histogram<u64>) -> Value {
         "p999": us(h.value_at_quantile(0.999)),
         "max": us(h.max()),
     })
+}
+
+/// [`percentiles`] and p90: the keys of `overhead_us` and `floor_us`.
+fn percentiles_p90(h: &Histogram<u64>) -> Value {
+    let mut v = percentiles(h);
+    v["p90"] = json!(us(h.value_at_quantile(0.9)));
+    v
 }
 
 /// Each stage's percentile distribution in the HdrHistogram text format (values in
@@ -441,14 +725,22 @@ fn hgrm(stats: &StreamStats) -> String {
 
 /// The latency percentile curve of each stage: x is 1/(1-percentile) on a log scale (so
 /// 90%, 99%, 99.9% are evenly spaced), y is microseconds on a log scale.
-fn plot(stats: &StreamStats, path: &Path) -> Result<()> {
+fn plot(stats: &StreamStats, floor: Option<&Histogram<u64>>, path: &Path) -> Result<()> {
     use plotters::prelude::*;
 
     let mut series = Vec::new();
     let mut y_max: f64 = 1.0;
     let mut y_min: f64 = f64::MAX;
-    for stage in Stage::ALL {
-        let h = stats.latency.histogram(stage);
+    // The stages, then the per-frame overhead and the platform floor beside it.
+    let curves = Stage::ALL
+        .into_iter()
+        .map(|stage| (stage.name(), Some(stats.latency.histogram(stage))))
+        .chain([
+            ("overhead", Some(stats.latency.overhead())),
+            ("floor", floor),
+        ]);
+    for (name, h) in curves {
+        let Some(h) = h else { continue };
         if h.is_empty() {
             continue;
         }
@@ -463,7 +755,7 @@ fn plot(stats: &StreamStats, path: &Path) -> Result<()> {
             y_max = y_max.max(y);
             y_min = y_min.min(y);
         }
-        series.push((stage, points));
+        series.push((name, points));
     }
     let y_min = if y_min.is_finite() && y_min < y_max {
         y_min / 2.0
@@ -486,16 +778,24 @@ fn plot(stats: &StreamStats, path: &Path) -> Result<()> {
     chart
         .configure_mesh()
         .x_desc("1/(1-percentile): 10 = p90, 100 = p99, 1000 = p99.9")
-        .y_desc("microseconds since dequeue (kernel: in the AEAD)")
+        .y_desc("us since dequeue (kernel: AEAD; overhead: ours; floor: platform)")
         .draw()
         .map_err(err)?;
-    let colors = [RED, BLUE, GREEN, BLACK];
-    for (i, (stage, points)) in series.into_iter().enumerate() {
+    let colors = [
+        RED,
+        BLUE,
+        GREEN,
+        BLACK,
+        MAGENTA,
+        CYAN,
+        RGBColor(160, 160, 160),
+    ];
+    for (i, (name, points)) in series.into_iter().enumerate() {
         let color = colors[i % colors.len()];
         chart
             .draw_series(LineSeries::new(points, color.stroke_width(2)))
             .map_err(err)?
-            .label(stage.name())
+            .label(name)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
     }
     chart
@@ -506,6 +806,12 @@ fn plot(stats: &StreamStats, path: &Path) -> Result<()> {
         .map_err(err)?;
     root.present().map_err(err)?;
     Ok(())
+}
+
+fn new_histogram() -> Histogram<u64> {
+    // 1 ns .. 1 hour at 3 significant digits, as the engine's: fixed bounds, valid by
+    // construction.
+    Histogram::new_with_bounds(1, MAX_NS, 3).expect("valid histogram bounds")
 }
 
 fn us(ns: u64) -> f64 {
@@ -547,6 +853,14 @@ fn cpu_time() -> Option<Duration> {
     Some(Duration::from_millis((utime + stime) * 10))
 }
 
+/// An hour, in nanoseconds: the largest time a histogram holds.
+const MAX_NS: u64 = 3_600_000_000_000;
+/// The floor buffer's first size: more than a 1080p keyframe; it grows for larger frames.
+const FLOOR_INITIAL_BYTES: usize = 1 << 20;
+/// `--rt`: SCHED_FIFO priorities (1..=99); the source above the seal workers, so a frame's
+/// arrival is never queued behind a worker.
+const SOURCE_PRIORITY: i32 = 50;
+const WORKER_PRIORITY: i32 = 49;
 /// Most streams one bench runs.
 const MAX_STREAMS: usize = 64;
 /// Longest `--duration`.
