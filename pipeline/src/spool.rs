@@ -437,6 +437,11 @@ impl Spool {
         })
     }
 
+    /// Counts a failed upload attempt whose message adds nothing to the last one.
+    pub fn count_failure(&self) -> Result<(), SpoolError> {
+        self.update_counters(UPLOAD_COUNTERS, |c| c.upload_failures += 1)
+    }
+
     /// Pending segments and bytes, the oldest one's age, open segments, and counters.
     pub fn status(&self) -> Result<SpoolStatus, SpoolError> {
         let pending = self.pending()?;

@@ -418,6 +418,8 @@ struct LoopState {
 struct Health {
     failures: u32,
     retry_at: Option<Instant>,
+    /// The last failure was a refusal (4xx) and nothing has succeeded since.
+    refused: bool,
 }
 
 struct Job {
@@ -685,13 +687,22 @@ fn sync_heads(shared: &Shared, wait: bool) {
 }
 
 fn failed(shared: &Shared, i: usize, segment: &PendingSegment, e: &UploadError, mode: Mode) {
-    let _ = shared.spool.note_failure(&e.to_string());
     let mut state = shared.lock();
+    // A server that refuses a PUT often answers before it has read the body and closes the
+    // connection, so the uploads still in flight end in a broken pipe. That fallout must not
+    // replace the refusal as the error the status shows.
+    let fallout_of_refusal = !e.is_permanent() && state.health[i].refused;
+    let _ = if fallout_of_refusal {
+        shared.spool.count_failure()
+    } else {
+        shared.spool.note_failure(&e.to_string())
+    };
     state.report.failures += 1;
     let health = &mut state.health[i];
     health.failures = health.failures.saturating_add(1);
     let backoff = shared.config.backoff;
     if e.is_permanent() {
+        health.refused = true;
         health.retry_at = Some(Instant::now() + backoff.max);
         let (sink, status, message) = match e {
             UploadError::Permanent {

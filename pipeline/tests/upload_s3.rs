@@ -468,7 +468,8 @@ fn wrong_credentials_are_a_clear_permanent_error_and_segments_stay() {
     assert!(started.elapsed() < Duration::from_secs(30));
     let status = pending(&spool);
     assert_eq!(status["pending_segments"].as_u64(), Some(queued));
-    assert!(status["last_error"].as_str().unwrap().contains("40"));
+    let last_error = status["last_error"].as_str().unwrap_or_default();
+    assert!(last_error.contains("40"), "{status}");
 }
 
 #[test]
