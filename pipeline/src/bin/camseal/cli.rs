@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use camseal::engine::Overload;
 use clap::{Args, Parser, Subcommand};
 
+use crate::numeric;
+
 /// camseal: end-to-end encrypted video for security cameras.
 ///
 /// Seals an H.264/H.265 stream into signed, encrypted segments that only enrolled viewers
@@ -191,7 +193,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "URL")]
     pub sink: Vec<String>,
     /// Most bytes the spool may hold.
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, value_name = "BYTES", value_parser = numeric::int(1u64..=u64::MAX))]
     pub spool_max_bytes: Option<u64>,
     /// What a full spool does: `drop-oldest` (delete the oldest segments not yet uploaded)
     /// or `stop-recording` (open no new segment until there is room). Either way the loss
@@ -200,25 +202,25 @@ pub struct RunArgs {
     pub spool_policy: String,
     /// On exit, wait this long for the spool to drain before leaving the rest for the
     /// next start.
-    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = numeric::seconds(0.0, false, numeric::MAX_WAIT_SECONDS))]
     pub upload_grace: f64,
     #[command(flatten)]
     pub upload: UploadOpts,
     /// Stop after this many seconds of video (default: a file's end; 10 s for `soft`).
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", value_parser = numeric::seconds(0.0, true, numeric::MAX_RUN_SECONDS))]
     pub duration: Option<f64>,
     /// Pace the source at its frame rate instead of as fast as possible.
     #[arg(long)]
     pub realtime: bool,
     /// Target segment length: a segment closes at the first keyframe after this.
-    #[arg(long, value_name = "S", default_value_t = 4.0)]
+    #[arg(long, value_name = "S", default_value_t = 4.0, value_parser = numeric::seconds(0.0, true, numeric::MAX_SEGMENT_SECONDS))]
     pub segment_seconds: f64,
     /// Sign a checkpoint about this often (milliseconds of video): a segment cut off by a
     /// crash is recoverable up to its last checkpoint.
     #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub checkpoint_ms: u64,
     /// Frame rate of a `file:` source when its SPS carries no timing information.
-    #[arg(long, value_name = "FPS")]
+    #[arg(long, value_name = "FPS", value_parser = numeric::fps)]
     pub fps: Option<f64>,
     /// Stream number within this camera (main = 0, sub = 1, ...).
     #[arg(long, value_name = "N", default_value_t = 0)]
@@ -227,13 +229,13 @@ pub struct RunArgs {
     #[arg(long, value_name = "SUITE", default_value = "aes-128-gcm")]
     pub suite: String,
     /// Largest plaintext per record; larger access units are split at NAL boundaries.
-    #[arg(long, value_name = "BYTES", default_value_t = 65536)]
+    #[arg(long, value_name = "BYTES", default_value_t = 65536, value_parser = numeric::int(1usize..=camseal::segment::MAX_RECORD_PLAINTEXT))]
     pub max_chunk: usize,
     /// Bitrate of the `soft` and hardware encoders in bits per second.
-    #[arg(long, value_name = "BPS", default_value_t = 2_000_000)]
+    #[arg(long, value_name = "BPS", default_value_t = 2_000_000, value_parser = numeric::int(1u32..=u32::MAX))]
     pub bitrate: u32,
     /// Seal worker threads (default: one per core).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = numeric::int(1usize..=numeric::MAX_THREADS))]
     pub workers: Option<usize>,
     /// What happens when sealing falls behind the encoder: `block` (the source waits,
     /// nothing is lost) or `drop-frames` (frames up to the next keyframe are dropped, counted,
@@ -246,22 +248,22 @@ pub struct RunArgs {
 #[derive(Debug, Args, Clone)]
 pub struct UploadOpts {
     /// Uploads in flight at once.
-    #[arg(long, value_name = "N", default_value_t = 2)]
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = numeric::int(1usize..=numeric::MAX_UPLOAD_CONCURRENCY))]
     pub upload_concurrency: usize,
     /// Cap on upload bandwidth, shared by all uploads (cameras share the home uplink).
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, value_name = "BYTES", value_parser = numeric::int(1u64..=u64::MAX))]
     pub upload_max_bytes_per_sec: Option<u64>,
     /// Longest wait for a connection.
-    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = numeric::seconds(0.0, true, numeric::MAX_WAIT_SECONDS))]
     pub connect_timeout: f64,
     /// Longest stall of one network read or write.
-    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = numeric::seconds(0.0, true, numeric::MAX_WAIT_SECONDS))]
     pub io_timeout: f64,
     /// First retry delay ceiling (exponential backoff with full jitter).
-    #[arg(long, value_name = "SECS", default_value_t = 0.5)]
+    #[arg(long, value_name = "SECS", default_value_t = 0.5, value_parser = numeric::seconds(0.0, true, numeric::MAX_WAIT_SECONDS))]
     pub retry_base_delay: f64,
     /// Largest retry delay.
-    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    #[arg(long, value_name = "SECS", default_value_t = 60.0, value_parser = numeric::seconds(0.0, true, numeric::MAX_WAIT_SECONDS))]
     pub retry_max_delay: f64,
 }
 
@@ -298,10 +300,10 @@ pub struct FetchArgs {
     #[arg(long, value_name = "SEQ")]
     pub since: Option<u64>,
     /// Longest wait for a connection.
-    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = numeric::seconds(0.0, true, numeric::MAX_WAIT_SECONDS))]
     pub connect_timeout: f64,
     /// Longest stall of one network read or write.
-    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = numeric::seconds(0.0, true, numeric::MAX_WAIT_SECONDS))]
     pub io_timeout: f64,
 }
 
@@ -377,7 +379,7 @@ pub struct InspectArgs {
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Seconds of test video to seal.
-    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = numeric::seconds(0.0, true, numeric::MAX_DEMO_SECONDS))]
     pub duration: f64,
     /// Keep the files here instead of a temporary directory.
     #[arg(long, value_name = "DIR")]
@@ -403,16 +405,16 @@ pub struct PipelineBenchArgs {
     #[arg(long, value_name = "SOURCE")]
     pub source: Option<String>,
     /// Streams sealed at once, each from its own copy of the source, on one worker pool.
-    #[arg(long, value_name = "N", default_value_t = 1)]
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = numeric::int(1usize..=numeric::MAX_BENCH_STREAMS))]
     pub streams: usize,
     /// Seal worker threads (default: one per core).
-    #[arg(long, value_name = "W")]
+    #[arg(long, value_name = "W", value_parser = numeric::int(1usize..=numeric::MAX_THREADS))]
     pub workers: Option<usize>,
     /// Pace each source at its frame rate instead of as fast as possible.
     #[arg(long)]
     pub realtime: bool,
     /// Seconds of video per stream.
-    #[arg(long, value_name = "S", default_value_t = 10.0)]
+    #[arg(long, value_name = "S", default_value_t = 10.0, value_parser = numeric::seconds(0.0, true, numeric::MAX_DEMO_SECONDS))]
     pub duration: f64,
     /// Write the summary as JSON to this file.
     #[arg(long, value_name = "FILE")]
@@ -424,10 +426,10 @@ pub struct PipelineBenchArgs {
     #[arg(long, value_name = "FILE")]
     pub svg: Option<PathBuf>,
     /// Largest plaintext per record.
-    #[arg(long, value_name = "BYTES", default_value_t = 65536)]
+    #[arg(long, value_name = "BYTES", default_value_t = 65536, value_parser = numeric::int(1usize..=camseal::segment::MAX_RECORD_PLAINTEXT))]
     pub max_chunk: usize,
     /// Target segment length in seconds.
-    #[arg(long, value_name = "S", default_value_t = 4.0)]
+    #[arg(long, value_name = "S", default_value_t = 4.0, value_parser = numeric::seconds(0.0, true, numeric::MAX_SEGMENT_SECONDS))]
     pub segment_seconds: f64,
     /// Keep the sealed segments in this directory (default: a temporary one, removed).
     #[arg(long, value_name = "DIR")]
@@ -465,7 +467,7 @@ pub struct KernelBenchArgs {
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
     /// Seconds of timing per point: suite × size × digest (none, BLAKE3, SHA-256), 42 points.
-    #[arg(long, value_name = "S", default_value_t = 0.2)]
+    #[arg(long, value_name = "S", default_value_t = 0.2, value_parser = numeric::seconds(0.0, true, numeric::MAX_KERNEL_BENCH_SECONDS))]
     pub seconds: f64,
     /// Seal in place (one buffer, as ring's API does) instead of `seal_to`, the pipeline's
     /// out-of-place call.
