@@ -21,7 +21,7 @@ if [ -x "$(scripts/s3-server.sh bin)" ]; then
   eval "$(scripts/s3-server.sh start "${CAMSEAL_TEST_S3_PORT:-39000}")"
   trap 'scripts/s3-server.sh stop' EXIT
 else
-  echo "s3s-fs is not installed (CAMSEAL_SKIP_INSTALL set?): the S3 upload tests will skip"
+  echo "s3s-fs is not installed (CAMSEAL_SKIP_INSTALL set?): the S3 upload tests will skip (and fail under CI=true)"
 fi
 
 log "cargo fmt --check"

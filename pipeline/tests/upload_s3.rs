@@ -4,7 +4,8 @@
 //! spool quota, and wrong credentials.
 //!
 //! `scripts/test.sh` starts the server (`scripts/s3-server.sh`) and sets
-//! `CAMSEAL_TEST_S3_ENDPOINT` and friends; without them these tests print why and skip.
+//! `CAMSEAL_TEST_S3_ENDPOINT` and friends; without them these tests print why and skip, except
+//! under `CI=true`, where they fail instead.
 
 mod cli;
 
@@ -32,9 +33,9 @@ struct S3 {
 impl S3 {
     fn from_env(test: &str) -> Option<S3> {
         let Ok(endpoint) = std::env::var("CAMSEAL_TEST_S3_ENDPOINT") else {
-            eprintln!(
-                "SKIPPED {test}: CAMSEAL_TEST_S3_ENDPOINT is not set (scripts/test.sh starts a local S3 server and sets it)"
-            );
+            skip(&format!(
+                "{test}: CAMSEAL_TEST_S3_ENDPOINT is not set (scripts/test.sh starts a local S3 server and sets it)"
+            ));
             return None;
         };
         let var = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
@@ -72,7 +73,7 @@ impl S3 {
     /// A private server on a free port (for the tests that stop it).
     fn own_server(&self, root: &Path) -> Option<Server> {
         let Some(bin) = &self.bin else {
-            eprintln!("SKIPPED: CAMSEAL_TEST_S3_BIN is not set (scripts/s3-server.sh sets it)");
+            skip("CAMSEAL_TEST_S3_BIN is not set (scripts/s3-server.sh sets it)");
             return None;
         };
         fs::create_dir_all(root.join(&self.bucket)).unwrap();
@@ -85,6 +86,20 @@ impl S3 {
             child: None,
         })
     }
+}
+
+/// Reports a test that cannot run here. On a developer's machine it is skipped with a note;
+/// under CI (`CI=true`, which CI services set) a missing server is a broken set-up, and a test
+/// that passed without testing anything would hide it, so the run fails.
+fn skip(why: &str) {
+    if ci() {
+        panic!("CI is set, so this test may not skip: {why}");
+    }
+    eprintln!("SKIPPED {why}");
+}
+
+fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
 }
 
 /// An s3s-fs process this test owns.
@@ -801,4 +816,38 @@ fn serve(mut client: TcpStream, upstream: SocketAddr, fault: Fault) {
             let _ = up.join();
         }
     }
+}
+
+/// Under `CI=true` the tests above fail when the server is missing: runs this test binary
+/// again with `CI=true` and no server, and checks that a test fails rather than skips.
+#[test]
+fn a_missing_server_fails_under_ci() {
+    if std::env::var_os("CAMSEAL_TEST_S3_CHILD").is_some() {
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let run = |ci: &str| {
+        Command::new(&exe)
+            .args(["--exact", "round_trip_run_upload_fetch_decrypt_is_byte_identical", "--test-threads=1"])
+            .env("CI", ci)
+            .env("CAMSEAL_TEST_S3_CHILD", "1")
+            .env_remove("CAMSEAL_TEST_S3_ENDPOINT")
+            .env_remove("CAMSEAL_TEST_S3_BIN")
+            .output()
+            .unwrap()
+    };
+    let under_ci = run("true");
+    let stdout = String::from_utf8_lossy(&under_ci.stdout);
+    assert!(!under_ci.status.success(), "passed under CI=true:\n{stdout}");
+    assert!(stdout.contains("1 failed"), "{stdout}");
+    // libtest prints a failed test's panic message with its captured output.
+    assert!(stdout.contains("CAMSEAL_TEST_S3_ENDPOINT"), "{stdout}");
+    // Off CI the same test skips (and passes), so a developer without the server can still
+    // run the rest.
+    let off_ci = run("");
+    assert!(
+        off_ci.status.success(),
+        "{}",
+        String::from_utf8_lossy(&off_ci.stdout)
+    );
 }
