@@ -380,11 +380,7 @@ impl Engine {
                 // Reserve the first sequence number before writing: if we crash
                 // mid-segment, the next run does not reuse it. Later segments are
                 // reserved by the publisher together with their predecessor's digest.
-                ChainState {
-                    next_seq: chain.next_seq + 1,
-                    prev_header_hash: chain.prev_header_hash,
-                }
-                .store(path)?;
+                chain.reserve()?.store(path)?;
                 chain
             }
             None => ChainState::default(),
@@ -867,6 +863,8 @@ impl Stream {
 
     fn begin(&mut self, start_pts: u64) -> Result<(), EngineError> {
         let seq = self.chain.next_seq;
+        // The state after this segment must be storable: the last number is never used.
+        self.chain.reserve()?;
         let info = SegmentInfo {
             camera_id: self.camera_id.clone(),
             stream_id: self.config.stream_id,
@@ -953,7 +951,11 @@ impl Stream {
             reason,
         };
         let chain_after = ChainState {
-            next_seq: open.seq + if continues { 2 } else { 1 },
+            // `begin` refused u64::MAX, so `+ 1` fits; the reservation for the segment
+            // after it saturates at u64::MAX, which `begin` then refuses.
+            next_seq: open
+                .seq
+                .saturating_add(if continues { 2 } else { 1 }),
             prev_header_hash: [0; 32],
         };
         let closing = Closing {

@@ -104,6 +104,22 @@ impl ChainState {
         })
     }
 
+    /// The state that reserves `next_seq` before a segment with that number is written (a
+    /// crash mid-segment must not let the next run reuse the number).
+    ///
+    /// Fails with [`RecorderError::SequenceExhausted`] when `next_seq` is the last `u64`:
+    /// the state after it could not be written, and a sequence number that wrapped to 0
+    /// would restart the chain (FORMAT.md §6) with numbers the stream already used.
+    pub fn reserve(&self) -> Result<ChainState, RecorderError> {
+        Ok(ChainState {
+            next_seq: self
+                .next_seq
+                .checked_add(1)
+                .ok_or(RecorderError::SequenceExhausted)?,
+            prev_header_hash: self.prev_header_hash,
+        })
+    }
+
     /// Loads the state from `path`; a missing file is a fresh chain.
     pub fn load(path: &Path) -> Result<ChainState, RecorderError> {
         match fs::read_to_string(path) {
@@ -142,6 +158,11 @@ pub enum RecorderError {
     /// Nobody to seal to.
     #[error("no trusted recipients")]
     NoRecipients,
+    /// The stream has used every sequence number a segment can have.
+    #[error(
+        "the stream's sequence numbers are exhausted (the next would be past 2^64 - 1); record to another stream number"
+    )]
+    SequenceExhausted,
     /// Sealing failed.
     #[error(transparent)]
     Segment(#[from] SegmentError),
@@ -183,6 +204,24 @@ const DEFAULT_MAX_BYTES: u64 = 64 << 20;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_last_sequence_number_is_refused_not_wrapped() {
+        let last = ChainState {
+            next_seq: u64::MAX - 1,
+            prev_header_hash: [7; 32],
+        };
+        let reserved = last.reserve().unwrap();
+        assert_eq!(reserved.next_seq, u64::MAX);
+        assert_eq!(reserved.prev_header_hash, [7; 32]);
+        assert!(matches!(
+            reserved.reserve(),
+            Err(RecorderError::SequenceExhausted)
+        ));
+        // A state file that says so is read back and still refused.
+        let parsed = ChainState::parse(&reserved.encode()).unwrap();
+        assert!(parsed.reserve().is_err());
+    }
 
     #[test]
     fn policy_closes_at_first_keyframe_after_target() {
