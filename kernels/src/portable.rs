@@ -5,10 +5,22 @@ use aes_gcm::{Aes128Gcm, Aes256Gcm};
 
 use crate::{Error, Nonce, Suite, Tag};
 
+/// The key schedule. Wiped on drop: `aes-gcm` is built with its `zeroize` feature, which
+/// clears the AES round keys and the GHASH key when the boxed cipher drops.
 pub(crate) enum Key {
     Aes128(Box<Aes128Gcm>),
     Aes256(Box<Aes256Gcm>),
 }
+
+// Both variants hold a cipher that is `ZeroizeOnDrop` (checked at compile time below), and
+// dropping the enum drops it.
+impl zeroize::ZeroizeOnDrop for Key {}
+
+const _: () = {
+    const fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+    wiped_on_drop::<Aes128Gcm>();
+    wiped_on_drop::<Aes256Gcm>();
+};
 
 impl Key {
     /// `key` length has been checked by the caller.
@@ -82,5 +94,56 @@ impl Key {
             Key::Aes256(k) => k.decrypt_inout_detached(nonce, aad, buf, tag),
         }
         .map_err(|_| Error::Auth)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::mem::MaybeUninit;
+
+    use aes_gcm::KeyInit;
+
+    use super::*;
+
+    /// The bytes of a cipher after it was dropped in place: all zero when the schedule is
+    /// wiped on drop, the round keys otherwise.
+    fn bytes_after_drop<T: KeyInit>(key: &[u8]) -> (Vec<u8>, Vec<u8>) {
+        let mut slot = MaybeUninit::<T>::uninit();
+        slot.write(T::new_from_slice(key).unwrap());
+        let len = std::mem::size_of::<T>();
+        let ptr = slot.as_mut_ptr();
+        // SAFETY: `slot` was just initialised; the bytes are read while it is alive. The
+        // ciphers are plain arrays of words (round keys, GHASH powers), without padding.
+        let before = unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) }.to_vec();
+        // SAFETY: the value is initialised and dropped exactly once; `slot` never drops it
+        // again (`MaybeUninit` has no drop glue).
+        unsafe { std::ptr::drop_in_place(ptr) };
+        // SAFETY: the storage is still ours and its bytes were initialised above; `Drop`
+        // only overwrites them.
+        let after = unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) }.to_vec();
+        (before, after)
+    }
+
+    #[test]
+    fn key_schedules_are_wiped_on_drop() {
+        let key: Vec<u8> = (1..=32).collect();
+        for (name, (before, after)) in [
+            ("AES-128-GCM", bytes_after_drop::<Aes128Gcm>(&key[..16])),
+            ("AES-256-GCM", bytes_after_drop::<Aes256Gcm>(&key)),
+        ] {
+            assert!(before.iter().any(|&b| b != 0), "{name}: empty schedule");
+            assert!(
+                after.iter().all(|&b| b == 0),
+                "{name}: {} of {} bytes survive the drop",
+                after.iter().filter(|&&b| b != 0).count(),
+                after.len()
+            );
+        }
+    }
+
+    #[test]
+    fn the_portable_key_is_zeroize_on_drop() {
+        fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>(_: &T) {}
+        wiped_on_drop(&Key::new(Suite::Aes128Gcm, &[7; 16]));
     }
 }
