@@ -21,6 +21,8 @@ pub mod inspect;
 pub mod read;
 pub mod write;
 
+use std::collections::HashSet;
+
 use ed25519_dalek::{Signature, VerifyingKey};
 use sha2::{Digest, Sha256};
 
@@ -37,6 +39,177 @@ pub enum Parsed<T> {
     Complete(T, usize),
     /// At least this many bytes are needed in total before parsing can finish.
     Needed(usize),
+}
+
+/// Parses a segment header from a buffer that grows between calls, in time linear in the
+/// header's length: each call resumes after the last field group it finished (the fixed
+/// fields, each recipient stanza), so no byte is parsed more than a few times however the
+/// bytes arrive. A header longer than [`MAX_HEADER_LEN`] or with more than [`MAX_STANZAS`]
+/// stanzas is refused as malformed as soon as its lengths say so, before it is read.
+#[derive(Default)]
+pub struct HeaderParser {
+    /// Bytes of the buffer already turned into `fixed` and `stanzas`.
+    pos: usize,
+    fixed: Option<FixedFields>,
+    stanzas: Vec<Stanza>,
+    seen: HashSet<(u16, u16, u16, [u8; 8])>,
+    examined: u64,
+}
+
+impl HeaderParser {
+    /// A parser at the start of a header.
+    pub fn new() -> HeaderParser {
+        HeaderParser::default()
+    }
+
+    /// Parses on from where the last call stopped. `buf` holds the header from its first
+    /// byte and must start with the bytes the previous calls saw.
+    pub fn parse(&mut self, buf: &[u8]) -> Result<Parsed<Header>, SegmentError> {
+        let mut r = Cursor {
+            buf,
+            pos: self.pos,
+            needed: 0,
+            examined: 0,
+        };
+        let result = self.advance(&mut r);
+        self.examined += r.examined as u64;
+        match result? {
+            Some(header) => Ok(Parsed::Complete(header, r.pos)),
+            None if r.needed > MAX_HEADER_LEN => Err(SegmentError::Malformed(
+                "the header is longer than the format's limit of 1 MiB",
+            )),
+            None => Ok(Parsed::Needed(r.needed)),
+        }
+    }
+
+    /// How many header bytes this parser has examined so far, re-reads included: at most a
+    /// small multiple of the header's length.
+    pub fn examined(&self) -> u64 {
+        self.examined
+    }
+
+    /// `Ok(None)`: more bytes are needed (`r.needed`).
+    fn advance(&mut self, r: &mut Cursor<'_>) -> Result<Option<Header>, SegmentError> {
+        macro_rules! need {
+            ($e:expr) => {
+                match $e {
+                    Some(v) => v,
+                    None => return Ok(None),
+                }
+            };
+        }
+        if self.fixed.is_none() {
+            let magic = need!(r.take(4));
+            if magic != MAGIC {
+                return Err(SegmentError::NotASegment);
+            }
+            let version = need!(r.u8());
+            if version != VERSION {
+                return Err(SegmentError::UnsupportedVersion(version));
+            }
+            let suite_id = need!(r.u16());
+            let suite =
+                SframeSuite::from_id(suite_id).ok_or(SegmentError::UnsupportedSuite(suite_id))?;
+            let codec = match need!(r.u8()) {
+                1 => Codec::H264,
+                2 => Codec::H265,
+                _ => return Err(SegmentError::Malformed("unknown codec")),
+            };
+            if need!(r.u8()) != 0 {
+                return Err(SegmentError::Malformed("reserved header flags are set"));
+            }
+            let camera_key = need!(r.array::<32>());
+            let stream_id = need!(r.u32());
+            let segment_seq = need!(r.u64());
+            let start_pts = need!(r.u64());
+            let wallclock_ms = need!(r.u64());
+            let prev_header_hash = need!(r.array::<32>());
+            let ext_len = usize::from(need!(r.u16()));
+            let extensions = need!(r.take(ext_len)).to_vec();
+            check_extensions(&extensions)?;
+            let n_stanzas = need!(r.u16());
+            if n_stanzas == 0 {
+                return Err(SegmentError::Malformed("header has no recipients"));
+            }
+            if usize::from(n_stanzas) > MAX_STANZAS {
+                return Err(SegmentError::Malformed(
+                    "the header has more recipient stanzas than the format's limit of 1024",
+                ));
+            }
+            self.fixed = Some(FixedFields {
+                suite,
+                codec,
+                camera_key,
+                stream_id,
+                segment_seq,
+                start_pts,
+                wallclock_ms,
+                prev_header_hash,
+                extensions,
+                n_stanzas,
+            });
+            self.stanzas.reserve(usize::from(n_stanzas).min(64));
+            self.pos = r.pos;
+        }
+        let n_stanzas = self.fixed.as_ref().map_or(0, |f| usize::from(f.n_stanzas));
+        while self.stanzas.len() < n_stanzas {
+            let kem = need!(r.u16());
+            let kdf = need!(r.u16());
+            let aead = need!(r.u16());
+            let key_id = need!(r.array::<8>());
+            let enc_len = usize::from(need!(r.u16()));
+            let enc = need!(r.take(enc_len)).to_vec();
+            let ct_len = usize::from(need!(r.u16()));
+            let wrapped_key = need!(r.take(ct_len)).to_vec();
+            if !self.seen.insert((kem, kdf, aead, key_id)) {
+                return Err(SegmentError::Malformed(
+                    "two recipient stanzas of one suite name the same key id",
+                ));
+            }
+            self.stanzas.push(Stanza {
+                kem,
+                kdf,
+                aead,
+                key_id,
+                enc,
+                wrapped_key,
+            });
+            self.pos = r.pos;
+        }
+        let mac = need!(r.array::<32>());
+        let signature = need!(r.array::<64>());
+        let Some(f) = self.fixed.take() else {
+            return Err(SegmentError::Malformed("header parser reused"));
+        };
+        Ok(Some(Header {
+            suite: f.suite,
+            codec: f.codec,
+            camera_key: f.camera_key,
+            stream_id: f.stream_id,
+            segment_seq: f.segment_seq,
+            start_pts: f.start_pts,
+            wallclock_ms: f.wallclock_ms,
+            prev_header_hash: f.prev_header_hash,
+            extensions: f.extensions,
+            stanzas: std::mem::take(&mut self.stanzas),
+            mac,
+            signature,
+        }))
+    }
+}
+
+/// The header fields before the stanzas, kept while the stanzas arrive.
+struct FixedFields {
+    suite: SframeSuite,
+    codec: Codec,
+    camera_key: [u8; 32],
+    stream_id: u32,
+    segment_seq: u64,
+    start_pts: u64,
+    wallclock_ms: u64,
+    prev_header_hash: Digest32,
+    extensions: Vec<u8>,
+    n_stanzas: u16,
 }
 
 /// Flags carried in the clear by each record and authenticated with it.
@@ -416,96 +589,11 @@ impl Header {
 
     /// Parses a header from the start of `buf`. Checks structure only: the caller verifies
     /// the signature ([`Header::verify_signature`]) before it believes any field.
+    ///
+    /// A reader that gets the header a few bytes at a time keeps one [`HeaderParser`]
+    /// instead, so that each call resumes where the last stopped.
     pub fn parse(buf: &[u8]) -> Result<Parsed<Header>, SegmentError> {
-        let mut r = Cursor {
-            buf,
-            pos: 0,
-            needed: 0,
-        };
-        macro_rules! need {
-            ($e:expr) => {
-                match $e {
-                    Some(v) => v,
-                    None => return Ok(Parsed::Needed(r.needed)),
-                }
-            };
-        }
-        let magic = need!(r.take(4));
-        if magic != MAGIC {
-            return Err(SegmentError::NotASegment);
-        }
-        let version = need!(r.u8());
-        if version != VERSION {
-            return Err(SegmentError::UnsupportedVersion(version));
-        }
-        let suite_id = need!(r.u16());
-        let suite =
-            SframeSuite::from_id(suite_id).ok_or(SegmentError::UnsupportedSuite(suite_id))?;
-        let codec = match need!(r.u8()) {
-            1 => Codec::H264,
-            2 => Codec::H265,
-            _ => return Err(SegmentError::Malformed("unknown codec")),
-        };
-        if need!(r.u8()) != 0 {
-            return Err(SegmentError::Malformed("reserved header flags are set"));
-        }
-        let camera_key = need!(r.array::<32>());
-        let stream_id = need!(r.u32());
-        let segment_seq = need!(r.u64());
-        let start_pts = need!(r.u64());
-        let wallclock_ms = need!(r.u64());
-        let prev_header_hash = need!(r.array::<32>());
-        let ext_len = usize::from(need!(r.u16()));
-        let extensions = need!(r.take(ext_len)).to_vec();
-        check_extensions(&extensions)?;
-        let n_stanzas = need!(r.u16());
-        if n_stanzas == 0 {
-            return Err(SegmentError::Malformed("header has no recipients"));
-        }
-        let mut stanzas: Vec<Stanza> = Vec::with_capacity(usize::from(n_stanzas).min(64));
-        for _ in 0..n_stanzas {
-            let kem = need!(r.u16());
-            let kdf = need!(r.u16());
-            let aead = need!(r.u16());
-            let key_id = need!(r.array::<8>());
-            let enc_len = usize::from(need!(r.u16()));
-            let enc = need!(r.take(enc_len)).to_vec();
-            let ct_len = usize::from(need!(r.u16()));
-            let wrapped_key = need!(r.take(ct_len)).to_vec();
-            if stanzas
-                .iter()
-                .any(|s| s.key_id == key_id && (s.kem, s.kdf, s.aead) == (kem, kdf, aead))
-            {
-                return Err(SegmentError::Malformed(
-                    "two recipient stanzas of one suite name the same key id",
-                ));
-            }
-            stanzas.push(Stanza {
-                kem,
-                kdf,
-                aead,
-                key_id,
-                enc,
-                wrapped_key,
-            });
-        }
-        let mac = need!(r.array::<32>());
-        let signature = need!(r.array::<64>());
-        let header = Header {
-            suite,
-            codec,
-            camera_key,
-            stream_id,
-            segment_seq,
-            start_pts,
-            wallclock_ms,
-            prev_header_hash,
-            extensions,
-            stanzas,
-            mac,
-            signature,
-        };
-        Ok(Parsed::Complete(header, r.pos))
+        HeaderParser::new().parse(buf)
     }
 
     /// The rules on what a signed header may say (FORMAT.md §2.4), checked after its
@@ -1029,6 +1117,11 @@ pub enum SegmentError {
     Limit(&'static str),
 }
 
+/// Longest segment header a reader accepts: 1 MiB (FORMAT.md §2).
+pub const MAX_HEADER_LEN: usize = 1 << 20;
+/// Most recipient stanzas a header may carry (FORMAT.md §2).
+pub const MAX_STANZAS: usize = 1024;
+
 /// Largest plaintext one record may hold: 16 MiB.
 pub const MAX_RECORD_PLAINTEXT: usize = 16 << 20;
 
@@ -1096,14 +1189,22 @@ struct Cursor<'a> {
     buf: &'a [u8],
     pos: usize,
     needed: usize,
+    /// Bytes taken, for [`HeaderParser::examined`].
+    examined: usize,
 }
 
 impl<'a> Cursor<'a> {
+    /// `None` also when the bytes would end past [`MAX_HEADER_LEN`] (then `needed` says so).
     fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         let end = self.pos + n;
+        if end > MAX_HEADER_LEN {
+            self.needed = end;
+            return None;
+        }
         match self.buf.get(self.pos..end) {
             Some(s) => {
                 self.pos = end;
+                self.examined += n;
                 Some(s)
             }
             None => {

@@ -40,7 +40,7 @@ pub use policy::{EntryKind, QuotaPolicy, SegmentId};
 
 use crate::engine::{HeadFile, HeadOutput, SegmentInfo, SegmentOutput, SegmentSink};
 use crate::recorder::ChainState;
-use crate::segment::{Gap, GapReason, Header, Parsed, camera_id};
+use crate::segment::{Gap, GapReason, HeaderParser, Parsed, camera_id};
 
 /// How a spool behaves.
 #[derive(Clone)]
@@ -1007,8 +1007,9 @@ fn merge_gaps(into: &mut Vec<Gap>, new: &[Gap]) {
 fn read_span(path: &Path) -> Option<(u64, u64, Vec<Gap>)> {
     let mut r = BufReader::new(File::open(path).ok()?);
     let mut buf = Vec::new();
+    let mut parser = HeaderParser::new();
     let header = loop {
-        match Header::parse(&buf).ok()? {
+        match parser.parse(&buf).ok()? {
             Parsed::Complete(h, used) => {
                 r.seek(SeekFrom::Start(used as u64)).ok()?;
                 break h;

@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 
 use super::write::{HPKE_AEAD_AES128GCM, HPKE_KDF_SHA256, HPKE_KEM_X25519};
 use super::{
-    Checkpoint, Digest32, HEADER_MAC_INFO, Header, Item, Parsed, RecordFlags, RecordView,
+    Checkpoint, Digest32, HEADER_MAC_INFO, Header, HeaderParser, Item, Parsed, RecordFlags, RecordView,
     RecordsDigest, SegmentEnd, SegmentError, TRAILER_MARKER, Trailer, camera_id,
     checkpoint_message, hpke_info, key_id, parse_item, record_digest, record_metadata,
     trailer_message, verify_camera_signature,
@@ -333,32 +333,18 @@ impl<R: Read> SegmentReader<R> {
     /// trusts).
     pub fn new(mut inner: R) -> Result<SegmentReader<R>, SegmentError> {
         let mut buf = Vec::with_capacity(8192);
-        loop {
-            match Header::parse(&buf)? {
-                Parsed::Complete(header, used) => {
-                    header.verify_signature()?;
-                    header.validate()?;
-                    buf.drain(..used);
-                    return Ok(SegmentReader {
-                        inner,
-                        buf,
-                        header,
-                        finished: false,
-                        offset: used as u64,
-                        pending: 0,
-                    });
-                }
-                Parsed::Needed(n) => {
-                    if !fill_to(&mut inner, &mut buf, n)? {
-                        return Err(if buf.is_empty() {
-                            SegmentError::Truncated("file is empty")
-                        } else {
-                            SegmentError::Truncated("inside the header")
-                        });
-                    }
-                }
-            }
-        }
+        let (header, used, _) = read_header(&mut inner, &mut buf)?;
+        header.verify_signature()?;
+        header.validate()?;
+        buf.drain(..used);
+        Ok(SegmentReader {
+            inner,
+            buf,
+            header,
+            finished: false,
+            offset: used as u64,
+            pending: 0,
+        })
     }
 
     /// The parsed header.
@@ -430,6 +416,30 @@ impl<R: Read> SegmentReader<R> {
 
     fn consumed_len(&mut self) -> usize {
         std::mem::take(&mut self.pending)
+    }
+}
+
+/// Reads a header into `buf` (which may then hold bytes after it) with one resumable
+/// parser, so the work is linear in the header's length however the bytes arrive. Returns
+/// the header, its length, and how many bytes the parser examined.
+fn read_header<R: Read>(
+    inner: &mut R,
+    buf: &mut Vec<u8>,
+) -> Result<(Header, usize, u64), SegmentError> {
+    let mut parser = HeaderParser::new();
+    loop {
+        match parser.parse(buf)? {
+            Parsed::Complete(header, used) => return Ok((header, used, parser.examined())),
+            Parsed::Needed(n) => {
+                if !fill_to(inner, buf, n)? {
+                    return Err(if buf.is_empty() {
+                        SegmentError::Truncated("file is empty")
+                    } else {
+                        SegmentError::Truncated("inside the header")
+                    });
+                }
+            }
+        }
     }
 }
 
@@ -511,4 +521,87 @@ pub fn check_camera(header: &Header, expected: &[u8; 32]) -> Result<(), SegmentE
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nal::Codec;
+    use crate::seal::SframeSuite;
+    use crate::segment::{MAX_HEADER_LEN, MAX_STANZAS, Stanza};
+
+    /// A structurally valid header (unsigned: only parsing is under test).
+    fn header(stanzas: usize, enc_len: usize) -> Header {
+        Header {
+            suite: SframeSuite::Aes128GcmSha256,
+            codec: Codec::H264,
+            camera_key: [1; 32],
+            stream_id: 0,
+            segment_seq: 0,
+            start_pts: 0,
+            wallclock_ms: 0,
+            prev_header_hash: [0; 32],
+            extensions: Vec::new(),
+            stanzas: (0..stanzas)
+                .map(|i| Stanza {
+                    kem: 0x20,
+                    kdf: 1,
+                    aead: 1,
+                    key_id: (i as u64).to_be_bytes(),
+                    enc: vec![2; enc_len],
+                    wrapped_key: vec![3; 48],
+                })
+                .collect(),
+            mac: [4; 32],
+            signature: [5; 64],
+        }
+    }
+
+    /// Hands out one byte per `read`: the worst case for a parser that restarts.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            let Some((&b, rest)) = self.0.split_first() else {
+                return Ok(0);
+            };
+            out[0] = b;
+            self.0 = rest;
+            Ok(1)
+        }
+    }
+
+    #[test]
+    fn header_parsing_examines_each_byte_a_bounded_number_of_times() {
+        let h = header(MAX_STANZAS, 32);
+        let bytes = h.encode();
+        let mut buf = Vec::new();
+        let (parsed, used, examined) = read_header(&mut Trickle(&bytes), &mut buf).unwrap();
+        assert_eq!(parsed, h);
+        assert_eq!(used, bytes.len());
+        // Restarting from byte 0 at every read examines about len²/30 bytes here (tens of
+        // megabytes); resuming examines each byte about twice at most.
+        assert!(
+            examined <= 3 * bytes.len() as u64,
+            "{examined} bytes examined for a {}-byte header",
+            bytes.len()
+        );
+    }
+
+    #[test]
+    fn headers_over_the_caps_are_refused_before_they_are_read() {
+        let too_many = header(MAX_STANZAS + 1, 32).encode();
+        let e = read_header(&mut Trickle(&too_many), &mut Vec::new()).unwrap_err();
+        assert!(e.to_string().contains("1024"), "{e}");
+
+        // Under the stanza cap but over 1 MiB: refused once a length points past the cap,
+        // without reading up to it.
+        let huge = header(20, 60_000).encode();
+        assert!(huge.len() > MAX_HEADER_LEN);
+        let mut buf = Vec::new();
+        let e = read_header(&mut Trickle(&huge), &mut buf).unwrap_err();
+        assert!(e.to_string().contains("1 MiB"), "{e}");
+        assert!(buf.len() <= MAX_HEADER_LEN, "read {} bytes", buf.len());
+        assert!(matches!(Header::parse(&huge), Err(SegmentError::Malformed(_))));
+    }
 }

@@ -138,16 +138,15 @@ impl WrappedSegmentKey {
         if recipients.is_empty() {
             return Err(SegmentError::Wrap("no recipients"));
         }
-        if recipients.len() > usize::from(u16::MAX) {
-            return Err(SegmentError::Limit("too many recipients"));
+        if recipients.len() > super::MAX_STANZAS {
+            return Err(SegmentError::Limit(
+                "more recipients than a header may carry (1024)",
+            ));
         }
         // Readers refuse a header with two stanzas of one suite and key id (`Header::parse`).
-        for (i, r) in recipients.iter().enumerate() {
-            let id = key_id(r.public_key);
-            if recipients[..i]
-                .iter()
-                .any(|o| o.kem == r.kem && key_id(o.public_key) == id)
-            {
+        let mut seen = std::collections::HashSet::with_capacity(recipients.len());
+        for r in recipients {
+            if !seen.insert((r.kem, key_id(r.public_key))) {
                 return Err(SegmentError::Wrap("the same recipient key is given twice"));
             }
         }
