@@ -7,6 +7,8 @@
 //! signed = body | Ed25519 signature [64] over ("camseal recipient list v1" || body)
 //! ```
 
+use std::collections::HashMap;
+
 use ed25519_dalek::{Signature, Signer};
 
 use super::wire::Reader;
@@ -103,9 +105,10 @@ impl RecipientList {
         out.extend_from_slice(&self.account);
         // Invariant: check_count bounded the count by MAX_RECIPIENTS, which fits in u16.
         out.extend_from_slice(&(self.recipients.len() as u16).to_be_bytes());
+        let mut seen = Seen::with_capacity(self.recipients.len());
         for (i, r) in self.recipients.iter().enumerate() {
             check_recipient(i, r.kem, &r.public_key, &r.label)?;
-            check_unique(&self.recipients[..i], i, r)?;
+            check_unique(&mut seen, i, r)?;
             out.extend_from_slice(&r.kem.to_be_bytes());
             // Invariant: check_recipient bounded the key by MAX_KEY_LEN and the label by
             // MAX_LABEL_LEN, which fit in u16 and u8.
@@ -149,10 +152,13 @@ fn decode_body(body: &[u8]) -> Result<RecipientList, KeyError> {
             public_key,
             label,
         };
-        check_unique(&recipients, i, &recipient)?;
         recipients.push(recipient);
     }
     r.finish()?;
+    let mut seen = Seen::with_capacity(recipients.len());
+    for (i, recipient) in recipients.iter().enumerate() {
+        check_unique(&mut seen, i, recipient)?;
+    }
     Ok(RecipientList {
         version,
         account,
@@ -227,11 +233,11 @@ fn is_low_order_x25519(key: &[u8]) -> bool {
     x25519_dalek::x25519([1; 32], u) == [0; 32]
 }
 
-fn check_unique(earlier: &[Recipient], index: usize, r: &Recipient) -> Result<(), KeyError> {
-    if let Some(j) = earlier
-        .iter()
-        .position(|e| e.kem == r.kem && e.public_key == r.public_key)
-    {
+/// Keys seen so far and where, so that a list is checked in time linear in its length.
+type Seen<'a> = HashMap<(u16, &'a [u8]), usize>;
+
+fn check_unique<'a>(seen: &mut Seen<'a>, index: usize, r: &'a Recipient) -> Result<(), KeyError> {
+    if let Some(j) = seen.insert((r.kem, &r.public_key), index) {
         return Err(KeyError::BadFormat(format!(
             "recipient {} repeats the key of recipient {}",
             index + 1,
