@@ -953,9 +953,7 @@ impl Stream {
         let chain_after = ChainState {
             // `begin` refused u64::MAX, so `+ 1` fits; the reservation for the segment
             // after it saturates at u64::MAX, which `begin` then refuses.
-            next_seq: open
-                .seq
-                .saturating_add(if continues { 2 } else { 1 }),
+            next_seq: open.seq.saturating_add(if continues { 2 } else { 1 }),
             prev_header_hash: [0; 32],
         };
         let closing = Closing {

@@ -65,11 +65,19 @@ fn cases(setup: &Setup) -> Vec<(Vec<String>, &'static str, Vec<&'static str>)> {
         (run_sink.clone(), "--upload-concurrency", vec!["0", "65"]),
         (run_sink.clone(), "--upload-max-bytes-per-sec", vec!["0"]),
         (upload.clone(), "--upload-concurrency", vec!["0", "65"]),
-        (upload.clone(), "--upload-max-bytes-per-sec", vec!["0", "-1"]),
+        (
+            upload.clone(),
+            "--upload-max-bytes-per-sec",
+            vec!["0", "-1"],
+        ),
         (fetch.clone(), "--stream", vec!["-1", "x"]),
         (fetch.clone(), "--since", vec!["-1", "1.5"]),
         (
-            vec!["verify".to_owned(), "--camera".to_owned(), "c.pub".to_owned()],
+            vec![
+                "verify".to_owned(),
+                "--camera".to_owned(),
+                "c.pub".to_owned(),
+            ],
             "--from-seq",
             vec!["-1", "18446744073709551616"],
         ),

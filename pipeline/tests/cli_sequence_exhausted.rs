@@ -48,7 +48,13 @@ fn an_exhausted_stream_is_refused_and_never_wraps() {
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
     assert_eq!(names.len(), 1, "{names:?}");
-    assert!(names[0].ends_with(&format!("-{}.cseg", u64::MAX - 1)), "{names:?}");
+    assert!(
+        names[0].ends_with(&format!("-{}.cseg", u64::MAX - 1)),
+        "{names:?}"
+    );
     let state = fs::read_to_string(&chain).unwrap();
-    assert!(state.contains(&format!("next_seq {}\n", u64::MAX)), "{state}");
+    assert!(
+        state.contains(&format!("next_seq {}\n", u64::MAX)),
+        "{state}"
+    );
 }

@@ -60,7 +60,11 @@ fn headers_over_the_caps_are_refused_by_verify_and_inspect() {
     let setup = Setup::new();
     let many = setup.path("many-stanzas.cseg");
     fs::write(&many, header(MAX_STANZAS + 1, 32)).unwrap();
-    refused(&setup, &many, "more recipient stanzas than the format's limit of 1024");
+    refused(
+        &setup,
+        &many,
+        "more recipient stanzas than the format's limit of 1024",
+    );
 
     let big = setup.path("big-header.cseg");
     let bytes = header(20, 60_000);

@@ -828,7 +828,11 @@ fn a_missing_server_fails_under_ci() {
     let exe = std::env::current_exe().unwrap();
     let run = |ci: &str| {
         Command::new(&exe)
-            .args(["--exact", "round_trip_run_upload_fetch_decrypt_is_byte_identical", "--test-threads=1"])
+            .args([
+                "--exact",
+                "round_trip_run_upload_fetch_decrypt_is_byte_identical",
+                "--test-threads=1",
+            ])
             .env("CI", ci)
             .env("CAMSEAL_TEST_S3_CHILD", "1")
             .env_remove("CAMSEAL_TEST_S3_ENDPOINT")
@@ -838,7 +842,10 @@ fn a_missing_server_fails_under_ci() {
     };
     let under_ci = run("true");
     let stdout = String::from_utf8_lossy(&under_ci.stdout);
-    assert!(!under_ci.status.success(), "passed under CI=true:\n{stdout}");
+    assert!(
+        !under_ci.status.success(),
+        "passed under CI=true:\n{stdout}"
+    );
     assert!(stdout.contains("1 failed"), "{stdout}");
     // libtest prints a failed test's panic message with its captured output.
     assert!(stdout.contains("CAMSEAL_TEST_S3_ENDPOINT"), "{stdout}");

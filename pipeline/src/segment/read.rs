@@ -12,8 +12,8 @@ use zeroize::Zeroizing;
 
 use super::write::{HPKE_AEAD_AES128GCM, HPKE_KDF_SHA256, HPKE_KEM_X25519};
 use super::{
-    Checkpoint, Digest32, HEADER_MAC_INFO, Header, HeaderParser, Item, Parsed, RecordFlags, RecordView,
-    RecordsDigest, SegmentEnd, SegmentError, TRAILER_MARKER, Trailer, camera_id,
+    Checkpoint, Digest32, HEADER_MAC_INFO, Header, HeaderParser, Item, Parsed, RecordFlags,
+    RecordView, RecordsDigest, SegmentEnd, SegmentError, TRAILER_MARKER, Trailer, camera_id,
     checkpoint_message, hpke_info, key_id, parse_item, record_digest, record_metadata,
     trailer_message, verify_camera_signature,
 };
@@ -602,6 +602,9 @@ mod tests {
         let e = read_header(&mut Trickle(&huge), &mut buf).unwrap_err();
         assert!(e.to_string().contains("1 MiB"), "{e}");
         assert!(buf.len() <= MAX_HEADER_LEN, "read {} bytes", buf.len());
-        assert!(matches!(Header::parse(&huge), Err(SegmentError::Malformed(_))));
+        assert!(matches!(
+            Header::parse(&huge),
+            Err(SegmentError::Malformed(_))
+        ));
     }
 }

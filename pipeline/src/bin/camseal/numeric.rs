@@ -21,7 +21,11 @@ pub fn seconds(
             .map_err(|_| format!("{s:?} is not a number of seconds"))?;
         let low_ok = if min_exclusive { v > min } else { v >= min };
         if !(v.is_finite() && low_ok && v <= max) {
-            let low = if min_exclusive { "more than" } else { "at least" };
+            let low = if min_exclusive {
+                "more than"
+            } else {
+                "at least"
+            };
             return Err(format!("must be {low} {min} and at most {max} seconds"));
         }
         Ok(v)
@@ -90,7 +94,9 @@ mod tests {
     #[test]
     fn seconds_refuses_what_would_abort_duration_conversion() {
         let p = seconds(0.0, true, 10.0);
-        for bad in ["nan", "NaN", "inf", "-inf", "-1", "0", "1e30", "1e300", "x", ""] {
+        for bad in [
+            "nan", "NaN", "inf", "-inf", "-1", "0", "1e30", "1e300", "x", "",
+        ] {
             assert!(p(bad).is_err(), "{bad} accepted");
         }
         assert_eq!(p("10"), Ok(10.0));
