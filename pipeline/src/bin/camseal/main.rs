@@ -11,6 +11,7 @@ mod demo;
 mod error;
 mod fetch;
 mod inspect;
+mod interrupt;
 mod run;
 mod status;
 mod upload;

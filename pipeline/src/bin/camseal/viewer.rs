@@ -130,7 +130,8 @@ pub fn recipients(args: ViewerRecipientsArgs) -> Result<ExitCode> {
     }
     // Recorded before the list leaves this process, so a version is never handed out twice.
     home.record_recipients_version(version)?;
-    home::write_file(&args.out, &signed)?;
+    camseal::fsutil::write_atomic(&args.out, &signed, camseal::fsutil::PUBLIC)
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
 
     println!(
         "Wrote recipient list version {version} ({} recipient{}, account {}) to {}",

@@ -197,10 +197,12 @@ pub fn bench(args: PipelineBenchArgs) -> Result<ExitCode> {
     print!("{}", report.text());
     if let Some(file) = &args.json {
         let text = serde_json::to_string_pretty(&report.json()).context("encode the results")?;
-        fs::write(file, text + "\n").with_context(|| format!("write {}", file.display()))?;
+        camseal::fsutil::write_atomic(file, (text + "\n").as_bytes(), camseal::fsutil::PUBLIC)
+            .with_context(|| format!("write {}", file.display()))?;
     }
     if let Some(file) = &args.hgrm {
-        fs::write(file, hgrm(&total)).with_context(|| format!("write {}", file.display()))?;
+        camseal::fsutil::write_atomic(file, hgrm(&total).as_bytes(), camseal::fsutil::PUBLIC)
+            .with_context(|| format!("write {}", file.display()))?;
     }
     if let Some(file) = &args.svg {
         plot(&total, floor.as_ref(), file).with_context(|| format!("write {}", file.display()))?;
