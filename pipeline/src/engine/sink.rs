@@ -193,6 +193,10 @@ impl DirSink {
             .filter_map(|path| {
                 let name = path.file_name()?.to_str()?;
                 let seq = name.strip_prefix(&prefix)?.strip_suffix(".cseg.part")?;
+                // Only files this sink made: a link planted here is never read or written.
+                if !path.symlink_metadata().ok()?.is_file() {
+                    return None;
+                }
                 (seq.len() == 12 && seq.bytes().all(|b| b.is_ascii_digit()))
                     .then(|| seq.parse().ok().map(|seq| (seq, path.clone())))?
             })
