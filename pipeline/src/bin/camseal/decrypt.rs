@@ -167,7 +167,7 @@ pub fn describe_choice(choice: &CameraChoice) -> String {
         }
         CameraChoice::Pinned(pinned) => format!(
             "camera {}: pinned in the viewer home",
-            crate::viewer::describe_camera(pinned)
+            crate::describe::describe_camera(pinned)
         ),
     }
 }

@@ -8,6 +8,7 @@ mod camera;
 mod cli;
 mod decrypt;
 mod demo;
+mod describe;
 mod error;
 mod fetch;
 mod inspect;
