@@ -244,17 +244,7 @@ fn a_second_run_on_a_stream_is_refused() {
         first_out.is_dir() && !segments(&first_out).is_empty()
     });
     let second_out = setup.path("second");
-    let second = camseal(&[
-        "run",
-        "--home",
-        s(&setup.camera),
-        "--source",
-        "soft:160x120@10",
-        "--duration",
-        "1",
-        "--out",
-        s(&second_out),
-    ]);
+    let second = setup.run("soft:160x120@10", &second_out, &["--duration", "1"]);
     let line = failed(&second, 9, "a second run on stream 0");
     let lock = setup.camera.join("streams/0.lock");
     assert!(line.contains(s(&lock)), "{line}");
@@ -267,36 +257,18 @@ fn a_second_run_on_a_stream_is_refused() {
     // Another stream of the same camera is not in the way.
     let other = setup.path("other");
     succeeded(
-        &camseal(&[
-            "run",
-            "--home",
-            s(&setup.camera),
-            "--source",
+        &setup.run(
             "soft:160x120@10",
-            "--duration",
-            "1",
-            "--stream",
-            "1",
-            "--out",
-            s(&other),
-        ]),
+            &other,
+            &["--duration", "1", "--stream", "1"],
+        ),
         "run on stream 1",
     );
     assert!(!segments(&other).is_empty());
     succeeded(&stop(&mut first, "TERM"), "first run stopped by SIGTERM");
     // Once the first is gone, the stream can be recorded again.
     succeeded(
-        &camseal(&[
-            "run",
-            "--home",
-            s(&setup.camera),
-            "--source",
-            "soft:160x120@10",
-            "--duration",
-            "1",
-            "--out",
-            s(&second_out),
-        ]),
+        &setup.run("soft:160x120@10", &second_out, &["--duration", "1"]),
         "run after the first one ended",
     );
     let (report, _) = succeeded(&setup.verify(&[&first_out, &second_out]), "verify");
