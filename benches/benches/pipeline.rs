@@ -3,6 +3,9 @@
 //! engine (chunker, workers, reorder, in-order appender with the records hash, publisher)
 //! on an in-memory stream, with a sink that discards the bytes.
 
+#[path = "../../pipeline/tests/common/params.rs"]
+mod params;
+
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -11,12 +14,11 @@ use camseal::engine::{DiscardSink, Engine, EngineConfig, Overload, StreamConfig,
 use camseal::nal::Codec;
 use camseal::recorder::SegmentPolicy;
 use camseal::seal::SframeSuite;
-use camseal::segment::write::{
-    CheckpointPolicy, HPKE_KEM_X25519, Randomness, RecipientKey, SegmentParams, SegmentSealer,
-};
+use camseal::segment::write::{CheckpointPolicy, HPKE_KEM_X25519, Randomness, SegmentSealer};
 use camseal::segment::{CloseReason, RecordFlags};
 use camseal_hal::Packet;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use params::{segment_params, x25519_recipient};
 
 fn chunker(c: &mut Criterion) {
     let mut group = c.benchmark_group("chunk_access_unit");
@@ -140,21 +142,8 @@ fn stream_config(stream_id: u32) -> StreamConfig {
 
 fn sealer() -> SegmentSealer {
     let pk = recipient_public();
-    let keys = [RecipientKey {
-        kem: HPKE_KEM_X25519,
-        public_key: &pk,
-    }];
-    let params = SegmentParams {
-        suite: SframeSuite::Aes128GcmSha256,
-        codec: Codec::H264,
-        stream_id: 0,
-        segment_seq: 0,
-        start_pts: 0,
-        wallclock_ms: 0,
-        prev_header_hash: [0; 32],
-        recipients: &keys,
-        gaps: &[],
-    };
+    let keys = [x25519_recipient(&pk)];
+    let params = segment_params(&keys);
     let camera = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
     SegmentSealer::new(&params, &camera, &Randomness::Os).expect("sealer")
 }

@@ -72,7 +72,7 @@ use sched::{Job, Scheduler};
 pub use handoff::HandOffCosts;
 pub use sink::{
     CopyMeter, DirSink, DiscardSink, HeadFile, HeadOutput, MemorySink, SegmentInfo, SegmentOutput,
-    SegmentSink, write_atomic,
+    SegmentSink,
 };
 pub use stats::{Stage, StageLatencies};
 

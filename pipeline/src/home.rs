@@ -22,13 +22,13 @@
 //! names are unique in it. A missing file pins nothing. [`choose_camera`] is the decision
 //! `decrypt` makes with it.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::fs::{self, File};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use zeroize::Zeroizing;
 
+use crate::fsutil::{self, PRIVATE, PUBLIC};
 use crate::keys::{
     AccountPin, AccountPublic, AccountSecret, CameraPublic, CameraSecret, DevicePublic,
     KEM_X25519_HKDF_SHA256, KeyError, Recipient, RecipientList,
@@ -889,12 +889,6 @@ pub fn read_file(path: &Path, limit: u64) -> Result<Vec<u8>, HomeError> {
     read(path, limit)
 }
 
-/// Atomically creates or replaces `path` (mode 0644 before the umask): readers see the old
-/// contents or the new, never a mix, even across a crash.
-pub fn write_file(path: &Path, contents: &[u8]) -> Result<(), HomeError> {
-    write_atomic(path, contents, PUBLIC, Replace::Allow)
-}
-
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Replace {
     Allow,
@@ -994,94 +988,26 @@ fn read_into(path: &Path, limit: u64, out: &mut Vec<u8>) -> Result<(), HomeError
     Ok(())
 }
 
-/// Writes `contents` to a fresh temporary file next to `path` (created with `mode`), syncs
-/// it, moves it into place, and syncs the directory.
+/// Writes `contents` to `path` atomically and durably, created with `mode` (`fsutil`).
 fn write_atomic(
     path: &Path,
     contents: &[u8],
     mode: u32,
     replace: Replace,
 ) -> Result<(), HomeError> {
-    let name = path.file_name().ok_or_else(|| {
-        io_error(
-            "write",
-            path,
-            io::Error::new(io::ErrorKind::InvalidInput, "not a file name"),
-        )
-    })?;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
+    let result = match replace {
+        Replace::Allow => fsutil::write_atomic(path, contents, mode),
+        Replace::Never => fsutil::write_new(path, contents, mode),
     };
-    if replace == Replace::Never && exists(path)? {
-        return Err(HomeError::FileExists {
-            path: path.to_owned(),
-        });
-    }
-    let (tmp, mut file) = create_temp(dir, name, mode).map_err(|e| io_error("write", path, e))?;
-    let result = (|| {
-        file.write_all(contents)?;
-        file.sync_all()?;
-        drop(file);
-        match replace {
-            Replace::Allow => fs::rename(&tmp, path),
-            Replace::Never => link_no_clobber(&tmp, path),
-        }
-    })();
-    if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
+    result.map_err(|e| {
         if e.kind() == io::ErrorKind::AlreadyExists {
-            return Err(HomeError::FileExists {
+            HomeError::FileExists {
                 path: path.to_owned(),
-            });
-        }
-        return Err(io_error("write", path, e));
-    }
-    sync_dir(dir).map_err(|e| io_error("sync directory", dir, e))
-}
-
-/// Creates `DIR/.NAME.tmp-PID-N` exclusively, with `mode` from the start.
-fn create_temp(dir: &Path, name: &std::ffi::OsStr, mode: u32) -> io::Result<(PathBuf, File)> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut last_err = None;
-    for _ in 0..16 {
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let mut tmp_name = std::ffi::OsString::from(".");
-        tmp_name.push(name);
-        tmp_name.push(format!(".tmp-{}-{n}", std::process::id()));
-        let tmp = dir.join(tmp_name);
-        let mut options = OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(mode);
-        }
-        #[cfg(not(unix))]
-        let _ = mode;
-        match options.open(&tmp) {
-            Ok(file) => return Ok((tmp, file)),
-            // A stale temporary file of an earlier process with the same pid: try the next.
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last_err = Some(e),
-            Err(e) => return Err(e),
-        }
-    }
-    Err(last_err.unwrap_or_else(|| io::Error::other("no free temporary file name")))
-}
-
-/// Moves `tmp` to `path` unless `path` exists. A hard link fails atomically if the target
-/// exists; file systems without hard links (FAT on an SD card) fall back to check-then-rename.
-fn link_no_clobber(tmp: &Path, path: &Path) -> io::Result<()> {
-    match fs::hard_link(tmp, path) {
-        Ok(()) => fs::remove_file(tmp),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(e),
-        Err(_) => {
-            if path.try_exists()? {
-                return Err(io::Error::from(io::ErrorKind::AlreadyExists));
             }
-            fs::rename(tmp, path)
+        } else {
+            io_error("write", path, e)
         }
-    }
+    })
 }
 
 /// Why `name` cannot name `public`, if it cannot.
@@ -1162,18 +1088,6 @@ fn decode_cameras(text: &str) -> Result<Vec<PinnedCamera>, String> {
     Ok(cameras)
 }
 
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    #[cfg(unix)]
-    {
-        File::open(dir)?.sync_all()
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = dir;
-        Ok(())
-    }
-}
-
 const ACCOUNT_KEY: &str = "account.key";
 const ACCOUNT_PUB: &str = "account.pub";
 const ACCOUNT_BACKUP: &str = "account.backup";
@@ -1192,8 +1106,6 @@ const MAX_PINNED_CAMERAS: usize = 1024;
 /// 1024 lines of at most 137 bytes, with room to spare.
 const CAMERAS_FILE_LIMIT: u64 = 256 * 1024;
 const RECIPIENTS_LIST: &str = "recipients.list";
-const PRIVATE: u32 = 0o600;
-const PUBLIC: u32 = 0o644;
 /// Key and state files are a few hundred bytes.
 const TEXT_LIMIT: u64 = 4096;
 
@@ -1795,22 +1707,5 @@ mod tests {
                 );
             }
         }
-    }
-
-    #[test]
-    fn write_file_replaces_atomically_and_cleans_up() {
-        let t = tempfile::tempdir().unwrap();
-        let path = t.path().join("out.list");
-        write_file(&path, b"one").unwrap();
-        write_file(&path, b"two").unwrap();
-        assert_eq!(fs::read(&path).unwrap(), b"two");
-        assert_eq!(names(t.path()), ["out.list"]);
-        let e = write_file(&t.path().join("missing/out.list"), b"x").unwrap_err();
-        assert!(e.to_string().starts_with("cannot write "), "{e}");
-        assert_eq!(read_file(&path, 3).unwrap(), b"two");
-        assert!(matches!(
-            read_file(&path, 2),
-            Err(HomeError::TooLarge { .. })
-        ));
     }
 }

@@ -13,6 +13,7 @@
 //!   (pure; `docs/PROTOCOL.md`).
 //! - [`home`]: viewer and camera home directories: key files, backups, the trusted list,
 //!   the viewer's pinned cameras.
+//! - [`fsutil`]: the one way every file is created (random name, exclusive, renamed).
 
 #![forbid(unsafe_code)]
 
@@ -20,6 +21,7 @@ pub mod chunk;
 pub mod decodable;
 pub mod engine;
 pub mod footage;
+pub mod fsutil;
 pub mod home;
 pub mod keys;
 pub mod recorder;

@@ -6,8 +6,7 @@
 //!   restarts.
 //! - [`segment_file_name`] names segment files so a listing sorts by camera, stream, seq.
 
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -183,20 +182,10 @@ pub fn duration_ticks(d: Duration) -> u64 {
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RecorderError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = crate::fsutil::parent(path);
     fs::create_dir_all(dir).map_err(|e| RecorderError::io(dir, e))?;
-    let tmp = path.with_extension("tmp");
-    let mut f = File::create(&tmp).map_err(|e| RecorderError::io(&tmp, e))?;
-    f.write_all(bytes).map_err(|e| RecorderError::io(&tmp, e))?;
-    f.sync_all().map_err(|e| RecorderError::io(&tmp, e))?;
-    fs::rename(&tmp, path).map_err(|e| RecorderError::io(path, e))?;
-    sync_dir(dir)
-}
-
-fn sync_dir(dir: &Path) -> Result<(), RecorderError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| RecorderError::io(dir, e))
+    crate::fsutil::write_atomic(path, bytes, crate::fsutil::PUBLIC)
+        .map_err(|e| RecorderError::io(path, e))
 }
 
 const DEFAULT_MAX_BYTES: u64 = 64 << 20;

@@ -1,7 +1,8 @@
 //! The spool: a directory where sealed segments wait for upload, crash-safe.
 //!
 //! What is durable when (see `docs/UPLOAD.md`):
-//! - A segment is opened by writing its header to `NAME.cseg.hdr`, fsyncing it, renaming it
+//! - A segment is opened by writing its header to a temporary file under a random name
+//!   (`fsutil`: created exclusively, never through a planted link), fsyncing it, renaming it
 //!   to `NAME.cseg.open` and fsyncing the directory. An open file therefore always starts
 //!   with a whole header.
 //! - Each record is appended with one `write(2)` of the whole encoded record, straight to
@@ -337,7 +338,6 @@ impl Spool {
         let writer = SpoolWriter {
             spool: self.clone(),
             open_path: self.path_of(&id, EntryKind::Open),
-            temp_path: self.path_of(&id, EntryKind::Temp),
             id,
             file: None,
             gaps_carried: gaps.clone(),
@@ -399,8 +399,8 @@ impl Spool {
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).map_err(|e| SpoolError::io(dir, e))?;
         }
-        File::create(&path).map_err(|e| SpoolError::io(&path, e))?;
-        Ok(())
+        crate::fsutil::write_atomic(&path, b"", crate::fsutil::PUBLIC)
+            .map_err(|e| SpoolError::io(&path, e))
     }
 
     /// Removes an uploaded segment and its marks, and counts it.
@@ -502,7 +502,13 @@ impl Spool {
         for entry in fs::read_dir(dir).map_err(|e| SpoolError::io(dir, e))? {
             let entry = entry.map_err(|e| SpoolError::io(dir, e))?;
             let name = entry.file_name();
-            let Some((id, kind)) = name.to_str().and_then(policy::parse_spool_name) else {
+            let name = name.to_str();
+            // A temporary file (`fsutil`) left by a crash counts as the header it was to be.
+            let parsed = name.and_then(policy::parse_spool_name).or_else(|| {
+                let (id, _) = policy::parse_spool_name(name.and_then(crate::fsutil::temp_target)?)?;
+                Some((id, EntryKind::Temp))
+            });
+            let Some((id, kind)) = parsed else {
                 continue;
             };
             // A file removed between listing and stat (an upload finishing) is skipped.
@@ -725,7 +731,6 @@ pub struct SpoolWriter {
     spool: Spool,
     id: SegmentId,
     open_path: PathBuf,
-    temp_path: PathBuf,
     file: Option<File>,
     gaps_carried: Vec<Gap>,
     bytes: u64,
@@ -773,16 +778,9 @@ impl SpoolWriter {
     }
 
     fn create(&mut self, header: &[u8]) -> io::Result<()> {
-        let mut tmp = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&self.temp_path)?;
-        tmp.write_all(header)?;
-        tmp.sync_all()?;
-        fs::rename(&self.temp_path, &self.open_path)?;
-        File::open(self.spool.dir())?.sync_all()?;
-        self.file = Some(tmp);
+        let mut tmp = crate::fsutil::TempFile::for_target(&self.open_path, crate::fsutil::PUBLIC)?;
+        tmp.file().write_all(header)?;
+        self.file = Some(tmp.persist(&self.open_path)?);
         self.last_sync = Instant::now();
         self.spool
             .store_hwm(&self.id.camera_id, self.id.stream, self.id.seq)
@@ -1111,13 +1109,8 @@ fn sync_dir(dir: &Path) -> Result<(), SpoolError> {
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SpoolError> {
-    let tmp = path.with_extension("tmp");
-    let mut f = File::create(&tmp).map_err(|e| SpoolError::io(&tmp, e))?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .map_err(|e| SpoolError::io(&tmp, e))?;
-    rename(&tmp, path)?;
-    sync_dir(path.parent().unwrap_or(Path::new(".")))
+    crate::fsutil::write_atomic(path, bytes, crate::fsutil::PUBLIC)
+        .map_err(|e| SpoolError::io(path, e))
 }
 
 const STATE_DIR: &str = "state";

@@ -6,7 +6,7 @@ mod cli;
 use std::fs;
 use std::path::Path;
 
-use cli::{Setup, camseal, dir_names, fixture, one_line_error, s, segments, succeeded};
+use cli::{Setup, camseal, dir_names, fixture, one_line_error, run_args, s, segments, succeeded};
 
 #[test]
 fn bad_sources_and_options_are_one_line_errors() {
@@ -174,15 +174,7 @@ fn missing_homes_are_one_line_errors() {
     // The homes of the other kind: a viewer home given to `run` and a camera home to
     // `decrypt`.
     let line = one_line_error(
-        &camseal(&[
-            "run",
-            "--home",
-            s(&setup.viewer),
-            "--source",
-            &source,
-            "--out",
-            s(&segs_dir),
-        ]),
+        &camseal(&run_args(&setup.viewer, &source, &segs_dir)),
         "run with a viewer home",
     );
     assert!(line.contains("camera"), "{line}");
@@ -372,17 +364,7 @@ fn corrupt_recipient_lists_are_refused() {
     let f = fixture("h264-baseline");
     let source = f.source();
     let out = t.path().join("segments");
-    let run = || {
-        camseal(&[
-            "run",
-            "--home",
-            s(&camera),
-            "--source",
-            &source,
-            "--out",
-            s(&out),
-        ])
-    };
+    let run = || camseal(&run_args(&camera, &source, &out));
 
     // No list yet: `run` refuses.
     let line = one_line_error(&run(), "run without a trusted list");

@@ -12,7 +12,7 @@ use std::fs;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use cli::{Layout, Setup, camseal, dir_names, failed, fixture, s, succeeded, texts};
+use cli::{Layout, Setup, camseal, dir_names, failed, fixture, run_args, s, succeeded, texts};
 
 const TAMPERED: i32 = 3;
 const TRUNCATED: i32 = 4;
@@ -579,15 +579,7 @@ fn wrong_viewer_and_wrong_camera() {
     let foreign = b.setup.path("foreign");
     let source = fixture("h264-baseline").source();
     succeeded(
-        &camseal(&[
-            "run",
-            "--home",
-            s(&other),
-            "--source",
-            &source,
-            "--out",
-            s(&foreign),
-        ]),
+        &camseal(&run_args(&other, &source, &foreign)),
         "run with the other camera",
     );
     let foreign_segs = cli::segments(&foreign);

@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use cli::{Fixture, Setup, command, failed, fixture, fixtures, one_line_error, s, succeeded};
+use cli::{
+    Fixture, Setup, command, failed, fixture, fixtures, one_line_error, run_args, s, succeeded,
+};
 
 #[test]
 fn every_fixture_round_trips_through_the_fake_encoder() {
@@ -170,18 +172,10 @@ fn without_mpp_the_run_fails_in_one_line() {
     let setup = Setup::new();
     let out = setup.path("none");
     // No CAMSEAL_MPP_LIB: the loader searches for librockchip_mpp.so.1 and finds none here.
-    let run = command(&[
-        "run",
-        "--home",
-        s(&setup.camera),
-        "--source",
-        "rkmpp",
-        "--out",
-        s(&out),
-    ])
-    .env_remove("CAMSEAL_MPP_LIB")
-    .output()
-    .unwrap();
+    let run = command(&run_args(&setup.camera, "rkmpp", &out))
+        .env_remove("CAMSEAL_MPP_LIB")
+        .output()
+        .unwrap();
     let line = one_line_error(&run, "rkmpp without MPP");
     assert!(
         line.contains("Rockchip MPP library not found")
@@ -269,15 +263,7 @@ fn rkmpp_with(
     extra: &[&str],
     env: &[(&str, &str)],
 ) -> Output {
-    let mut args = vec![
-        "run",
-        "--home",
-        s(&setup.camera),
-        "--source",
-        source,
-        "--out",
-        s(out),
-    ];
+    let mut args = run_args(&setup.camera, source, out);
     args.extend_from_slice(extra);
     let mut cmd = command(&args);
     cmd.env("CAMSEAL_MPP_LIB", fake_lib())

@@ -6,23 +6,23 @@
 //! Exit codes: 3 tampered, 4 truncated, 6 chain broken, 7 wrong camera.
 
 mod cli;
+#[path = "common/params.rs"]
+mod params;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use camseal::nal::Codec;
-use camseal::seal::{SframeKey, SframeSuite};
+use camseal::seal::SframeKey;
 use camseal::segment::read::hpke_open;
-use camseal::segment::write::{
-    CheckpointPolicy, HPKE_KEM_X25519, Randomness, RecipientKey, SegmentParams, SegmentWriter,
-};
+use camseal::segment::write::{CheckpointPolicy, Randomness, SegmentParams, SegmentWriter};
 use camseal::segment::{
     CloseReason, Gap, GapReason, Header, Parsed, RecordFlags, SegmentEnd, hpke_info,
     record_metadata,
 };
 use cli::{Layout, Setup, camseal, dir_names, s, segments, succeeded, texts};
+use params::{segment_params, x25519_recipient};
 
 const TAMPERED: i32 = 3;
 const TRUNCATED: i32 = 4;
@@ -136,21 +136,15 @@ fn a_tail_forged_by_a_stranger_is_refused() {
     // A stranger knows the recipients' public keys and the camera's public key. They seal
     // "salvaged" footage under a segment key of their choice, as the next segment.
     let recipient = viewer_public(&setup);
-    let keys = [RecipientKey {
-        kem: HPKE_KEM_X25519,
-        public_key: &recipient,
-    }];
+    let keys = [x25519_recipient(&recipient)];
     let attacker = ed25519_dalek::SigningKey::from_bytes(&[0x66; 32]);
     let params = SegmentParams {
-        suite: SframeSuite::Aes128GcmSha256,
-        codec: Codec::H264,
         stream_id: last.stream_id,
         segment_seq: last.segment_seq + 1,
         start_pts: last.start_pts + 90_000,
         wallclock_ms: last.wallclock_ms + 1000,
         prev_header_hash: last.hash(),
-        recipients: &keys,
-        gaps: &[],
+        ..segment_params(&keys)
     };
     let mut w = SegmentWriter::create(Vec::new(), &params, &attacker, &Randomness::Os)
         .unwrap()

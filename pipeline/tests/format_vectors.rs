@@ -23,8 +23,8 @@ use camseal::seal::{SframeHeader, SframeSuite};
 use camseal::segment::inspect::inspect;
 use camseal::segment::read::hpke_open;
 use camseal::segment::write::{
-    CheckpointPolicy, HPKE_KEM_X25519, Randomness, RecipientKey, SegmentParams, SegmentSealer,
-    SegmentWriter, fixed_test_randomness, hpke_seal,
+    CheckpointPolicy, Randomness, RecipientKey, SegmentParams, SegmentSealer, SegmentWriter,
+    fixed_test_randomness, hpke_seal,
 };
 use camseal::segment::{
     CloseReason, Digest32, Gap, GapReason, Header, Item, Parsed, RecordFlags, RecordsDigest,
@@ -316,10 +316,7 @@ fn build(spec: &Spec, earlier: &[Built]) -> Built {
         spec.recipients.iter().map(|&s| recipient(s)).collect();
     let keys: Vec<RecipientKey<'_>> = recipients
         .iter()
-        .map(|(_, pk)| RecipientKey {
-            kem: HPKE_KEM_X25519,
-            public_key: pk,
-        })
+        .map(|(_, pk)| x25519_recipient(pk))
         .collect();
     let prev_header_hash = match spec.prev {
         Prev::First => [0; 32],
@@ -996,20 +993,12 @@ impl Crafter {
     fn new(seq: u64, tweak: impl FnOnce(&mut Header)) -> Crafter {
         let camera = camera(CAMERA_SEED);
         let (_, pk) = recipient(1);
-        let keys = [RecipientKey {
-            kem: HPKE_KEM_X25519,
-            public_key: &pk,
-        }];
+        let keys = [x25519_recipient(&pk)];
         let params = SegmentParams {
-            suite: SframeSuite::Aes128GcmSha256,
-            codec: Codec::H264,
-            stream_id: 0,
             segment_seq: seq,
-            start_pts: 0,
             wallclock_ms: 1_700_000_000_000,
             prev_header_hash: if seq == 0 { [0; 32] } else { [0x33; 32] },
-            recipients: &keys,
-            gaps: &[],
+            ..segment_params(&keys)
         };
         let seed = [9; 32];
         let sealer =
@@ -1519,22 +1508,17 @@ fn a_key_wrapped_ahead_of_time_gives_the_same_header_and_only_fits_its_segment()
     let recipients = [recipient(1), recipient(2)];
     let keys: Vec<RecipientKey<'_>> = recipients
         .iter()
-        .map(|(_, pk)| RecipientKey {
-            kem: HPKE_KEM_X25519,
-            public_key: pk,
-        })
+        .map(|(_, pk)| x25519_recipient(pk))
         .collect();
     let randomness = Randomness::FixedForTests([3; 32]);
     let params = SegmentParams {
-        suite: SframeSuite::Aes128GcmSha256,
         codec: Codec::H265,
         stream_id: 2,
         segment_seq: 41,
         start_pts: 777,
         wallclock_ms: 5,
         prev_header_hash: [0x11; 32],
-        recipients: &keys,
-        gaps: &[],
+        ..segment_params(&keys)
     };
     let wrap = |suite, stream, seq, recipients: &[RecipientKey<'_>], camera: &[u8; 32]| {
         WrappedSegmentKey::new(suite, stream, seq, recipients, camera, &randomness).unwrap()

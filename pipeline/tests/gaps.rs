@@ -7,11 +7,7 @@ use std::path::PathBuf;
 use camseal::footage::{
     FootageError, check_chain, collect_paths, decrypt_footage, load_headers, verify_footage,
 };
-use camseal::nal::Codec;
-use camseal::seal::SframeSuite;
-use camseal::segment::write::{
-    HPKE_KEM_X25519, Randomness, RecipientKey, SegmentParams, SegmentWriter,
-};
+use camseal::segment::write::{Randomness, SegmentParams, SegmentWriter};
 use camseal::segment::{
     CloseReason, Digest32, Gap, GapReason, Header, Parsed, SegmentEnd, SegmentError,
 };
@@ -31,20 +27,13 @@ impl Stream {
     /// Writes segment `seq` naming `prev` and recording `gaps`; returns its header hash.
     fn write(&self, seq: u64, prev: Digest32, gaps: &[Gap], truncate: bool) -> Digest32 {
         let (_, pk) = recipient(1);
-        let keys = [RecipientKey {
-            kem: HPKE_KEM_X25519,
-            public_key: &pk,
-        }];
+        let keys = [x25519_recipient(&pk)];
         let params = SegmentParams {
-            suite: SframeSuite::Aes128GcmSha256,
-            codec: Codec::H264,
-            stream_id: 0,
             segment_seq: seq,
             start_pts: seq * 9000,
-            wallclock_ms: 0,
             prev_header_hash: prev,
-            recipients: &keys,
             gaps,
+            ..segment_params(&keys)
         };
         let mut w =
             SegmentWriter::create(Vec::new(), &params, &camera(7), &Randomness::Os).unwrap();

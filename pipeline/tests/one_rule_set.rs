@@ -9,11 +9,7 @@ use std::path::PathBuf;
 use camseal::footage::{
     FootageError, collect_paths, decrypt_footage, footage_verdict, load_headers, verify_footage,
 };
-use camseal::nal::Codec;
-use camseal::seal::SframeSuite;
-use camseal::segment::write::{
-    CheckpointPolicy, HPKE_KEM_X25519, Randomness, RecipientKey, SegmentParams, SegmentWriter,
-};
+use camseal::segment::write::{CheckpointPolicy, Randomness, SegmentParams, SegmentWriter};
 use camseal::segment::{CloseReason, Digest32, Gap, GapReason, SegmentEnd, SegmentError};
 use common::*;
 use proptest::prelude::*;
@@ -42,10 +38,7 @@ fn fate() -> impl Strategy<Value = Fate> {
 /// declared by a segment that exists.
 fn write_history(dir: &std::path::Path, history: &[Fate]) -> (Vec<PathBuf>, bool) {
     let (_, pk) = recipient(1);
-    let keys = [RecipientKey {
-        kem: HPKE_KEM_X25519,
-        public_key: &pk,
-    }];
+    let keys = [x25519_recipient(&pk)];
     let mut prev: Digest32 = [0; 32];
     let mut crash_run: Option<(u64, u64)> = None;
     // (declare at seq, gap)
@@ -69,15 +62,11 @@ fn write_history(dir: &std::path::Path, history: &[Fate]) -> (Vec<PathBuf>, bool
             });
         }
         let params = SegmentParams {
-            suite: SframeSuite::Aes128GcmSha256,
-            codec: Codec::H264,
-            stream_id: 0,
             segment_seq: seq,
             start_pts: seq * 9000,
-            wallclock_ms: 0,
             prev_header_hash: prev,
-            recipients: &keys,
             gaps: &gaps,
+            ..segment_params(&keys)
         };
         let mut w = SegmentWriter::create(
             Vec::new(),

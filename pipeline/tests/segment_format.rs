@@ -3,12 +3,9 @@
 
 mod common;
 
-use camseal::nal::Codec;
 use camseal::seal::SframeSuite;
 use camseal::segment::inspect::inspect;
-use camseal::segment::write::{
-    CheckpointPolicy, HPKE_KEM_X25519, Randomness, RecipientKey, SegmentParams, SegmentWriter,
-};
+use camseal::segment::write::{CheckpointPolicy, Randomness, SegmentParams, SegmentWriter};
 use camseal::segment::{Checkpoint, CloseReason, SegmentEnd, SegmentError};
 use common::*;
 
@@ -19,20 +16,13 @@ fn plaintext_of(records: &[Rec]) -> Vec<u8> {
 /// Seals `records` for recipient 1 with checkpoints as `policy` asks.
 fn seal(seq: u64, records: &[Rec], policy: CheckpointPolicy) -> Vec<u8> {
     let (_, pk) = recipient(1);
-    let keys = [RecipientKey {
-        kem: HPKE_KEM_X25519,
-        public_key: &pk,
-    }];
+    let keys = [x25519_recipient(&pk)];
     let params = SegmentParams {
-        suite: SframeSuite::Aes128GcmSha256,
-        codec: Codec::H264,
-        stream_id: 0,
         segment_seq: seq,
         start_pts: records.first().map_or(0, |r| r.0),
         wallclock_ms: 1_700_000_000_000,
         prev_header_hash: if seq == 0 { [0; 32] } else { [seq as u8; 32] },
-        recipients: &keys,
-        gaps: &[],
+        ..segment_params(&keys)
     };
     let mut w = SegmentWriter::create(
         Vec::new(),
@@ -366,21 +356,8 @@ fn the_writer_refuses_a_recipient_twice() {
     // Readers reject a header with two stanzas of one key id, so the writer must not
     // make one.
     let (_, p1) = recipient(1);
-    let keys = [RecipientKey {
-        kem: HPKE_KEM_X25519,
-        public_key: &p1,
-    }; 2];
-    let params = SegmentParams {
-        suite: SframeSuite::Aes128GcmSha256,
-        codec: Codec::H264,
-        stream_id: 0,
-        segment_seq: 0,
-        start_pts: 0,
-        wallclock_ms: 0,
-        prev_header_hash: [0; 32],
-        recipients: &keys,
-        gaps: &[],
-    };
+    let keys = [x25519_recipient(&p1); 2];
+    let params = segment_params(&keys);
     let made = SegmentWriter::create(
         Vec::new(),
         &params,

@@ -7,12 +7,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use camseal::footage::{collect_paths, decrypt_footage, load_headers, verify_footage};
-use camseal::nal::Codec;
 use camseal::recorder::ChainState;
-use camseal::seal::SframeSuite;
-use camseal::segment::write::{
-    CheckpointPolicy, HPKE_KEM_X25519, Randomness, RecipientKey, SegmentParams, SegmentWriter,
-};
+use camseal::segment::write::{CheckpointPolicy, Randomness, SegmentParams, SegmentWriter};
 use camseal::segment::{CloseReason, Gap, GapReason, SegmentEnd, camera_id};
 use camseal::spool::{
     EntryKind, QuotaPolicy, SegmentId, Spool, SpoolConfig, SpoolError, SpoolWriter,
@@ -56,20 +52,13 @@ impl Camera {
         let seq = self.chain.next_seq;
         let (w, gaps) = self.spool.begin(self.id(seq))?;
         let (_, pk) = recipient(1);
-        let keys = [RecipientKey {
-            kem: HPKE_KEM_X25519,
-            public_key: &pk,
-        }];
+        let keys = [x25519_recipient(&pk)];
         let params = SegmentParams {
-            suite: SframeSuite::Aes128GcmSha256,
-            codec: Codec::H264,
-            stream_id: 0,
             segment_seq: seq,
             start_pts: seq * 9000,
-            wallclock_ms: 0,
             prev_header_hash: self.chain.prev_header_hash,
-            recipients: &keys,
             gaps: &gaps,
+            ..segment_params(&keys)
         };
         // A checkpoint before every frame, so a crash keeps all but the last frame.
         let mut w = SegmentWriter::create(w, &params, &camera(7), &Randomness::Os)

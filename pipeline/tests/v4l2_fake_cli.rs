@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use camseal::nal::{Codec, classify, nal_units};
-use cli::{Setup, command, s, segments, succeeded};
+use cli::{Setup, command, run_args, s, segments, succeeded};
 
 const PROFILES: [&str; 3] = ["bcm2835", "venus-old", "mediatek"];
 const DEVICE: &str = "/dev/fake-v4l2-enc";
@@ -37,14 +37,8 @@ fn shim() -> &'static PathBuf {
 fn run(setup: &Setup, profile: &str, fault: &str, out: &std::path::Path, stream: u32) -> Output {
     let source = format!("v4l2-m2m:{DEVICE}:320x240@30");
     let stream = stream.to_string();
-    let mut cmd = command(&[
-        "run",
-        "--home",
-        s(&setup.camera),
-        "--source",
-        &source,
-        "--out",
-        s(out),
+    let mut args = run_args(&setup.camera, &source, out);
+    args.extend([
         "--duration",
         "4",
         "--segment-seconds",
@@ -52,6 +46,7 @@ fn run(setup: &Setup, profile: &str, fault: &str, out: &std::path::Path, stream:
         "--stream",
         &stream,
     ]);
+    let mut cmd = command(&args);
     cmd.env("LD_PRELOAD", shim())
         .env("FAKE_V4L2_PROFILE", profile)
         .env("FAKE_V4L2_FAULT", fault)

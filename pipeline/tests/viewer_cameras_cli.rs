@@ -14,7 +14,9 @@ use std::fs;
 use std::path::Path;
 
 use camseal::keys::CameraPublic;
-use cli::{Setup, camseal, dir_names, failed, fixture, one_line_error, s, succeeded, texts};
+use cli::{
+    Setup, camseal, dir_names, failed, fixture, one_line_error, run_args, s, succeeded, texts,
+};
 
 const TAMPERED: i32 = 3;
 const WRONG_CAMERA: i32 = 7;
@@ -44,15 +46,7 @@ fn decrypt_accepts_only_pinned_cameras_unless_one_is_named() {
     let foreign = setup.path("foreign");
     let source = f.source();
     succeeded(
-        &camseal(&[
-            "run",
-            "--home",
-            s(&attacker),
-            "--source",
-            &source,
-            "--out",
-            s(&foreign),
-        ]),
+        &camseal(&run_args(&attacker, &source, &foreign)),
         "run with the attacker's camera",
     );
     // It really is sealed to the viewer and signed: it verifies under the attacker's key.

@@ -55,8 +55,8 @@ pub trait HeadOutput: Send + Sync {
     fn store(&self, head: &[u8]) -> io::Result<()>;
 }
 
-/// A head kept in a file: written to `NAME.part`, fsynced, renamed over `NAME`, and the
-/// directory fsynced, so a reader sees the old head or the new one, never half of one.
+/// A head kept in a file: written to a temporary file (`fsutil`), fsynced, renamed over
+/// `NAME`, and the directory fsynced, so a reader sees the old head or the new one, never half of one.
 pub struct HeadFile {
     path: PathBuf,
     after: Option<Arc<dyn Fn() + Send + Sync>>,
@@ -76,32 +76,13 @@ impl HeadFile {
 
 impl HeadOutput for HeadFile {
     fn store(&self, head: &[u8]) -> io::Result<()> {
-        write_atomic(&self.path, head)?;
+        crate::fsutil::write_atomic(&self.path, head, crate::fsutil::PUBLIC)
+            .map_err(|e| with_path(&self.path, e))?;
         if let Some(after) = &self.after {
             after();
         }
         Ok(())
     }
-}
-
-/// Writes `bytes` to `path` atomically and durably: `path.part`, fsync, rename, fsync dir.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut part = path.as_os_str().to_owned();
-    part.push(".part");
-    let part = PathBuf::from(part);
-    let mut f = File::create(&part).map_err(|e| with_path(&part, e))?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .map_err(|e| with_path(&part, e))?;
-    drop(f);
-    fs::rename(&part, path).map_err(|e| with_path(path, e))?;
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| with_path(dir, e))
 }
 
 /// One segment being written. `write` runs on whichever engine thread appends the records
@@ -138,7 +119,8 @@ impl CopyMeter {
 
 /// Writes segments as files into a directory.
 ///
-/// Each segment is written unbuffered to `NAME.cseg.part` (every record goes from the pooled
+/// Each segment is written unbuffered to `NAME.cseg.part` (created as `fsutil` creates every
+/// file; every record goes from the pooled
 /// buffer straight to `write(2)`: no user-space copy), then published by fsyncing it,
 /// renaming it to `NAME.cseg` and fsyncing the directory. Only sealed bytes reach the disk.
 /// After each segment, the stream head `<camera id>-s<stream>.head` is replaced
@@ -195,11 +177,26 @@ impl DirSink {
     ) -> io::Result<DirRecovery> {
         use crate::spool::policy::{crash_gaps, scan_prefix};
         let prefix = format!("{}-s{stream}-", crate::segment::camera_id(camera_key));
+        // A `.part` that a crash caught before its rename into place holds nothing.
+        for entry in fs::read_dir(&self.dir)?.flatten() {
+            let name = entry.file_name();
+            let stale = name
+                .to_str()
+                .and_then(crate::fsutil::temp_target)
+                .is_some_and(|t| t.starts_with(&prefix) && t.ends_with(".cseg.part"));
+            if stale {
+                fs::remove_file(entry.path()).map_err(|e| with_path(&entry.path(), e))?;
+            }
+        }
         let mut parts: Vec<(u64, PathBuf)> = fs::read_dir(&self.dir)?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter_map(|path| {
                 let name = path.file_name()?.to_str()?;
                 let seq = name.strip_prefix(&prefix)?.strip_suffix(".cseg.part")?;
+                // Only files this sink made: a link planted here is never read or written.
+                if !path.symlink_metadata().ok()?.is_file() {
+                    return None;
+                }
                 (seq.len() == 12 && seq.bytes().all(|b| b.is_ascii_digit()))
                     .then(|| seq.parse().ok().map(|seq| (seq, path.clone())))?
             })
@@ -289,11 +286,10 @@ impl SegmentSink for DirSink {
             ));
         }
         let part_path = self.dir.join(format!("{}.part", info.name));
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&part_path)
+        // Created under a random name and renamed to `.part` at once (`fsutil`): a link
+        // planted at the `.part` name is replaced, never written through.
+        let file = crate::fsutil::TempFile::for_target(&part_path, crate::fsutil::PUBLIC)
+            .and_then(|tmp| tmp.persist(&part_path))
             .map_err(|e| with_path(&part_path, e))?;
         Ok(Box::new(DirOutput {
             file,

@@ -117,7 +117,8 @@ pub enum EntryKind {
     Incomplete,
     /// Being written: a valid header followed by whole records.
     Open,
-    /// A header being made durable before it becomes an open segment; never uploaded.
+    /// A header being made durable before it becomes an open segment (a random temporary
+    /// name, or `NAME.cseg.hdr` from older versions); never uploaded.
     Temp,
 }
 

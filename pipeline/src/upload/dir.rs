@@ -7,10 +7,11 @@ use std::io::{self, Read, Write};
 use std::path::PathBuf;
 
 use super::{ListFilter, Sink, UploadError};
+use crate::fsutil::{PUBLIC, TempFile, write_atomic};
 use crate::spool::SegmentId;
 use crate::spool::policy::{EntryKind, parse_spool_name};
 
-/// A directory sink. Each segment is written as `NAME.part`, fsynced, renamed to `NAME`,
+/// A directory sink. Each segment is written to a temporary file (`fsutil`), fsynced, renamed to `NAME`,
 /// and the directory is fsynced, so a reader of the directory never sees half a segment.
 pub struct DirSink {
     dir: PathBuf,
@@ -47,16 +48,10 @@ impl Sink for DirSink {
             message: e.to_string(),
         };
         fs::create_dir_all(&self.dir).map_err(local)?;
-        let name = id.file_name();
-        let part = self.dir.join(format!("{name}.part"));
-        let mut f = File::create(&part).map_err(local)?;
-        io::copy(body, &mut f).map_err(local)?;
-        f.sync_all().map_err(local)?;
-        drop(f);
-        fs::rename(&part, self.dir.join(&name)).map_err(local)?;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(local)
+        let target = self.dir.join(id.file_name());
+        let mut tmp = TempFile::for_target(&target, PUBLIC).map_err(local)?;
+        io::copy(body, tmp.file()).map_err(local)?;
+        tmp.persist(&target).map(drop).map_err(local)
     }
 
     fn list(&self, filter: &ListFilter) -> Result<Vec<SegmentId>, UploadError> {
@@ -79,7 +74,7 @@ impl Sink for DirSink {
         let path = self
             .dir
             .join(crate::segment::head::file_name(camera_id, stream));
-        crate::engine::write_atomic(&path, head).map_err(|e| self.transient(e))
+        write_atomic(&path, head, PUBLIC).map_err(|e| self.transient(e))
     }
 
     fn get_head(&self, camera_id: &str, stream: u32) -> Result<Option<Vec<u8>>, UploadError> {

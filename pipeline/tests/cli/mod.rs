@@ -37,6 +37,20 @@ pub fn command(args: &[&str]) -> Command {
     c
 }
 
+/// `run --home HOME --source SOURCE --out OUT`: the start of a `run` argument list, to extend
+/// with the flags a test needs.
+pub fn run_args<'a>(home: &'a Path, source: &'a str, out: &'a Path) -> Vec<&'a str> {
+    vec![
+        "run",
+        "--home",
+        s(home),
+        "--source",
+        source,
+        "--out",
+        s(out),
+    ]
+}
+
 /// A path as `&str` (temporary directories are UTF-8).
 pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -185,8 +199,7 @@ impl Setup {
 
     /// `camseal run --home CAMERA --source SOURCE --out OUT EXTRA...`.
     pub fn run(&self, source: &str, out: &Path, extra: &[&str]) -> Output {
-        let mut args = vec!["run", "--home", s(&self.camera), "--source", source];
-        args.extend(["--out", s(out)]);
+        let mut args = run_args(&self.camera, source, out);
         args.extend_from_slice(extra);
         camseal(&args)
     }

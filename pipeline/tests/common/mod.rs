@@ -3,11 +3,14 @@
 
 #![allow(dead_code)]
 
-use camseal::nal::Codec;
+mod params;
+
+pub use params::{segment_params, x25519_recipient};
+
 use camseal::seal::SframeSuite;
 use camseal::segment::read::{Opener, SegmentReader, Verified, Verifier};
 use camseal::segment::write::{
-    HPKE_KEM_X25519, Randomness, RecipientKey, SegmentParams, SegmentSummary, SegmentWriter,
+    Randomness, RecipientKey, SegmentParams, SegmentSummary, SegmentWriter,
 };
 use camseal::segment::{CloseReason, Item, SegmentEnd, SegmentError};
 
@@ -34,23 +37,14 @@ pub fn build(
     recipients: &[[u8; 32]],
     records: &[Rec],
 ) -> (Vec<u8>, SegmentSummary) {
-    let keys: Vec<RecipientKey<'_>> = recipients
-        .iter()
-        .map(|pk| RecipientKey {
-            kem: HPKE_KEM_X25519,
-            public_key: pk,
-        })
-        .collect();
+    let keys: Vec<RecipientKey<'_>> = recipients.iter().map(|pk| x25519_recipient(pk)).collect();
     let params = SegmentParams {
         suite,
-        codec: Codec::H264,
-        stream_id: 0,
         segment_seq: seq,
         start_pts: records.first().map_or(0, |r| r.0),
         wallclock_ms: 1_700_000_000_000,
         prev_header_hash: prev,
-        recipients: &keys,
-        gaps: &[],
+        ..segment_params(&keys)
     };
     let mut w = SegmentWriter::create(
         Vec::new(),

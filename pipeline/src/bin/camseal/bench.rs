@@ -2,7 +2,6 @@
 //! no cargo. `camseal bench kernels` times the AES-GCM kernel the dispatcher picks, alone
 //! and followed by the record digests (BLAKE3 for format v2, SHA-256 for v1).
 
-use std::fs;
 use std::hint::black_box;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -84,7 +83,8 @@ fn kernels(args: KernelBenchArgs) -> Result<ExitCode> {
         // The same two keys with either seal call: the caller knows which one it asked for.
         let doc = json!({ "path": path.unwrap_or("portable"), "results": results });
         let text = serde_json::to_string_pretty(&doc).context("encode the results")?;
-        fs::write(&file, text + "\n").with_context(|| format!("write {}", file.display()))?;
+        camseal::fsutil::write_atomic(&file, (text + "\n").as_bytes(), camseal::fsutil::PUBLIC)
+            .with_context(|| format!("write {}", file.display()))?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -5,10 +5,10 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use camseal::home::{self, CameraHome, HomeError};
-use camseal::keys::{CameraSecret, KEM_X25519_HKDF_SHA256, Recipient};
+use camseal::keys::CameraSecret;
 
 use crate::cli::{CameraInitArgs, CameraTrustArgs};
-use crate::viewer::write_files;
+use crate::describe::{describe_recipient, write_files};
 
 /// `camseal camera init`: a new camera identity key.
 pub fn init(args: CameraInitArgs) -> Result<ExitCode> {
@@ -81,20 +81,4 @@ pub fn trust(args: CameraTrustArgs) -> Result<ExitCode> {
         println!("    {}", describe_recipient(r));
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// One line for a recipient: label, KEM and the start of the key.
-pub fn describe_recipient(r: &Recipient) -> String {
-    let kem = if r.kem == KEM_X25519_HKDF_SHA256 {
-        "x25519".to_owned()
-    } else {
-        format!("kem 0x{:04x}", r.kem)
-    };
-    let prefix = hex::encode(&r.public_key[..r.public_key.len().min(8)]);
-    let label = if r.label.is_empty() {
-        "(no label)"
-    } else {
-        &r.label
-    };
-    format!("{label:<16} {kem} {prefix}...")
 }

@@ -1,18 +1,20 @@
 //! `camseal decrypt`: verify and decrypt segments back into the Annex-B stream.
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::BufWriter;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use camseal::footage::{
     Coverage, SegmentFile, collect_paths, decrypt_footage_from, describe_gap, load_headers,
 };
+use camseal::fsutil::PRIVATE;
 use camseal::home::{CameraChoice, ViewerHome, choose_camera};
 use camseal::keys::CameraPublic;
 
 use crate::cli::DecryptArgs;
+use crate::interrupt::Unfinished;
 
 pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
     let home = ViewerHome::open(&args.home)?;
@@ -31,10 +33,15 @@ pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
             args.out.display()
         );
     }
-    let tmp = temp_path(&args.out);
-    let out = File::create(&tmp)
+    crate::interrupt::remove_unfinished_on_signal()?;
+    // Plaintext: owner-only from the start, under a name nobody can plant a link at.
+    let (mut tmp, unfinished) = Unfinished::create(&args.out, PRIVATE)
         .with_context(|| format!("cannot create the output file {}", args.out.display()))?;
-    let mut out = BufWriter::with_capacity(1 << 20, out);
+    let file = tmp
+        .file()
+        .try_clone()
+        .with_context(|| format!("cannot create the output file {}", args.out.display()))?;
+    let mut out = BufWriter::with_capacity(1 << 20, file);
     let secret = account.x25519_secret();
     let result = decrypt_footage_from(
         &files,
@@ -71,9 +78,8 @@ pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
         },
     );
     let finish = |out: BufWriter<File>| -> std::io::Result<()> {
-        let file = out.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        fs::rename(&tmp, &args.out)
+        out.into_inner().map_err(|e| e.into_error())?;
+        unfinished.finish(|| tmp.persist(&args.out)).map(drop)
     };
     // An undeclared cut-off end that dropped unsigned records is released (its signed
     // prefix) under --allow-incomplete, and still fails: nothing vouches for what followed.
@@ -85,8 +91,7 @@ pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
                 .map(|r| r.dropped())
                 .sum();
             if let Err(e) = finish(out) {
-                // Never leave the plaintext behind under any name.
-                let _ = fs::remove_file(&tmp);
+                // The temporary file removed itself: no plaintext is left under any name.
                 return Err(e).with_context(|| format!("cannot write {}", args.out.display()));
             }
             let bytes: u64 = reports.iter().map(|r| r.video_bytes).sum();
@@ -122,8 +127,8 @@ pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
         }
         Err(e) => {
             drop(out);
-            // No partial plaintext is left behind under the requested name.
-            let _ = fs::remove_file(&tmp);
+            // Dropping the temporary file removes it: no partial plaintext is left behind.
+            drop(finish);
             Err(e.into())
         }
     }
@@ -162,15 +167,7 @@ pub fn describe_choice(choice: &CameraChoice) -> String {
         }
         CameraChoice::Pinned(pinned) => format!(
             "camera {}: pinned in the viewer home",
-            crate::viewer::describe_camera(pinned)
+            crate::describe::describe_camera(pinned)
         ),
     }
-}
-
-fn temp_path(out: &Path) -> PathBuf {
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "out".into());
-    out.with_file_name(format!(".{name}.{}.partial", std::process::id()))
 }

@@ -1,6 +1,5 @@
 //! `camseal demo`: the main job on embedded defaults, end to end, in a scratch directory.
 
-use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,6 +9,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, bail};
 use camseal::engine::Stage;
 use camseal::footage::{collect_paths, decrypt_footage, verify_footage};
+use camseal::fsutil::{PRIVATE, TempFile};
 use camseal::home::{CameraHome, ViewerHome};
 use camseal::keys::{AccountSecret, CameraSecret, Passphrase, RecipientList, seal_backup};
 use sha2::{Digest, Sha256};
@@ -103,7 +103,9 @@ pub fn demo(args: DemoArgs) -> Result<ExitCode> {
     let paths = collect_paths(std::slice::from_ref(&segments_dir))?;
     let (_, files) = crate::decrypt::trusted_footage(&viewer, None, &paths)?;
     let out_path = dir.join("decrypted.h264");
-    let mut out = BufWriter::new(File::create(&out_path)?);
+    // Plaintext: owner-only from the start (`fsutil`).
+    let mut tmp = TempFile::for_target(&out_path, PRIVATE)?;
+    let mut out = BufWriter::new(tmp.file().try_clone()?);
     let mut output_hash = HashingWriter(Sha256::new());
     let secret = viewer.account()?.x25519_secret();
     let reports = decrypt_footage(
@@ -114,6 +116,8 @@ pub fn demo(args: DemoArgs) -> Result<ExitCode> {
         |_| {},
     )?;
     out.flush()?;
+    drop(out);
+    tmp.persist(&out_path)?;
     let decrypt_time = started.elapsed();
     let identical = output_hash.0.finalize() == input_hash;
     let (verified, chain) = verify_footage(&files);

@@ -13,6 +13,7 @@
 //! | 7 | wrong camera: signed by another camera than expected, or (`decrypt` without
 //! `--camera`) by a camera the viewer home does not pin |
 //! | 8 | malformed: a field breaks the format's rules (FORMAT.md §9) |
+//! | 9 | busy: another `camseal run` records the same stream (its lock file is named) |
 //!
 //! When several apply (FORMAT.md §9): a header that fails to load (its signature, its
 //! rules, its camera) decides first; then the chain, which the signed headers decide; then
@@ -20,6 +21,7 @@
 //! in reading order.
 
 use camseal::footage::FootageError;
+use camseal::fsutil::LockError;
 use camseal::home::{CameraChoiceError, HomeError};
 use camseal::segment::SegmentError;
 use camseal::segment::head::HeadError;
@@ -44,6 +46,9 @@ pub fn report(e: &anyhow::Error) {
 /// The exit code for an error (see the module docs).
 pub fn exit_code_for(e: &anyhow::Error) -> u8 {
     for cause in e.chain() {
+        if let Some(LockError::Held { .. }) = cause.downcast_ref::<LockError>() {
+            return 9;
+        }
         if let Some(c) = cause.downcast_ref::<CameraChoiceError>() {
             return match c {
                 CameraChoiceError::NonePinned { .. } | CameraChoiceError::NotPinned { .. } => 7,
@@ -152,6 +157,7 @@ pub fn hint_for_code(code: u8) -> Option<&'static str> {
         7 => Some(
             "check that the camera key (camera.pub) belongs to the camera that recorded this footage",
         ),
+        9 => Some("stop the other `camseal run` first, or record another stream with `--stream N`"),
         _ => None,
     }
 }

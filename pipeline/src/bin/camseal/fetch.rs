@@ -2,17 +2,18 @@
 //! head when the sink has one (`verify` then checks that no newer segment is withheld).
 
 use std::collections::BTreeSet;
-use std::fs::{self, File};
-use std::io::BufWriter;
+use std::fs;
+use std::io::{BufWriter, Write};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use camseal::engine::write_atomic;
+use camseal::fsutil::PUBLIC;
 use camseal::segment::head;
 use camseal::spool::SegmentId;
 use camseal::upload::{ListFilter, Sink, UploadError, open_sink};
 
 use crate::cli::FetchArgs;
+use crate::interrupt::Unfinished;
 
 pub fn fetch(args: FetchArgs) -> Result<ExitCode> {
     if let Some(c) = &args.camera
@@ -41,17 +42,17 @@ pub fn fetch(args: FetchArgs) -> Result<ExitCode> {
     };
     fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
+    crate::interrupt::remove_unfinished_on_signal()?;
     let mut bytes = 0u64;
     for id in &ids {
-        let name = id.file_name();
-        let part = args.out.join(format!("{name}.part"));
-        let target = args.out.join(&name);
+        let target = args.out.join(id.file_name());
+        // A failed or interrupted download leaves nothing: the temporary file removes itself.
         let result = (|| -> Result<u64> {
-            let mut out = BufWriter::new(File::create(&part)?);
+            let (mut tmp, unfinished) = Unfinished::create(&target, PUBLIC)?;
+            let mut out = BufWriter::new(tmp.file().try_clone()?);
             let n = sink.get(id, &mut out)?;
-            let file = out.into_inner().map_err(|e| e.into_error())?;
-            file.sync_all()?;
-            fs::rename(&part, &target)?;
+            out.into_inner().map_err(|e| e.into_error())?;
+            unfinished.finish(|| tmp.persist(&target))?;
             Ok(n)
         })();
         match result {
@@ -60,14 +61,17 @@ pub fn fetch(args: FetchArgs) -> Result<ExitCode> {
                 eprintln!("fetched {id} ({n} bytes) -> {}", target.display());
             }
             Err(e) => {
-                let _ = fs::remove_file(&part);
                 return Err(e.context(format!("cannot fetch {id} from {}", sink.name())));
             }
         }
     }
     for (camera, stream, head) in &heads {
         let target = args.out.join(head::file_name(camera, *stream));
-        write_atomic(&target, head)
+        let (mut tmp, unfinished) = Unfinished::create(&target, PUBLIC)
+            .with_context(|| format!("cannot write {}", target.display()))?;
+        tmp.file()
+            .write_all(head)
+            .and_then(|()| unfinished.finish(|| tmp.persist(&target)))
             .with_context(|| format!("cannot write {}", target.display()))?;
         eprintln!(
             "fetched the stream head of {camera} stream {stream} -> {}",

@@ -1,6 +1,6 @@
 //! `camseal run`: seal a source into segment files.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,6 +10,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use camseal::engine::{
     DirSink, Engine, EngineConfig, SegmentSink, StreamConfig, StreamEvent, StreamStats, WallClock,
 };
+use camseal::fsutil::{FileLock, try_lock};
 use camseal::home::CameraHome;
 use camseal::nal::Codec;
 use camseal::recorder::{ChainState, SegmentPolicy};
@@ -83,6 +84,9 @@ pub fn record(
     let suite: SframeSuite = args.suite.parse()?;
     let home = CameraHome::open(&args.home)?;
     let camera = home.camera()?;
+    // One recorder per stream: a second one would reserve the same sequence numbers from the
+    // chain state and recover (truncate) the first one's open segment as a crash's.
+    let _stream_lock = lock_stream(&args.home, args.stream, &camera.public().id())?;
     let list = home.trusted_recipients()?.ok_or_else(|| {
         anyhow!(
             "no trusted recipients in {}: install a signed list with `camseal camera trust --home {} LIST_FILE`",
@@ -340,6 +344,16 @@ pub fn record(
         elapsed: started.elapsed(),
         out_dir,
         interrupted,
+    })
+}
+
+/// Locks `HOME/streams/<stream>.lock` for this process, or says who records the stream.
+fn lock_stream(home: &Path, stream: u32, camera_id: &str) -> Result<FileLock> {
+    let dir = home.join("streams");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join(format!("{stream}.lock"));
+    try_lock(&path).with_context(|| {
+        format!("stream {stream} of camera {camera_id} is already being recorded (one `camseal run` per stream)")
     })
 }
 

@@ -392,7 +392,8 @@ fn write_json(path: &Path, doc: &serde_json::Value) -> Result<()> {
         print!("{text}");
         return Ok(());
     }
-    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+    camseal::fsutil::write_atomic(path, text.as_bytes(), camseal::fsutil::PUBLIC)
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).

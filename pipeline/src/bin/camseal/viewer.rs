@@ -2,11 +2,11 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, IsTerminal, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use camseal::home::{self, CameraRef, HomeError, PinOutcome, PinnedCamera, ViewerHome};
+use camseal::home::{self, CameraRef, HomeError, PinOutcome, ViewerHome};
 use camseal::keys::{
     AccountSecret, BackupParams, CameraPublic, Passphrase, RecipientList, open_backup, seal_backup,
 };
@@ -16,6 +16,7 @@ use crate::cli::{
     ViewerCamerasAddArgs, ViewerCamerasListArgs, ViewerCamerasRemoveArgs, ViewerInitArgs,
     ViewerRecipientsArgs, ViewerRestoreArgs,
 };
+use crate::describe::{describe_camera, describe_recipient, write_files};
 
 /// `camseal viewer init`: new account, backup, and the passphrase printed once.
 pub fn init(args: ViewerInitArgs) -> Result<ExitCode> {
@@ -130,7 +131,8 @@ pub fn recipients(args: ViewerRecipientsArgs) -> Result<ExitCode> {
     }
     // Recorded before the list leaves this process, so a version is never handed out twice.
     home.record_recipients_version(version)?;
-    home::write_file(&args.out, &signed)?;
+    camseal::fsutil::write_atomic(&args.out, &signed, camseal::fsutil::PUBLIC)
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
 
     println!(
         "Wrote recipient list version {version} ({} recipient{}, account {}) to {}",
@@ -140,7 +142,7 @@ pub fn recipients(args: ViewerRecipientsArgs) -> Result<ExitCode> {
         args.out.display()
     );
     for r in &list.recipients {
-        println!("  {}", crate::camera::describe_recipient(r));
+        println!("  {}", describe_recipient(r));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -231,29 +233,6 @@ pub fn cameras_remove(args: ViewerCamerasRemoveArgs) -> Result<ExitCode> {
         home.dir().display()
     );
     Ok(ExitCode::SUCCESS)
-}
-
-/// `ID`, or `ID ("NAME")` when the name is not the id.
-pub fn describe_camera(camera: &PinnedCamera) -> String {
-    let id = camera.public.id();
-    if camera.name == id {
-        id
-    } else {
-        format!("{id} ({:?})", camera.name)
-    }
-}
-
-/// Prints `path  description` rows with the descriptions aligned.
-pub fn write_files(out: &mut impl Write, rows: &[(PathBuf, &str)]) -> io::Result<()> {
-    let width = rows
-        .iter()
-        .map(|(p, _)| p.display().to_string().chars().count())
-        .max()
-        .unwrap_or(0);
-    for (path, what) in rows {
-        writeln!(out, "  {:<width$}  {what}", path.display().to_string())?;
-    }
-    Ok(())
 }
 
 fn refuse_existing_account(home: &ViewerHome) -> Result<()> {

@@ -13,7 +13,7 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -197,13 +197,18 @@ pub fn bench(args: PipelineBenchArgs) -> Result<ExitCode> {
     print!("{}", report.text());
     if let Some(file) = &args.json {
         let text = serde_json::to_string_pretty(&report.json()).context("encode the results")?;
-        fs::write(file, text + "\n").with_context(|| format!("write {}", file.display()))?;
+        camseal::fsutil::write_atomic(file, (text + "\n").as_bytes(), camseal::fsutil::PUBLIC)
+            .with_context(|| format!("write {}", file.display()))?;
     }
     if let Some(file) = &args.hgrm {
-        fs::write(file, hgrm(&total)).with_context(|| format!("write {}", file.display()))?;
+        camseal::fsutil::write_atomic(file, hgrm(&total).as_bytes(), camseal::fsutil::PUBLIC)
+            .with_context(|| format!("write {}", file.display()))?;
     }
     if let Some(file) = &args.svg {
-        plot(&total, floor.as_ref(), file).with_context(|| format!("write {}", file.display()))?;
+        let mut svg = String::new();
+        plot(&total, floor.as_ref(), &mut svg)?;
+        camseal::fsutil::write_atomic(file, svg.as_bytes(), camseal::fsutil::PUBLIC)
+            .with_context(|| format!("write {}", file.display()))?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -725,7 +730,7 @@ fn hgrm(stats: &StreamStats) -> String {
 
 /// The latency percentile curve of each stage: x is 1/(1-percentile) on a log scale (so
 /// 90%, 99%, 99.9% are evenly spaced), y is microseconds on a log scale.
-fn plot(stats: &StreamStats, floor: Option<&Histogram<u64>>, path: &Path) -> Result<()> {
+fn plot(stats: &StreamStats, floor: Option<&Histogram<u64>>, svg: &mut String) -> Result<()> {
     use plotters::prelude::*;
 
     let mut series = Vec::new();
@@ -762,7 +767,7 @@ fn plot(stats: &StreamStats, floor: Option<&Histogram<u64>>, path: &Path) -> Res
     } else {
         0.01
     };
-    let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
+    let root = SVGBackend::with_string(svg, (900, 560)).into_drawing_area();
     let err = |e: DrawingAreaErrorKind<_>| anyhow!("plot: {e:?}");
     root.fill(&WHITE).map_err(err)?;
     let mut chart = ChartBuilder::on(&root)
