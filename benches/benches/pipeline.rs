@@ -135,6 +135,7 @@ fn stream_config(stream_id: u32) -> StreamConfig {
         wallclock: WallClock::System,
         overload: Overload::Block,
         checkpoints: CheckpointPolicy::default(),
+        padding: camseal::segment::padding::Padding::Off,
     }
 }
 
@@ -154,6 +155,7 @@ fn sealer() -> SegmentSealer {
         prev_header_hash: [0; 32],
         recipients: &keys,
         gaps: &[],
+        padding: camseal::segment::padding::Padding::Off,
     };
     let camera = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
     SegmentSealer::new(&params, &camera, &Randomness::Os).expect("sealer")

@@ -151,6 +151,7 @@ fn a_tail_forged_by_a_stranger_is_refused() {
         prev_header_hash: last.hash(),
         recipients: &keys,
         gaps: &[],
+        padding: camseal::segment::padding::Padding::Off,
     };
     let mut w = SegmentWriter::create(Vec::new(), &params, &attacker, &Randomness::Os)
         .unwrap()

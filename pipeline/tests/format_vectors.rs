@@ -342,6 +342,7 @@ fn build(spec: &Spec, earlier: &[Built]) -> Built {
         prev_header_hash,
         recipients: &keys,
         gaps: &spec.gaps,
+        padding: camseal::segment::padding::Padding::Off,
     };
     let policy = CheckpointPolicy::every_ms(spec.checkpoint_ms);
     let mut sealed = Vec::new();
@@ -1010,6 +1011,7 @@ impl Crafter {
             prev_header_hash: if seq == 0 { [0; 32] } else { [0x33; 32] },
             recipients: &keys,
             gaps: &[],
+            padding: camseal::segment::padding::Padding::Off,
         };
         let seed = [9; 32];
         let sealer =
@@ -1535,6 +1537,7 @@ fn a_key_wrapped_ahead_of_time_gives_the_same_header_and_only_fits_its_segment()
         prev_header_hash: [0x11; 32],
         recipients: &keys,
         gaps: &[],
+        padding: camseal::segment::padding::Padding::Off,
     };
     let wrap = |suite, stream, seq, recipients: &[RecipientKey<'_>], camera: &[u8; 32]| {
         WrappedSegmentKey::new(suite, stream, seq, recipients, camera, &randomness).unwrap()

@@ -45,6 +45,7 @@ impl Stream {
             prev_header_hash: prev,
             recipients: &keys,
             gaps,
+            padding: camseal::segment::padding::Padding::Off,
         };
         let mut w =
             SegmentWriter::create(Vec::new(), &params, &camera(7), &Randomness::Os).unwrap();

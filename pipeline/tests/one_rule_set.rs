@@ -78,6 +78,7 @@ fn write_history(dir: &std::path::Path, history: &[Fate]) -> (Vec<PathBuf>, bool
             prev_header_hash: prev,
             recipients: &keys,
             gaps: &gaps,
+            padding: camseal::segment::padding::Padding::Off,
         };
         let mut w = SegmentWriter::create(
             Vec::new(),

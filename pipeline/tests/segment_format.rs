@@ -33,6 +33,7 @@ fn seal(seq: u64, records: &[Rec], policy: CheckpointPolicy) -> Vec<u8> {
         prev_header_hash: if seq == 0 { [0; 32] } else { [seq as u8; 32] },
         recipients: &keys,
         gaps: &[],
+        padding: camseal::segment::padding::Padding::Off,
     };
     let mut w = SegmentWriter::create(
         Vec::new(),
@@ -380,6 +381,7 @@ fn the_writer_refuses_a_recipient_twice() {
         prev_header_hash: [0; 32],
         recipients: &keys,
         gaps: &[],
+        padding: camseal::segment::padding::Padding::Off,
     };
     let made = SegmentWriter::create(
         Vec::new(),

@@ -70,6 +70,7 @@ impl Camera {
             prev_header_hash: self.chain.prev_header_hash,
             recipients: &keys,
             gaps: &gaps,
+            padding: camseal::segment::padding::Padding::Off,
         };
         // A checkpoint before every frame, so a crash keeps all but the last frame.
         let mut w = SegmentWriter::create(w, &params, &camera(7), &Randomness::Os)

@@ -51,6 +51,7 @@ pub fn build(
         prev_header_hash: prev,
         recipients: &keys,
         gaps: &[],
+        padding: camseal::segment::padding::Padding::Off,
     };
     let mut w = SegmentWriter::create(
         Vec::new(),
