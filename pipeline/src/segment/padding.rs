@@ -260,11 +260,19 @@ mod tests {
                 "pad {pad}"
             );
         }
-        // A declared length that is not the payload's bucket (too much or too little pad).
-        for pad in [0, 19, 21, 100, 320] {
+        // Too much pad: the payload left would have a smaller bucket, or the "padding"
+        // would take payload bytes, which are not zero.
+        for pad in [21, 65, 100, 320] {
             let mut bad = padded.clone();
             set_pad(&mut bad, pad);
             assert!(unpadded_len(&bad).is_err(), "pad {pad}");
+        }
+        // Less pad is another payload (ending in zeros) with the same bucket: authenticated,
+        // so only the sealer can choose it, and it is stripped exactly as declared.
+        for (pad, len) in [(0, 320), (19, 301)] {
+            let mut other = padded.clone();
+            set_pad(&mut other, pad);
+            assert_eq!(unpadded_len(&other).unwrap(), len);
         }
         // Nonzero padding bytes.
         let mut bad = padded.clone();
