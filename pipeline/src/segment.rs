@@ -1063,12 +1063,8 @@ pub(crate) const CHECKPOINT_MARKER: u32 = 0xFFFF_FFFE;
 /// flags + pts + smallest SFrame header + tag.
 const MIN_RECORD_BODY: usize = 1 + 8 + 1 + 16;
 /// A padded record's plaintext may be the 16 MiB bucket plus its padding length.
-const MAX_RECORD_BODY: usize = 1
-    + 8
-    + crate::seal::MAX_HEADER_LEN
-    + MAX_RECORD_PLAINTEXT
-    + padding::PAD_LEN_BYTES
-    + 16;
+const MAX_RECORD_BODY: usize =
+    1 + 8 + crate::seal::MAX_HEADER_LEN + MAX_RECORD_PLAINTEXT + padding::PAD_LEN_BYTES + 16;
 /// Header extension type of a [`Gap`].
 const EXT_GAP: u16 = 0x0001;
 const HEADER_SIGNATURE_CONTEXT: &[u8] = b"camseal v2 segment header\0";

@@ -37,8 +37,10 @@ fn padding_buckets_round_trips_every_fixture_and_sizes_land_on_buckets() {
         let input = f.bytes();
         let segment_seconds = format!("{:.3}", f.seconds() / f64::from(f.keyframes.max(1)));
         let mut runs = Vec::new();
-        for padding in ["off", "buckets"] {
-            let out = setup.path(&format!("{}-{padding}", f.name));
+        // Unpadded, padded, and padded with small chunks (a chunk limit that is no bucket:
+        // a full chunk is padded past it, and the record buffers must have room for that).
+        for (padding, max_chunk) in [("off", None), ("buckets", None), ("buckets", Some("1000"))] {
+            let out = setup.path(&format!("{}-{padding}-{max_chunk:?}", f.name));
             stream += 1;
             let stream_arg = stream.to_string();
             let mut extra = vec![
@@ -50,6 +52,9 @@ fn padding_buckets_round_trips_every_fixture_and_sizes_land_on_buckets() {
             // The default is off: say it only for the padded run.
             if padding == "buckets" {
                 extra.extend(["--padding", "buckets"]);
+            }
+            if let Some(c) = max_chunk {
+                extra.extend(["--max-chunk", c]);
             }
             let segs = setup.seal(&f.source(), &out, &extra);
             assert!(!segs.is_empty(), "{}: no segments", f.name);
@@ -63,14 +68,23 @@ fn padding_buckets_round_trips_every_fixture_and_sizes_land_on_buckets() {
             assert!(stdout.contains("chain: OK"), "{stdout}");
             runs.push(outsider_view(&segs, padding));
         }
-        let (off, padded) = (&runs[0], &runs[1]);
+        let (off, padded, small) = (&runs[0], &runs[1], &runs[2]);
+        assert_eq!(
+            small.off_bucket, 0,
+            "{}: small chunks off the buckets",
+            f.name
+        );
         // Without padding, sizes follow the frames; with it, every one is a bucket.
         assert!(
             off.off_bucket > 0,
             "{}: the unpadded run already lands on buckets, so this test proves nothing",
             f.name
         );
-        assert_eq!(padded.off_bucket, 0, "{}: padded sizes off the buckets", f.name);
+        assert_eq!(
+            padded.off_bucket, 0,
+            "{}: padded sizes off the buckets",
+            f.name
+        );
         assert_eq!(off.records, padded.records, "{}: record counts", f.name);
         assert!(
             padded.distinct < off.distinct,
@@ -202,7 +216,11 @@ fn a_pad_length_beyond_the_record_is_refused_without_panicking() {
 
     for (name, declared_pad) in [("beyond", 1000u32), ("max", u32::MAX), ("exact", 156)] {
         let file = setup.path(&format!("{name}.cseg"));
-        fs::write(&file, sealed_with_pad(&camera, viewer_public.as_bytes(), declared_pad)).unwrap();
+        fs::write(
+            &file,
+            sealed_with_pad(&camera, viewer_public.as_bytes(), declared_pad),
+        )
+        .unwrap();
         let plain = setup.path(&format!("{name}.264"));
         let decrypt = camseal(&[
             "decrypt",
@@ -221,7 +239,10 @@ fn a_pad_length_beyond_the_record_is_refused_without_panicking() {
             continue;
         }
         let line = failed(&decrypt, 8, &format!("decrypt, pad {declared_pad}"));
-        assert!(line.contains("malformed") && line.contains("padding"), "{line}");
+        assert!(
+            line.contains("malformed") && line.contains("padding"),
+            "{line}"
+        );
         assert!(!plain.exists(), "decrypt left output behind");
         // Without the key the camera's signatures are all there is, and they are valid.
         let verify = camseal(&["verify", "--camera", s(&camera_pub), s(&file)]);
@@ -257,7 +278,10 @@ fn outsider_view(segs: &[PathBuf], padding: &str) -> OutsiderView {
         view.bytes += v["bytes"].as_u64().unwrap();
         let seq = v["seq"].as_u64().unwrap();
         let records = v["records"]["sizes"].as_array().unwrap();
-        assert_eq!(records.len() as u64, v["records"]["count"].as_u64().unwrap());
+        assert_eq!(
+            records.len() as u64,
+            v["records"]["count"].as_u64().unwrap()
+        );
         // The last record is the final one: its size is fixed, and it is not padded.
         for (i, size) in records[..records.len() - 1].iter().enumerate() {
             let size = size.as_u64().unwrap() as usize;
@@ -361,7 +385,13 @@ fn sealed_with_pad(
     };
     let mut last = Vec::new();
     sealer
-        .seal_record(1, 3000, RecordFlags::final_record(), &end.encode(), &mut last)
+        .seal_record(
+            1,
+            3000,
+            RecordFlags::final_record(),
+            &end.encode(),
+            &mut last,
+        )
         .unwrap();
     append(&mut appender, &mut out, &last);
     let (tail, _) = appender.finish(true).unwrap();

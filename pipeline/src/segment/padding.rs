@@ -122,7 +122,9 @@ pub fn pad_into(payload: &[u8], out: &mut Vec<u8>) {
 /// [`Padding::sealed_plaintext_len`]).
 pub fn pad_in_place(payload: &[u8], out: &mut [u8]) -> Result<(), SegmentError> {
     if out.len() != Padding::Buckets.sealed_plaintext_len(payload.len()) {
-        return Err(SegmentError::Limit("padded record buffer has the wrong size"));
+        return Err(SegmentError::Limit(
+            "padded record buffer has the wrong size",
+        ));
     }
     let pad = out.len() - PAD_LEN_BYTES - payload.len();
     let (body, len_field) = out.split_at_mut(out.len() - PAD_LEN_BYTES);
