@@ -97,8 +97,9 @@ pub const fn padded_len(len: usize) -> usize {
     let bits = usize::BITS - len.leading_zeros();
     let shift = bits - SIGNIFICANT_BITS;
     let step = 1usize << shift;
-    // Round up to a multiple of 2^shift; no overflow below usize::MAX / 2.
-    (len + step - 1) & !(step - 1)
+    // Round up to a multiple of 2^shift. Lengths near usize::MAX (far beyond any record)
+    // saturate instead of overflowing, so no input can make this panic.
+    len.saturating_add(step - 1) & !(step - 1)
 }
 
 /// Whether `len` is a bucket (a length [`padded_len`] can return).
@@ -242,6 +243,9 @@ mod tests {
             assert_eq!(in_place, padded, "{len}");
         }
         assert!(pad_in_place(&[1, 2, 3], &mut [0u8; 10]).is_err());
+        // Absurd lengths do not panic.
+        let _ = padded_len(usize::MAX);
+        assert!(!is_bucket(usize::MAX));
     }
 
     #[test]
