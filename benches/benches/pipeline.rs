@@ -137,6 +137,7 @@ fn stream_config(stream_id: u32) -> StreamConfig {
         wallclock: WallClock::System,
         overload: Overload::Block,
         checkpoints: CheckpointPolicy::default(),
+        padding: camseal::segment::padding::Padding::Off,
     }
 }
 

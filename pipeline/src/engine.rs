@@ -57,6 +57,7 @@ use crate::nal::Codec;
 use crate::recorder::{ChainState, RecorderError, SegmentPolicy, segment_file_name};
 use crate::seal::SframeSuite;
 use crate::segment::head::StreamHead;
+use crate::segment::padding::Padding;
 use crate::segment::write::{
     CheckpointPolicy, Randomness, RecipientKey, RecordAppender, SegmentParams, SegmentSealer,
     SegmentSummary, WrappedSegmentKey,
@@ -200,6 +201,8 @@ pub struct StreamConfig {
     pub overload: Overload,
     /// When the camera signs checkpoints (`--checkpoint-ms`).
     pub checkpoints: CheckpointPolicy,
+    /// Whether video records are padded to size buckets (`--padding`).
+    pub padding: Padding,
 }
 
 /// The outcome of [`Stream::push`].
@@ -901,6 +904,7 @@ impl Stream {
             prev_header_hash: self.chain.prev_header_hash,
             recipients: &keys,
             gaps: &gaps,
+            padding: self.config.padding,
         };
         let camera = &self.config.camera;
         let next_key = lock(&self.shared.next_key).take();
@@ -1554,7 +1558,9 @@ fn recipient_keys(recipients: &[(u16, Vec<u8>)]) -> Vec<RecipientKey<'_>> {
 /// Pool buffer size for records of at most `max_chunk` plaintext bytes.
 fn record_buf_len(max_chunk: usize) -> usize {
     // Prefix 13, SFrame header at most 17, tag 16; the final record's 9 bytes fit too.
-    max_chunk.max(16) + RECORD_OVERHEAD
+    // Room for size padding whether or not a stream pads: the pool is shared by streams,
+    // and the padded size of a 64 KiB chunk is only 4 bytes more (2^16 is a bucket).
+    Padding::Buckets.sealed_plaintext_len(max_chunk.max(16)) + RECORD_OVERHEAD
 }
 
 const RECORD_OVERHEAD: usize = 13 + crate::seal::MAX_HEADER_LEN + 16;
@@ -1624,6 +1630,7 @@ mod tests {
             wallclock: WallClock::Fixed(1_234),
             overload: Overload::Block,
             checkpoints: CheckpointPolicy::default(),
+            padding: Padding::Off,
         };
         let segments = MemorySink::default();
         let heads = Arc::new(Mutex::new(Vec::new()));

@@ -247,6 +247,40 @@ impl SframeKey {
         Ok(total)
     }
 
+    /// Seals a `plaintext_len`-byte plaintext that `fill` writes straight into `out`, as
+    /// [`seal_into`](SframeKey::seal_into) does for a plaintext held elsewhere: for a
+    /// plaintext built on the fly (a padded record), with no buffer in between. `fill` gets
+    /// exactly `plaintext_len` bytes; they are encrypted in place.
+    pub fn seal_filled_into(
+        &self,
+        ctr: u64,
+        metadata: &[u8],
+        plaintext_len: usize,
+        fill: impl FnOnce(&mut [u8]),
+        out: &mut [u8],
+    ) -> Result<usize, SealError> {
+        let mut header = [0u8; MAX_HEADER_LEN];
+        let header_len = SframeHeader { kid: self.kid, ctr }.encode_into(&mut header);
+        let total = header_len + plaintext_len + TAG_LEN;
+        let Some(out) = out.get_mut(..total) else {
+            return Err(SealError::Kernel(camseal_kernels::Error::BufferLength {
+                input: total,
+                output: out.len(),
+            }));
+        };
+        let aad = Aad::new(&header[..header_len], metadata);
+        let (head, rest) = out.split_at_mut(header_len);
+        head.copy_from_slice(&header[..header_len]);
+        let (body, tag_out) = rest.split_at_mut(plaintext_len);
+        fill(body);
+        let tag = self
+            .aead
+            .seal_in_place(&self.nonce(ctr), aad.bytes(), body)
+            .map_err(SealError::Kernel)?;
+        tag_out.copy_from_slice(&tag);
+        Ok(total)
+    }
+
     /// Length of the SFrame ciphertext of a `plaintext_len`-byte plaintext at counter `ctr`.
     pub fn sealed_len(&self, ctr: u64, plaintext_len: usize) -> usize {
         sframe_header_len(self.kid, ctr) + plaintext_len + TAG_LEN

@@ -18,6 +18,7 @@
 
 pub mod head;
 pub mod inspect;
+pub mod padding;
 pub mod read;
 pub mod write;
 
@@ -667,6 +668,26 @@ impl Header {
         gaps
     }
 
+    /// How the video records are padded (FORMAT.md §3.1): announced by an extension that
+    /// `parse` validated.
+    pub fn padding(&self) -> padding::Padding {
+        let mut ext = &self.extensions[..];
+        while ext.len() >= 4 {
+            let ty = u16::from_be_bytes([ext[0], ext[1]]);
+            let len = usize::from(u16::from_be_bytes([ext[2], ext[3]]));
+            let Some(value) = ext.get(4..4 + len) else {
+                break;
+            };
+            if ty == padding::EXT_PADDING
+                && let Ok(p) = padding::Padding::from_extension_value(value)
+            {
+                return p;
+            }
+            ext = &ext[4 + len..];
+        }
+        padding::Padding::Off
+    }
+
     /// The sequence number of the segment this one names as its predecessor: the previous
     /// one, or the one before a range of segments a gap declares lost. `None` for the first
     /// segment of a stream (an all-zero `prev_header_hash`).
@@ -1134,7 +1155,9 @@ pub(crate) const TRAILER_MARKER: u32 = 0xFFFF_FFFF;
 pub(crate) const CHECKPOINT_MARKER: u32 = 0xFFFF_FFFE;
 /// flags + pts + smallest SFrame header + tag.
 const MIN_RECORD_BODY: usize = 1 + 8 + 1 + 16;
-const MAX_RECORD_BODY: usize = 1 + 8 + crate::seal::MAX_HEADER_LEN + MAX_RECORD_PLAINTEXT + 16;
+/// A padded record's plaintext may be the 16 MiB bucket plus its padding length.
+const MAX_RECORD_BODY: usize =
+    1 + 8 + crate::seal::MAX_HEADER_LEN + MAX_RECORD_PLAINTEXT + padding::PAD_LEN_BYTES + 16;
 /// Header extension type of a [`Gap`].
 const EXT_GAP: u16 = 0x0001;
 const HEADER_SIGNATURE_CONTEXT: &[u8] = b"camseal v2 segment header\0";
@@ -1153,8 +1176,10 @@ fn codec_code(codec: Codec) -> u8 {
 }
 
 /// Extensions are TLVs (`type u16 | len u16 | value`). Types below 0x8000 are critical: a
-/// reader that does not know one must refuse the segment. v1 defines the gap (0x0001).
+/// reader that does not know one must refuse the segment. v2 defines the gap (0x0001) and
+/// the padding announcement (0x0002, at most once).
 fn check_extensions(mut ext: &[u8]) -> Result<(), SegmentError> {
+    let mut padding_seen = false;
     while !ext.is_empty() {
         if ext.len() < 4 {
             return Err(SegmentError::Malformed("truncated header extension"));
@@ -1166,6 +1191,12 @@ fn check_extensions(mut ext: &[u8]) -> Result<(), SegmentError> {
         }
         if ty == EXT_GAP {
             Gap::parse(&ext[4..4 + len])?;
+        } else if ty == padding::EXT_PADDING {
+            padding::Padding::from_extension_value(&ext[4..4 + len])?;
+            if padding_seen {
+                return Err(SegmentError::Malformed("padding is announced twice"));
+            }
+            padding_seen = true;
         } else if ty < 0x8000 {
             return Err(SegmentError::Malformed("unknown critical header extension"));
         }

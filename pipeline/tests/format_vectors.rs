@@ -21,6 +21,7 @@ use camseal::footage::{
 use camseal::nal::Codec;
 use camseal::seal::{SframeHeader, SframeSuite};
 use camseal::segment::inspect::inspect;
+use camseal::segment::padding::Padding;
 use camseal::segment::read::hpke_open;
 use camseal::segment::write::{
     CheckpointPolicy, Randomness, RecipientKey, SegmentParams, SegmentSealer, SegmentWriter,
@@ -64,6 +65,8 @@ struct Spec {
     checkpoint_ms: u64,
     /// Every byte of the `Randomness::FixedForTests` seed.
     seed: u8,
+    /// Size padding of the video records.
+    padding: Padding,
 }
 
 enum Prev {
@@ -105,6 +108,7 @@ fn specs() -> Vec<Spec> {
             }),
             checkpoint_ms: 100,
             seed: 0x40,
+            padding: Padding::Off,
         },
         Spec {
             name: "v2-chain-1",
@@ -126,6 +130,7 @@ fn specs() -> Vec<Spec> {
             }),
             checkpoint_ms: 100,
             seed: 0x41,
+            padding: Padding::Off,
         },
         Spec {
             name: "v2-chain-2",
@@ -146,6 +151,7 @@ fn specs() -> Vec<Spec> {
             }),
             checkpoint_ms: 100,
             seed: 0x42,
+            padding: Padding::Off,
         },
         Spec {
             name: "v2-cutoff-3",
@@ -165,6 +171,7 @@ fn specs() -> Vec<Spec> {
             end: End::CutOff,
             checkpoint_ms: 100,
             seed: 0x43,
+            padding: Padding::Off,
         },
         Spec {
             name: "v2-gaps-5",
@@ -211,6 +218,7 @@ fn specs() -> Vec<Spec> {
             }),
             checkpoint_ms: 100,
             seed: 0x45,
+            padding: Padding::Off,
         },
         Spec {
             name: "v2-kid9-ctr300",
@@ -234,8 +242,69 @@ fn specs() -> Vec<Spec> {
             }),
             checkpoint_ms: 1000,
             seed: 0x49,
+            padding: Padding::Off,
+        },
+        Spec {
+            name: "v2-padded-6",
+            about: "first segment of stream 3 with size padding (extension 0x0002, scheme 1): \
+                    video payloads of 9, 256, 257, 700 and 2100 bytes are sealed padded to \
+                    the buckets 256, 256, 320, 768 and 2560, each followed by the pad length; \
+                    the final record is not padded",
+            suite: SframeSuite::Aes128GcmSha256,
+            codec: Codec::H264,
+            stream_id: 3,
+            segment_seq: 0,
+            start_pts: 0,
+            wallclock_ms: base_wallclock + 7_200_000,
+            prev: Prev::First,
+            recipients: &[1],
+            gaps: Vec::new(),
+            records: padded_records(),
+            end: End::Closed(SegmentEnd {
+                end_pts: 15_000,
+                reason: CloseReason::Keyframe,
+            }),
+            checkpoint_ms: 1000,
+            seed: 0x46,
+            padding: Padding::Buckets,
         },
     ]
+}
+
+/// An IDR and four P frames whose sizes sit below, on and just above bucket boundaries.
+fn padded_records() -> Vec<Rec> {
+    [9usize, 256, 257, 700, 2100]
+        .iter()
+        .enumerate()
+        .map(|(i, &len)| {
+            let key = i == 0;
+            let mut data = if key {
+                vec![0x00, 0x00, 0x01, 0x65, 0x88]
+            } else {
+                vec![0x00, 0x00, 0x01, 0x41, 0x9a]
+            };
+            data.extend((0..len - 5).map(|j| (j as u8).wrapping_mul(31) ^ i as u8 | 1));
+            (i as u64 * 3000, key, false, data)
+        })
+        .collect()
+}
+
+/// The bucket a payload is padded to (FORMAT.md §3.1), found by walking the ladder
+/// `m·2^e` (m = 4..=7, from 256 up) rather than by the library's bit arithmetic.
+fn spec_bucket(len: usize) -> usize {
+    (6..)
+        .flat_map(|e| (4..8).map(move |m| m << e))
+        .find(|&b| b >= len)
+        .expect("a bucket")
+}
+
+/// The AEAD plaintext of a padded video record: payload, zero padding, pad length (u32).
+fn spec_padded(payload: &[u8]) -> Vec<u8> {
+    let pad = spec_bucket(payload.len()) - payload.len();
+    let mut out = payload.to_vec();
+    out.resize(payload.len() + pad, 0);
+    out.extend_from_slice(&(pad as u32).to_be_bytes());
+    out
 }
 
 /// SPS, PPS and an IDR slice, then eleven P slices, 30 fps.
@@ -339,6 +408,7 @@ fn build(spec: &Spec, earlier: &[Built]) -> Built {
         prev_header_hash,
         recipients: &keys,
         gaps: &spec.gaps,
+        padding: spec.padding,
     };
     let policy = CheckpointPolicy::every_ms(spec.checkpoint_ms);
     let mut sealed = Vec::new();
@@ -415,6 +485,8 @@ struct RecordReading {
     sframe_header: Vec<u8>,
     nonce: [u8; 12],
     plaintext: Vec<u8>,
+    /// The AEAD plaintext of a padded record.
+    padded: Option<Vec<u8>>,
     record_digest: Digest32,
     records_digest: Digest32,
 }
@@ -435,8 +507,16 @@ fn read_independently(spec: &Spec, bytes: &[u8], recipients: &[([u8; 32], [u8; 3
     assert_eq!(header.suite, spec.suite);
     assert_eq!(header.codec, spec.codec);
     assert_eq!(header.camera_key, camera_key.to_bytes());
-    assert_eq!(header.extensions, encode_gap_extensions(&spec.gaps));
+    let padding_ext: &[u8] = match spec.padding {
+        Padding::Buckets => &[0x00, 0x02, 0x00, 0x01, 0x01],
+        Padding::Off => &[],
+    };
+    assert_eq!(
+        header.extensions,
+        [padding_ext, &encode_gap_extensions(&spec.gaps)].concat()
+    );
     assert_eq!(header.gaps(), spec.gaps);
+    assert_eq!(header.padding(), spec.padding);
 
     // Key wrapping: HPKE base mode to each recipient with the published ikmE.
     let (base_key, ikm_e) = fixed_test_randomness([spec.seed; 32], recipients.len());
@@ -536,7 +616,13 @@ fn read_independently(spec: &Spec, bytes: &[u8], recipients: &[([u8; 32], [u8; 3
                 let mut opened = vec![0u8; ct.len()];
                 aead.open_to(&nonce, &aad, ct, &tag, &mut opened)
                     .unwrap_or_else(|_| panic!("{name}: record {index} opens"));
-                assert_eq!(opened, plaintext, "{name}: record {index} plaintext");
+                let padded = (spec.padding == Padding::Buckets && flags & RecordFlags::FINAL == 0)
+                    .then(|| spec_padded(&plaintext));
+                assert_eq!(
+                    opened,
+                    *padded.as_ref().unwrap_or(&plaintext),
+                    "{name}: record {index} plaintext"
+                );
                 let record_digest = blake3_of(&[encoded]);
                 running = blake3_of(&[&running, &record_digest]);
                 lib_digest.push(&record_digest);
@@ -550,6 +636,7 @@ fn read_independently(spec: &Spec, bytes: &[u8], recipients: &[([u8; 32], [u8; 3
                     sframe_header,
                     nonce,
                     plaintext,
+                    padded,
                     record_digest,
                     records_digest: running,
                 });
@@ -672,7 +759,7 @@ fn describe(
         .iter()
         .map(|rec| {
             let flags = RecordFlags::from_bits(rec.flags).unwrap();
-            json!({
+            let mut v = json!({
                 "index": rec.index,
                 "offset": rec.offset,
                 "len": rec.len,
@@ -687,7 +774,16 @@ fn describe(
                 "nonce": hex::encode(rec.nonce),
                 "record_digest": hex::encode(rec.record_digest),
                 "records_digest": hex::encode(rec.records_digest),
-            })
+            });
+            // Only padded vectors carry the padding's values, so that the others stay as
+            // they were.
+            if let Some(padded) = &rec.padded {
+                let bucket = padded.len() - 4;
+                v["bucket"] = json!(bucket);
+                v["pad"] = json!(bucket - rec.plaintext.len());
+                v["padded_plaintext"] = json!(hex::encode(padded));
+            }
+            v
         })
         .collect();
     let checkpoints: Vec<Value> = r
@@ -727,7 +823,7 @@ fn describe(
             })
         })
         .collect();
-    json!({
+    let mut v = json!({
         "name": spec.name,
         "about": spec.about,
         "format_version": 2,
@@ -790,7 +886,11 @@ fn describe(
             End::CutOff => Value::Null,
         },
         "cut": cut,
-    })
+    });
+    if spec.padding == Padding::Buckets {
+        v["header"]["padding"] = json!({"scheme": 1, "name": spec.padding.name()});
+    }
+    v
 }
 
 /// Every vector, built in order (a chain names earlier vectors' header hashes).
@@ -1403,7 +1503,68 @@ fn testkit_cases() -> Vec<Case> {
             "two X25519 stanzas (MACed and signed) carry the same key id",
             duplicate_key_id,
         ),
+        case(
+            "padded_good",
+            "ok",
+            "ok",
+            "a valid padded segment (extension 0002 0001 01): records 0 and 1 carry 'one' and 'two' padded to the 256-byte bucket, then the pad length 253 (00 00 00 fd); the final record is not padded",
+            padded(|_| {}),
+        ),
+        case(
+            "padding_beyond_record",
+            "malformed",
+            "ok",
+            "record 1's padded plaintext (a 256-byte bucket) declares a pad of 1000 bytes, beyond the record; its tag and the camera's signatures are valid, so only a reader with the key sees it",
+            padded(|p| p[256..].copy_from_slice(&1000u32.to_be_bytes())),
+        ),
+        case(
+            "padding_not_zero",
+            "malformed",
+            "ok",
+            "record 1's padding has a nonzero byte (validly sealed and signed)",
+            padded(|p| p[200] = 0x01),
+        ),
+        case(
+            "padded_size_off_bucket",
+            "malformed",
+            "malformed",
+            "record 1's sealed plaintext is 300 bytes and a zero pad length: 300 is no bucket, which a reader without the key sees from the record's size",
+            padded(|p| {
+                p.clear();
+                p.extend_from_slice(&[0x41; 300]);
+                p.extend_from_slice(&[0; 4]);
+            }),
+        ),
+        case(
+            "padding_unknown_scheme",
+            "malformed",
+            "malformed",
+            "the header (MACed and signed) announces padding scheme 2, which does not exist",
+            {
+                let mut c = Crafter::new(1, |h| h.extensions = vec![0x00, 0x02, 0x00, 0x01, 0x02]);
+                c.record(video(true), b"one")
+                    .record(f, &end_summary())
+                    .finish();
+                c.bytes()
+            },
+        ),
     ]
+}
+
+/// A padded segment (the padding extension in its header) of two video records, 'one' and
+/// 'two', each padded as FORMAT.md §3.1 says, with `tweak` applied to record 1's padded
+/// plaintext before it is sealed; then the final record, the checkpoint and the trailer.
+fn padded(tweak: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    let mut c = Crafter::new(1, |h| {
+        h.extensions = Padding::Buckets.extension().unwrap().to_vec();
+    });
+    let mut two = spec_padded(b"two");
+    tweak(&mut two);
+    c.record(video(true), &spec_padded(b"one"))
+        .record(video(false), &two)
+        .record(RecordFlags::final_record(), &end_summary())
+        .finish();
+    c.bytes()
 }
 
 /// Cases whose bytes are not generated by this build: kept as committed.

@@ -104,6 +104,9 @@ pub struct RecordStats {
     pub first_pts: Option<u64>,
     /// pts of the last record (the final record's pts is the segment's end).
     pub last_pts: Option<u64>,
+    /// Every record's encoded size, in order: what anyone who sees the file or the upload
+    /// learns about each frame (bucketed when the segment pads, FORMAT.md §3.1).
+    pub sizes: Vec<u64>,
 }
 
 /// One checkpoint and the verdicts about it.
@@ -342,6 +345,7 @@ impl RecordStats {
         self.final_record |= record.flags.is_final();
         self.first_pts.get_or_insert(record.pts);
         self.last_pts = Some(record.pts);
+        self.sizes.push(size);
     }
 }
 

@@ -10,6 +10,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
+use super::padding::{self, Padding};
 use super::write::{HPKE_AEAD_AES128GCM, HPKE_KDF_SHA256, HPKE_KEM_X25519};
 use super::{
     Checkpoint, Digest32, HEADER_MAC_INFO, Header, HeaderParser, Item, Parsed, RecordFlags,
@@ -61,6 +62,7 @@ pub struct Verifier {
     signed_count: u64,
     checkpoints: u64,
     final_seen: bool,
+    padding: Padding,
 }
 
 impl Verifier {
@@ -75,6 +77,7 @@ impl Verifier {
             signed_count: 0,
             checkpoints: 0,
             final_seen: false,
+            padding: header.padding(),
         }
     }
 
@@ -114,6 +117,19 @@ impl Verifier {
             } else {
                 SegmentError::Malformed("final record has the wrong size")
             });
+        }
+        // A padded video record's size is public too: its plaintext must be a bucket plus
+        // the padding length (FORMAT.md §3.1).
+        if self.padding == Padding::Buckets && !record.flags.is_final() {
+            let sealed = record
+                .sframe
+                .len()
+                .checked_sub(used + camseal_kernels::TAG_LEN + padding::PAD_LEN_BYTES);
+            if !sealed.is_some_and(padding::is_bucket) {
+                return Err(SegmentError::Malformed(
+                    "padded record's size is not a padding bucket",
+                ));
+            }
         }
         let index = self.digest.count();
         self.digest.push(&record_digest(record.encoded));
@@ -287,9 +303,19 @@ impl Opener {
             self.end = Some(parsed);
             end = Some(parsed);
         } else {
+            let start = out.len();
             self.key
                 .open_append(record.sframe, &metadata, out)
                 .map_err(|e| record_error(e, index))?;
+            if self.verifier.padding == Padding::Buckets {
+                match padding::unpadded_len(&out[start..]) {
+                    Ok(payload) => out.truncate(start + payload),
+                    Err(e) => {
+                        out.truncate(start);
+                        return Err(e);
+                    }
+                }
+            }
         }
         Ok(OpenedRecord {
             index,

@@ -10,6 +10,7 @@ use hpke::{Deserializable, Serializable};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+use super::padding::{self, Padding};
 use super::{
     Checkpoint, Digest32, Gap, HEADER_MAC_INFO, Header, MAX_RECORD_PLAINTEXT, RecordFlags,
     RecordsDigest, SegmentEnd, SegmentError, Stanza, Trailer, TrailerFlags, checkpoint_message,
@@ -62,6 +63,8 @@ pub struct SegmentParams<'a> {
     pub recipients: &'a [RecipientKey<'a>],
     /// Losses to record in this header (usually empty).
     pub gaps: &'a [Gap],
+    /// Whether video records are padded to size buckets (FORMAT.md §3.1).
+    pub padding: Padding,
 }
 
 /// Where the segment key and the HPKE ephemeral keys come from.
@@ -109,6 +112,7 @@ pub struct SegmentSealer {
     header_bytes: Vec<u8>,
     header_hash: Digest32,
     key: SframeKey,
+    padding: Padding,
 }
 
 /// A fresh segment key, wrapped (HPKE) to every recipient: the costly half of opening a
@@ -238,7 +242,7 @@ impl SegmentSealer {
             start_pts: params.start_pts,
             wallclock_ms: params.wallclock_ms,
             prev_header_hash: params.prev_header_hash,
-            extensions: encode_gap_extensions(params.gaps),
+            extensions: encode_extensions(params.padding, params.gaps),
             stanzas,
             mac: [0u8; 32],
             signature: [0u8; 64],
@@ -255,6 +259,7 @@ impl SegmentSealer {
             header_bytes,
             header_hash,
             key,
+            padding: params.padding,
         })
     }
 
@@ -290,7 +295,13 @@ impl SegmentSealer {
         out.push(flags.bits());
         out.extend_from_slice(&pts.to_be_bytes());
         let metadata = record_metadata(&self.header_hash, pts, flags);
-        self.key.seal_append(index, &metadata, plaintext, out)?;
+        if self.pads(flags) {
+            let mut padded = Zeroizing::new(Vec::new());
+            padding::pad_into(plaintext, &mut padded);
+            self.key.seal_append(index, &metadata, &padded, out)?;
+        } else {
+            self.key.seal_append(index, &metadata, plaintext, out)?;
+        }
         // Bounded by MAX_RECORD_PLAINTEXT plus a few dozen bytes, so it fits in u32.
         let body_len = (out.len() - start - 4) as u32;
         out[start..start + 4].copy_from_slice(&body_len.to_be_bytes());
@@ -312,7 +323,12 @@ impl SegmentSealer {
         if plaintext.len() > MAX_RECORD_PLAINTEXT {
             return Err(SegmentError::Limit("record plaintext larger than 16 MiB"));
         }
-        let len = self.record_len(index, plaintext.len());
+        let sealed_len = if self.pads(flags) {
+            self.padding.sealed_plaintext_len(plaintext.len())
+        } else {
+            plaintext.len()
+        };
+        let len = RECORD_PREFIX_LEN + self.key.sealed_len(index, sealed_len);
         let Some(out) = out.get_mut(..len) else {
             return Err(SegmentError::Limit("record buffer too small"));
         };
@@ -322,19 +338,49 @@ impl SegmentSealer {
         prefix[4] = flags.bits();
         prefix[5..].copy_from_slice(&pts.to_be_bytes());
         let metadata = record_metadata(&self.header_hash, pts, flags);
-        self.key.seal_into(index, &metadata, plaintext, sframe)?;
+        if self.pads(flags) {
+            // The padded plaintext is built where it is encrypted: one copy of the video
+            // bytes, no buffer in between.
+            let mut filled = Ok(());
+            self.key.seal_filled_into(
+                index,
+                &metadata,
+                sealed_len,
+                |body| filled = padding::pad_in_place(plaintext, body),
+                sframe,
+            )?;
+            filled?;
+        } else {
+            self.key.seal_into(index, &metadata, plaintext, sframe)?;
+        }
         Ok(len)
     }
 
-    /// The encoded length of record `index` with a `plaintext_len`-byte plaintext: known
-    /// before sealing, so a writer can account for a segment's size up front.
+    /// The encoded length of video record `index` with a `plaintext_len`-byte plaintext
+    /// (padding included): known before sealing, so a writer can account for a segment's
+    /// size, and size its buffers, up front.
     pub fn record_len(&self, index: u64, plaintext_len: usize) -> usize {
-        RECORD_PREFIX_LEN + self.key.sealed_len(index, plaintext_len)
+        RECORD_PREFIX_LEN
+            + self
+                .key
+                .sealed_len(index, self.padding.sealed_plaintext_len(plaintext_len))
+    }
+
+    /// How this segment's video records are padded.
+    pub fn padding(&self) -> Padding {
+        self.padding
     }
 
     /// The segment sequence number (the SFrame KID).
     pub fn segment_seq(&self) -> u64 {
         self.header.segment_seq
+    }
+
+    /// Whether a record with these flags is padded: every video record of a padded
+    /// segment. The final record's size is fixed and public (FORMAT.md §3), so padding it
+    /// would hide nothing.
+    fn pads(&self, flags: RecordFlags) -> bool {
+        self.padding == Padding::Buckets && !flags.is_final()
     }
 }
 
@@ -612,6 +658,13 @@ impl<W: Write> SegmentWriter<W> {
         self.out.write_all(&self.scratch)?;
         Ok(())
     }
+}
+
+/// The extension area of a header: the padding announcement (if any), then the gaps.
+fn encode_extensions(padding: Padding, gaps: &[Gap]) -> Vec<u8> {
+    let mut out = padding.extension().map_or_else(Vec::new, |e| e.to_vec());
+    out.extend_from_slice(&encode_gap_extensions(gaps));
+    out
 }
 
 /// Computes the header MAC with a key derived from the segment base key.

@@ -17,7 +17,7 @@ pub fn x25519_recipient(public_key: &[u8]) -> RecipientKey<'_> {
 }
 
 /// Segment 0 of stream 0, sealed to `recipients`: AES-128-GCM, H.264, pts 0, wall clock 0,
-/// the first of its stream (zero predecessor hash), no gaps. Change what a test needs with
+/// the first of its stream (zero predecessor hash), no gaps, no size padding. Change what a test needs with
 /// `SegmentParams { segment_seq: 3, ..segment_params(&keys) }`.
 pub fn segment_params<'a>(recipients: &'a [RecipientKey<'a>]) -> SegmentParams<'a> {
     SegmentParams {
@@ -30,5 +30,6 @@ pub fn segment_params<'a>(recipients: &'a [RecipientKey<'a>]) -> SegmentParams<'
         prev_header_hash: [0; 32],
         recipients,
         gaps: &[],
+        padding: camseal::segment::padding::Padding::Off,
     }
 }

@@ -68,5 +68,6 @@ pub fn stream_config(stream_id: u32, target_s: f64) -> StreamConfig {
         wallclock: WallClock::Fixed(1_700_000_000_000),
         overload: Overload::Block,
         checkpoints: CheckpointPolicy::default(),
+        padding: camseal::segment::padding::Padding::Off,
     }
 }

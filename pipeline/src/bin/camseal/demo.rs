@@ -91,6 +91,7 @@ pub fn demo(args: DemoArgs) -> Result<ExitCode> {
         bitrate: 2_000_000,
         workers: None,
         overload: camseal::engine::Overload::Block,
+        padding: camseal::segment::padding::Padding::Off,
     };
     let mut input_hash = Sha256::new();
     let stop = AtomicBool::new(false);

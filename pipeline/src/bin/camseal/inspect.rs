@@ -16,6 +16,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use camseal::footage::{FootageError, describe_gap};
 use camseal::segment::inspect::{Inspection, inspect as inspect_bytes};
+use camseal::segment::padding::Padding;
 use camseal::segment::write::HPKE_KEM_X25519;
 use camseal::segment::{Gap, camera_id};
 use serde_json::{Value, json};
@@ -159,6 +160,13 @@ fn print_text(path: &Path, r: &Inspection, camera: Option<&[u8; 32]>, blank_befo
         for gap in &gaps {
             println!("{:16}{}", "", describe_gap(gap));
         }
+        row(
+            "padding",
+            match header.padding() {
+                Padding::Buckets => "buckets (video records padded to size buckets)".to_string(),
+                Padding::Off => "off".to_string(),
+            },
+        );
         let rec = &r.records;
         row(
             "records",
@@ -322,6 +330,7 @@ fn inspection_json(path: &Path, r: &Inspection, exit_code: u8) -> Value {
             "aead": s.aead,
         })).collect()),
         "gaps": header.map_or_else(Vec::new, |h| h.gaps().iter().map(gap_json).collect()),
+        "padding": header.map(|h| h.padding().name()),
         "records": {
             "count": r.records.count,
             "total_bytes": r.records.total_bytes,
@@ -332,6 +341,7 @@ fn inspection_json(path: &Path, r: &Inspection, exit_code: u8) -> Value {
             "final": r.records.final_record,
             "first_pts": r.records.first_pts,
             "last_pts": r.records.last_pts,
+            "sizes": r.records.sizes,
         },
         "signed_records": r.signed_records,
         "checkpoints": checkpoints,

@@ -135,6 +135,7 @@ pub fn record(
         wallclock: WallClock::System,
         overload,
         checkpoints: CheckpointPolicy::every_ms(args.checkpoint_ms),
+        padding: args.padding,
     };
     let chain_path = args
         .home

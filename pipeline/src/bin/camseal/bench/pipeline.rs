@@ -104,6 +104,7 @@ pub fn bench(args: PipelineBenchArgs) -> Result<ExitCode> {
             wallclock: WallClock::System,
             overload,
             checkpoints: CheckpointPolicy::default(),
+            padding: camseal::segment::padding::Padding::Off,
         };
         let sink: Box<dyn SegmentSink> = match &out_dir {
             Some(dir) => Box::new(
