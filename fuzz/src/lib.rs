@@ -13,7 +13,9 @@ use camseal::keys::RecipientList;
 use camseal::nal::{Codec, access_units, classify, frame_rate, nal_units, sniff_codec};
 use camseal::segment::inspect::inspect;
 use camseal::segment::read::{Opener, SegmentReader, Verifier};
-use camseal::segment::{Gap, GapReason, Header, Item, Parsed, encode_gap_extensions, header_message};
+use camseal::segment::{
+    Gap, GapReason, Header, Item, Parsed, encode_gap_extensions, header_message,
+};
 use camseal::spool::SegmentId;
 use ed25519_dalek::{Signer, SigningKey};
 
@@ -46,7 +48,10 @@ pub fn nal(data: &[u8]) {
             let bytes = &data[au.span];
             let mut at = 0;
             for chunk in camseal::chunk::chunk_access_unit(bytes, max_chunk) {
-                assert_eq!(chunk.range.start, at, "chunks must partition the access unit");
+                assert_eq!(
+                    chunk.range.start, at,
+                    "chunks must partition the access unit"
+                );
                 assert!(!chunk.range.is_empty() && chunk.range.len() <= max_chunk);
                 at = chunk.range.end;
             }
@@ -242,11 +247,20 @@ pub fn chain(data: &[u8]) {
     let declared = |seq: u64| lost.iter().any(|&(a, z)| (a..=z).contains(&seq));
     for pair in files.windows(2) {
         let (a, b) = (&pair[0].header, &pair[1].header);
-        assert_eq!(a.stream_id, b.stream_id, "an accepted window has one stream");
-        assert!(a.segment_seq < b.segment_seq, "an accepted window has no duplicate");
+        assert_eq!(
+            a.stream_id, b.stream_id,
+            "an accepted window has one stream"
+        );
+        assert!(
+            a.segment_seq < b.segment_seq,
+            "an accepted window has no duplicate"
+        );
         if b.segment_seq - a.segment_seq < 1024 {
             for seq in a.segment_seq + 1..b.segment_seq {
-                assert!(declared(seq), "hole at {seq} accepted without a declaration");
+                assert!(
+                    declared(seq),
+                    "hole at {seq} accepted without a declaration"
+                );
             }
         }
     }
