@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the pure crates' unit tests under Miri (undefined behaviour, out-of-bounds and
-# uninitialised reads, in our code and in what it calls): the NAL parser (camseal-nal), and
-# in camseal the chunker, SFrame and the segment codec.
+# uninitialised reads, in our code and in what it calls): the NAL parser (camseal-nal).
+# camseal's chunker, SFrame and segment-codec unit tests are not run yet: their run under
+# Miri (camseal's whole dependency tree built for it) has not been measured against the CI
+# budget.
 #
 #   scripts/test-miri.sh          install the nightly miri component if missing, then run
 #   CAMSEAL_SKIP_INSTALL=1        do not install; skip (saying so) when Miri is absent
@@ -28,4 +30,3 @@ export PROPTEST_DISABLE_FAILURE_PERSISTENCE=1
 export MIRIFLAGS="${MIRIFLAGS:--Zmiri-isolation-error=warn-nobacktrace}"
 
 cargo +nightly miri test --locked -p camseal-nal --lib
-cargo +nightly miri test --locked -p camseal --lib -- chunk:: seal:: segment::
