@@ -42,5 +42,14 @@ scripts/test-aarch64.sh
 log "V4L2 backends on vivid/vicodec under QEMU (scripts/test-v4l2-qemu.sh)"
 scripts/test-v4l2-qemu.sh
 
+log "dependency policy: cargo deny check licenses bans sources (scripts/test-deny.sh)"
+scripts/test-deny.sh
+
+log "Miri on the pure crates' unit tests (scripts/test-miri.sh)"
+scripts/test-miri.sh
+
+log "fuzz targets, about 20 s each (scripts/fuzz.sh)"
+scripts/fuzz.sh --seconds "${CAMSEAL_FUZZ_SECONDS:-20}"
+
 echo
 echo "scripts/test.sh: all checks passed"

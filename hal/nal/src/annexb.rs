@@ -238,6 +238,9 @@ mod tests {
 
     proptest::proptest! {
         /// The SIMD search agrees with the definition on byte soup rich in 0s and 1s.
+        // Under Miri this proptest does not finish in minutes (proptest's own machinery);
+        // `find_start_code_all_offsets` runs the same search there.
+        #[cfg_attr(miri, ignore)]
         #[test]
         fn find_start_code_matches_a_plain_scan(
             buf in proptest::collection::vec(proptest::sample::select(vec![0u8, 1, 3, 0xff]), 0..300),

@@ -589,6 +589,9 @@ mod tests {
         w.finish(&[0x42, 0x01])
     }
 
+    // Under Miri the every-prefix loop below runs for over ten minutes; the `nal` fuzz target
+    // feeds truncated parameter sets to the same parser.
+    #[cfg_attr(miri, ignore)]
     #[test]
     fn h265_frame_rate_variants() {
         for sub_layers_minus1 in [0, 1, 2, 6] {

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Regenerates the committed seed corpus (fuzz/corpus/<target>/) from the repository's own
+# fixtures. Small seeds only: libFuzzer mutates them, size buys nothing.
+set -euo pipefail
+cd "$(dirname "$0")"
+root=..
+rm -rf corpus/nal corpus/segment corpus/chain
+mkdir -p corpus/nal corpus/segment corpus/chain corpus/recipients corpus/s3_listing
+
+# NAL: the first 3 KiB of every test stream (parameter sets, SEI, the IDR's first slices).
+for f in "$root"/pipeline/tests/data/streams/*.{h264,264,h265,hevc}; do
+  head -c 3072 "$f" >"corpus/nal/$(basename "$f")"
+done
+
+# Segment: byte 0 is the mode (0 raw, 1 header re-signed), then the file.
+for f in "$root"/docs/vectors/*.cseg; do
+  case "$f" in *kid9*) continue ;; esac # 14 KB: the others cover it
+  n=$(basename "$f" .cseg)
+  { printf '\x00'; cat "$f"; } >"corpus/segment/$n"
+  { printf '\x01'; cat "$f"; } >"corpus/segment/$n-resigned"
+done
+# The negative testkit: a text head, a blank line, then the segment bytes.
+for f in "$root"/pipeline/tests/testkit/*; do
+  n=$(basename "$f")
+  { printf '\x00'; sed -e '1,/^$/d' "$f"; } >"corpus/segment/testkit-$n"
+done
+
+# Chain: byte 0 picks vectors (bit i = vector i); 1f is the valid window.
+printf '\x1f' >corpus/chain/window
+printf '\x17' >corpus/chain/declared-crash-without-its-segment
+printf '\x1f\x02\x00\x00\x00\x00\x08\x01\x03' >corpus/chain/copies-and-relinks
+
+# Recipient lists: well-formed bodies (PROTOCOL.md) with a zero signature. The body is parsed
+# before the signature is checked, so these reach every field.
+list() { # version count
+  python3 - "$@" <<'PY'
+import struct, sys
+version, count = int(sys.argv[1]), int(sys.argv[2])
+body = b"CSRL" + struct.pack(">HQ", 1, version) + bytes(range(32)) + struct.pack(">H", count)
+for i in range(count):
+    label = ("phone%d" % i).encode()
+    body += struct.pack(">HH", 0x0020, 32) + bytes([9 + i]) * 32 + bytes([len(label)]) + label
+sys.stdout.buffer.write(body + bytes(64))
+PY
+}
+list 1 1 >corpus/recipients/one
+list 7 3 >corpus/recipients/three
+
+# S3 ListObjectsV2 pages: keys that are segments, keys that are not, a continuation token.
+cat >corpus/s3_listing/page <<'XML'
+<?xml version="1.0" encoding="UTF-8"?>
+<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>camseal-test</Name><Prefix>cams/</Prefix><KeyCount>3</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>true</IsTruncated><Contents><Key>cams/0123456789abcdef/2/000000000005.cseg</Key><LastModified>2026-01-01T00:00:00.000Z</LastModified><ETag>"abc"</ETag><Size>1234</Size><StorageClass>STANDARD</StorageClass></Contents><Contents><Key>cams/0123456789abcdef/2/head</Key><LastModified>2026-01-01T00:00:00.000Z</LastModified><ETag>"def"</ETag><Size>10</Size><StorageClass>STANDARD</StorageClass></Contents><Contents><Key>0123456789abcdef/0/000000000000.cseg</Key><LastModified>2026-01-01T00:00:00.000Z</LastModified><ETag>"0"</ETag><Size>1</Size><StorageClass>STANDARD</StorageClass></Contents><NextContinuationToken>1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=</NextContinuationToken></ListBucketResult>
+XML
+cat >corpus/s3_listing/empty <<'XML'
+<?xml version="1.0" encoding="UTF-8"?>
+<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b</Name><Prefix></Prefix><KeyCount>0</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated></ListBucketResult>
+XML
