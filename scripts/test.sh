@@ -42,5 +42,8 @@ scripts/test-aarch64.sh
 log "V4L2 backends on vivid/vicodec under QEMU (scripts/test-v4l2-qemu.sh)"
 scripts/test-v4l2-qemu.sh
 
+log "power cuts of a spooling camera under QEMU (scripts/test-power-cut.sh)"
+scripts/test-power-cut.sh
+
 echo
 echo "scripts/test.sh: all checks passed"
