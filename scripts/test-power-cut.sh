@@ -205,6 +205,9 @@ check_cut() {
     tail -n 20 "$c/decrypt.log" >&2
     fail "cut $n: decrypt of the recovered spool failed"
   }
+  # The search must find the video where it is (else it proves nothing), and not on the disk.
+  ! perl "$root/scripts/power-cut/find-plaintext.pl" "$c/video.h264" "$c/video.h264" >/dev/null 2>&1 ||
+    fail "cut $n: the plaintext search does not find the video in the video itself"
   perl "$root/scripts/power-cut/find-plaintext.pl" "$c/video.h264" "$image" >"$c/plain.log" 2>&1 || {
     cat "$c/plain.log" >&2
     fail "cut $n: plaintext found on the disk image"
