@@ -51,5 +51,8 @@ scripts/test-miri.sh
 log "fuzz targets, about 20 s each (scripts/fuzz.sh)"
 scripts/fuzz.sh --seconds "${CAMSEAL_FUZZ_SECONDS:-20}"
 
+log "power cuts of a spooling camera under QEMU (scripts/test-power-cut.sh)"
+scripts/test-power-cut.sh
+
 echo
 echo "scripts/test.sh: all checks passed"

@@ -187,6 +187,8 @@ impl Spool {
         let hwm = self.load_hwm(&cam, stream)?;
         let mut highest_file: Option<u64> = None;
         let mut last_crash: Option<Gap> = None;
+        // The last segment salvaged here and the header hash its crash run links back to.
+        let mut crash_run: Option<(u64, [u8; 32])> = None;
         let mut open = Vec::new();
         for (id, kind, path, _) in self.entries()? {
             if id.camera_id != cam || id.stream != stream {
@@ -232,6 +234,7 @@ impl Spool {
                     };
                     recovery.chain_changed = true;
                 }
+                crash_run = None;
                 self.log(&format!("segment {id} was whole; queued for upload"));
                 recovery.completed.push(id);
                 continue;
@@ -259,10 +262,19 @@ impl Spool {
             last_crash = declared.last().copied();
             // The next segment names the crashed one's predecessor, whose header hash the
             // crashed header holds (the chain state may already name the crashed segment
-            // itself if its trailer was written but never made durable).
-            if chain.next_seq <= id.seq || chain.prev_header_hash != header.prev_header_hash {
+            // itself if its trailer was written but never made durable). When the segment
+            // before it crashed too (a power cut can leave two open: the next one is opened
+            // while the previous one is still being published), its header names that
+            // crashed segment; the run links back to the first one's predecessor, as the
+            // joined crash gaps declare (FORMAT.md §6.1).
+            let run_prev = match crash_run {
+                Some((last, prev)) if last.checked_add(1) == Some(id.seq) => prev,
+                _ => header.prev_header_hash,
+            };
+            crash_run = Some((id.seq, run_prev));
+            if chain.next_seq <= id.seq || chain.prev_header_hash != run_prev {
                 chain.next_seq = chain.next_seq.max(id.seq + 1);
-                chain.prev_header_hash = header.prev_header_hash;
+                chain.prev_header_hash = run_prev;
                 recovery.chain_changed = true;
             }
             self.log(&format!(

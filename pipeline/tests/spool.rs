@@ -290,6 +290,43 @@ fn repeated_crashes_extend_one_gap() {
     assert_eq!(out, expected(&[(0, 2), (3, 2)]));
 }
 
+/// Found by scripts/test-power-cut.sh: the engine opens the next segment while the publisher
+/// still fsyncs the previous one, so a power cut can leave two open segments, the second
+/// naming the first (which the cut took) as its predecessor. The segment after recovery must
+/// link past both, to the last finished one, as its joined crash gaps declare.
+#[test]
+fn a_power_cut_with_two_open_segments_links_past_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cam = Camera::new(dir.path(), None, QuotaPolicy::DropOldest);
+    cam.segment(2);
+    let w = cam.open(2).unwrap();
+    let (out, summary) = w
+        .finish(SegmentEnd {
+            end_pts: 18_000,
+            reason: CloseReason::Keyframe,
+        })
+        .unwrap();
+    drop(out); // being published: not yet fsynced nor renamed
+    cam.chain.prev_header_hash = summary.header_hash;
+    drop(cam.open(1).unwrap());
+    // The cut takes what segment 1 had not fsynced: its trailer and the end of a record.
+    let open = dir.path().join(cam.id(1).spool_name(EntryKind::Open));
+    let bytes = std::fs::read(&open).unwrap();
+    std::fs::write(&open, &bytes[..bytes.len() - 40]).unwrap();
+    let rec = cam.restart();
+    assert_eq!(
+        rec.salvaged
+            .iter()
+            .map(|(id, _)| id.seq)
+            .collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    cam.segment(2);
+    let files = load_headers(&collect_paths(&[dir.path().to_path_buf()]).unwrap(), None).unwrap();
+    assert_eq!(files.len(), 4);
+    verify_footage(&files).1.unwrap();
+}
+
 #[test]
 fn drop_oldest_counts_logs_and_declares_every_drop() {
     let dir = tempfile::tempdir().unwrap();

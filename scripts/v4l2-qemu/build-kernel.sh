@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds (once) the small x86-64 kernel the V4L2 QEMU test boots, and prints the path of its
-# bzImage. The build is cached outside the repository, keyed by the config recipe, this
+# Builds (once) the small x86-64 kernel the V4L2 and power-cut QEMU tests boot, and prints the
+# path of its bzImage. The build is cached outside the repository, keyed by the config recipe, this
 # script and the linux-source package version, so a warm cache costs nothing.
 #
 #   CAMSEAL_CACHE   cache root (default ~/.cache/camseal)
@@ -31,7 +31,7 @@ make -s tinyconfig >&2
 # shellcheck disable=SC2046 # word splitting of the option list is the point
 scripts/config $(grep -v '^#' "$here/kernel-config.txt" | tr -s ' \n' '\n' | sed '/^$/d;s/^/-e /') >&2
 make -s olddefconfig >&2
-for opt in VIDEO_VICODEC VIDEO_VIVID DMABUF_HEAPS_SYSTEM DEVTMPFS BLK_DEV_INITRD; do
+for opt in VIDEO_VICODEC VIDEO_VIVID DMABUF_HEAPS_SYSTEM DEVTMPFS BLK_DEV_INITRD VIRTIO_PCI VIRTIO_BLK EXT4_FS RTC_DRV_CMOS; do
   grep -q "^CONFIG_$opt=y" .config || { echo "build-kernel.sh: CONFIG_$opt did not stick" >&2; exit 1; }
 done
 make -s -j"$(nproc)" bzImage >&2
