@@ -2,11 +2,13 @@
 //! template (for presigned URLs), and the HTTP plumbing the S3 sink shares.
 
 use std::io::{Read, Write};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
+use jiff::{SignedDuration, Timestamp};
 use ureq::Agent;
 
-use super::{ListFilter, NetConfig, Sink, UploadError};
+use super::{BodyDigest, ListFilter, MAX_OBJECT_BYTES, NetConfig, Sink, UploadError};
 use crate::spool::SegmentId;
 use crate::spool::policy::head_object_key;
 
@@ -65,8 +67,44 @@ impl Sink for HttpSink {
         }
     }
 
-    fn put(&self, id: &SegmentId, body: &mut dyn Read, len: u64) -> Result<(), UploadError> {
-        put(&self.agent, &self.object_url(id), body, len, &self.name())
+    fn put(
+        &self,
+        id: &SegmentId,
+        body: &mut dyn Read,
+        len: u64,
+        digest: &BodyDigest,
+    ) -> Result<(), UploadError> {
+        let headers = [("content-md5", digest.content_md5())];
+        match put(
+            &self.agent,
+            &self.object_url(id),
+            &headers,
+            body,
+            len,
+            &self.name(),
+            None,
+        )? {
+            PutOutcome::Stored(stored) => match stored.etag {
+                // A plain server's ETag is often the MD5: when it looks like one, it must
+                // be ours.
+                Some(etag) if is_md5_hex(&etag) && etag != digest.md5_hex() => {
+                    Err(UploadError::Conflict {
+                        sink: self.name(),
+                        key: id.object_key(""),
+                        message: format!(
+                            "the server stored ETag {etag}, not the segment's MD5 {}",
+                            digest.md5_hex()
+                        ),
+                    })
+                }
+                _ => Ok(()),
+            },
+            PutOutcome::Exists => Err(UploadError::Conflict {
+                sink: self.name(),
+                key: id.object_key(""),
+                message: "the server refused the upload as a precondition failure (412)".into(),
+            }),
+        }
     }
 
     fn list(&self, _filter: &ListFilter) -> Result<Vec<SegmentId>, UploadError> {
@@ -76,19 +114,30 @@ impl Sink for HttpSink {
     }
 
     fn get(&self, id: &SegmentId, out: &mut dyn Write) -> Result<u64, UploadError> {
-        get(&self.agent, &self.object_url(id), out, &self.name())
+        get(
+            &self.agent,
+            &self.object_url(id),
+            out,
+            MAX_OBJECT_BYTES,
+            &self.name(),
+            None,
+        )
     }
 
     fn put_head(&self, camera_id: &str, stream: u32, head: &[u8]) -> Result<(), UploadError> {
         let url = self.head_url(camera_id, stream)?;
         let mut body = head;
+        let headers = [("content-md5", BodyDigest::of(head).content_md5())];
         put(
             &self.agent,
             &url,
+            &headers,
             &mut body,
             head.len() as u64,
             &self.name(),
+            None,
         )
+        .map(|_| ())
     }
 
     fn get_head(&self, camera_id: &str, stream: u32) -> Result<Option<Vec<u8>>, UploadError> {
@@ -96,6 +145,7 @@ impl Sink for HttpSink {
             &self.agent,
             &self.head_url(camera_id, stream)?,
             &self.name(),
+            None,
         )
     }
 }
@@ -123,8 +173,12 @@ impl HttpSink {
     }
 }
 
-/// An HTTP agent with the configured timeouts, no proxy from the environment, no
-/// redirects, and statuses returned as responses rather than errors.
+fn is_md5_hex(s: &str) -> bool {
+    s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// An HTTP agent with the configured timeouts, no redirects, and statuses returned as
+/// responses rather than errors.
 pub(super) fn agent(net: &NetConfig) -> Agent {
     Agent::config_builder()
         .timeout_connect(Some(net.connect_timeout))
@@ -139,37 +193,197 @@ pub(super) fn agent(net: &NetConfig) -> Agent {
         .into()
 }
 
-/// PUTs `len` bytes from `body` to `url`.
+/// The camera's clock error, learnt from the `Date` header of the server's answers: the
+/// server's time minus the camera's, in seconds. A camera without a battery-backed clock
+/// boots at a wrong time, and presigned requests signed with it are refused as expired or
+/// not yet valid; signing with the server's time fixes that before NTP does.
+#[derive(Debug, Default)]
+pub(super) struct Clock {
+    offset: AtomicI64,
+}
+
+impl Clock {
+    /// The current offset (0 when it is too small to matter).
+    pub(super) fn offset(&self) -> i64 {
+        self.offset.load(Ordering::Relaxed)
+    }
+
+    /// The time to sign with: the camera's clock corrected by the offset.
+    pub(super) fn now(&self) -> Timestamp {
+        let now = Timestamp::now();
+        now.checked_add(SignedDuration::from_secs(self.offset()))
+            .unwrap_or(now)
+    }
+
+    /// Learns the offset from a response's `Date` header. Returns the new offset when it
+    /// changed by more than [`SKEW_TOLERANCE`].
+    pub(super) fn observe(&self, date: Option<&str>) -> Option<i64> {
+        let server = parse_http_date(date?)?;
+        let measured = server.as_second() - Timestamp::now().as_second();
+        // Date has one-second resolution and the answer took time to arrive: small
+        // differences are noise.
+        let offset = if measured.abs() > SKEW_TOLERANCE {
+            measured
+        } else {
+            0
+        };
+        let old = self.offset.swap(offset, Ordering::Relaxed);
+        ((old - offset).abs() > SKEW_TOLERANCE).then_some(offset)
+    }
+}
+
+/// An HTTP `Date` (RFC 9110 IMF-fixdate, as servers send it).
+pub(super) fn parse_http_date(text: &str) -> Option<Timestamp> {
+    jiff::fmt::rfc2822::DateTimeParser::new()
+        .parse_timestamp(text.trim())
+        .ok()
+}
+
+/// "camera clock is 2 h 13 min behind the server" for an offset (server minus camera) in
+/// seconds.
+pub fn describe_skew(offset: i64) -> String {
+    let a = offset.unsigned_abs();
+    let amount = if a >= 3600 {
+        let minutes = (a + 30) / 60;
+        format!("{} h {} min", minutes / 60, minutes % 60)
+    } else if a >= 60 {
+        format!("{} min {} s", a / 60, a % 60)
+    } else {
+        format!("{a} s")
+    };
+    let side = if offset >= 0 { "behind" } else { "ahead of" };
+    format!("camera clock is {amount} {side} the server")
+}
+
+/// What a PUT's answer said.
+#[derive(Debug, Default)]
+pub(super) struct Stored {
+    /// The ETag, without quotes.
+    pub etag: Option<String>,
+    /// `x-amz-checksum-sha256` as the server computed it (base64).
+    pub checksum_sha256: Option<String>,
+}
+
+/// How a PUT ended.
+#[derive(Debug)]
+pub(super) enum PutOutcome {
+    /// 2xx.
+    Stored(Stored),
+    /// 412: `If-None-Match: *` found an object under the key.
+    Exists,
+}
+
+/// PUTs `len` bytes from `body` to `url` with the extra `headers`. Asks the server with
+/// `Expect: 100-continue` before sending the body, so a refusal (403, 413) arrives as an
+/// answer instead of as a broken pipe halfway through the body.
 pub(super) fn put(
     agent: &Agent,
     url: &str,
+    headers: &[(&str, String)],
     body: &mut dyn Read,
     len: u64,
     sink: &str,
-) -> Result<(), UploadError> {
-    let response = agent
+    clock: Option<&Clock>,
+) -> Result<PutOutcome, UploadError> {
+    let mut request = agent
         .put(url)
         .header("content-length", len.to_string())
-        .header("content-type", "application/octet-stream")
+        .header("content-type", "application/octet-stream");
+    if len > 0 {
+        request = request.header("expect", "100-continue");
+    }
+    for (k, v) in headers {
+        request = request.header(*k, v.as_str());
+    }
+    let response = request
         .send(ureq::SendBody::from_reader(body))
         .map_err(|e| transport(sink, e))?;
-    check(sink, response).map(|_| ())
+    if response.status().as_u16() == 412 {
+        observe(clock, &response);
+        return Ok(PutOutcome::Exists);
+    }
+    let response = check(sink, response, clock)?;
+    Ok(PutOutcome::Stored(Stored {
+        etag: header(&response, "etag").map(|e| e.trim_matches('"').to_string()),
+        checksum_sha256: header(&response, "x-amz-checksum-sha256"),
+    }))
 }
 
-/// GETs `url` into `out`; returns the bytes copied.
+/// HEADs `url`: `None` on 404, else the object's ETag, checksum and length.
+pub(super) fn head(
+    agent: &Agent,
+    url: &str,
+    headers: &[(&str, String)],
+    sink: &str,
+    clock: Option<&Clock>,
+) -> Result<Option<(Stored, Option<u64>)>, UploadError> {
+    let mut request = agent.head(url);
+    for (k, v) in headers {
+        request = request.header(*k, v.as_str());
+    }
+    let response = request.call().map_err(|e| transport(sink, e))?;
+    if response.status().as_u16() == 404 {
+        observe(clock, &response);
+        return Ok(None);
+    }
+    let response = check(sink, response, clock)?;
+    let len = header(&response, "content-length").and_then(|l| l.parse().ok());
+    Ok(Some((
+        Stored {
+            etag: header(&response, "etag").map(|e| e.trim_matches('"').to_string()),
+            checksum_sha256: header(&response, "x-amz-checksum-sha256"),
+        },
+        len,
+    )))
+}
+
+fn header(response: &ureq::http::Response<ureq::Body>, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_string())
+}
+
+fn observe(clock: Option<&Clock>, response: &ureq::http::Response<ureq::Body>) -> Option<i64> {
+    clock?.observe(header(response, "date").as_deref())
+}
+
+/// GETs `url` into `out`, at most `limit` bytes; returns the bytes copied. A server that
+/// announces or sends more is refused rather than allowed to fill the disk.
 pub(super) fn get(
     agent: &Agent,
     url: &str,
     out: &mut dyn Write,
+    limit: u64,
     sink: &str,
+    clock: Option<&Clock>,
 ) -> Result<u64, UploadError> {
     let response = agent.get(url).call().map_err(|e| transport(sink, e))?;
-    let mut response = check(sink, response)?;
-    let mut reader = response.body_mut().as_reader();
-    std::io::copy(&mut reader, out).map_err(|e| UploadError::Transient {
+    let mut response = check(sink, response, clock)?;
+    let too_big = || {
+        UploadError::Protocol(format!(
+            "{sink}: the object is larger than the {limit}-byte limit; not downloaded"
+        ))
+    };
+    if header(&response, "content-length")
+        .and_then(|l| l.parse::<u64>().ok())
+        .is_some_and(|l| l > limit)
+    {
+        return Err(too_big());
+    }
+    let reader = response.body_mut().with_config().limit(u64::MAX).reader();
+    let mut capped = reader.take(limit.saturating_add(1));
+    let n = std::io::copy(&mut capped, out).map_err(|e| UploadError::Transient {
         sink: sink.to_string(),
         message: format!("download interrupted: {e}"),
-    })
+        retry_after: None,
+        answered: false,
+    })?;
+    if n > limit {
+        return Err(too_big());
+    }
+    Ok(n)
 }
 
 /// GETs a small object (a stream head) at `url`: `None` on 404.
@@ -177,12 +391,13 @@ pub(super) fn get_small(
     agent: &Agent,
     url: &str,
     sink: &str,
+    clock: Option<&Clock>,
 ) -> Result<Option<Vec<u8>>, UploadError> {
     let response = agent.get(url).call().map_err(|e| transport(sink, e))?;
     if response.status().as_u16() == 404 {
         return Ok(None);
     }
-    let mut response = check(sink, response)?;
+    let mut response = check(sink, response, clock)?;
     response
         .body_mut()
         .with_config()
@@ -193,9 +408,14 @@ pub(super) fn get_small(
 }
 
 /// GETs `url` and returns its (small) body as text.
-pub(super) fn get_text(agent: &Agent, url: &str, sink: &str) -> Result<String, UploadError> {
+pub(super) fn get_text(
+    agent: &Agent,
+    url: &str,
+    sink: &str,
+    clock: Option<&Clock>,
+) -> Result<String, UploadError> {
     let response = agent.get(url).call().map_err(|e| transport(sink, e))?;
-    let mut response = check(sink, response)?;
+    let mut response = check(sink, response, clock)?;
     response
         .body_mut()
         .with_config()
@@ -204,57 +424,151 @@ pub(super) fn get_text(agent: &Agent, url: &str, sink: &str) -> Result<String, U
         .map_err(|e| transport(sink, e))
 }
 
-/// Turns a non-2xx status into an error, classified: 408 and 429 and 5xx are worth a
-/// retry; other 4xx (bad credentials, missing bucket, forbidden) will not fix themselves.
+/// What a failed answer means for the uploader.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Class {
+    /// Worth a retry (after `Retry-After`, if the server sent one).
+    Transient,
+    /// Retrying will not help: credentials, permissions, a missing bucket, a bad request.
+    Permanent,
+    /// The request's time was refused: the camera's clock is off.
+    ClockSkew,
+    /// Temporary credentials ran out: reload them and retry.
+    ExpiredCredentials,
+}
+
+/// Classifies a failed answer by its S3 error code first (the status alone misleads:
+/// S3's `RequestTimeout` is a 400 and `ExpiredToken` a 400 or 403), then by the status
+/// when the body holds no code.
+pub fn classify(status: u16, code: Option<&str>, message: Option<&str>) -> Class {
+    match code {
+        Some(
+            "RequestTimeout" | "SlowDown" | "InternalError" | "ServiceUnavailable"
+            | "OperationAborted" | "ConditionalRequestConflict" | "RequestLimitExceeded"
+            | "Throttling" | "ThrottlingException" | "TooManyRequests" | "BadDigest"
+            | "IncompleteBody" | "XAmzContentSHA256Mismatch" | "InvalidDigest",
+        ) => return Class::Transient,
+        Some("RequestTimeTooSkewed") => return Class::ClockSkew,
+        Some("ExpiredToken" | "TokenRefreshRequired" | "RequestExpired") => {
+            return Class::ExpiredCredentials;
+        }
+        Some("AccessDenied") => {
+            // A presigned URL signed with a wrong clock: AWS says "Request has expired",
+            // others "not yet valid"; neither is a credential problem.
+            let m = message.unwrap_or_default().to_ascii_lowercase();
+            if m.contains("expired") || m.contains("not yet valid") || m.contains("not valid yet")
+            {
+                return Class::ClockSkew;
+            }
+            return Class::Permanent;
+        }
+        Some(_) if (400..500).contains(&status) && status != 408 && status != 429 => {
+            return Class::Permanent;
+        }
+        _ => {}
+    }
+    if status == 408 || status == 429 || status >= 500 {
+        Class::Transient
+    } else {
+        Class::Permanent
+    }
+}
+
+/// A `Retry-After` value (seconds, or an HTTP date measured against the answer's `Date`),
+/// capped at an hour.
+pub fn parse_retry_after(value: &str, date: Option<&str>) -> Option<Duration> {
+    let value = value.trim();
+    let secs = match value.parse::<u64>() {
+        Ok(s) => s,
+        Err(_) => {
+            let at = parse_http_date(value)?;
+            let now = date
+                .and_then(parse_http_date)
+                .unwrap_or_else(Timestamp::now);
+            u64::try_from(at.as_second() - now.as_second()).unwrap_or(0)
+        }
+    };
+    Some(Duration::from_secs(secs.min(3600)))
+}
+
+/// Turns a non-2xx status into an error, classified by [`classify`]. Learns the clock
+/// offset from the answer on the way.
 fn check(
     sink: &str,
     mut response: ureq::http::Response<ureq::Body>,
+    clock: Option<&Clock>,
 ) -> Result<ureq::http::Response<ureq::Body>, UploadError> {
+    let changed = observe(clock, &response);
     let status = response.status().as_u16();
     if (200..300).contains(&status) {
         return Ok(response);
     }
+    let date = header(&response, "date");
+    let retry_after = header(&response, "retry-after")
+        .and_then(|v| parse_retry_after(&v, date.as_deref()));
     let text = response
         .body_mut()
         .with_config()
         .limit(MAX_TEXT_BODY)
         .read_to_string()
         .unwrap_or_default();
-    let message = describe_failure(status, &text);
-    if status == 408 || status == 429 || status >= 500 {
-        Err(UploadError::Transient {
+    let code = xml_field(&text, "Code");
+    let class = classify(status, code.as_deref(), xml_field(&text, "Message").as_deref());
+    let mut message = describe_failure(status, &text, class);
+    match class {
+        Class::Transient | Class::ExpiredCredentials => Err(UploadError::Transient {
             sink: sink.to_string(),
             message,
-        })
-    } else {
-        Err(UploadError::Permanent {
+            retry_after,
+            answered: true,
+        }),
+        Class::ClockSkew => {
+            let offset = changed.or_else(|| clock.map(Clock::offset)).unwrap_or(0);
+            if offset != 0 {
+                message.push_str(&format!(
+                    "; {}: signing with the server's time from now on",
+                    describe_skew(offset)
+                ));
+            } else {
+                message.push_str("; the request's time was refused: check the camera's clock");
+            }
+            Err(UploadError::ClockSkew {
+                sink: sink.to_string(),
+                message,
+                offset,
+            })
+        }
+        Class::Permanent => Err(UploadError::Permanent {
             sink: sink.to_string(),
             status,
             message,
-        })
+        }),
     }
 }
 
+/// The text of the first `<tag>` of an S3-style XML body.
+fn xml_field(body: &str, tag: &str) -> Option<String> {
+    let open = format!("<{tag}>");
+    let start = body.find(&open)? + open.len();
+    let end = body[start..].find("</")? + start;
+    Some(body[start..end].trim().to_string())
+}
+
 /// `HTTP 403 (SignatureDoesNotMatch: ...)` from an S3-style XML error body when there is
-/// one, else the status alone.
-fn describe_failure(status: u16, body: &str) -> String {
-    let field = |tag: &str| -> Option<String> {
-        let open = format!("<{tag}>");
-        let start = body.find(&open)? + open.len();
-        let end = body[start..].find("</")? + start;
-        Some(body[start..end].trim().to_string())
-    };
+/// one, else the status alone; a credential hint only where credentials are the cause.
+fn describe_failure(status: u16, body: &str, class: Class) -> String {
     let mut m = format!("HTTP {status}");
-    match (field("Code"), field("Message")) {
+    match (xml_field(body, "Code"), xml_field(body, "Message")) {
         (Some(c), Some(t)) => m.push_str(&format!(" ({c}: {t})")),
         (Some(c), None) => m.push_str(&format!(" ({c})")),
         _ => {}
     }
-    let hint = match status {
-        401 | 403 => {
+    let hint = match (status, class) {
+        (_, Class::ExpiredCredentials) => "; the temporary credentials expired: reloading them",
+        (401 | 403, Class::Permanent) => {
             "; check the credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the credentials file) and that they may write this bucket"
         }
-        404 => "; check the bucket name and the endpoint",
+        (404, _) => "; check the bucket name and the endpoint",
         _ => "",
     };
     m.push_str(hint);
@@ -262,17 +576,22 @@ fn describe_failure(status: u16, body: &str) -> String {
 }
 
 /// Transport failures (connect, timeouts, reset connections) are retried; a bad URL or a
-/// TLS configuration problem is not.
+/// TLS failure (an untrusted or invalid certificate) is not.
 fn transport(sink: &str, e: ureq::Error) -> UploadError {
+    if let Some(tls) = tls_failure(&e) {
+        return UploadError::Permanent {
+            sink: sink.to_string(),
+            status: 0,
+            message: format!("TLS certificate error: {tls}"),
+        };
+    }
     let message = e.to_string();
     match e {
         ureq::Error::BadUri(_)
         | ureq::Error::RequireHttpsOnly(_)
         | ureq::Error::InvalidProxyUrl
         | ureq::Error::TooManyRedirects
-        | ureq::Error::RedirectFailed
-        | ureq::Error::Tls(_)
-        | ureq::Error::Rustls(_) => UploadError::Permanent {
+        | ureq::Error::RedirectFailed => UploadError::Permanent {
             sink: sink.to_string(),
             status: 0,
             message,
@@ -280,12 +599,32 @@ fn transport(sink: &str, e: ureq::Error) -> UploadError {
         _ => UploadError::Transient {
             sink: sink.to_string(),
             message,
+            retry_after: None,
+            answered: false,
         },
+    }
+}
+
+/// The TLS error inside `e`, if it is one: ureq reports rustls's handshake failures either
+/// directly or wrapped in an I/O error.
+fn tls_failure(e: &ureq::Error) -> Option<String> {
+    match e {
+        ureq::Error::Tls(t) => Some(t.to_string()),
+        ureq::Error::Rustls(r) => Some(r.to_string()),
+        ureq::Error::Io(io) => {
+            let inner = io.get_ref()?;
+            inner
+                .downcast_ref::<rustls::Error>()
+                .map(|r| r.to_string())
+        }
+        _ => None,
     }
 }
 
 const TEMPLATE_FIELDS: [&str; 4] = ["{key}", "{camera}", "{stream}", "{seq}"];
 const MAX_TEXT_BODY: u64 = 8 << 20;
+/// Clock differences up to this many seconds are measurement noise.
+const SKEW_TOLERANCE: i64 = 5;
 
 /// How long a caller may wait for one connect before calling it a transport failure.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
