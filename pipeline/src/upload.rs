@@ -182,8 +182,18 @@ pub fn open_sink(url: &str, net: &NetConfig) -> Result<Box<dyn Sink>, UploadErro
         return Ok(Box::new(http::HttpSink::new(url, net)?));
     }
     Err(UploadError::Config(format!(
-        "unknown sink {url:?}: use s3://BUCKET/PREFIX?endpoint=URL&region=R, http(s)://URL or dir:PATH"
+        "unknown sink {}: use s3://BUCKET/PREFIX?endpoint=URL&region=R, http(s)://URL or dir:PATH",
+        redact_url(url)
     )))
+}
+
+/// A sink URL fit for messages: any `user:password@` and query string (a presigned
+/// template's signature) replaced.
+pub fn redact_url(url: &str) -> String {
+    if url.starts_with("dir:") {
+        return url.to_string();
+    }
+    http::redact_url(url.split('#').next().unwrap_or(url))
 }
 
 /// A stable short id for a sink URL, naming its upload marks in the spool.

@@ -14,7 +14,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use cli::*;
-use strict_s3::{ACCESS_KEY, Config, Fault, Rule, SECRET_KEY, StrictS3};
+use strict_s3::{ACCESS_KEY, BUCKET, Config, Fault, Rule, SECRET_KEY, StrictS3};
 
 /// `camseal ARGS` with the strict server's credentials and nothing from the environment.
 fn cmd(args: &[&str]) -> Command {
@@ -496,6 +496,51 @@ fn credentials_never_reach_a_log_or_the_spool() {
         "X-Amz-Signature",
     ] {
         assert!(!logs.contains(secret), "{secret} in the logs:\n{logs}");
+        assert!(
+            !spool_bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "{secret} in the spool"
+        );
+    }
+}
+
+#[test]
+fn http_sink_refuses_passwords_in_its_url_and_sends_a_bearer_token() {
+    let server = StrictS3::start(Config {
+        bearer: Some("BEARER-do-not-log-9".into()),
+        ..Config::default()
+    });
+    let setup = Setup::new();
+    let spool = setup.path("spool");
+    fill_spool(&setup, &setup.camera, &spool, "1", &[]);
+    let n = queued(&spool) as usize;
+    let leaky = format!(
+        "http://camuser:PASSWORD-do-not-log-5@127.0.0.1:{}/{BUCKET}/http",
+        server.port
+    );
+    let out = upload_once(&leaky, &spool, &FAST_RETRY);
+    assert!(!out.status.success(), "a password in the URL was accepted");
+    let (o, e) = texts(&out);
+    let mut logs = o + &e;
+    let token = setup.path("token");
+    fs::write(&token, "BEARER-do-not-log-9\n").unwrap();
+    let url = format!(
+        "http://127.0.0.1:{}/{BUCKET}/http#token-file={}",
+        server.port,
+        s(&token)
+    );
+    let (o, e) = succeeded(&upload_once(&url, &spool, &[]), "upload with a bearer token");
+    logs.push_str(&o);
+    logs.push_str(&e);
+    assert_eq!(queued(&spool), 0);
+    assert_eq!(server.segment_keys().len(), n);
+    let (status, _) = succeeded(&camseal(&["status", "--spool", s(&spool)]), "status");
+    logs.push_str(&status);
+    let mut spool_bytes = Vec::new();
+    for f in walk(&spool) {
+        spool_bytes.extend(fs::read(f).unwrap());
+    }
+    for secret in ["PASSWORD-do-not-log-5", "BEARER-do-not-log-9"] {
+        assert!(!logs.contains(secret), "{secret} printed:\n{logs}");
         assert!(
             !spool_bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
             "{secret} in the spool"

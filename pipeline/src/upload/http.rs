@@ -14,6 +14,12 @@ use crate::spool::policy::head_object_key;
 
 /// Plain HTTP(S) PUT.
 ///
+/// Authentication is `Authorization: Bearer TOKEN`, the token read (again before each
+/// request, so a rotated token is picked up) from the file named by `#token-file=PATH` or
+/// the environment variable named by `#token-env=NAME` at the end of the URL (the fragment
+/// is never sent), else from `CAMSEAL_HTTP_TOKEN_FILE` or `CAMSEAL_HTTP_TOKEN`. A URL with
+/// `user:password@` is refused: it would be printed in every log line and in the status.
+///
 /// - Base form, `http://host/base`: segment objects are PUT to
 ///   `http://host/base/<camera id>/<stream>/<seq, 12 digits>.cseg`, the stream head to
 ///   `http://host/base/<camera id>/<stream>/head`.
@@ -25,23 +31,93 @@ pub struct HttpSink {
     url: String,
     template: bool,
     agent: Agent,
+    token: Option<TokenSource>,
+}
+
+/// Where the bearer token comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum TokenSource {
+    File(std::path::PathBuf),
+    Env(String),
+}
+
+impl TokenSource {
+    fn read(&self, sink: &str) -> Result<String, UploadError> {
+        let token = match self {
+            TokenSource::File(p) => std::fs::read_to_string(p).map_err(|e| {
+                UploadError::Config(format!(
+                    "{sink}: cannot read the bearer token file {}: {e}",
+                    p.display()
+                ))
+            })?,
+            TokenSource::Env(v) => std::env::var(v).map_err(|_| {
+                UploadError::Config(format!("{sink}: the bearer token variable {v} is not set"))
+            })?,
+        };
+        let token = token.trim().to_string();
+        if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(UploadError::Config(format!(
+                "{sink}: the bearer token is empty or not printable ASCII"
+            )));
+        }
+        Ok(token)
+    }
 }
 
 impl HttpSink {
     /// A sink for `url` (`http://` or `https://`).
     pub fn new(url: &str, net: &NetConfig) -> Result<HttpSink, UploadError> {
-        let parsed = url::Url::parse(url)
-            .map_err(|e| UploadError::Config(format!("bad sink URL {url:?}: {e}")))?;
-        if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        let (url, fragment) = url.split_once('#').unwrap_or((url, ""));
+        let parsed = url::Url::parse(url).map_err(|e| {
+            UploadError::Config(format!("bad sink URL {}: {e}", redact_url(url)))
+        })?;
+        if !parsed.username().is_empty() || parsed.password().is_some() {
             return Err(UploadError::Config(format!(
-                "bad sink URL {url:?}: expected http(s)://HOST/..."
+                "the sink URL {} holds credentials (user:password@), which would be printed in logs and the status: refused; give a bearer token with #token-file=PATH or #token-env=NAME",
+                redact_url(url)
             )));
         }
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+            return Err(UploadError::Config(format!(
+                "bad sink URL {}: expected http(s)://HOST/...",
+                redact_url(url)
+            )));
+        }
+        let mut token = None;
+        for option in fragment.split('&').filter(|o| !o.is_empty()) {
+            token = Some(match option.split_once('=') {
+                Some(("token-file", p)) if !p.is_empty() => TokenSource::File(p.into()),
+                Some(("token-env", v)) if !v.is_empty() => TokenSource::Env(v.into()),
+                _ => {
+                    return Err(UploadError::Config(format!(
+                        "sink URL option #{option}: expected token-file=PATH or token-env=NAME"
+                    )));
+                }
+            });
+        }
+        let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+        let token = token
+            .or_else(|| env("CAMSEAL_HTTP_TOKEN_FILE").map(|p| TokenSource::File(p.into())))
+            .or_else(|| {
+                env("CAMSEAL_HTTP_TOKEN").map(|_| TokenSource::Env("CAMSEAL_HTTP_TOKEN".into()))
+            });
         let template = TEMPLATE_FIELDS.iter().any(|f| url.contains(f));
-        Ok(HttpSink {
+        let sink = HttpSink {
             url: url.trim_end_matches('/').to_string(),
             template,
             agent: agent(net),
+            token,
+        };
+        // A missing token is a configuration error now, not a refusal later.
+        sink.auth()?;
+        Ok(sink)
+    }
+
+    /// The `Authorization` header, if the sink has a token.
+    fn auth(&self) -> Result<Vec<(&'static str, String)>, UploadError> {
+        Ok(match &self.token {
+            Some(t) => vec![("authorization", format!("Bearer {}", t.read(&self.name())?))],
+            None => Vec::new(),
         })
     }
 
@@ -74,7 +150,8 @@ impl Sink for HttpSink {
         len: u64,
         digest: &BodyDigest,
     ) -> Result<(), UploadError> {
-        let headers = [("content-md5", digest.content_md5())];
+        let mut headers = self.auth()?;
+        headers.push(("content-md5", digest.content_md5()));
         match put(
             &self.agent,
             &self.object_url(id),
@@ -117,6 +194,7 @@ impl Sink for HttpSink {
         get(
             &self.agent,
             &self.object_url(id),
+            &self.auth()?,
             out,
             MAX_OBJECT_BYTES,
             &self.name(),
@@ -127,7 +205,8 @@ impl Sink for HttpSink {
     fn put_head(&self, camera_id: &str, stream: u32, head: &[u8]) -> Result<(), UploadError> {
         let url = self.head_url(camera_id, stream)?;
         let mut body = head;
-        let headers = [("content-md5", BodyDigest::of(head).content_md5())];
+        let mut headers = self.auth()?;
+        headers.push(("content-md5", BodyDigest::of(head).content_md5()));
         put(
             &self.agent,
             &url,
@@ -144,6 +223,7 @@ impl Sink for HttpSink {
         get_small(
             &self.agent,
             &self.head_url(camera_id, stream)?,
+            &self.auth()?,
             &self.name(),
             None,
         )
@@ -171,6 +251,22 @@ impl HttpSink {
             .replace("{stream}", &stream.to_string())
             .replace("{seq}", "head"))
     }
+}
+
+/// `url` with any `user:password@` and query string replaced, for messages.
+pub(super) fn redact_url(url: &str) -> String {
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        // Unparseable: keep only the scheme, which cannot hold a secret.
+        return format!("{}://...", url.split("://").next().unwrap_or("?"));
+    };
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        let _ = parsed.set_username("REDACTED");
+        let _ = parsed.set_password(None);
+    }
+    if parsed.query().is_some() {
+        parsed.set_query(Some("..."));
+    }
+    parsed.to_string()
 }
 
 fn is_md5_hex(s: &str) -> bool {
@@ -354,12 +450,17 @@ fn observe(clock: Option<&Clock>, response: &ureq::http::Response<ureq::Body>) -
 pub(super) fn get(
     agent: &Agent,
     url: &str,
+    headers: &[(&str, String)],
     out: &mut dyn Write,
     limit: u64,
     sink: &str,
     clock: Option<&Clock>,
 ) -> Result<u64, UploadError> {
-    let response = agent.get(url).call().map_err(|e| transport(sink, e))?;
+    let mut request = agent.get(url);
+    for (k, v) in headers {
+        request = request.header(*k, v.as_str());
+    }
+    let response = request.call().map_err(|e| transport(sink, e))?;
     let mut response = check(sink, response, clock)?;
     let too_big = || {
         UploadError::Protocol(format!(
@@ -390,10 +491,15 @@ pub(super) fn get(
 pub(super) fn get_small(
     agent: &Agent,
     url: &str,
+    headers: &[(&str, String)],
     sink: &str,
     clock: Option<&Clock>,
 ) -> Result<Option<Vec<u8>>, UploadError> {
-    let response = agent.get(url).call().map_err(|e| transport(sink, e))?;
+    let mut request = agent.get(url);
+    for (k, v) in headers {
+        request = request.header(*k, v.as_str());
+    }
+    let response = request.call().map_err(|e| transport(sink, e))?;
     if response.status().as_u16() == 404 {
         return Ok(None);
     }

@@ -72,7 +72,12 @@ struct PutOptions {
 impl S3Sink {
     /// Parses an `s3://` URL and finds the credentials.
     pub fn new(url: &str, net: &NetConfig) -> Result<S3Sink, UploadError> {
-        let bad = |why: &str| UploadError::Config(format!("bad S3 sink URL {url:?}: {why}"));
+        let bad = |why: &str| {
+            UploadError::Config(format!(
+                "bad S3 sink URL {}: {why}",
+                http::redact_url(url)
+            ))
+        };
         let parsed = url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
         if parsed.scheme() != "s3" {
             return Err(bad("expected s3://BUCKET/PREFIX"));
@@ -512,7 +517,7 @@ impl Sink for S3Sink {
         self.request(|| {
             let credentials = self.credentials();
             let url = self.sign(&GetObject::new(&self.bucket, Some(&credentials), &key));
-            http::get_small(&self.agent, &url, &self.display, Some(&self.clock))
+            http::get_small(&self.agent, &url, &[], &self.display, Some(&self.clock))
         })
     }
 
@@ -524,6 +529,7 @@ impl Sink for S3Sink {
             http::get(
                 &self.agent,
                 &url,
+                &[],
                 out,
                 MAX_OBJECT_BYTES,
                 &self.display,

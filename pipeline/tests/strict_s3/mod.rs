@@ -50,6 +50,9 @@ pub struct Config {
     pub session_token: Option<String>,
     /// Session tokens that are known but expired (answered 400 `ExpiredToken`).
     pub expired_tokens: Vec<String>,
+    /// Act as a plain HTTP upload target instead: no SigV4, but this
+    /// `Authorization: Bearer` token is required.
+    pub bearer: Option<String>,
 }
 
 impl Default for Config {
@@ -61,6 +64,7 @@ impl Default for Config {
             repeat_token: false,
             session_token: None,
             expired_tokens: Vec::new(),
+            bearer: None,
         }
     }
 }
@@ -288,7 +292,17 @@ fn serve(conn: TcpStream, state: &Mutex<State>) {
     let early = {
         let mut st = lock();
         let now = server_now(&st);
-        match authenticate(&request, &st.config, now) {
+        let auth = match &st.config.bearer {
+            Some(token) => {
+                if request.headers.get("authorization") == Some(&format!("Bearer {token}")) {
+                    Ok(())
+                } else {
+                    Err(Answer::error(401, "Unauthorized", "a bearer token is required"))
+                }
+            }
+            None => authenticate(&request, &st.config, now),
+        };
+        match auth {
             Err(answer) => Some(answer),
             Ok(()) => pick_fault(&mut st, &request.method, &key).and_then(|f| match f {
                 Fault::Error(status, code, message, retry) => {
@@ -317,7 +331,14 @@ fn serve(conn: TcpStream, state: &Mutex<State>) {
         record(&mut lock(), &request, &key, &answer);
         write_answer(&mut writer, &answer, &lock());
         let _ = writer.flush();
-        let _ = writer.shutdown(Shutdown::Write);
+        if !expect && len > 0 {
+            // The body is arriving and will not be read: the connection is reset, as a
+            // server that refuses a large upload does (RFC 9112 section 9.6 describes how
+            // that reset can destroy the answer at the client).
+            reset(&writer);
+        } else {
+            let _ = writer.shutdown(Shutdown::Write);
+        }
         return;
     }
     if expect && len > 0 {
@@ -335,6 +356,26 @@ fn serve(conn: TcpStream, state: &Mutex<State>) {
     };
     write_answer(&mut writer, &answer, &lock());
     let _ = writer.flush();
+}
+
+/// Makes the next close send RST instead of FIN (SO_LINGER with a zero timeout).
+fn reset(conn: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: the descriptor is open for the duration of the call, and `linger` is a valid
+    // `struct linger` whose size is passed.
+    unsafe {
+        libc::setsockopt(
+            conn.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&raw const linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
+    }
 }
 
 fn record(st: &mut State, request: &Request, key: &str, answer: &Answer) {
