@@ -237,7 +237,12 @@ fn one_failing_segment_does_not_hold_back_the_others() {
 
 #[test]
 fn an_early_refusal_is_a_permanent_403_not_a_retried_broken_pipe() {
-    let server = StrictS3::start(Config::default());
+    // A small receive window, as across a real uplink: a body sent without waiting for the
+    // answer is still being written when the server refuses it.
+    let server = StrictS3::start(Config {
+        small_receive_buffer: true,
+        ..Config::default()
+    });
     server.add_rule(Rule {
         method: "PUT",
         key_contains: None,
@@ -247,7 +252,14 @@ fn an_early_refusal_is_a_permanent_403_not_a_retried_broken_pipe() {
     });
     let setup = Setup::new();
     let spool = setup.path("spool");
-    fill_spool(&setup, &setup.camera, &spool, "2", &["--bitrate", "8000000", "--segment-seconds", "2"]);
+    fill_spool(
+        &setup,
+        &setup.camera,
+        &spool,
+        "4",
+        // Larger than the client's largest socket send buffer (4 MB on Linux).
+        &["--bitrate", "16000000", "--segment-seconds", "4"],
+    );
     let n = queued(&spool);
     let out = upload_once(&server.url("early"), &spool, &FAST_RETRY);
     let err = failed(&out, 1, "upload to a refusing server");

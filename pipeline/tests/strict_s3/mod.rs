@@ -53,6 +53,8 @@ pub struct Config {
     /// Act as a plain HTTP upload target instead: no SigV4, but this
     /// `Authorization: Bearer` token is required.
     pub bearer: Option<String>,
+    /// Give connections a small receive buffer (a slow uplink's window).
+    pub small_receive_buffer: bool,
 }
 
 impl Default for Config {
@@ -65,6 +67,7 @@ impl Default for Config {
             session_token: None,
             expired_tokens: Vec::new(),
             bearer: None,
+            small_receive_buffer: false,
         }
     }
 }
@@ -151,6 +154,10 @@ impl StrictS3 {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         listener.set_nonblocking(true).unwrap();
+        if config.small_receive_buffer {
+            // Accepted connections inherit it.
+            set_int_option(&listener, libc::SO_RCVBUF, 4096);
+        }
         let state = Arc::new(Mutex::new(State {
             config,
             ..State::default()
@@ -356,6 +363,20 @@ fn serve(conn: TcpStream, state: &Mutex<State>) {
     };
     write_answer(&mut writer, &answer, &lock());
     let _ = writer.flush();
+}
+
+fn set_int_option(socket: &impl std::os::fd::AsRawFd, option: libc::c_int, value: libc::c_int) {
+    // SAFETY: the descriptor is open for the duration of the call, and `value` is a valid
+    // int whose size is passed.
+    unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            option,
+            (&raw const value).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
 }
 
 /// Makes the next close send RST instead of FIN (SO_LINGER with a zero timeout).
