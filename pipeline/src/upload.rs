@@ -465,7 +465,9 @@ pub enum UploadError {
     /// An object already stored under the key holds other bytes, or the service did not
     /// confirm the checksum of what it stored. Nothing is overwritten; the segment stays in
     /// the spool.
-    #[error("{sink}: CONFLICT at {key}: {message}; nothing was overwritten and the segment is kept in the spool")]
+    #[error(
+        "{sink}: CONFLICT at {key}: {message}; nothing was overwritten and the segment is kept in the spool"
+    )]
     Conflict {
         /// The sink.
         sink: String,
@@ -686,7 +688,9 @@ fn process(shared: &Shared, job: &Job, mode: Mode) {
             shared,
         };
         let started = Instant::now();
-        let result = slot.sink.put(&segment.id, &mut body, segment.bytes, &digest);
+        let result = slot
+            .sink
+            .put(&segment.id, &mut body, segment.bytes, &digest);
         for notice in slot.sink.take_notices() {
             shared.log(&notice);
         }

@@ -32,7 +32,11 @@ fn cmd(args: &[&str]) -> Command {
 
 /// Runs `c` to its end, failing the test (instead of hanging) after `limit`.
 fn output_within(mut c: Command, limit: Duration) -> Output {
-    let child = c.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let child = c
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     wait_output(child, limit)
 }
 
@@ -112,15 +116,34 @@ fn object_lock_bucket_gets_verified_write_once_uploads() {
     let n = queued(&spool);
     assert!(n >= 2);
     let url = format!("{}&retain-days=30&lock-mode=COMPLIANCE", server.url("lock"));
-    succeeded(&upload_once(&url, &spool, &[]), "upload to an Object Lock bucket");
+    succeeded(
+        &upload_once(&url, &spool, &[]),
+        "upload to an Object Lock bucket",
+    );
     assert_eq!(queued(&spool), 0);
     assert_eq!(server.segment_keys().len() as u64, n);
-    for seen in server.seen().iter().filter(|r| r.method == "PUT" && r.key.ends_with(".cseg")) {
-        for h in ["content-md5", "x-amz-checksum-sha256", "x-amz-object-lock-retain-until-date"] {
+    for seen in server
+        .seen()
+        .iter()
+        .filter(|r| r.method == "PUT" && r.key.ends_with(".cseg"))
+    {
+        for h in [
+            "content-md5",
+            "x-amz-checksum-sha256",
+            "x-amz-object-lock-retain-until-date",
+        ] {
             assert!(seen.headers.contains_key(h), "{h} missing: {seen:?}");
         }
-        assert_eq!(seen.headers.get("if-none-match").map(String::as_str), Some("*"));
-        assert_eq!(seen.headers.get("x-amz-object-lock-mode").map(String::as_str), Some("COMPLIANCE"));
+        assert_eq!(
+            seen.headers.get("if-none-match").map(String::as_str),
+            Some("*")
+        );
+        assert_eq!(
+            seen.headers
+                .get("x-amz-object-lock-mode")
+                .map(String::as_str),
+            Some("COMPLIANCE")
+        );
     }
     let got = setup.path("got");
     succeeded(&fetch(&server.url("lock"), &got, &[]), "fetch");
@@ -171,7 +194,10 @@ fn a_retried_upload_whose_answer_was_lost_counts_as_done() {
     // The same segments again (the spool copy survived, as after a lost answer).
     let out = upload_once(&url, &copy, &[]);
     let (_, log) = succeeded(&out, "repeat upload");
-    assert!(log.contains("already stored with the same checksum"), "{log}");
+    assert!(
+        log.contains("already stored with the same checksum"),
+        "{log}"
+    );
     assert_eq!(queued(&copy), 0);
     let heads = server
         .seen()
@@ -221,7 +247,12 @@ fn one_failing_segment_does_not_hold_back_the_others() {
         key_contains: Some("/000000000000.cseg".into()),
         times: None,
         until_stored: Some(n - 1),
-        fault: Fault::Error(500, "InternalError", "We encountered an internal error. Please try again.", None),
+        fault: Fault::Error(
+            500,
+            "InternalError",
+            "We encountered an internal error. Please try again.",
+            None,
+        ),
     });
     let args = [
         "--upload-concurrency",
@@ -266,13 +297,19 @@ fn an_early_refusal_is_a_permanent_403_not_a_retried_broken_pipe() {
     assert!(err.contains("403"), "{err}");
     let status = pending(&spool);
     assert_eq!(status["pending_segments"].as_u64(), Some(n));
-    assert!(status["last_error"].as_str().unwrap().contains("403"), "{status}");
+    assert!(
+        status["last_error"].as_str().unwrap().contains("403"),
+        "{status}"
+    );
 }
 
 #[test]
 fn a_refusal_is_forgotten_once_uploads_work_again() {
     let server = StrictS3::start(Config::default());
-    server.add_rule(Rule::new("PUT", Fault::Error(403, "AccessDenied", "Access Denied", None)));
+    server.add_rule(Rule::new(
+        "PUT",
+        Fault::Error(403, "AccessDenied", "Access Denied", None),
+    ));
     let setup = Setup::new();
     let spool = setup.path("spool");
     let out = output_within(
@@ -300,7 +337,10 @@ fn a_refusal_is_forgotten_once_uploads_work_again() {
         LIMIT,
     );
     let (_, log) = succeeded(&out, "run after one refusal");
-    assert!(log.contains("PERMANENT FAILURE"), "the 403 was not seen:\n{log}");
+    assert!(
+        log.contains("PERMANENT FAILURE"),
+        "the 403 was not seen:\n{log}"
+    );
     assert!(!log.contains("are refused"), "{log}");
     assert_eq!(queued(&spool), 0);
 }
@@ -338,11 +378,19 @@ fn gcs_listing_pages_and_since_uses_start_after() {
     succeeded(&fetch(&url, &got, &[]), "fetch from a GCS-style listing");
     assert_eq!(segments(&got).len() as u64, n);
     setup.decrypt_ok(&[&got], &[]);
-    let camera = server.segment_keys()[0].split('/').nth(1).unwrap().to_string();
+    let camera = server.segment_keys()[0]
+        .split('/')
+        .nth(1)
+        .unwrap()
+        .to_string();
     let since = setup.path("since");
     let before = server.seen().len();
     succeeded(
-        &fetch(&url, &since, &["--camera", &camera, "--stream", "0", "--since", "3"]),
+        &fetch(
+            &url,
+            &since,
+            &["--camera", &camera, "--stream", "0", "--since", "3"],
+        ),
         "fetch --since",
     );
     assert_eq!(segments(&since).len() as u64, n - 3);
@@ -408,9 +456,16 @@ fn skewed_upload(offset: &str, expect: &[&str]) {
         offset.to_string(),
         env!("CARGO_BIN_EXE_camseal").to_string(),
     ];
-    for a in ["upload", "--spool", s(&spool), "--sink", &server.url("skew"), "--once"]
-        .iter()
-        .chain(FAST_RETRY.iter())
+    for a in [
+        "upload",
+        "--spool",
+        s(&spool),
+        "--sink",
+        &server.url("skew"),
+        "--once",
+    ]
+    .iter()
+    .chain(FAST_RETRY.iter())
     {
         args.push(a.to_string());
     }
@@ -480,7 +535,11 @@ fn credentials_never_reach_a_log_or_the_spool() {
         if let Some(t) = token {
             c.env("AWS_SESSION_TOKEN", t);
         }
-        let child = c.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let child = c
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
         // The expired token is retried (it may be reloaded): give it a few rounds.
         std::thread::sleep(Duration::from_secs(2));
         let out = if token.is_some() {
@@ -496,7 +555,10 @@ fn credentials_never_reach_a_log_or_the_spool() {
     }
     let (status, _) = succeeded(&camseal(&["status", "--spool", s(&spool)]), "status");
     logs.push_str(&status);
-    assert!(logs.contains("ExpiredToken") && logs.contains("SignatureDoesNotMatch"), "{logs}");
+    assert!(
+        logs.contains("ExpiredToken") && logs.contains("SignatureDoesNotMatch"),
+        "{logs}"
+    );
     let mut spool_bytes = Vec::new();
     for e in walk(&spool) {
         spool_bytes.extend(fs::read(e).unwrap());
@@ -509,7 +571,9 @@ fn credentials_never_reach_a_log_or_the_spool() {
     ] {
         assert!(!logs.contains(secret), "{secret} in the logs:\n{logs}");
         assert!(
-            !spool_bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            !spool_bytes
+                .windows(secret.len())
+                .any(|w| w == secret.as_bytes()),
             "{secret} in the spool"
         );
     }
@@ -540,7 +604,10 @@ fn http_sink_refuses_passwords_in_its_url_and_sends_a_bearer_token() {
         server.port,
         s(&token)
     );
-    let (o, e) = succeeded(&upload_once(&url, &spool, &[]), "upload with a bearer token");
+    let (o, e) = succeeded(
+        &upload_once(&url, &spool, &[]),
+        "upload with a bearer token",
+    );
     logs.push_str(&o);
     logs.push_str(&e);
     assert_eq!(queued(&spool), 0);
@@ -554,7 +621,9 @@ fn http_sink_refuses_passwords_in_its_url_and_sends_a_bearer_token() {
     for secret in ["PASSWORD-do-not-log-5", "BEARER-do-not-log-9"] {
         assert!(!logs.contains(secret), "{secret} printed:\n{logs}");
         assert!(
-            !spool_bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            !spool_bytes
+                .windows(secret.len())
+                .any(|w| w == secret.as_bytes()),
             "{secret} in the spool"
         );
     }

@@ -68,9 +68,8 @@ impl HttpSink {
     /// A sink for `url` (`http://` or `https://`).
     pub fn new(url: &str, net: &NetConfig) -> Result<HttpSink, UploadError> {
         let (url, fragment) = url.split_once('#').unwrap_or((url, ""));
-        let parsed = url::Url::parse(url).map_err(|e| {
-            UploadError::Config(format!("bad sink URL {}: {e}", redact_url(url)))
-        })?;
+        let parsed = url::Url::parse(url)
+            .map_err(|e| UploadError::Config(format!("bad sink URL {}: {e}", redact_url(url))))?;
         if !parsed.username().is_empty() || parsed.password().is_some() {
             return Err(UploadError::Config(format!(
                 "the sink URL {} holds credentials (user:password@), which would be printed in logs and the status: refused; give a bearer token with #token-file=PATH or #token-env=NAME",
@@ -549,10 +548,20 @@ pub enum Class {
 pub fn classify(status: u16, code: Option<&str>, message: Option<&str>) -> Class {
     match code {
         Some(
-            "RequestTimeout" | "SlowDown" | "InternalError" | "ServiceUnavailable"
-            | "OperationAborted" | "ConditionalRequestConflict" | "RequestLimitExceeded"
-            | "Throttling" | "ThrottlingException" | "TooManyRequests" | "BadDigest"
-            | "IncompleteBody" | "XAmzContentSHA256Mismatch" | "InvalidDigest",
+            "RequestTimeout"
+            | "SlowDown"
+            | "InternalError"
+            | "ServiceUnavailable"
+            | "OperationAborted"
+            | "ConditionalRequestConflict"
+            | "RequestLimitExceeded"
+            | "Throttling"
+            | "ThrottlingException"
+            | "TooManyRequests"
+            | "BadDigest"
+            | "IncompleteBody"
+            | "XAmzContentSHA256Mismatch"
+            | "InvalidDigest",
         ) => return Class::Transient,
         Some("RequestTimeTooSkewed") => return Class::ClockSkew,
         Some("ExpiredToken" | "TokenRefreshRequired" | "RequestExpired") => {
@@ -562,8 +571,7 @@ pub fn classify(status: u16, code: Option<&str>, message: Option<&str>) -> Class
             // A presigned URL signed with a wrong clock: AWS says "Request has expired",
             // others "not yet valid"; neither is a credential problem.
             let m = message.unwrap_or_default().to_ascii_lowercase();
-            if m.contains("expired") || m.contains("not yet valid") || m.contains("not valid yet")
-            {
+            if m.contains("expired") || m.contains("not yet valid") || m.contains("not valid yet") {
                 return Class::ClockSkew;
             }
             return Class::Permanent;
@@ -610,8 +618,8 @@ fn check(
         return Ok(response);
     }
     let date = header(&response, "date");
-    let retry_after = header(&response, "retry-after")
-        .and_then(|v| parse_retry_after(&v, date.as_deref()));
+    let retry_after =
+        header(&response, "retry-after").and_then(|v| parse_retry_after(&v, date.as_deref()));
     let text = response
         .body_mut()
         .with_config()
@@ -619,7 +627,11 @@ fn check(
         .read_to_string()
         .unwrap_or_default();
     let code = xml_field(&text, "Code");
-    let class = classify(status, code.as_deref(), xml_field(&text, "Message").as_deref());
+    let class = classify(
+        status,
+        code.as_deref(),
+        xml_field(&text, "Message").as_deref(),
+    );
     let mut message = describe_failure(status, &text, class);
     match class {
         Class::Transient | Class::ExpiredCredentials => Err(UploadError::Transient {
@@ -719,9 +731,7 @@ fn tls_failure(e: &ureq::Error) -> Option<String> {
         ureq::Error::Rustls(r) => Some(r.to_string()),
         ureq::Error::Io(io) => {
             let inner = io.get_ref()?;
-            inner
-                .downcast_ref::<rustls::Error>()
-                .map(|r| r.to_string())
+            inner.downcast_ref::<rustls::Error>().map(|r| r.to_string())
         }
         _ => None,
     }
@@ -744,13 +754,79 @@ mod tests {
     #[test]
     fn failure_text_names_the_s3_code_and_a_hint() {
         let body = "<Error><Code>InvalidAccessKeyId</Code><Message>no such key</Message></Error>";
-        let m = describe_failure(403, body);
+        let m = describe_failure(403, body, Class::Permanent);
         assert!(
             m.starts_with("HTTP 403 (InvalidAccessKeyId: no such key)"),
             "{m}"
         );
         assert!(m.contains("AWS_ACCESS_KEY_ID"));
-        assert_eq!(describe_failure(500, "oops"), "HTTP 500");
+        assert_eq!(describe_failure(500, "oops", Class::Transient), "HTTP 500");
+    }
+
+    #[test]
+    fn classes_come_from_the_s3_code_before_the_status() {
+        assert_eq!(
+            classify(400, Some("RequestTimeout"), None),
+            Class::Transient
+        );
+        assert_eq!(classify(503, Some("SlowDown"), None), Class::Transient);
+        assert_eq!(
+            classify(400, Some("ExpiredToken"), None),
+            Class::ExpiredCredentials
+        );
+        assert_eq!(
+            classify(403, Some("RequestTimeTooSkewed"), None),
+            Class::ClockSkew
+        );
+        assert_eq!(
+            classify(403, Some("AccessDenied"), Some("Request has expired")),
+            Class::ClockSkew
+        );
+        assert_eq!(
+            classify(403, Some("AccessDenied"), Some("Access Denied")),
+            Class::Permanent
+        );
+        assert_eq!(
+            classify(403, Some("SignatureDoesNotMatch"), None),
+            Class::Permanent
+        );
+        assert_eq!(
+            classify(400, Some("InvalidRequest"), None),
+            Class::Permanent
+        );
+        assert_eq!(classify(502, None, None), Class::Transient);
+        assert_eq!(classify(429, None, None), Class::Transient);
+        assert_eq!(classify(413, None, None), Class::Permanent);
+    }
+
+    #[test]
+    fn retry_after_and_skew_texts() {
+        assert_eq!(parse_retry_after("7", None), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after("99999", None),
+            Some(Duration::from_secs(3600))
+        );
+        assert_eq!(
+            parse_retry_after(
+                "Sun, 06 Dec 2026 00:00:30 GMT",
+                Some("Sun, 06 Dec 2026 00:00:00 GMT")
+            ),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(parse_retry_after("soon", None), None);
+        assert_eq!(
+            describe_skew(2 * 3600 + 13 * 60),
+            "camera clock is 2 h 13 min behind the server"
+        );
+        assert_eq!(
+            describe_skew(-1800),
+            "camera clock is 30 min 0 s ahead of the server"
+        );
+        assert_eq!(describe_skew(7), "camera clock is 7 s behind the server");
+        assert_eq!(
+            redact_url("https://u:pw@h/x?X-Amz-Signature=s"),
+            "https://REDACTED@h/x?..."
+        );
     }
 
     #[test]

@@ -40,12 +40,16 @@ pub fn parse_list_page(xml: &str) -> Result<ListPage, ListingError> {
         text.push_str(&rest[..lt]);
         rest = &rest[lt..];
         if rest.starts_with("<?") {
-            let end = rest.find("?>").ok_or_else(|| bad("unterminated declaration"))?;
+            let end = rest
+                .find("?>")
+                .ok_or_else(|| bad("unterminated declaration"))?;
             rest = &rest[end + 2..];
             continue;
         }
         if rest.starts_with("<!--") {
-            let end = rest.find("-->").ok_or_else(|| bad("unterminated comment"))?;
+            let end = rest
+                .find("-->")
+                .ok_or_else(|| bad("unterminated comment"))?;
             rest = &rest[end + 3..];
             continue;
         }
@@ -60,7 +64,9 @@ pub fn parse_list_page(xml: &str) -> Result<ListPage, ListingError> {
         rest = &rest[gt + 1..];
         if let Some(name) = tag.strip_prefix('/') {
             let name = local_name(name.trim());
-            let open = stack.pop().ok_or_else(|| bad("closing tag without an opening one"))?;
+            let open = stack
+                .pop()
+                .ok_or_else(|| bad("closing tag without an opening one"))?;
             if open != name {
                 return Err(bad(&format!("<{open}> closed by </{name}>")));
             }
@@ -85,7 +91,9 @@ pub fn parse_list_page(xml: &str) -> Result<ListPage, ListingError> {
         }
         if stack.is_empty() {
             if root_seen || name != "ListBucketResult" {
-                return Err(bad(&format!("root element <{name}>, not <ListBucketResult>")));
+                return Err(bad(&format!(
+                    "root element <{name}>, not <ListBucketResult>"
+                )));
             }
             root_seen = true;
         }

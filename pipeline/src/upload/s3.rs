@@ -73,10 +73,7 @@ impl S3Sink {
     /// Parses an `s3://` URL and finds the credentials.
     pub fn new(url: &str, net: &NetConfig) -> Result<S3Sink, UploadError> {
         let bad = |why: &str| {
-            UploadError::Config(format!(
-                "bad S3 sink URL {}: {why}",
-                http::redact_url(url)
-            ))
+            UploadError::Config(format!("bad S3 sink URL {}: {why}", http::redact_url(url)))
         };
         let parsed = url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
         if parsed.scheme() != "s3" {
@@ -110,7 +107,9 @@ impl S3Sink {
                         v.parse::<u32>()
                             .ok()
                             .filter(|d| (1..=36500).contains(d))
-                            .ok_or_else(|| bad("retain-days must be a whole number of days, 1 to 36500"))?,
+                            .ok_or_else(|| {
+                                bad("retain-days must be a whole number of days, 1 to 36500")
+                            })?,
                     );
                 }
                 "lock-mode" => {
@@ -158,10 +157,9 @@ impl S3Sink {
         let (endpoint, default_style) = match endpoint {
             Some(e) => (e, UrlStyle::Path),
             // A dotted name as a virtual host does not match *.s3.REGION.amazonaws.com.
-            None if name.contains('.') => (
-                format!("https://s3.{region}.amazonaws.com"),
-                UrlStyle::Path,
-            ),
+            None if name.contains('.') => {
+                (format!("https://s3.{region}.amazonaws.com"), UrlStyle::Path)
+            }
             None => (
                 format!("https://s3.{region}.amazonaws.com"),
                 UrlStyle::VirtualHost,
@@ -244,7 +242,10 @@ impl S3Sink {
                     *self.credentials.lock().unwrap_or_else(|p| p.into_inner()) = c;
                     self.notice(format!("{}: credentials reloaded", self.display));
                 }
-                Err(e) => self.notice(format!("{}: cannot reload the credentials: {e}", self.display)),
+                Err(e) => self.notice(format!(
+                    "{}: cannot reload the credentials: {e}",
+                    self.display
+                )),
             }
         }
         result
@@ -329,9 +330,17 @@ impl S3Sink {
         let found = self.request(|| {
             let credentials = self.credentials();
             let mut action = HeadObject::new(&self.bucket, Some(&credentials), key);
-            action.headers_mut().insert("x-amz-checksum-mode", "ENABLED");
+            action
+                .headers_mut()
+                .insert("x-amz-checksum-mode", "ENABLED");
             let url = self.sign(&action);
-            http::head(&self.agent, &url, &headers, &self.display, Some(&self.clock))
+            http::head(
+                &self.agent,
+                &url,
+                &headers,
+                &self.display,
+                Some(&self.clock),
+            )
         })?;
         let Some((stored, _)) = found else {
             return Err(UploadError::Transient {
@@ -462,7 +471,11 @@ impl Sink for S3Sink {
             })?;
             let page = parse_list_page(&text)
                 .map_err(|e| UploadError::Protocol(format!("{}: {e}", self.display)))?;
-            empty_pages = if page.keys.is_empty() { empty_pages + 1 } else { 0 };
+            empty_pages = if page.keys.is_empty() {
+                empty_pages + 1
+            } else {
+                0
+            };
             out.extend(
                 page.keys
                     .iter()

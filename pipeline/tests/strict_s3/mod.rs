@@ -304,30 +304,34 @@ fn serve(conn: TcpStream, state: &Mutex<State>) {
                 if request.headers.get("authorization") == Some(&format!("Bearer {token}")) {
                     Ok(())
                 } else {
-                    Err(Answer::error(401, "Unauthorized", "a bearer token is required"))
+                    Err(Answer::error(
+                        401,
+                        "Unauthorized",
+                        "a bearer token is required",
+                    ))
                 }
             }
             None => authenticate(&request, &st.config, now),
         };
         match auth {
             Err(answer) => Some(answer),
-            Ok(()) => pick_fault(&mut st, &request.method, &key).and_then(|f| match f {
+            Ok(()) => pick_fault(&mut st, &request.method, &key).map(|f| match f {
                 Fault::Error(status, code, message, retry) => {
                     let mut a = Answer::error(status, code, message);
                     if let Some(r) = retry {
                         a = a.header("retry-after", r.to_string());
                     }
-                    Some(a)
+                    a
                 }
                 Fault::Early(status, code, message) => {
                     let mut a = Answer::error(status, code, message);
                     a.code = format!("{code} (early)");
-                    Some(a)
+                    a
                 }
                 Fault::HugeBody => {
                     let mut a = Answer::ok(vec![0u8; 1024]);
                     a.announce = Some(1 << 40);
-                    Some(a)
+                    a
                 }
             }),
         }
@@ -415,7 +419,10 @@ fn pick_fault(st: &mut State, method: &str, key: &str) -> Option<Fault> {
     let stored = st.objects.len();
     for rule in &mut st.rules {
         if rule.method != method
-            || rule.key_contains.as_ref().is_some_and(|k| !key.contains(k.as_str()))
+            || rule
+                .key_contains
+                .as_ref()
+                .is_some_and(|k| !key.contains(k.as_str()))
             || rule.times == Some(0)
             || rule.until_stored.is_some_and(|n| stored >= n)
         {
@@ -530,41 +537,81 @@ fn authenticate(r: &Request, config: &Config, now: Timestamp) -> Result<(), Answ
         q.get("X-Amz-SignedHeaders"),
         q.get("X-Amz-Signature"),
     ) else {
-        return Err(denied("Query-string authentication requires the X-Amz-* parameters"));
+        return Err(denied(
+            "Query-string authentication requires the X-Amz-* parameters",
+        ));
     };
     if *alg != "AWS4-HMAC-SHA256" {
-        return Err(Answer::error(400, "AuthorizationQueryParametersError", "X-Amz-Algorithm only supports \"AWS4-HMAC-SHA256\""));
+        return Err(Answer::error(
+            400,
+            "AuthorizationQueryParametersError",
+            "X-Amz-Algorithm only supports \"AWS4-HMAC-SHA256\"",
+        ));
     }
     let scope: Vec<&str> = cred.split('/').collect();
     if scope.len() != 5 || scope[3] != "s3" || scope[4] != "aws4_request" {
-        return Err(Answer::error(400, "AuthorizationQueryParametersError", "bad X-Amz-Credential"));
+        return Err(Answer::error(
+            400,
+            "AuthorizationQueryParametersError",
+            "bad X-Amz-Credential",
+        ));
     }
     if scope[0] != ACCESS_KEY {
-        return Err(Answer::error(403, "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records."));
+        return Err(Answer::error(
+            403,
+            "InvalidAccessKeyId",
+            "The AWS Access Key Id you provided does not exist in our records.",
+        ));
     }
     let expires: i64 = expires.parse().map_err(|_| {
-        Answer::error(400, "AuthorizationQueryParametersError", "X-Amz-Expires should be a number")
+        Answer::error(
+            400,
+            "AuthorizationQueryParametersError",
+            "X-Amz-Expires should be a number",
+        )
     })?;
     if !(1..=604_800).contains(&expires) {
-        return Err(Answer::error(400, "AuthorizationQueryParametersError", "X-Amz-Expires must be less than a week (in seconds) that is 604800"));
+        return Err(Answer::error(
+            400,
+            "AuthorizationQueryParametersError",
+            "X-Amz-Expires must be less than a week (in seconds) that is 604800",
+        ));
     }
     let signed_at = jiff::fmt::strtime::parse("%Y%m%dT%H%M%SZ", date)
         .and_then(|t| t.to_datetime())
         .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC))
         .map(|z| z.timestamp())
-        .map_err(|_| Answer::error(400, "AuthorizationQueryParametersError", "X-Amz-Date must be in the ISO8601 Long Format"))?;
+        .map_err(|_| {
+            Answer::error(
+                400,
+                "AuthorizationQueryParametersError",
+                "X-Amz-Date must be in the ISO8601 Long Format",
+            )
+        })?;
     if !date.starts_with(scope[1]) {
-        return Err(Answer::error(400, "AuthorizationQueryParametersError", "the credential date does not match X-Amz-Date"));
+        return Err(Answer::error(
+            400,
+            "AuthorizationQueryParametersError",
+            "the credential date does not match X-Amz-Date",
+        ));
     }
     // Token checks come before the time checks: S3 reports an expired token as such.
     let token = q.get("X-Amz-Security-Token").copied();
     if let Some(t) = token
         && config.expired_tokens.iter().any(|e| e == t)
     {
-        return Err(Answer::error(400, "ExpiredToken", "The provided token has expired."));
+        return Err(Answer::error(
+            400,
+            "ExpiredToken",
+            "The provided token has expired.",
+        ));
     }
     if config.session_token.as_deref() != token {
-        return Err(Answer::error(403, "InvalidToken", "The provided token is malformed or otherwise invalid."));
+        return Err(Answer::error(
+            403,
+            "InvalidToken",
+            "The provided token is malformed or otherwise invalid.",
+        ));
     }
     let now_s = now.as_second();
     if signed_at.as_second() > now_s + 15 * 60 {
@@ -579,7 +626,9 @@ fn authenticate(r: &Request, config: &Config, now: Timestamp) -> Result<(), Answ
     }
     for name in r.headers.keys() {
         if name.starts_with("x-amz-") && !signed_names.contains(&name.as_str()) {
-            return Err(denied("There were headers present in the request which were not signed"));
+            return Err(denied(
+                "There were headers present in the request which were not signed",
+            ));
         }
     }
     let mut canonical_headers = String::new();
@@ -621,13 +670,22 @@ fn authenticate(r: &Request, config: &Config, now: Timestamp) -> Result<(), Answ
     let k = hmac(&k, "s3");
     let k = hmac(&k, "aws4_request");
     if hex::encode(hmac(&k, &string_to_sign)) != *signature {
-        return Err(Answer::error(403, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided."));
+        return Err(Answer::error(
+            403,
+            "SignatureDoesNotMatch",
+            "The request signature we calculated does not match the signature you provided.",
+        ));
     }
     Ok(())
 }
 
 fn handle(st: &mut State, r: &Request, key: &str, body: Vec<u8>) -> Answer {
-    let bucket = r.path.trim_start_matches('/').split('/').next().unwrap_or("");
+    let bucket = r
+        .path
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or("");
     if bucket != BUCKET {
         return Answer::error(404, "NoSuchBucket", "The specified bucket does not exist");
     }
@@ -636,8 +694,7 @@ fn handle(st: &mut State, r: &Request, key: &str, body: Vec<u8>) -> Answer {
         ("HEAD", false) => match st.objects.get(key) {
             None => Answer::error(404, "NoSuchKey", ""),
             Some(o) => {
-                let mut a = Answer::ok(Vec::new())
-                    .header("etag", format!("\"{}\"", o.md5_hex));
+                let mut a = Answer::ok(Vec::new()).header("etag", format!("\"{}\"", o.md5_hex));
                 a.announce = Some(o.data.len() as u64);
                 if r.headers.get("x-amz-checksum-mode").map(String::as_str) == Some("ENABLED")
                     && let Some(c) = &o.checksum_sha256
@@ -652,7 +709,11 @@ fn handle(st: &mut State, r: &Request, key: &str, body: Vec<u8>) -> Answer {
             Some(o) => Answer::ok(o.data.clone()).header("etag", format!("\"{}\"", o.md5_hex)),
         },
         ("GET", true) => list(st, r),
-        _ => Answer::error(405, "MethodNotAllowed", "The specified method is not allowed against this resource."),
+        _ => Answer::error(
+            405,
+            "MethodNotAllowed",
+            "The specified method is not allowed against this resource.",
+        ),
     }
 }
 
@@ -674,19 +735,39 @@ fn put(st: &mut State, r: &Request, key: &str, body: Vec<u8>) -> Answer {
         match b64.decode(m) {
             Ok(d) if d.len() == 16 => {
                 if d != md5.as_slice() {
-                    return Answer::error(400, "BadDigest", "The Content-MD5 you specified did not match what we received.");
+                    return Answer::error(
+                        400,
+                        "BadDigest",
+                        "The Content-MD5 you specified did not match what we received.",
+                    );
                 }
             }
-            _ => return Answer::error(400, "InvalidDigest", "The Content-MD5 you specified is not valid."),
+            _ => {
+                return Answer::error(
+                    400,
+                    "InvalidDigest",
+                    "The Content-MD5 you specified is not valid.",
+                );
+            }
         }
     }
     if let Some(c) = checksum
         && *c != b64.encode(sha)
     {
-        return Answer::error(400, "BadDigest", "The SHA256 you specified did not match the calculated checksum.");
+        return Answer::error(
+            400,
+            "BadDigest",
+            "The SHA256 you specified did not match the calculated checksum.",
+        );
     }
-    if r.headers.get("if-none-match").map(String::as_str) == Some("*") && st.objects.contains_key(key) {
-        return Answer::error(412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold");
+    if r.headers.get("if-none-match").map(String::as_str) == Some("*")
+        && st.objects.contains_key(key)
+    {
+        return Answer::error(
+            412,
+            "PreconditionFailed",
+            "At least one of the pre-conditions you specified did not hold",
+        );
     }
     let md5_hex = hex::encode(md5);
     st.objects.insert(
@@ -726,7 +807,8 @@ fn list(st: &State, r: &Request) -> Answer {
         .filter(|k| after.as_ref().is_none_or(|a| k.as_str() > a.as_str()))
         .collect();
     let page: Vec<&&String> = keys.iter().take(st.config.page_size).collect();
-    let truncated = keys.len() > page.len() || (st.config.repeat_token && q.contains_key("continuation-token"));
+    let truncated =
+        keys.len() > page.len() || (st.config.repeat_token && q.contains_key("continuation-token"));
     let ns = if st.config.gcs_namespace {
         "http://doc.s3.amazonaws.com/2006-03-01"
     } else {
@@ -751,7 +833,9 @@ fn list(st: &State, r: &Request) -> Answer {
         } else {
             format!("after:{}", page.last().unwrap())
         };
-        xml.push_str(&format!("<NextContinuationToken>{token}</NextContinuationToken>"));
+        xml.push_str(&format!(
+            "<NextContinuationToken>{token}</NextContinuationToken>"
+        ));
     }
     xml.push_str("</ListBucketResult>");
     Answer::ok(xml.into_bytes()).header("content-type", "application/xml")
@@ -761,7 +845,11 @@ fn write_answer(w: &mut TcpStream, a: &Answer, st: &State) {
     let date = jiff::fmt::rfc2822::DateTimePrinter::new()
         .timestamp_to_rfc9110_string(&server_now(st))
         .unwrap();
-    let mut head = format!("HTTP/1.1 {} {}\r\nDate: {date}\r\nConnection: close\r\n", a.status, reason(a.status));
+    let mut head = format!(
+        "HTTP/1.1 {} {}\r\nDate: {date}\r\nConnection: close\r\n",
+        a.status,
+        reason(a.status)
+    );
     for (k, v) in &a.headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
