@@ -629,6 +629,97 @@ fn http_sink_refuses_passwords_in_its_url_and_sends_a_bearer_token() {
     }
 }
 
+#[test]
+fn a_profile_in_the_url_beats_the_environment_and_expired_tokens_are_reloaded() {
+    // The session token the server accepts rotates: the first one expires once a segment is
+    // stored, and the credentials file then holds the next one.
+    let server = StrictS3::start(Config {
+        session_token: Some("TOKEN-1".into()),
+        ..Config::default()
+    });
+    let setup = Setup::new();
+    let spool = setup.path("spool");
+    fill_spool(&setup, &setup.camera, &spool, "2", &[]);
+    let n = queued(&spool) as usize;
+    assert!(n >= 3);
+    let creds = setup.path("credentials");
+    let write = |token: &str| {
+        fs::write(
+            &creds,
+            format!(
+                "[default]\naws_access_key_id=nobody\naws_secret_access_key=nothing\n\n[camera]\naws_access_key_id={ACCESS_KEY}\naws_secret_access_key={SECRET_KEY}\naws_session_token={token}\n"
+            ),
+        )
+        .unwrap();
+    };
+    write("TOKEN-1");
+    let url = format!(
+        "{}&profile=camera&credentials={}",
+        server.url("rotate"),
+        s(&creds)
+    );
+    // The environment holds other (wrong) keys: the URL's profile must win.
+    let mut c = cmd(&[
+        "upload",
+        "--spool",
+        s(&spool),
+        "--sink",
+        &url,
+        "--upload-concurrency",
+        "1",
+        // Slow, so segments are still waiting when the token expires.
+        "--upload-max-bytes-per-sec",
+        "100000",
+        "--retry-base-delay",
+        "0.05",
+        "--retry-max-delay",
+        "0.2",
+    ]);
+    c.env("AWS_SECRET_ACCESS_KEY", "env-secret-that-must-lose");
+    let mut child = c
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + LIMIT;
+    while server.segment_keys().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "nothing uploaded with the URL's profile"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "the uploader stopped");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    write("TOKEN-2");
+    {
+        let mut st = server.state();
+        st.config.session_token = Some("TOKEN-2".into());
+        st.config.expired_tokens = vec!["TOKEN-1".into()];
+    }
+    while queued(&spool) > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the uploads did not resume after the token expired"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(server.segment_keys().len(), n);
+    let expired = server
+        .seen()
+        .iter()
+        .filter(|r| r.code == "ExpiredToken")
+        .count();
+    assert!(expired > 0, "the rotation came after the last upload");
+    assert!(log.contains("credentials reloaded"), "{log}");
+    assert!(
+        !log.contains("TOKEN-1") && !log.contains("TOKEN-2"),
+        "{log}"
+    );
+}
+
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for e in fs::read_dir(dir).unwrap().flatten() {
