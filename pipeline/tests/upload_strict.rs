@@ -27,6 +27,18 @@ fn cmd(args: &[&str]) -> Command {
         .env_remove("AWS_DEFAULT_REGION")
         .env_remove("AWS_ENDPOINT_URL")
         .env_remove("AWS_ENDPOINT_URL_S3");
+    for proxy in [
+        "ALL_PROXY",
+        "all_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "NO_PROXY",
+        "no_proxy",
+    ] {
+        c.env_remove(proxy);
+    }
     c
 }
 
@@ -717,6 +729,32 @@ fn a_profile_in_the_url_beats_the_environment_and_expired_tokens_are_reloaded() 
     assert!(
         !log.contains("TOKEN-1") && !log.contains("TOKEN-2"),
         "{log}"
+    );
+}
+
+#[test]
+fn uploads_go_through_the_proxy_of_the_environment() {
+    let server = StrictS3::start(Config::default());
+    let setup = Setup::new();
+    let spool = setup.path("spool");
+    fill_spool(&setup, &setup.camera, &spool, "1", &[]);
+    let n = queued(&spool) as usize;
+    // A host that does not resolve: only the proxy can reach it.
+    let url =
+        format!("s3://{BUCKET}/proxied?endpoint=http://camseal-s3.invalid:9000&region=us-east-1");
+    let mut c = cmd(&["upload", "--spool", s(&spool), "--sink", &url, "--once"]);
+    c.env("HTTP_PROXY", server.endpoint())
+        .env("HTTPS_PROXY", server.endpoint())
+        .env("NO_PROXY", "localhost");
+    succeeded(&output_within(c, LIMIT), "upload through a proxy");
+    assert_eq!(server.segment_keys().len(), n);
+    let proxied = server.state().proxied.clone();
+    assert!(
+        proxied
+            .iter()
+            .all(|t| t.contains("camseal-s3.invalid:9000"))
+            && proxied.len() >= n,
+        "{proxied:?}"
     );
 }
 

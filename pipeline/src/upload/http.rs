@@ -272,8 +272,10 @@ fn is_md5_hex(s: &str) -> bool {
     s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// An HTTP agent with the configured timeouts, no redirects, and statuses returned as
-/// responses rather than errors.
+/// An HTTP agent with the configured timeouts, no redirects, statuses returned as responses
+/// rather than errors, and the proxy of the environment (`HTTPS_PROXY`, `HTTP_PROXY`,
+/// `ALL_PROXY`, with `NO_PROXY` for exceptions): a camera behind a corporate proxy has no
+/// other way out.
 pub(super) fn agent(net: &NetConfig) -> Agent {
     Agent::config_builder()
         .timeout_connect(Some(net.connect_timeout))
@@ -282,7 +284,7 @@ pub(super) fn agent(net: &NetConfig) -> Agent {
         .timeout_resolve(Some(net.connect_timeout))
         .http_status_as_error(false)
         .max_redirects(0)
-        .proxy(None)
+        .proxy(ureq::Proxy::try_from_env())
         .user_agent(concat!("camseal/", env!("CARGO_PKG_VERSION")))
         .build()
         .into()

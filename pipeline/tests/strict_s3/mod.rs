@@ -140,6 +140,8 @@ pub struct State {
     pub objects: BTreeMap<String, Object>,
     pub rules: Vec<Rule>,
     pub seen: Vec<Seen>,
+    /// Targets of requests that reached this server as a proxy.
+    pub proxied: Vec<String>,
 }
 
 pub struct StrictS3 {
@@ -281,10 +283,25 @@ fn serve(conn: TcpStream, state: &Mutex<State>) {
     let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
     let mut reader = BufReader::new(conn.try_clone().unwrap());
     let mut writer = conn;
-    let Some(request) = read_head(&mut reader) else {
+    let lock = || state.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(mut request) = read_head(&mut reader) else {
         return;
     };
-    let lock = || state.lock().unwrap_or_else(|p| p.into_inner());
+    if request.method == "CONNECT" {
+        // Acting as the proxy too: the tunnel leads back to this server.
+        lock().proxied.push(request.path.clone());
+        let _ = writer.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
+        let Some(inner) = read_head(&mut reader) else {
+            return;
+        };
+        request = inner;
+    } else if let Some(rest) = request.path.strip_prefix("http://") {
+        // An absolute-form target: a proxied plain-HTTP request.
+        lock().proxied.push(request.path.clone());
+        request.path = rest
+            .find('/')
+            .map_or("/".to_string(), |i| rest[i..].to_string());
+    }
     let key = object_key(&request.path);
     let len: usize = request
         .headers
