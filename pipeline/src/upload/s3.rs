@@ -683,6 +683,31 @@ mod tests {
             "cams/one/0123456789abcdef/0/head"
         );
         assert!(s.name().contains("eu-west-1"));
+        // A dotted bucket on AWS's endpoint is addressed by path: its virtual host would
+        // not match the wildcard certificate.
+        let dotted = format!("s3://logs.example.com/p?credentials={}", creds.display());
+        let d = S3Sink::new(&dotted, &NetConfig::default()).unwrap();
+        let url = d.bucket.object_url("k");
+        assert_eq!(url.host_str(), Some("s3.us-east-1.amazonaws.com"), "{url}");
+        assert_eq!(url.path(), "/logs.example.com/k");
+        let plain = format!("s3://logs/p?credentials={}", creds.display());
+        let p = S3Sink::new(&plain, &NetConfig::default()).unwrap();
+        let url = p.bucket.object_url("k");
+        assert_eq!(
+            url.host_str(),
+            Some("logs.s3.us-east-1.amazonaws.com"),
+            "{url}"
+        );
+        // Retention needs days; options are checked.
+        for bad in [
+            "lock-mode=COMPLIANCE",
+            "retain-days=0",
+            "sse=rot13",
+            "storage-class=a b",
+        ] {
+            let u = format!("s3://b/p?{bad}&credentials={}", creds.display());
+            assert!(S3Sink::new(&u, &NetConfig::default()).is_err(), "{bad}");
+        }
         assert!(S3Sink::new("s3:///x", &NetConfig::default()).is_err());
         assert!(S3Sink::new("s3://b/p?bogus=1", &NetConfig::default()).is_err());
         let missing = format!(
