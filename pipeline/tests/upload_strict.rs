@@ -758,6 +758,119 @@ fn uploads_go_through_the_proxy_of_the_environment() {
     );
 }
 
+/// A private CA and a certificate for 127.0.0.1 it signed, made with `openssl`:
+/// (CA PEM, server chain PEM, server key PEM).
+fn private_ca(
+    dir: &Path,
+    name: &str,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let p = |f: &str| dir.join(format!("{name}-{f}"));
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend_from_slice(&ec);
+    let (ca_key, ca_pem) = (p("ca.key"), p("ca.pem"));
+    ca.extend_from_slice(&[
+        "-keyout",
+        s(&ca_key),
+        "-out",
+        s(&ca_pem),
+        "-days",
+        "2",
+        "-subj",
+        "/CN=camseal test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign",
+    ]);
+    run(&ca);
+    let (key, csr, cert, ext) = (
+        p("server.key"),
+        p("server.csr"),
+        p("server.pem"),
+        p("ext.cnf"),
+    );
+    let mut req = vec!["req"];
+    req.extend_from_slice(&ec);
+    req.extend_from_slice(&[
+        "-keyout",
+        s(&key),
+        "-out",
+        s(&csr),
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    run(&req);
+    fs::write(
+        &ext,
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        s(&csr),
+        "-CA",
+        s(&ca_pem),
+        "-CAkey",
+        s(&ca_key),
+        "-CAcreateserial",
+        "-out",
+        s(&cert),
+        "-days",
+        "2",
+        "-extfile",
+        s(&ext),
+    ]);
+    (ca_pem, cert, key)
+}
+
+#[test]
+fn a_private_ca_given_with_ca_file_is_trusted_and_a_wrong_one_fails_fast() {
+    let setup = Setup::new();
+    let (ca, cert, key) = private_ca(setup.dir.path(), "good");
+    let (other_ca, _, _) = private_ca(setup.dir.path(), "other");
+    let server = StrictS3::start_tls(Config::default(), &cert, &key);
+    let spool = setup.path("spool");
+    fill_spool(&setup, &setup.camera, &spool, "1", &[]);
+    let n = queued(&spool);
+    // Not trusted: the compiled-in roots, then another private CA. Permanent, named, and
+    // `upload --once` ends.
+    for url in [
+        server.url("tls"),
+        format!("{}&ca={}", server.url("tls"), s(&other_ca)),
+    ] {
+        let out = upload_once(&url, &spool, &FAST_RETRY);
+        let err = failed(&out, 1, "upload to an untrusted certificate");
+        assert!(err.contains("TLS certificate error"), "{err}");
+        assert_eq!(queued(&spool), n);
+    }
+    let url = format!("{}&ca={}", server.url("tls"), s(&ca));
+    succeeded(
+        &upload_once(&url, &spool, &[]),
+        "upload trusting the private CA",
+    );
+    assert_eq!(server.segment_keys().len() as u64, n);
+}
+
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for e in fs::read_dir(dir).unwrap().flatten() {

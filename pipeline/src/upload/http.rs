@@ -277,7 +277,46 @@ fn is_md5_hex(s: &str) -> bool {
 /// `ALL_PROXY`, with `NO_PROXY` for exceptions): a camera behind a corporate proxy has no
 /// other way out.
 pub(super) fn agent(net: &NetConfig) -> Agent {
+    agent_with_roots(net, None)
+}
+
+/// Reads the PEM certificates of a `ca=FILE` option: the roots to trust instead of the
+/// compiled-in ones (a private CA of an on-premises server).
+pub(super) fn read_ca_file(
+    path: &std::path::Path,
+) -> Result<Vec<ureq::tls::Certificate<'static>>, UploadError> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| UploadError::Config(format!("ca={}: {e}", path.display())))?;
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(&bytes) {
+        match item {
+            Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c),
+            Ok(_) => {}
+            Err(e) => {
+                return Err(UploadError::Config(format!("ca={}: {e}", path.display())));
+            }
+        }
+    }
+    if certs.is_empty() {
+        return Err(UploadError::Config(format!(
+            "ca={}: no PEM certificate in it",
+            path.display()
+        )));
+    }
+    Ok(certs)
+}
+
+/// [`agent`], trusting only `roots` when given.
+pub(super) fn agent_with_roots(
+    net: &NetConfig,
+    roots: Option<Vec<ureq::tls::Certificate<'static>>>,
+) -> Agent {
+    let mut tls = ureq::tls::TlsConfig::builder();
+    if let Some(roots) = roots {
+        tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&roots));
+    }
     Agent::config_builder()
+        .tls_config(tls.build())
         .timeout_connect(Some(net.connect_timeout))
         .timeout_per_read(Some(net.io_timeout))
         .timeout_per_write(Some(net.io_timeout))

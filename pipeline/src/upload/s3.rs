@@ -26,11 +26,13 @@ use crate::spool::policy::head_object_key;
 ///
 /// URL: `s3://BUCKET[/PREFIX][?endpoint=URL][&region=R][&style=path|virtual]
 /// [&profile=P][&credentials=FILE][&retain-days=N&lock-mode=GOVERNANCE|COMPLIANCE]
-/// [&storage-class=C][&sse=aws:kms[&sse-kms-key-id=K]]`.
+/// [&storage-class=C][&sse=aws:kms[&sse-kms-key-id=K]][&ca=FILE]`.
 ///
 /// - Endpoint: `endpoint=`, else `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL`, else AWS's
 ///   regional endpoint. Region: `region=`, else `AWS_REGION` or `AWS_DEFAULT_REGION`, else
 ///   `us-east-1`.
+/// - TLS: the compiled-in Mozilla roots, or only the PEM certificates of `ca=FILE` (a
+///   private CA).
 /// - Addressing: virtual-host style on AWS's own endpoint, path style on any other, and
 ///   path style for a bucket name with dots (its virtual host would not match AWS's
 ///   wildcard certificate); `style=` overrides.
@@ -95,6 +97,7 @@ impl S3Sink {
         let mut options = PutOptions::default();
         let mut sse = None;
         let mut sse_key = None;
+        let mut ca = None;
         for (k, v) in parsed.query_pairs() {
             match &*k {
                 "endpoint" => endpoint = Some(v.into_owned()),
@@ -132,6 +135,7 @@ impl S3Sink {
                     sse = Some(v.into_owned());
                 }
                 "sse-kms-key-id" => sse_key = Some(v.into_owned()),
+                "ca" => ca = Some(http::read_ca_file(Path::new(&*v))?),
                 other => return Err(bad(&format!("unknown parameter {other:?}"))),
             }
         }
@@ -189,7 +193,7 @@ impl S3Sink {
             prefix,
             credentials: Mutex::new(credentials),
             source,
-            agent: http::agent(net),
+            agent: http::agent_with_roots(net, ca),
             clock: Clock::default(),
             options,
             notices: Mutex::new(Vec::new()),

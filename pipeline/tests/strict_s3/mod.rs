@@ -146,6 +146,7 @@ pub struct State {
 
 pub struct StrictS3 {
     pub port: u16,
+    tls: bool,
     state: Arc<Mutex<State>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -153,6 +154,34 @@ pub struct StrictS3 {
 
 impl StrictS3 {
     pub fn start(config: Config) -> StrictS3 {
+        StrictS3::start_with(config, None)
+    }
+
+    /// A server speaking HTTPS with the PEM certificate chain and key given.
+    pub fn start_tls(
+        config: Config,
+        chain_pem: &std::path::Path,
+        key_pem: &std::path::Path,
+    ) -> StrictS3 {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(chain_pem)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let key = PrivateKeyDer::from_pem_file(key_pem).unwrap();
+        let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+        StrictS3::start_with(config, Some(Arc::new(tls)))
+    }
+
+    fn start_with(config: Config, tls: Option<Arc<rustls::ServerConfig>>) -> StrictS3 {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         listener.set_nonblocking(true).unwrap();
@@ -165,6 +194,7 @@ impl StrictS3 {
             ..State::default()
         }));
         let stop = Arc::new(AtomicBool::new(false));
+        let is_tls = tls.is_some();
         let thread = {
             let state = Arc::clone(&state);
             let stop = Arc::clone(&stop);
@@ -173,7 +203,18 @@ impl StrictS3 {
                     match listener.accept() {
                         Ok((conn, _)) => {
                             let state = Arc::clone(&state);
-                            std::thread::spawn(move || serve(conn, &state));
+                            let tls = tls.clone();
+                            let _ = conn.set_nonblocking(false);
+                            let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+                            std::thread::spawn(move || match tls {
+                                None => serve(conn, &state),
+                                Some(config) => {
+                                    let Ok(server) = rustls::ServerConnection::new(config) else {
+                                        return;
+                                    };
+                                    serve(rustls::StreamOwned::new(server, conn), &state);
+                                }
+                            });
                         }
                         Err(_) => std::thread::sleep(Duration::from_millis(5)),
                     }
@@ -182,6 +223,7 @@ impl StrictS3 {
         };
         StrictS3 {
             port,
+            tls: is_tls,
             state,
             stop,
             thread: Some(thread),
@@ -189,7 +231,8 @@ impl StrictS3 {
     }
 
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// A sink URL under `prefix`.
@@ -279,10 +322,8 @@ impl Answer {
     }
 }
 
-fn serve(conn: TcpStream, state: &Mutex<State>) {
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
-    let mut reader = BufReader::new(conn.try_clone().unwrap());
-    let mut writer = conn;
+fn serve<C: Conn>(conn: C, state: &Mutex<State>) {
+    let mut reader = BufReader::new(conn);
     let lock = || state.lock().unwrap_or_else(|p| p.into_inner());
     let Some(mut request) = read_head(&mut reader) else {
         return;
@@ -290,7 +331,9 @@ fn serve(conn: TcpStream, state: &Mutex<State>) {
     if request.method == "CONNECT" {
         // Acting as the proxy too: the tunnel leads back to this server.
         lock().proxied.push(request.path.clone());
-        let _ = writer.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
+        let _ = reader
+            .get_mut()
+            .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
         let Some(inner) = read_head(&mut reader) else {
             return;
         };
@@ -357,20 +400,20 @@ fn serve(conn: TcpStream, state: &Mutex<State>) {
         // Refused before the body: a client that asked 100-continue has not sent it; one
         // that did not sees its body cut off (the server closes after answering).
         record(&mut lock(), &request, &key, &answer);
-        write_answer(&mut writer, &answer, &lock());
-        let _ = writer.flush();
+        write_answer(reader.get_mut(), &answer, &lock());
+        let _ = reader.get_mut().flush();
         if !expect && len > 0 {
             // The body is arriving and will not be read: the connection is reset, as a
             // server that refuses a large upload does (RFC 9112 section 9.6 describes how
             // that reset can destroy the answer at the client).
-            reset(&writer);
+            reader.get_mut().reset();
         } else {
-            let _ = writer.shutdown(Shutdown::Write);
+            reader.get_mut().close_write();
         }
         return;
     }
     if expect && len > 0 {
-        let _ = writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
+        let _ = reader.get_mut().write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
     }
     let mut body = vec![0u8; len];
     if reader.read_exact(&mut body).is_err() {
@@ -382,8 +425,8 @@ fn serve(conn: TcpStream, state: &Mutex<State>) {
         record(&mut st, &request, &key, &answer);
         answer
     };
-    write_answer(&mut writer, &answer, &lock());
-    let _ = writer.flush();
+    write_answer(reader.get_mut(), &answer, &lock());
+    let _ = reader.get_mut().flush();
 }
 
 fn set_int_option(socket: &impl std::os::fd::AsRawFd, option: libc::c_int, value: libc::c_int) {
@@ -397,6 +440,34 @@ fn set_int_option(socket: &impl std::os::fd::AsRawFd, option: libc::c_int, value
             (&raw const value).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         );
+    }
+}
+
+/// A connection the server answers on: plain TCP, or TLS over it.
+pub trait Conn: Read + Write {
+    /// Ends the sending side (FIN).
+    fn close_write(&mut self);
+    /// Makes the close a reset (RST).
+    fn reset(&mut self);
+}
+
+impl Conn for TcpStream {
+    fn close_write(&mut self) {
+        let _ = self.shutdown(Shutdown::Write);
+    }
+    fn reset(&mut self) {
+        reset(self);
+    }
+}
+
+impl Conn for rustls::StreamOwned<rustls::ServerConnection, TcpStream> {
+    fn close_write(&mut self) {
+        self.conn.send_close_notify();
+        let _ = self.flush();
+        let _ = self.sock.shutdown(Shutdown::Write);
+    }
+    fn reset(&mut self) {
+        reset(&self.sock);
     }
 }
 
@@ -858,7 +929,7 @@ fn list(st: &State, r: &Request) -> Answer {
     Answer::ok(xml.into_bytes()).header("content-type", "application/xml")
 }
 
-fn write_answer(w: &mut TcpStream, a: &Answer, st: &State) {
+fn write_answer(w: &mut impl Write, a: &Answer, st: &State) {
     let date = jiff::fmt::rfc2822::DateTimePrinter::new()
         .timestamp_to_rfc9110_string(&server_now(st))
         .unwrap();
