@@ -127,7 +127,10 @@ fn object_lock_bucket_gets_verified_write_once_uploads() {
     fill_spool(&setup, &setup.camera, &spool, "2", &[]);
     let n = queued(&spool);
     assert!(n >= 2);
-    let url = format!("{}&retain-days=30&lock-mode=COMPLIANCE", server.url("lock"));
+    let url = format!(
+        "{}&retain-days=30&lock-mode=COMPLIANCE&storage-class=STANDARD_IA&sse=aws:kms&sse-kms-key-id=camseal-key",
+        server.url("lock")
+    );
     succeeded(
         &upload_once(&url, &spool, &[]),
         "upload to an Object Lock bucket",
@@ -156,6 +159,13 @@ fn object_lock_bucket_gets_verified_write_once_uploads() {
                 .map(String::as_str),
             Some("COMPLIANCE")
         );
+        for (h, v) in [
+            ("x-amz-storage-class", "STANDARD_IA"),
+            ("x-amz-server-side-encryption", "aws:kms"),
+            ("x-amz-server-side-encryption-aws-kms-key-id", "camseal-key"),
+        ] {
+            assert_eq!(seen.headers.get(h).map(String::as_str), Some(v), "{h}");
+        }
     }
     let got = setup.path("got");
     succeeded(&fetch(&server.url("lock"), &got, &[]), "fetch");
