@@ -9,6 +9,10 @@ command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 # OpenH264 (the soft source) builds its x86 assembly only when nasm is present: about 2x
 # faster encoding.
 command -v nasm >/dev/null || need_apt+=(nasm)
+# The uploader's clock-skew tests run the camera under libfaketime (tests/upload_strict.rs).
+command -v faketime >/dev/null || need_apt+=(faketime)
+# The uploader's TLS test makes a private CA with the openssl command.
+command -v openssl >/dev/null || need_apt+=(openssl)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi

@@ -17,6 +17,7 @@
 pub mod backoff;
 pub mod dir;
 pub mod http;
+pub mod listing;
 pub mod s3;
 
 use std::collections::{HashMap, HashSet};
@@ -37,9 +38,17 @@ use crate::spool::{PendingSegment, SegmentId, Spool, SpoolError};
 pub trait Sink: Send + Sync {
     /// A description for logs, without secrets.
     fn name(&self) -> String;
-    /// Stores `len` bytes from `body` as segment `id`. Storing the same segment again
-    /// replaces it with the same bytes (the key depends only on camera, stream and seq).
-    fn put(&self, id: &SegmentId, body: &mut dyn Read, len: u64) -> Result<(), UploadError>;
+    /// Stores `len` bytes from `body`, whose digests are `digest`, as segment `id`, and
+    /// returns only once the service has confirmed it holds exactly these bytes. An object
+    /// already under the key is never replaced: if it holds the same bytes (a retry after a
+    /// lost answer) the upload counts as done; otherwise it is an [`UploadError::Conflict`].
+    fn put(
+        &self,
+        id: &SegmentId,
+        body: &mut dyn Read,
+        len: u64,
+        digest: &BodyDigest,
+    ) -> Result<(), UploadError>;
     /// The segments stored, filtered, sorted by camera, stream and seq.
     fn list(&self, filter: &ListFilter) -> Result<Vec<SegmentId>, UploadError>;
     /// Copies segment `id` into `out`; returns its length.
@@ -54,6 +63,67 @@ pub trait Sink: Send + Sync {
     /// The stored stream head of `camera_id`'s stream `stream`, `None` if there is none.
     fn get_head(&self, _camera_id: &str, _stream: u32) -> Result<Option<Vec<u8>>, UploadError> {
         Ok(None)
+    }
+    /// Things worth a log line that are not failures (a clock correction), taken once.
+    fn take_notices(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// The digests of an upload's body, computed from the spool file before it is sent: the
+/// service checks them against what it received, and reports them back as proof.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BodyDigest {
+    /// MD5 (`Content-MD5`, and the ETag of a plain single-part S3 upload).
+    pub md5: [u8; 16],
+    /// SHA-256 (`x-amz-checksum-sha256`).
+    pub sha256: [u8; 32],
+}
+
+impl BodyDigest {
+    /// The digests of `bytes`.
+    pub fn of(bytes: &[u8]) -> BodyDigest {
+        let mut r = bytes;
+        BodyDigest::read(&mut r).unwrap_or_else(|_| unreachable!("reading a slice cannot fail"))
+    }
+
+    /// The digests of everything `r` yields.
+    pub fn read(r: &mut dyn Read) -> io::Result<BodyDigest> {
+        use md5::Digest as _;
+        let mut md5 = md5::Md5::new();
+        let mut sha = Sha256::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match r.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            md5.update(&buf[..n]);
+            sha.update(&buf[..n]);
+        }
+        Ok(BodyDigest {
+            md5: md5.finalize().into(),
+            sha256: sha.finalize().into(),
+        })
+    }
+
+    /// `Content-MD5`: base64 of the MD5.
+    pub fn content_md5(&self) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(self.md5)
+    }
+
+    /// `x-amz-checksum-sha256`: base64 of the SHA-256.
+    pub fn checksum_sha256(&self) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(self.sha256)
+    }
+
+    /// The MD5 in lower-case hex (an S3 ETag).
+    pub fn md5_hex(&self) -> String {
+        hex::encode(self.md5)
     }
 }
 
@@ -76,6 +146,10 @@ impl ListFilter {
             && self.since.is_none_or(|s| id.seq >= s)
     }
 }
+
+/// The largest object `fetch` downloads: a server that sends more is refused rather than
+/// allowed to fill the viewer's disk.
+pub const MAX_OBJECT_BYTES: u64 = 4 << 30;
 
 /// Network timeouts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,8 +182,18 @@ pub fn open_sink(url: &str, net: &NetConfig) -> Result<Box<dyn Sink>, UploadErro
         return Ok(Box::new(http::HttpSink::new(url, net)?));
     }
     Err(UploadError::Config(format!(
-        "unknown sink {url:?}: use s3://BUCKET/PREFIX?endpoint=URL&region=R, http(s)://URL or dir:PATH"
+        "unknown sink {}: use s3://BUCKET/PREFIX?endpoint=URL&region=R, http(s)://URL or dir:PATH",
+        redact_url(url)
     )))
+}
+
+/// A sink URL fit for messages: any `user:password@` and query string (a presigned
+/// template's signature) replaced.
+pub fn redact_url(url: &str) -> String {
+    if url.starts_with("dir:") {
+        return url.to_string();
+    }
+    http::redact_url(url.split('#').next().unwrap_or(url))
 }
 
 /// A stable short id for a sink URL, naming its upload marks in the spool.
@@ -203,6 +287,7 @@ impl Uploader {
                 state: Mutex::new(LoopState {
                     in_flight: HashSet::new(),
                     health,
+                    segment_health: HashMap::new(),
                     permanent: None,
                     report: UploadReport::default(),
                     done: false,
@@ -228,9 +313,9 @@ impl Uploader {
         let state = self.shared.lock();
         match (&state.permanent, mode) {
             (Some(e), Mode::Drain) => Err(UploadError::Permanent {
-                sink: e.0.clone(),
-                status: e.1,
-                message: e.2.clone(),
+                sink: e.1.clone(),
+                status: e.2,
+                message: e.3.clone(),
             }),
             _ => Ok(state.report.clone()),
         }
@@ -261,13 +346,13 @@ impl Uploader {
         self.shared.lock().report.clone()
     }
 
-    /// The last permanent failure, as `(sink, message)`.
+    /// The last permanent failure, as `(sink, message)`, until that sink next succeeds.
     pub fn permanent_failure(&self) -> Option<(String, String)> {
         self.shared
             .lock()
             .permanent
             .as_ref()
-            .map(|(s, _, m)| (s.clone(), m.clone()))
+            .map(|(_, s, _, m)| (s.clone(), m.clone()))
     }
 }
 
@@ -352,12 +437,43 @@ pub enum UploadError {
     /// The spool failed.
     #[error(transparent)]
     Spool(#[from] SpoolError),
-    /// A failure worth retrying: 5xx, timeout, refused or reset connection.
+    /// A failure worth retrying: 5xx, S3 codes such as `RequestTimeout` and `SlowDown`,
+    /// timeouts, refused or reset connections.
     #[error("{sink}: {message}")]
     Transient {
         /// The sink.
         sink: String,
         /// What happened.
+        message: String,
+        /// How long the server asked us to wait (`Retry-After`).
+        retry_after: Option<Duration>,
+        /// Whether the server answered (then the failure concerns this request, and only
+        /// this segment backs off); without an answer the whole sink is unreachable.
+        answered: bool,
+    },
+    /// The server refused the request's time: the camera's clock is off by `offset` seconds
+    /// (server minus camera). Retried with the corrected time; never a credential problem.
+    #[error("{sink}: {message}")]
+    ClockSkew {
+        /// The sink.
+        sink: String,
+        /// What happened, naming the skew.
+        message: String,
+        /// Server time minus camera time, in seconds (0 if unknown).
+        offset: i64,
+    },
+    /// An object already stored under the key holds other bytes, or the service did not
+    /// confirm the checksum of what it stored. Nothing is overwritten; the segment stays in
+    /// the spool.
+    #[error(
+        "{sink}: CONFLICT at {key}: {message}; nothing was overwritten and the segment is kept in the spool"
+    )]
+    Conflict {
+        /// The sink.
+        sink: String,
+        /// The object key.
+        key: String,
+        /// What differs.
         message: String,
     },
     /// The sink cannot do this.
@@ -368,7 +484,10 @@ pub enum UploadError {
 impl UploadError {
     /// Whether retrying cannot help.
     pub fn is_permanent(&self) -> bool {
-        !matches!(self, UploadError::Transient { .. } | UploadError::Io { .. })
+        !matches!(
+            self,
+            UploadError::Transient { .. } | UploadError::Io { .. } | UploadError::ClockSkew { .. }
+        )
     }
 }
 
@@ -407,9 +526,15 @@ struct SinkSlot {
 
 struct LoopState {
     in_flight: HashSet<PathBuf>,
+    /// Per sink: refusals, and failures that concern the whole sink (no answer at all, or
+    /// a `Retry-After`).
     health: Vec<Health>,
-    /// (sink, status, message) of the last permanent failure.
-    permanent: Option<(String, u16, String)>,
+    /// Per (segment file, sink): the backoff of failures that concern that one request, so
+    /// one bad segment does not hold back the others.
+    segment_health: HashMap<(PathBuf, usize), Health>,
+    /// (sink index, sink, status, message) of the last permanent failure; cleared by the
+    /// next success on that sink.
+    permanent: Option<(usize, String, u16, String)>,
     report: UploadReport,
     done: bool,
 }
@@ -486,7 +611,12 @@ fn claim(shared: &Shared, pending: &[PendingSegment]) -> Claim {
                 continue;
             }
             waiting = true;
-            match state.health[i].retry_at {
+            let sink_at = state.health[i].retry_at;
+            let segment_at = state
+                .segment_health
+                .get(&(segment.path.clone(), i))
+                .and_then(|h| h.retry_at);
+            match sink_at.max(segment_at) {
                 Some(t) if t > now => earliest = Some(earliest.map_or(t, |e| e.min(t))),
                 _ => ready.push(i),
             }
@@ -527,25 +657,54 @@ fn idle(shared: &Shared, until: Option<Instant>) {
 fn process(shared: &Shared, job: &Job, mode: Mode) {
     let segment = &job.segment;
     let mut all_ok = true;
+    let open = || match std::fs::File::open(&segment.path) {
+        Ok(f) => Some(f),
+        // Dropped by the quota or removed by another uploader meanwhile.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            forget(shared, segment);
+            None
+        }
+        Err(e) => {
+            shared.log(&format!("cannot read {}: {e}", segment.path.display()));
+            None
+        }
+    };
+    // The digests come from the spool file itself, before anything is sent: the service
+    // checks the body against them and reports them back.
+    let Some(mut file) = open() else { return };
+    let digest = match BodyDigest::read(&mut file) {
+        Ok(d) => d,
+        Err(e) => {
+            shared.log(&format!("cannot read {}: {e}", segment.path.display()));
+            return;
+        }
+    };
+    drop(file);
     for &i in &job.sinks {
         let slot = &shared.sinks[i];
-        let file = match std::fs::File::open(&segment.path) {
-            Ok(f) => f,
-            // Dropped by the quota or removed by another uploader meanwhile.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return,
-            Err(e) => {
-                shared.log(&format!("cannot read {}: {e}", segment.path.display()));
-                return;
-            }
-        };
+        let Some(file) = open() else { return };
         let mut body = Throttled {
             inner: file,
             shared,
         };
         let started = Instant::now();
-        match slot.sink.put(&segment.id, &mut body, segment.bytes) {
+        let result = slot
+            .sink
+            .put(&segment.id, &mut body, segment.bytes, &digest);
+        for notice in slot.sink.take_notices() {
+            shared.log(&notice);
+        }
+        match result {
             Ok(()) => {
-                shared.lock().health[i] = Health::default();
+                {
+                    let mut state = shared.lock();
+                    state.health[i] = Health::default();
+                    state.segment_health.remove(&(segment.path.clone(), i));
+                    // A refusal is remembered only until the sink works again.
+                    if state.permanent.as_ref().is_some_and(|p| p.0 == i) {
+                        state.permanent = None;
+                    }
+                }
                 if shared.sinks.len() > 1
                     && let Err(e) = shared.spool.ack(segment, &slot.id)
                 {
@@ -581,6 +740,7 @@ fn process(shared: &Shared, job: &Job, mode: Mode) {
     if done_everywhere {
         match shared.spool.remove(segment) {
             Ok(()) => {
+                forget(shared, segment);
                 {
                     let mut state = shared.lock();
                     state.report.uploaded += 1;
@@ -591,6 +751,14 @@ fn process(shared: &Shared, job: &Job, mode: Mode) {
             Err(e) => shared.log(&format!("cannot remove {}: {e}", segment.path.display())),
         }
     }
+}
+
+/// Drops the per-segment backoff of a segment that left the spool.
+fn forget(shared: &Shared, segment: &PendingSegment) {
+    shared
+        .lock()
+        .segment_health
+        .retain(|(path, _), _| *path != segment.path);
 }
 
 /// Sends each stream head in the spool (`<camera id>-s<stream>.head`) to every sink that
@@ -698,10 +866,10 @@ fn failed(shared: &Shared, i: usize, segment: &PendingSegment, e: &UploadError, 
         shared.spool.note_failure(&e.to_string())
     };
     state.report.failures += 1;
-    let health = &mut state.health[i];
-    health.failures = health.failures.saturating_add(1);
     let backoff = shared.config.backoff;
     if e.is_permanent() {
+        let health = &mut state.health[i];
+        health.failures = health.failures.saturating_add(1);
         health.refused = true;
         health.retry_at = Some(Instant::now() + backoff.max);
         let (sink, status, message) = match e {
@@ -712,7 +880,7 @@ fn failed(shared: &Shared, i: usize, segment: &PendingSegment, e: &UploadError, 
             } => (sink.clone(), *status, message.clone()),
             other => (shared.sinks[i].sink.name(), 0, other.to_string()),
         };
-        state.permanent = Some((sink, status, message));
+        state.permanent = Some((i, sink, status, message));
         drop(state);
         shared.log(&format!(
             "PERMANENT FAILURE uploading {}: {e}. Segments are KEPT in the spool {}; fix the sink or its credentials{}",
@@ -728,9 +896,38 @@ fn failed(shared: &Shared, i: usize, segment: &PendingSegment, e: &UploadError, 
             shared.wake.notify_all();
         }
     } else {
-        let delay = backoff.delay(health.failures, random_u64());
-        health.retry_at = Some(Instant::now() + delay);
-        let attempt = health.failures;
+        let now = Instant::now();
+        let (retry_after, answered) = match e {
+            UploadError::Transient {
+                retry_after,
+                answered,
+                ..
+            } => (*retry_after, *answered),
+            UploadError::ClockSkew { .. } => (None, true),
+            _ => (None, false),
+        };
+        let segment_health = state
+            .segment_health
+            .entry((segment.path.clone(), i))
+            .or_default();
+        segment_health.failures = segment_health.failures.saturating_add(1);
+        let attempt = segment_health.failures;
+        let mut delay = backoff.delay(attempt, random_u64());
+        if let Some(wait) = retry_after {
+            delay = delay.max(wait);
+        }
+        segment_health.retry_at = Some(now + delay);
+        let sink_health = &mut state.health[i];
+        if let Some(wait) = retry_after {
+            // The server asked every request to wait (SlowDown, 503 with Retry-After).
+            let until = now + wait;
+            sink_health.retry_at = Some(sink_health.retry_at.map_or(until, |t| t.max(until)));
+        } else if !answered {
+            // No answer at all: the server or the uplink is down for every segment.
+            sink_health.failures = sink_health.failures.saturating_add(1);
+            let sink_delay = backoff.delay(sink_health.failures, random_u64());
+            sink_health.retry_at = Some(now + sink_delay);
+        }
         drop(state);
         shared.log(&format!(
             "upload of {} failed (attempt {attempt}): {e}; retrying in {:.2} s",

@@ -6,7 +6,7 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
 
-use super::{ListFilter, Sink, UploadError};
+use super::{BodyDigest, ListFilter, Sink, UploadError};
 use crate::fsutil::{PUBLIC, TempFile, write_atomic};
 use crate::spool::SegmentId;
 use crate::spool::policy::{EntryKind, parse_spool_name};
@@ -33,6 +33,8 @@ impl DirSink {
         UploadError::Transient {
             sink: self.name(),
             message: e.to_string(),
+            retry_after: None,
+            answered: false,
         }
     }
 }
@@ -42,10 +44,18 @@ impl Sink for DirSink {
         format!("dir:{}", self.dir.display())
     }
 
-    fn put(&self, id: &SegmentId, body: &mut dyn Read, _len: u64) -> Result<(), UploadError> {
+    fn put(
+        &self,
+        id: &SegmentId,
+        body: &mut dyn Read,
+        _len: u64,
+        _digest: &BodyDigest,
+    ) -> Result<(), UploadError> {
         let local = |e: io::Error| UploadError::Transient {
             sink: self.name(),
             message: e.to_string(),
+            retry_after: None,
+            answered: false,
         };
         fs::create_dir_all(&self.dir).map_err(local)?;
         let target = self.dir.join(id.file_name());

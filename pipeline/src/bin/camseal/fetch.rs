@@ -22,7 +22,8 @@ pub fn fetch(args: FetchArgs) -> Result<ExitCode> {
         bail!("--camera {c:?} is not a camera id (16 hex digits)");
     }
     let net = crate::upload::net_config(args.connect_timeout, args.io_timeout)?;
-    let sink = open_sink(&args.sink, &net).with_context(|| format!("--sink {}", args.sink))?;
+    let sink = open_sink(&args.sink, &net)
+        .with_context(|| format!("--sink {}", camseal::upload::redact_url(&args.sink)))?;
     let filter = ListFilter {
         camera: args.camera.as_ref().map(|c| c.to_ascii_lowercase()),
         stream: args.stream,

@@ -313,8 +313,10 @@ pub fn record(
     engine.shutdown();
     if let Some(handle) = uploading {
         let grace = Duration::from_secs_f64(args.upload_grace);
-        let failure = handle.uploader().permanent_failure();
+        let uploader = handle.uploader().clone();
         let r = handle.finish(grace);
+        // A refusal counts only if nothing succeeded on that sink since.
+        let failure = uploader.permanent_failure();
         if progress {
             eprintln!(
                 "uploaded {} segments ({} bytes), {} failed attempts",

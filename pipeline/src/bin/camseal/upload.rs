@@ -79,7 +79,8 @@ pub fn make_uploader(spool: &Spool, sinks: &[String], opts: &UploadOpts) -> Resu
     }
     let mut opened: Vec<(String, Box<dyn Sink>)> = Vec::new();
     for url in sinks {
-        let sink = open_sink(url, &net).with_context(|| format!("--sink {url}"))?;
+        let sink = open_sink(url, &net)
+            .with_context(|| format!("--sink {}", camseal::upload::redact_url(url)))?;
         opened.push((url.clone(), sink));
     }
     let config = UploaderConfig {
