@@ -717,12 +717,18 @@ pub fn describe_gap(gap: &Gap) -> String {
     if gap.frames > 0 {
         text.push_str(&format!(", {} frames lost", gap.frames));
     }
-    text.push_str(&format!(
-        " (pts {}..{}, {:.3} s)",
-        gap.from_pts,
-        gap.to_pts,
-        gap.to_pts.saturating_sub(gap.from_pts) as f64 / 90_000.0
-    ));
+    if gap.to_pts <= gap.from_pts {
+        // A crash is learned of only on restart: the camera knows where the footage stops,
+        // not how long it was down, so a zero span would be a false statement.
+        text.push_str(&format!(" (at pts {}, length unknown)", gap.from_pts));
+    } else {
+        text.push_str(&format!(
+            " (pts {}..{}, {:.3} s)",
+            gap.from_pts,
+            gap.to_pts,
+            (gap.to_pts - gap.from_pts) as f64 / 90_000.0
+        ));
+    }
     text
 }
 
@@ -800,3 +806,30 @@ fn seg(path: &Path, source: SegmentError) -> FootageError {
 /// checkpoint at least every 8 MiB of records (`CheckpointPolicy`), so only a segment
 /// written by something else comes near it.
 const MAX_UNSIGNED_PLAINTEXT: usize = 64 << 20;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::segment::GapReason;
+
+    #[test]
+    fn a_gap_without_a_known_length_is_not_described_as_zero_seconds() {
+        let crash = Gap {
+            reason: GapReason::Crash,
+            lost_segments: None,
+            frames: 0,
+            from_pts: 537_000,
+            to_pts: 537_000,
+        };
+        let text = describe_gap(&crash);
+        assert!(!text.contains("0.000 s"), "{text}");
+        assert!(text.contains("at pts 537000, length unknown"), "{text}");
+        let dropped = Gap {
+            reason: GapReason::DroppedFrames,
+            frames: 3,
+            to_pts: 537_000 + 9_000,
+            ..crash
+        };
+        assert!(describe_gap(&dropped).contains("(pts 537000..546000, 0.100 s)"));
+    }
+}

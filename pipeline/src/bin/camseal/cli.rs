@@ -273,9 +273,14 @@ pub struct UploadArgs {
     /// Where to upload (see `camseal run --help`). Repeat for several sinks.
     #[arg(long, value_name = "URL", required = true)]
     pub sink: Vec<String>,
-    /// Upload what is pending, then exit 0 (non-zero on a permanent failure).
+    /// Upload what is pending, then exit 0 (non-zero on a permanent failure, or when
+    /// `--deadline` passes with segments still pending).
     #[arg(long)]
     pub once: bool,
+    /// With `--once`: give up after this many seconds (a sink that is down would otherwise
+    /// be retried forever), exit non-zero and say what is still pending.
+    #[arg(long, value_name = "S", default_value_t = 60.0, requires = "once")]
+    pub deadline: f64,
     #[command(flatten)]
     pub upload: UploadOpts,
 }
