@@ -1510,7 +1510,10 @@ mod tests {
             "{text}"
         );
         let again = home.trust(&signed(&a, 3, &[1])).unwrap();
-        assert!(again.unchanged && !again.newly_pinned, "the same list twice");
+        assert!(
+            again.unchanged && !again.newly_pinned,
+            "the same list twice"
+        );
         for old in [3, 2, 0] {
             let e = home.trust(&signed(&a, old, &[1, 2])).unwrap_err();
             assert_eq!(

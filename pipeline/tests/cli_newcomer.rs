@@ -208,3 +208,119 @@ fn usage_errors_exit_2() {
         assert_eq!(code(&out), 2, "{what}: {:?}", texts(&out));
     }
 }
+
+#[test]
+fn bitrate_takes_k_and_m_suffixes() {
+    let setup = Setup::new();
+    for rate in ["2M", "1.5M", "800k"] {
+        setup.seal(
+            "soft",
+            &setup.path(&format!("out-{rate}")),
+            &["--duration", "0.5", "--bitrate", rate],
+        );
+    }
+    let out = setup.run(
+        "soft",
+        &setup.path("bad"),
+        &["--duration", "0.5", "--bitrate", "2G"],
+    );
+    assert_eq!(code(&out), 2, "{:?}", texts(&out));
+}
+
+#[test]
+fn demo_removes_its_keys_and_plaintext_unless_kept() {
+    let t = tempfile::tempdir().unwrap();
+    let gone = t.path().join("gone");
+    let (stdout, _) = succeeded(
+        &camseal(&["demo", "--duration", "1", "--dir", s(&gone)]),
+        "demo",
+    );
+    assert!(stdout.contains("--keep"), "{stdout}");
+    let left: Vec<_> = std::fs::read_dir(&gone)
+        .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "demo left {left:?} behind");
+
+    let kept = t.path().join("kept");
+    let (stdout, _) = succeeded(
+        &camseal(&["demo", "--duration", "1", "--dir", s(&kept), "--keep"]),
+        "demo --keep",
+    );
+    assert!(kept.join("viewer/account.key").is_file(), "{stdout}");
+    assert!(kept.join("decrypted.h264").is_file(), "{stdout}");
+    assert!(
+        stdout.contains(&format!("rm -r {}", kept.display())),
+        "{stdout}"
+    );
+}
+
+/// `viewer restore` on a terminal (a pseudo-terminal made by util-linux `script`): the
+/// passphrase typed after the prompt must not come back on the screen.
+#[test]
+fn viewer_restore_does_not_echo_the_passphrase() {
+    use std::io::{Read, Write};
+    use std::process::{Command, Stdio};
+    if Command::new("script").arg("--version").output().is_err() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "`script` (bsdutils) is missing under CI"
+        );
+        eprintln!("skipped: `script` (util-linux bsdutils) is not installed");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let home = t.path().join("viewer");
+    let (stdout, _) = succeeded(
+        &camseal(&["viewer", "init", "--home", s(&home)]),
+        "viewer init",
+    );
+    let passphrase = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("Recovery passphrase"))
+        .skip(1)
+        .find(|l| !l.trim().is_empty())
+        .expect(&stdout)
+        .trim()
+        .to_owned();
+    let backup = t.path().join("account.backup");
+    std::fs::copy(home.join("account.backup"), &backup).unwrap();
+    let phone = t.path().join("phone");
+    let line = format!(
+        "{} viewer restore --home {} --backup {}",
+        env!("CARGO_BIN_EXE_camseal"),
+        s(&phone),
+        s(&backup)
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut screen = child.stdout.take().unwrap();
+    // Type only once the prompt is up, as a person would: echo is a property of the moment
+    // the keys arrive.
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 256];
+    while !String::from_utf8_lossy(&seen).contains("Recovery passphrase") {
+        let n = screen.read(&mut buf).unwrap();
+        assert!(n > 0, "no prompt: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let mut keys = child.stdin.take().unwrap();
+    keys.write_all(format!("{passphrase}\n").as_bytes())
+        .unwrap();
+    keys.flush().unwrap();
+    screen.read_to_end(&mut seen).unwrap();
+    drop(keys);
+    let status = child.wait().unwrap();
+    let screen = String::from_utf8_lossy(&seen);
+    assert!(status.success(), "{screen}");
+    assert!(phone.join("account.key").is_file(), "{screen}");
+    let first_word = passphrase.split_whitespace().next().unwrap();
+    assert!(
+        !screen.contains(first_word),
+        "the passphrase was echoed: {screen}"
+    );
+}

@@ -229,8 +229,9 @@ pub struct RunArgs {
     /// Largest plaintext per record; larger access units are split at NAL boundaries.
     #[arg(long, value_name = "BYTES", default_value_t = 65536)]
     pub max_chunk: usize,
-    /// Bitrate of the `soft` and hardware encoders in bits per second.
-    #[arg(long, value_name = "BPS", default_value_t = 2_000_000)]
+    /// Bitrate of the `soft` and hardware encoders in bits per second; `k` and `M` suffixes
+    /// (decimal: 2M = 2000000, 1.5M, 800k) are accepted.
+    #[arg(long, value_name = "BPS", default_value = "2000000", value_parser = parse_bitrate)]
     pub bitrate: u32,
     /// Seal worker threads (default: one per core).
     #[arg(long, value_name = "N")]
@@ -384,9 +385,13 @@ pub struct DemoArgs {
     /// Seconds of test video to seal.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     pub duration: f64,
-    /// Keep the files here instead of a temporary directory.
+    /// Work here instead of a temporary directory.
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+    /// Keep the keys, segments and decrypted video afterwards (by default the demo removes
+    /// what it made: it holds private keys and plaintext).
+    #[arg(long)]
+    pub keep: bool,
 }
 
 /// `camseal bench kernels` times the AEAD alone; `camseal bench --source ...` runs the whole
@@ -481,4 +486,65 @@ pub struct KernelBenchArgs {
 /// `--overload`: the engine's own names, so the CLI and the library cannot drift apart.
 fn parse_overload(s: &str) -> Result<Overload, String> {
     s.parse()
+}
+
+/// A bit rate: digits (a decimal fraction allowed before a suffix), then optionally `k`/`K`
+/// (10^3) or `m`/`M` (10^6), as encoder tools write it.
+pub fn parse_bitrate(text: &str) -> Result<u32, String> {
+    let (number, scale) = match text.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&text[..i], 1_000u64),
+        Some((i, 'm' | 'M')) => (&text[..i], 1_000_000u64),
+        _ => (text, 1u64),
+    };
+    let bad = || format!("{text:?} is not a bit rate: write it like 2000000, 2M, 1.5M or 800k");
+    if number.is_empty() || !number.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return Err(bad());
+    }
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    if whole.is_empty() || fraction.contains('.') || (scale == 1 && !fraction.is_empty()) {
+        return Err(bad());
+    }
+    // Exact integer arithmetic: 1.5M is 1500000, never 1499999.
+    let mut value: u64 = whole.parse::<u64>().map_err(|_| bad())?;
+    value = value.checked_mul(scale).ok_or_else(bad)?;
+    let mut unit = scale;
+    for digit in fraction.bytes() {
+        unit /= 10;
+        if unit == 0 {
+            return Err(bad());
+        }
+        value = value
+            .checked_add(u64::from(digit - b'0') * unit)
+            .ok_or_else(bad)?;
+    }
+    match u32::try_from(value) {
+        Ok(0) => Err(format!("{text:?}: the bit rate must be positive")),
+        Ok(v) => Ok(v),
+        Err(_) => Err(format!("{text:?}: at most {} bits per second", u32::MAX)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_bitrate;
+
+    #[test]
+    fn bitrates_take_decimal_k_and_m_suffixes() {
+        for (text, bps) in [
+            ("2000000", 2_000_000),
+            ("2M", 2_000_000),
+            ("2m", 2_000_000),
+            ("1.5M", 1_500_000),
+            ("800k", 800_000),
+            ("800K", 800_000),
+            ("0.5k", 500),
+        ] {
+            assert_eq!(parse_bitrate(text), Ok(bps), "{text}");
+        }
+        for bad in [
+            "", "M", "2G", "-1", "1.5", "1..5M", "0", "0M", "5000M", "0.0001k", "2 M",
+        ] {
+            assert!(parse_bitrate(bad).is_err(), "{bad} accepted");
+        }
+    }
 }
