@@ -242,8 +242,16 @@ pub enum FootageError {
         /// The other.
         second: PathBuf,
     },
+    /// `--stream N` names a stream none of the given segments belongs to.
+    #[error("no given segment belongs to stream {stream} (the segments are of stream {present})")]
+    NoSuchStream {
+        /// The stream asked for.
+        stream: u32,
+        /// The streams present, comma-separated.
+        present: String,
+    },
     /// Segments of several streams (or cameras) were given to one call.
-    #[error("segments of several streams were given ({0}); verify or decrypt one stream at a time")]
+    #[error("segments of several streams were given ({0}); choose one with --stream N")]
     MixedStreams(String),
     /// Nothing to do.
     #[error("no segment files (*.cseg) found in the given paths")]
@@ -326,6 +334,22 @@ pub fn load_headers(
     }
     files.sort_by_key(|f| (f.header.stream_id, f.header.segment_seq));
     Ok(files)
+}
+
+/// Keeps the segments of stream `stream` only (`--stream N`), from a list [`load_headers`]
+/// made. Errors when none is left, naming the streams that were given.
+pub fn select_stream(files: &mut Vec<SegmentFile>, stream: u32) -> Result<(), FootageError> {
+    let mut present: Vec<u32> = files.iter().map(|f| f.header.stream_id).collect();
+    present.dedup();
+    files.retain(|f| f.header.stream_id == stream);
+    if files.is_empty() {
+        let present: Vec<String> = present.iter().map(u32::to_string).collect();
+        return Err(FootageError::NoSuchStream {
+            stream,
+            present: present.join(", "),
+        });
+    }
+    Ok(())
 }
 
 /// What [`check_chain`] decided about a window of segments.

@@ -324,3 +324,54 @@ fn viewer_restore_does_not_echo_the_passphrase() {
         "the passphrase was echoed: {screen}"
     );
 }
+
+/// A folder that holds a camera's main and sub streams: `--stream N` picks one, for both
+/// `decrypt` and `verify`, and gives exactly what that stream alone gives.
+#[test]
+fn stream_chooses_one_stream_from_a_mixed_folder() {
+    let setup = Setup::new();
+    let main_only = setup.path("main");
+    let mixed = setup.path("mixed");
+    setup.seal(
+        "soft",
+        &main_only,
+        &["--duration", "2", "--segment-seconds", "1"],
+    );
+    cli::copy_dir(&main_only, &mixed);
+    setup.seal(
+        "soft:320x240@15",
+        &mixed,
+        &["--duration", "2", "--segment-seconds", "1", "--stream", "1"],
+    );
+    let out = setup.decrypt(&setup.path("x.264"), &[&mixed], &[]);
+    let (_, stderr) = texts(&out);
+    assert_ne!(code(&out), 0);
+    assert!(stderr.contains("--stream"), "{stderr}");
+
+    let (alone, _) = setup.decrypt_ok(&[&main_only], &[]);
+    let (chosen, _) = setup.decrypt_ok(&[&mixed], &["--stream", "0"]);
+    assert_eq!(alone, chosen, "--stream 0 differs from stream 0 alone");
+    let (sub, _) = setup.decrypt_ok(&[&mixed], &["--stream", "1"]);
+    assert_ne!(sub, alone);
+
+    let verify = |extra: &[&str]| {
+        let mut args = vec!["verify", "--camera", s(&setup.camera_pub)];
+        args.extend_from_slice(extra);
+        args.push(s(&mixed));
+        camseal(&args)
+    };
+    assert_ne!(
+        code(&verify(&[])),
+        0,
+        "verify of a mixed folder without --stream"
+    );
+    let (stdout, _) = succeeded(&verify(&["--stream", "1"]), "verify --stream 1");
+    assert!(stdout.contains("stream 1"), "{stdout}");
+    let out = verify(&["--stream", "7"]);
+    let (_, stderr) = texts(&out);
+    assert_ne!(code(&out), 0);
+    assert!(
+        stderr.contains("stream 7") && stderr.contains("0, 1"),
+        "{stderr}"
+    );
+}

@@ -340,6 +340,11 @@ pub struct DecryptArgs {
     /// start at its first segment).
     #[arg(long, value_name = "N")]
     pub from_seq: Option<u64>,
+    /// Only the segments of this stream (a camera's main and sub streams are numbered from
+    /// 0; a folder may hold several): the others are left out after their signatures are
+    /// checked.
+    #[arg(long, value_name = "N")]
+    pub stream: Option<u32>,
     /// Segment files, or directories of `.cseg` files, in stream order.
     #[arg(value_name = "SEGMENT_OR_DIR", required = true)]
     pub inputs: Vec<PathBuf>,
@@ -354,6 +359,11 @@ pub struct VerifyArgs {
     /// start at its first segment, and missing earlier segments are a broken chain).
     #[arg(long, value_name = "N")]
     pub from_seq: Option<u64>,
+    /// Only the segments of this stream (a camera's main and sub streams are numbered from
+    /// 0; a folder may hold several): the others are left out after their signatures are
+    /// checked.
+    #[arg(long, value_name = "N")]
+    pub stream: Option<u32>,
     /// Also write the verdict as JSON to this file (`-` for standard output).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use camseal::footage::{
     Coverage, SegmentFile, collect_paths, decrypt_footage_from, describe_gap, load_headers,
+    select_stream,
 };
 use camseal::home::{CameraChoice, ViewerHome, choose_camera};
 use camseal::keys::CameraPublic;
@@ -24,7 +25,10 @@ pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
         None => None,
     };
     let paths = collect_paths(&args.inputs)?;
-    let (choice, files) = trusted_footage(&home, camera, &paths)?;
+    let (choice, mut files) = trusted_footage(&home, camera, &paths)?;
+    if let Some(stream) = args.stream {
+        select_stream(&mut files, stream)?;
+    }
     if args.out.is_dir() {
         bail!(
             "--out {} is a directory; give a file name",

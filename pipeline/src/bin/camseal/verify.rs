@@ -21,7 +21,10 @@ use crate::error::{exit_code_for, footage_code};
 pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
     let camera = read_camera_pub(&args.camera)?;
     let paths = collect_paths(&args.inputs)?;
-    let files = load_headers(&paths, Some(&camera))?;
+    let mut files = load_headers(&paths, Some(&camera))?;
+    if let Some(stream) = args.stream {
+        camseal::footage::select_stream(&mut files, stream)?;
+    }
     let (results, chain) = verify_footage_from(&files, args.from_seq.unwrap_or(0));
     for (file, result) in files.iter().zip(&results) {
         match result {
