@@ -375,3 +375,56 @@ fn stream_chooses_one_stream_from_a_mixed_folder() {
         "{stderr}"
     );
 }
+
+/// `ls` on a folder with two streams, one with a hole: streams, seq ranges, the missing
+/// seqs and the signed times, with no key; the times are the headers' signed wallclocks
+/// (as `inspect` reads them).
+#[test]
+fn ls_lists_streams_seq_ranges_and_signed_times_without_keys() {
+    let setup = Setup::new();
+    let mixed = setup.path("mixed");
+    let main = setup.seal(
+        "soft",
+        &mixed,
+        &["--duration", "4", "--segment-seconds", "1"],
+    );
+    assert!(main.len() >= 4, "{main:?}");
+    setup.seal(
+        "soft:320x240@15",
+        &mixed,
+        &["--duration", "1", "--stream", "1"],
+    );
+    std::fs::remove_file(&main[1]).unwrap();
+    let (stdout, _) = succeeded(&camseal(&["ls", s(&mixed)]), "ls");
+    let lines: Vec<&str> = stdout.lines().collect();
+    let last = main.len() - 1;
+    assert!(
+        lines[0].contains("stream 0:") && lines[0].contains(&format!("seq 0, 2..={last}")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("missing seq 1..=1"), "{stdout}");
+    assert!(stdout.contains("stream 1: 1 segments, seq 0,"), "{stdout}");
+
+    let (json, _) = succeeded(
+        &camseal(&["ls", "--json", &format!("dir:{}", mixed.display())]),
+        "ls --json",
+    );
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let streams = doc.as_array().unwrap();
+    assert_eq!(streams.len(), 2, "{json}");
+    assert_eq!(
+        streams[0]["seq_ranges"],
+        serde_json::json!([[0, 0], [2, last]])
+    );
+    let (inspect, _) = succeeded(&camseal(&["inspect", "--json", s(&main[0])]), "inspect");
+    let header: serde_json::Value = serde_json::from_str(inspect.lines().next().unwrap()).unwrap();
+    let signed = header["wallclock_ms"]
+        .as_u64()
+        .or_else(|| header["header"]["wallclock_ms"].as_u64());
+    assert!(signed.is_some_and(|ms| ms > 0), "{inspect}");
+    assert_eq!(
+        streams[0]["first_opened_unix_ms"].as_u64(),
+        signed,
+        "{json}"
+    );
+}

@@ -33,6 +33,9 @@ pub enum Command {
     /// Show what segment files hold, without any key: header, recipients, gaps, records,
     /// checkpoints, trailer, and each camera signature's verdict.
     Inspect(InspectArgs),
+    /// List what segments hold, without any key: per camera and stream, the sequence
+    /// numbers (and holes) and the signed recording times.
+    Ls(LsArgs),
     /// Set up a throwaway viewer and camera, seal ~10 s of test video, decrypt and verify it.
     Demo(DemoArgs),
     /// Measure throughput on this machine (no cargo needed).
@@ -374,6 +377,16 @@ pub struct VerifyArgs {
     pub head: Option<PathBuf>,
     /// Segment files, or directories of `.cseg` files.
     #[arg(value_name = "SEGMENT_OR_DIR", required = true)]
+    pub inputs: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Print one JSON array (one object per camera and stream) instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Segment files, folders of them, or a `dir:PATH` sink.
+    #[arg(value_name = "SEGMENT_OR_DIR_OR_SINK", required = true)]
     pub inputs: Vec<PathBuf>,
 }
 

@@ -12,6 +12,7 @@ mod demo;
 mod error;
 mod fetch;
 mod inspect;
+mod ls;
 mod run;
 mod status;
 #[allow(unsafe_code)]
@@ -47,6 +48,7 @@ fn main() -> ExitCode {
         Command::Decrypt(a) => decrypt::decrypt(a),
         Command::Verify(a) => verify::verify(a),
         Command::Inspect(a) => inspect::inspect(a),
+        Command::Ls(a) => ls::ls(a),
         Command::Demo(a) => demo::demo(a),
         Command::Bench(a) => bench::bench(a),
         Command::Upload(a) => upload::upload(a),
