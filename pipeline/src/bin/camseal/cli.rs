@@ -540,11 +540,8 @@ pub fn parse_bitrate(text: &str) -> Result<u32, String> {
             .checked_add(u64::from(digit - b'0') * unit)
             .ok_or_else(bad)?;
     }
-    match u32::try_from(value) {
-        Ok(0) => Err(format!("{text:?}: the bit rate must be positive")),
-        Ok(v) => Ok(v),
-        Err(_) => Err(format!("{text:?}: at most {} bits per second", u32::MAX)),
-    }
+    // Whether the rate suits the encoder (0, say) is decided where the encoder is set up.
+    u32::try_from(value).map_err(|_| format!("{text:?}: at most {} bits per second", u32::MAX))
 }
 
 #[cfg(test)]
