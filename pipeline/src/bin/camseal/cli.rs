@@ -348,6 +348,14 @@ pub struct DecryptArgs {
     /// checked.
     #[arg(long, value_name = "N")]
     pub stream: Option<u32>,
+    /// Only footage recorded at or after TIME, by the camera's signed clock: RFC 3339
+    /// (2026-12-06T01:00:00Z) or relative (-2h, -30m, -1d). The window then starts at the
+    /// first segment kept (as `--from-seq` would say).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only footage recorded at or before TIME (same forms as `--since`).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
     /// Segment files, or directories of `.cseg` files, in stream order.
     #[arg(value_name = "SEGMENT_OR_DIR", required = true)]
     pub inputs: Vec<PathBuf>,
@@ -367,6 +375,14 @@ pub struct VerifyArgs {
     /// checked.
     #[arg(long, value_name = "N")]
     pub stream: Option<u32>,
+    /// Only footage recorded at or after TIME, by the camera's signed clock: RFC 3339
+    /// (2026-12-06T01:00:00Z) or relative (-2h, -30m, -1d). The window then starts at the
+    /// first segment kept (as `--from-seq` would say).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only footage recorded at or before TIME (same forms as `--since`).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
     /// Also write the verdict as JSON to this file (`-` for standard output).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,

@@ -29,6 +29,9 @@ pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
     if let Some(stream) = args.stream {
         select_stream(&mut files, stream)?;
     }
+    let window =
+        crate::verify::select_by_time(&mut files, args.since.as_deref(), args.until.as_deref())?;
+    let from_seq = args.from_seq.or(window);
     if args.out.is_dir() {
         bail!(
             "--out {} is a directory; give a file name",
@@ -43,7 +46,7 @@ pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
     let result = decrypt_footage_from(
         &files,
         &secret,
-        args.from_seq.unwrap_or(0),
+        from_seq.unwrap_or(0),
         args.allow_incomplete,
         &mut out,
         |r| {
@@ -100,7 +103,7 @@ pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
                 .map(|r| r.seq.to_string())
                 .collect();
             if let Some(c) = Coverage::of(&files, &reports) {
-                crate::verify::print_coverage(&c, args.from_seq);
+                crate::verify::print_coverage(&c, from_seq);
             }
             println!(
                 "decrypted {} segments, {} bytes -> {}{}",

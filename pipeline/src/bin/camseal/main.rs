@@ -17,6 +17,7 @@ mod run;
 mod status;
 #[allow(unsafe_code)]
 mod term;
+mod timesel;
 mod upload;
 mod verify;
 mod viewer;
