@@ -30,7 +30,7 @@ pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
         select_stream(&mut files, stream)?;
     }
     let window =
-        crate::verify::select_by_time(&mut files, args.since.as_deref(), args.until.as_deref())?;
+        crate::timesel::select_by_time(&mut files, args.since.as_deref(), args.until.as_deref())?;
     let from_seq = args.from_seq.or(window);
     if args.out.is_dir() {
         bail!(

@@ -110,6 +110,46 @@ pub fn select(files: &mut Vec<SegmentFile>, since: Option<u64>, until: Option<u6
     before - files.len()
 }
 
+/// `--since`/`--until`: keeps the segments recorded in the window (by their signed times)
+/// and returns the window's first seq, for the chain check, when the times chose one.
+pub fn select_by_time(
+    files: &mut Vec<camseal::footage::SegmentFile>,
+    since: Option<&str>,
+    until: Option<&str>,
+) -> anyhow::Result<Option<u64>> {
+    if since.is_none() && until.is_none() {
+        return Ok(None);
+    }
+    let now = crate::verify::unix_ms();
+    let parse = |flag: &str, t: Option<&str>| -> anyhow::Result<Option<u64>> {
+        t.map(|t| {
+            crate::timesel::parse_time(t, now)
+                .map_err(|e| anyhow::Error::new(crate::error::Usage(format!("{flag}: {e}"))))
+        })
+        .transpose()
+    };
+    let (since, until) = (parse("--since", since)?, parse("--until", until)?);
+    if files
+        .iter()
+        .map(|f| f.header.stream_id)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+        > 1
+    {
+        anyhow::bail!(crate::error::Usage(
+            "--since/--until choose within one stream: add --stream N".to_owned()
+        ));
+    }
+    crate::timesel::select(files, since, until);
+    match files.first() {
+        // Only a lower bound moves where the window starts.
+        Some(f) => Ok(since.map(|_| f.header.segment_seq)),
+        None => anyhow::bail!(
+            "no segment was recorded in the --since/--until window (by the camera's signed clock)"
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

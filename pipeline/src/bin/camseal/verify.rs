@@ -25,7 +25,8 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
     if let Some(stream) = args.stream {
         camseal::footage::select_stream(&mut files, stream)?;
     }
-    let window = select_by_time(&mut files, args.since.as_deref(), args.until.as_deref())?;
+    let window =
+        crate::timesel::select_by_time(&mut files, args.since.as_deref(), args.until.as_deref())?;
     let from_seq = args.from_seq.or(window);
     let (results, chain) = verify_footage_from(&files, from_seq.unwrap_or(0));
     for (file, result) in files.iter().zip(&results) {
@@ -253,7 +254,7 @@ fn head_json(h: &HeadCheck) -> serde_json::Value {
     })
 }
 
-fn unix_ms() -> u64 {
+pub fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
@@ -424,45 +425,5 @@ mod tests {
         assert_eq!(format_time(1), "1970-01-01T00:00:00.001Z");
         assert_eq!(format_time(951_782_400_000), "2000-02-29T00:00:00.000Z");
         assert_eq!(format_time(1_796_083_200_123), "2026-12-01T00:00:00.123Z");
-    }
-}
-
-/// `--since`/`--until`: keeps the segments recorded in the window (by their signed times)
-/// and returns the window's first seq, for the chain check, when the times chose one.
-pub fn select_by_time(
-    files: &mut Vec<camseal::footage::SegmentFile>,
-    since: Option<&str>,
-    until: Option<&str>,
-) -> anyhow::Result<Option<u64>> {
-    if since.is_none() && until.is_none() {
-        return Ok(None);
-    }
-    let now = unix_ms();
-    let parse = |flag: &str, t: Option<&str>| -> anyhow::Result<Option<u64>> {
-        t.map(|t| {
-            crate::timesel::parse_time(t, now)
-                .map_err(|e| anyhow::Error::new(crate::error::Usage(format!("{flag}: {e}"))))
-        })
-        .transpose()
-    };
-    let (since, until) = (parse("--since", since)?, parse("--until", until)?);
-    if files
-        .iter()
-        .map(|f| f.header.stream_id)
-        .collect::<std::collections::BTreeSet<_>>()
-        .len()
-        > 1
-    {
-        anyhow::bail!(crate::error::Usage(
-            "--since/--until choose within one stream: add --stream N".to_owned()
-        ));
-    }
-    crate::timesel::select(files, since, until);
-    match files.first() {
-        // Only a lower bound moves where the window starts.
-        Some(f) => Ok(since.map(|_| f.header.segment_seq)),
-        None => anyhow::bail!(
-            "no segment was recorded in the --since/--until window (by the camera's signed clock)"
-        ),
     }
 }
