@@ -351,10 +351,10 @@ pub struct DecryptArgs {
     /// Only footage recorded at or after TIME, by the camera's signed clock: RFC 3339
     /// (2026-12-06T01:00:00Z) or relative (-2h, -30m, -1d). The window then starts at the
     /// first segment kept (as `--from-seq` would say).
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     pub since: Option<String>,
     /// Only footage recorded at or before TIME (same forms as `--since`).
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     pub until: Option<String>,
     /// Segment files, or directories of `.cseg` files, in stream order.
     #[arg(value_name = "SEGMENT_OR_DIR", required = true)]
@@ -378,10 +378,10 @@ pub struct VerifyArgs {
     /// Only footage recorded at or after TIME, by the camera's signed clock: RFC 3339
     /// (2026-12-06T01:00:00Z) or relative (-2h, -30m, -1d). The window then starts at the
     /// first segment kept (as `--from-seq` would say).
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     pub since: Option<String>,
     /// Only footage recorded at or before TIME (same forms as `--since`).
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     pub until: Option<String>,
     /// Also write the verdict as JSON to this file (`-` for standard output).
     #[arg(long, value_name = "FILE")]
