@@ -36,6 +36,9 @@ cargo test --workspace --all-targets --locked
 log "doc tests"
 cargo test --workspace --doc --locked
 
+log "README walkthrough, every command as written (scripts/readme-walkthrough.sh)"
+scripts/readme-walkthrough.sh
+
 log "aarch64 under QEMU (scripts/test-aarch64.sh)"
 scripts/test-aarch64.sh
 

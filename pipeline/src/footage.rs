@@ -242,8 +242,16 @@ pub enum FootageError {
         /// The other.
         second: PathBuf,
     },
+    /// `--stream N` names a stream none of the given segments belongs to.
+    #[error("no given segment belongs to stream {stream} (the segments are of stream {present})")]
+    NoSuchStream {
+        /// The stream asked for.
+        stream: u32,
+        /// The streams present, comma-separated.
+        present: String,
+    },
     /// Segments of several streams (or cameras) were given to one call.
-    #[error("segments of several streams were given ({0}); verify or decrypt one stream at a time")]
+    #[error("segments of several streams were given ({0}); choose one with --stream N")]
     MixedStreams(String),
     /// Nothing to do.
     #[error("no segment files (*.cseg) found in the given paths")]
@@ -326,6 +334,22 @@ pub fn load_headers(
     }
     files.sort_by_key(|f| (f.header.stream_id, f.header.segment_seq));
     Ok(files)
+}
+
+/// Keeps the segments of stream `stream` only (`--stream N`), from a list [`load_headers`]
+/// made. Errors when none is left, naming the streams that were given.
+pub fn select_stream(files: &mut Vec<SegmentFile>, stream: u32) -> Result<(), FootageError> {
+    let mut present: Vec<u32> = files.iter().map(|f| f.header.stream_id).collect();
+    present.dedup();
+    files.retain(|f| f.header.stream_id == stream);
+    if files.is_empty() {
+        let present: Vec<String> = present.iter().map(u32::to_string).collect();
+        return Err(FootageError::NoSuchStream {
+            stream,
+            present: present.join(", "),
+        });
+    }
+    Ok(())
 }
 
 /// What [`check_chain`] decided about a window of segments.
@@ -717,12 +741,18 @@ pub fn describe_gap(gap: &Gap) -> String {
     if gap.frames > 0 {
         text.push_str(&format!(", {} frames lost", gap.frames));
     }
-    text.push_str(&format!(
-        " (pts {}..{}, {:.3} s)",
-        gap.from_pts,
-        gap.to_pts,
-        gap.to_pts.saturating_sub(gap.from_pts) as f64 / 90_000.0
-    ));
+    if gap.to_pts <= gap.from_pts {
+        // A crash is learned of only on restart: the camera knows where the footage stops,
+        // not how long it was down, so a zero span would be a false statement.
+        text.push_str(&format!(" (at pts {}, length unknown)", gap.from_pts));
+    } else {
+        text.push_str(&format!(
+            " (pts {}..{}, {:.3} s)",
+            gap.from_pts,
+            gap.to_pts,
+            (gap.to_pts - gap.from_pts) as f64 / 90_000.0
+        ));
+    }
     text
 }
 
@@ -800,3 +830,30 @@ fn seg(path: &Path, source: SegmentError) -> FootageError {
 /// checkpoint at least every 8 MiB of records (`CheckpointPolicy`), so only a segment
 /// written by something else comes near it.
 const MAX_UNSIGNED_PLAINTEXT: usize = 64 << 20;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::segment::GapReason;
+
+    #[test]
+    fn a_gap_without_a_known_length_is_not_described_as_zero_seconds() {
+        let crash = Gap {
+            reason: GapReason::Crash,
+            lost_segments: None,
+            frames: 0,
+            from_pts: 537_000,
+            to_pts: 537_000,
+        };
+        let text = describe_gap(&crash);
+        assert!(!text.contains("0.000 s"), "{text}");
+        assert!(text.contains("at pts 537000, length unknown"), "{text}");
+        let dropped = Gap {
+            reason: GapReason::DroppedFrames,
+            frames: 3,
+            to_pts: 537_000 + 9_000,
+            ..crash
+        };
+        assert!(describe_gap(&dropped).contains("(pts 537000..546000, 0.100 s)"));
+    }
+}

@@ -83,7 +83,11 @@ pub enum HomeError {
         id: String,
     },
     /// A new recipient list is signed by another account than the one the camera pinned.
-    #[error("recipient list is signed by a different account (pinned: {pinned}, got: {got})")]
+    #[error(
+        "recipient list is signed by a different account (pinned: {pinned}, got: {got}); \
+         to move this camera to another account on purpose, remove the pinned-account \
+         and recipients.list files from its home and run `camera trust` again"
+    )]
     DifferentAccount {
         /// Id of the pinned account.
         pinned: String,
@@ -151,6 +155,21 @@ pub enum HomeError {
         version: u64,
         /// Version of the installed list.
         installed: u64,
+    },
+    /// The directory is a home of the other kind: a camera home given where a viewer home
+    /// is wanted, or the reverse. Told apart from an empty directory so that the message
+    /// never suggests running `init` over the wrong home.
+    #[error(
+        "{dir} is a {found} home, not a {wanted} home: pass the {wanted}'s home directory (`--home`)",
+        dir = dir.display()
+    )]
+    WrongKind {
+        /// The directory given.
+        dir: PathBuf,
+        /// The kind of home that was wanted ("camera" or "viewer").
+        wanted: &'static str,
+        /// The kind of home the directory holds.
+        found: &'static str,
     },
     /// The viewer home has no account yet.
     #[error(
@@ -271,6 +290,13 @@ impl ViewerHome {
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self, HomeError> {
         let home = ViewerHome { dir: dir.into() };
         if !home.has_account()? {
+            if home.dir.join(CAMERA_KEY).exists() {
+                return Err(HomeError::WrongKind {
+                    dir: home.dir,
+                    wanted: "viewer",
+                    found: "camera",
+                });
+            }
             return Err(HomeError::NoViewerAccount { dir: home.dir });
         }
         Ok(home)
@@ -610,6 +636,9 @@ pub struct TrustOutcome {
     pub previous_version: Option<u64>,
     /// Whether this list pinned its account (the first list the camera accepted).
     pub newly_pinned: bool,
+    /// Whether this exact signed list was already installed (nothing was written), so that
+    /// re-running the same `camera trust` is harmless.
+    pub unchanged: bool,
 }
 
 impl CameraHome {
@@ -631,6 +660,13 @@ impl CameraHome {
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self, HomeError> {
         let home = CameraHome { dir: dir.into() };
         if !home.has_camera()? {
+            if home.dir.join(ACCOUNT_KEY).exists() {
+                return Err(HomeError::WrongKind {
+                    dir: home.dir,
+                    wanted: "camera",
+                    found: "viewer",
+                });
+            }
             return Err(HomeError::NoCamera { dir: home.dir });
         }
         Ok(home)
@@ -776,6 +812,17 @@ impl CameraHome {
         }
         let installed = self.trusted_recipients()?;
         if let Some(installed) = &installed
+            && list.version == installed.version
+            && read(&self.list_path(), LIST_FILE_LIMIT)? == signed
+        {
+            return Ok(TrustOutcome {
+                previous_version: Some(installed.version),
+                list,
+                newly_pinned: false,
+                unchanged: true,
+            });
+        }
+        if let Some(installed) = &installed
             && list.version <= installed.version
         {
             return Err(HomeError::NotNewer {
@@ -814,6 +861,7 @@ impl CameraHome {
             list,
             previous_version: installed.map(|l| l.version),
             newly_pinned,
+            unchanged: false,
         })
     }
 }
@@ -1364,13 +1412,19 @@ mod tests {
         );
 
         let e = home.trust(&signed(&b, 9, &[1])).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            format!(
-                "recipient list is signed by a different account (pinned: {}, got: {})",
+        let text = e.to_string();
+        assert!(
+            text.starts_with(&format!(
+                "recipient list is signed by a different account (pinned: {}, got: {}); ",
                 a.public().id(),
                 b.public().id()
-            )
+            )),
+            "{text}"
+        );
+        let again = home.trust(&signed(&a, 3, &[1])).unwrap();
+        assert!(
+            again.unchanged && !again.newly_pinned,
+            "the same list twice"
         );
         for old in [3, 2, 0] {
             let e = home.trust(&signed(&a, old, &[1, 2])).unwrap_err();

@@ -21,10 +21,11 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     match args.kind {
         Some(BenchCommand::Kernels(a)) => kernels(a),
         None if args.pipeline.source.is_some() => pipeline::bench(args.pipeline),
-        None => bail!(
+        None => bail!(crate::error::Usage(
             "say what to measure: `camseal bench kernels` (the AEAD alone) or \
              `camseal bench --source file:PATH|soft[:WxH@FPS]` (the whole pipeline)"
-        ),
+                .to_owned()
+        )),
     }
 }
 

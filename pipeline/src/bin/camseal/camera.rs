@@ -53,6 +53,11 @@ pub fn trust(args: CameraTrustArgs) -> Result<ExitCode> {
     let outcome = home.trust(&signed)?;
     let list = &outcome.list;
     match outcome.previous_version {
+        Some(_) if outcome.unchanged => println!(
+            "Recipient list version {} is already installed in {}: nothing changed",
+            list.version,
+            home.dir().display()
+        ),
         Some(previous) => println!(
             "Installed recipient list version {} (replacing version {previous}) in {}",
             list.version,

@@ -36,6 +36,9 @@ pub enum Command {
     /// Show what segment files hold, without any key: header, recipients, gaps, records,
     /// checkpoints, trailer, and each camera signature's verdict.
     Inspect(InspectArgs),
+    /// List what segments hold, without any key: per camera and stream, the sequence
+    /// numbers (and holes) and the signed recording times.
+    Ls(LsArgs),
     /// Set up a throwaway viewer and camera, seal ~10 s of test video, decrypt and verify it.
     Demo(DemoArgs),
     /// Measure throughput on this machine (no cargo needed).
@@ -232,8 +235,9 @@ pub struct RunArgs {
     /// Largest plaintext per record; larger access units are split at NAL boundaries.
     #[arg(long, value_name = "BYTES", default_value_t = 65536, value_parser = numeric::int(1usize..=camseal::segment::MAX_RECORD_PLAINTEXT))]
     pub max_chunk: usize,
-    /// Bitrate of the `soft` and hardware encoders in bits per second.
-    #[arg(long, value_name = "BPS", default_value_t = 2_000_000, value_parser = numeric::int(1u32..=u32::MAX))]
+    /// Bitrate of the `soft` and hardware encoders in bits per second; `k` and `M` suffixes
+    /// (decimal: 2M = 2000000, 1.5M, 800k) are accepted.
+    #[arg(long, value_name = "BPS", default_value = "2000000", value_parser = parse_bitrate)]
     pub bitrate: u32,
     /// Seal worker threads (default: one per core).
     #[arg(long, value_name = "N", value_parser = numeric::int(1usize..=numeric::MAX_THREADS))]
@@ -281,9 +285,14 @@ pub struct UploadArgs {
     /// Where to upload (see `camseal run --help`). Repeat for several sinks.
     #[arg(long, value_name = "URL", required = true)]
     pub sink: Vec<String>,
-    /// Upload what is pending, then exit 0 (non-zero on a permanent failure).
+    /// Upload what is pending, then exit 0 (non-zero on a permanent failure, or when
+    /// `--deadline` passes with segments still pending).
     #[arg(long)]
     pub once: bool,
+    /// With `--once`: give up after this many seconds (a sink that is down would otherwise
+    /// be retried forever), exit non-zero and say what is still pending.
+    #[arg(long, value_name = "S", default_value_t = 60.0, requires = "once")]
+    pub deadline: f64,
     #[command(flatten)]
     pub upload: UploadOpts,
 }
@@ -342,6 +351,19 @@ pub struct DecryptArgs {
     /// start at its first segment).
     #[arg(long, value_name = "N")]
     pub from_seq: Option<u64>,
+    /// Only the segments of this stream (a camera's main and sub streams are numbered from
+    /// 0; a folder may hold several): the others are left out after their signatures are
+    /// checked.
+    #[arg(long, value_name = "N")]
+    pub stream: Option<u32>,
+    /// Only footage recorded at or after TIME, by the camera's signed clock: RFC 3339
+    /// (2026-12-06T01:00:00Z) or relative (-2h, -30m, -1d). The window then starts at the
+    /// first segment kept (as `--from-seq` would say).
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub since: Option<String>,
+    /// Only footage recorded at or before TIME (same forms as `--since`).
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub until: Option<String>,
     /// Segment files, or directories of `.cseg` files, in stream order.
     #[arg(value_name = "SEGMENT_OR_DIR", required = true)]
     pub inputs: Vec<PathBuf>,
@@ -356,6 +378,19 @@ pub struct VerifyArgs {
     /// start at its first segment, and missing earlier segments are a broken chain).
     #[arg(long, value_name = "N")]
     pub from_seq: Option<u64>,
+    /// Only the segments of this stream (a camera's main and sub streams are numbered from
+    /// 0; a folder may hold several): the others are left out after their signatures are
+    /// checked.
+    #[arg(long, value_name = "N")]
+    pub stream: Option<u32>,
+    /// Only footage recorded at or after TIME, by the camera's signed clock: RFC 3339
+    /// (2026-12-06T01:00:00Z) or relative (-2h, -30m, -1d). The window then starts at the
+    /// first segment kept (as `--from-seq` would say).
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub since: Option<String>,
+    /// Only footage recorded at or before TIME (same forms as `--since`).
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub until: Option<String>,
     /// Also write the verdict as JSON to this file (`-` for standard output).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -366,6 +401,16 @@ pub struct VerifyArgs {
     pub head: Option<PathBuf>,
     /// Segment files, or directories of `.cseg` files.
     #[arg(value_name = "SEGMENT_OR_DIR", required = true)]
+    pub inputs: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Print one JSON array (one object per camera and stream) instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Segment files, folders of them, or a `dir:PATH` sink.
+    #[arg(value_name = "SEGMENT_OR_DIR_OR_SINK", required = true)]
     pub inputs: Vec<PathBuf>,
 }
 
@@ -387,9 +432,13 @@ pub struct DemoArgs {
     /// Seconds of test video to seal.
     #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = numeric::seconds(0.0, true, numeric::MAX_DEMO_SECONDS))]
     pub duration: f64,
-    /// Keep the files here instead of a temporary directory.
+    /// Work here instead of a temporary directory.
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+    /// Keep the keys, segments and decrypted video afterwards (by default the demo removes
+    /// what it made: it holds private keys and plaintext).
+    #[arg(long)]
+    pub keep: bool,
 }
 
 /// `camseal bench kernels` times the AEAD alone; `camseal bench --source ...` runs the whole
@@ -489,4 +538,64 @@ fn parse_padding(s: &str) -> Result<Padding, String> {
 /// `--overload`: the engine's own names, so the CLI and the library cannot drift apart.
 fn parse_overload(s: &str) -> Result<Overload, String> {
     s.parse()
+}
+
+/// A bit rate: digits (a decimal fraction allowed before a suffix), then optionally `k`/`K`
+/// (10^3) or `m`/`M` (10^6), as encoder tools write it.
+pub fn parse_bitrate(text: &str) -> Result<u32, String> {
+    let (number, scale) = match text.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&text[..i], 1_000u64),
+        Some((i, 'm' | 'M')) => (&text[..i], 1_000_000u64),
+        _ => (text, 1u64),
+    };
+    let bad = || format!("{text:?} is not a bit rate: write it like 2000000, 2M, 1.5M or 800k");
+    if number.is_empty() || !number.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return Err(bad());
+    }
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    if whole.is_empty() || fraction.contains('.') || (scale == 1 && !fraction.is_empty()) {
+        return Err(bad());
+    }
+    // Exact integer arithmetic: 1.5M is 1500000, never 1499999.
+    let mut value: u64 = whole.parse::<u64>().map_err(|_| bad())?;
+    value = value.checked_mul(scale).ok_or_else(bad)?;
+    let mut unit = scale;
+    for digit in fraction.bytes() {
+        unit /= 10;
+        if unit == 0 {
+            return Err(bad());
+        }
+        value = value
+            .checked_add(u64::from(digit - b'0') * unit)
+            .ok_or_else(bad)?;
+    }
+    if value == 0 {
+        return Err(format!("{text:?}: a bit rate must be at least 1 bit per second"));
+    }
+    u32::try_from(value).map_err(|_| format!("{text:?}: at most {} bits per second", u32::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_bitrate;
+
+    #[test]
+    fn bitrates_take_decimal_k_and_m_suffixes() {
+        for (text, bps) in [
+            ("2000000", 2_000_000),
+            ("2M", 2_000_000),
+            ("2m", 2_000_000),
+            ("1.5M", 1_500_000),
+            ("800k", 800_000),
+            ("800K", 800_000),
+            ("0.5k", 500),
+        ] {
+            assert_eq!(parse_bitrate(text), Ok(bps), "{text}");
+        }
+        for bad in [
+            "", "M", "2G", "-1", "1.5", "1..5M", "5000M", "0.0001k", "2 M",
+        ] {
+            assert!(parse_bitrate(bad).is_err(), "{bad} accepted");
+        }
+    }
 }

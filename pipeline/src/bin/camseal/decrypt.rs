@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use camseal::footage::{
     Coverage, SegmentFile, collect_paths, decrypt_footage_from, describe_gap, load_headers,
+    select_stream,
 };
 use camseal::fsutil::PRIVATE;
 use camseal::home::{CameraChoice, ViewerHome, choose_camera};
@@ -26,7 +27,13 @@ pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
         None => None,
     };
     let paths = collect_paths(&args.inputs)?;
-    let (choice, files) = trusted_footage(&home, camera, &paths)?;
+    let (choice, mut files) = trusted_footage(&home, camera, &paths)?;
+    if let Some(stream) = args.stream {
+        select_stream(&mut files, stream)?;
+    }
+    let window =
+        crate::timesel::select_by_time(&mut files, args.since.as_deref(), args.until.as_deref())?;
+    let from_seq = args.from_seq.or(window);
     if args.out.is_dir() {
         bail!(
             "--out {} is a directory; give a file name",
@@ -46,7 +53,7 @@ pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
     let result = decrypt_footage_from(
         &files,
         &secret,
-        args.from_seq.unwrap_or(0),
+        from_seq.unwrap_or(0),
         args.allow_incomplete,
         &mut out,
         |r| {
@@ -101,7 +108,7 @@ pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
                 .map(|r| r.seq.to_string())
                 .collect();
             if let Some(c) = Coverage::of(&files, &reports) {
-                crate::verify::print_coverage(&c, args.from_seq);
+                crate::verify::print_coverage(&c, from_seq);
             }
             println!(
                 "decrypted {} segments, {} bytes -> {}{}",

@@ -20,11 +20,45 @@ pub fn demo(args: DemoArgs) -> Result<ExitCode> {
     if !(args.duration.is_finite() && args.duration > 0.0 && args.duration <= 3600.0) {
         bail!("--duration must be between 0 and 3600 seconds");
     }
+    let scratch = args.dir.is_none();
     let dir = match args.dir {
         Some(d) => d,
         None => scratch_dir()?,
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let result = demo_in(&dir, args.duration, args.keep);
+    if !args.keep {
+        // The demo's private keys and decrypted video must not outlive it unasked.
+        let removed = if scratch {
+            std::fs::remove_dir_all(&dir)
+        } else {
+            ["viewer", "camera", "segments", "decrypted.h264"]
+                .iter()
+                .map(|name| dir.join(name))
+                .filter(|p| p.symlink_metadata().is_ok())
+                .try_for_each(|p| {
+                    if p.is_dir() {
+                        std::fs::remove_dir_all(p)
+                    } else {
+                        std::fs::remove_file(p)
+                    }
+                })
+        };
+        match removed {
+            Ok(()) => println!(
+                "removed the demo's keys, segments and decrypted video from {} (`camseal demo --keep` keeps them)",
+                dir.display()
+            ),
+            Err(e) => eprintln!(
+                "warning: cannot remove the demo's files in {} ({e}): they hold private keys and plaintext, remove them by hand",
+                dir.display()
+            ),
+        }
+    }
+    result
+}
+
+fn demo_in(dir: &std::path::Path, duration: f64, keep: bool) -> Result<ExitCode> {
     let viewer_dir = dir.join("viewer");
     let camera_dir = dir.join("camera");
     let segments_dir = dir.join("segments");
@@ -80,7 +114,7 @@ pub fn demo(args: DemoArgs) -> Result<ExitCode> {
             retry_base_delay: 0.5,
             retry_max_delay: 60.0,
         },
-        duration: Some(args.duration),
+        duration: Some(duration),
         realtime: false,
         segment_seconds: 4.0,
         checkpoint_ms: 1000,
@@ -159,7 +193,23 @@ pub fn demo(args: DemoArgs) -> Result<ExitCode> {
         files.len(),
         if chain.is_ok() { "intact" } else { "BROKEN" }
     );
-    println!("files:");
+    if keep {
+        print_files(dir, &camera, &out_path);
+    }
+    if !identical || verified_ok != files.len() || chain.is_err() {
+        bail!("demo round trip failed");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_files(dir: &std::path::Path, camera: &CameraHome, out_path: &std::path::Path) {
+    let viewer_dir = dir.join("viewer");
+    let camera_dir = dir.join("camera");
+    let segments_dir = dir.join("segments");
+    println!(
+        "files (they hold private keys and plaintext: `rm -r {}` removes them):",
+        dir.display()
+    );
     println!("  viewer home   {}", viewer_dir.display());
     println!("  camera home   {}", camera_dir.display());
     println!("  segments      {}", segments_dir.display());
@@ -178,10 +228,6 @@ pub fn demo(args: DemoArgs) -> Result<ExitCode> {
         camera.public_path().display(),
         segments_dir.display()
     );
-    if !identical || verified_ok != files.len() || chain.is_err() {
-        bail!("demo round trip failed");
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 fn scratch_dir() -> Result<PathBuf> {

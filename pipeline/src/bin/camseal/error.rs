@@ -5,7 +5,7 @@
 //! | code | meaning |
 //! |---|---|
 //! | 1 | any other error (bad input, I/O, configuration) |
-//! | 2 | command-line usage error (from clap) |
+//! | 2 | command-line usage error: from clap, or a combination of flags the command cannot act on |
 //! | 3 | tampered: a header, record, trailer or stream head was modified, or records were reordered |
 //! | 4 | truncated: a segment is cut short |
 //! | 5 | not a recipient: the key cannot open the segment |
@@ -25,6 +25,13 @@ use camseal::fsutil::LockError;
 use camseal::home::{CameraChoiceError, HomeError};
 use camseal::segment::SegmentError;
 use camseal::segment::head::HeadError;
+
+/// A command line that clap accepts but the command cannot act on (a missing choice, flags
+/// that do not go together): exit code 2, like clap's own usage errors, so that a script can
+/// tell a mistake in its command line from a failure of the work.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Usage(pub String);
 
 /// Prints `error: ...` (with the chain of causes on the same line) to standard error, and a
 /// hint line when one helps.
@@ -48,6 +55,9 @@ pub fn exit_code_for(e: &anyhow::Error) -> u8 {
     for cause in e.chain() {
         if let Some(LockError::Held { .. }) = cause.downcast_ref::<LockError>() {
             return 9;
+        }
+        if cause.downcast_ref::<Usage>().is_some() {
+            return 2;
         }
         if let Some(c) = cause.downcast_ref::<CameraChoiceError>() {
             return match c {

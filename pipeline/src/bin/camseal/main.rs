@@ -1,6 +1,7 @@
 //! The `camseal` command.
 
-// Denied everywhere but `bench::sys`, the few libc calls of `camseal bench --rt`.
+// Denied everywhere but `bench::sys`, the few libc calls of `camseal bench --rt`, and
+// `term`, the terminal's echo switch.
 #![deny(unsafe_code)]
 
 mod bench;
@@ -14,8 +15,12 @@ mod fetch;
 mod inspect;
 mod interrupt;
 mod numeric;
+mod ls;
 mod run;
 mod status;
+#[allow(unsafe_code)]
+mod term;
+mod timesel;
 mod upload;
 mod verify;
 mod viewer;
@@ -47,6 +52,7 @@ fn main() -> ExitCode {
         Command::Decrypt(a) => decrypt::decrypt(a),
         Command::Verify(a) => verify::verify(a),
         Command::Inspect(a) => inspect::inspect(a),
+        Command::Ls(a) => ls::ls(a),
         Command::Demo(a) => demo::demo(a),
         Command::Bench(a) => bench::bench(a),
         Command::Upload(a) => upload::upload(a),

@@ -23,12 +23,16 @@ use camseal_hal::soft::{SoftConfig, SoftSource, parse_soft_spec};
 use camseal_hal::{Encoder, FrameRate, PTS_HZ};
 
 use crate::cli::RunArgs;
+use crate::error::Usage;
 
 /// What a finished recording amounts to.
 pub struct RunSummary {
     pub stats: StreamStats,
+    /// Time spent recording and sealing, not counting the wait for uploads after it.
     pub elapsed: Duration,
-    pub out_dir: PathBuf,
+    /// Where the segments are now, in words: the spool, the sinks they were uploaded to,
+    /// or the `--out` folder.
+    pub place: String,
     pub interrupted: bool,
 }
 
@@ -71,12 +75,16 @@ pub fn record(
         .clone()
         .or_else(|| (!args.sink.is_empty()).then(|| args.home.join("spool")));
     if spool_dir.is_none() && args.out.is_none() {
-        bail!("give --out DIR, or --sink URL (with --spool DIR, default HOME/spool)");
+        bail!(Usage(
+            "give --out DIR, or --sink URL (with --spool DIR, default HOME/spool)".to_owned()
+        ));
     }
     let policy: QuotaPolicy = args.spool_policy.parse().map_err(|e: String| anyhow!(e))?;
     let overload = args.overload;
     if spool_dir.is_none() && args.spool_max_bytes.is_some() {
-        bail!("--spool-max-bytes needs --spool or --sink");
+        bail!(Usage(
+            "--spool-max-bytes needs --spool or --sink".to_owned()
+        ));
     }
     if !(args.upload_grace.is_finite() && args.upload_grace >= 0.0) {
         bail!("--upload-grace must be a number of seconds");
@@ -310,6 +318,7 @@ pub fn record(
     stream.flush(reason)?;
     report(stream.take_events());
     let stats = stream.finish(reason)?;
+    let elapsed = started.elapsed();
     engine.shutdown();
     if let Some(handle) = uploading {
         let grace = Duration::from_secs_f64(args.upload_grace);
@@ -329,8 +338,22 @@ pub fn record(
             );
         }
     }
+    let mut place = out_dir.display().to_string();
     if let Some(spool) = &spool {
         let left = spool.pending().map(|p| p.len()).unwrap_or(0);
+        let mut sinks = args.sink.clone();
+        if let Some(out) = &args.out {
+            sinks.push(format!("dir:{}", out.display()));
+        }
+        place = match (sinks.is_empty(), left) {
+            (true, _) => format!("the spool {}", out_dir.display()),
+            (false, 0) => sinks.join(", "),
+            (false, left) => format!(
+                "{} ({left} segments still wait in the spool {})",
+                sinks.join(", "),
+                out_dir.display()
+            ),
+        };
         if left > 0 && progress {
             eprintln!(
                 "{left} segments wait in the spool {} (`camseal upload --spool {} --sink URL` sends them)",
@@ -344,8 +367,8 @@ pub fn record(
     }
     Ok(RunSummary {
         stats,
-        elapsed: started.elapsed(),
-        out_dir,
+        elapsed,
+        place,
         interrupted,
     })
 }
@@ -386,7 +409,9 @@ fn open_source(args: &RunArgs, duration: Option<Duration>) -> Result<Box<dyn Enc
         return Ok(source);
     }
     if args.input.is_some() {
-        bail!("--input applies to the rkmpp and v4l2-m2m sources only");
+        bail!(Usage(
+            "--input applies to the rkmpp and v4l2-m2m sources only".to_owned()
+        ));
     }
     if let Some(path) = args.source.strip_prefix("file:") {
         let mut options = FileOptions::default();
@@ -398,7 +423,7 @@ fn open_source(args: &RunArgs, duration: Option<Duration>) -> Result<Box<dyn Enc
     }
     if args.source == "soft" || args.source.starts_with("soft:") {
         if codec.is_some_and(|c| c != Codec::H264) {
-            bail!("the soft source encodes H.264 only");
+            bail!(Usage("the soft source encodes H.264 only".to_owned()));
         }
         let (width, height, rate) = match args.source.strip_prefix("soft:") {
             Some(spec) => parse_soft_spec(spec)?,
@@ -409,10 +434,10 @@ fn open_source(args: &RunArgs, duration: Option<Duration>) -> Result<Box<dyn Enc
         config.duration = Some(duration.unwrap_or(Duration::from_secs(10)));
         return Ok(Box::new(SoftSource::new(config)?));
     }
-    bail!(
+    bail!(Usage(format!(
         "unknown source {:?}: use file:PATH, soft[:WxH@FPS], rkmpp[:WxH@FPS], v4l2-m2m:/dev/videoN or v4l2:/dev/videoN",
         args.source
-    )
+    )))
 }
 
 fn print_summary(s: &RunSummary) {
@@ -430,7 +455,7 @@ fn print_summary(s: &RunSummary) {
         s.stats.segment_bytes,
         secs,
         s.stats.video_bytes as f64 / secs / 1e6,
-        s.out_dir.display()
+        s.place
     );
     if s.stats.lost_frames > 0 {
         println!(

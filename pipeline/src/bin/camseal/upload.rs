@@ -23,7 +23,37 @@ pub fn upload(args: UploadArgs) -> Result<ExitCode> {
         .with_context(|| format!("cannot open the spool {}", args.spool.display()))?;
     let uploader = make_uploader(&spool, &args.sink, &args.upload)?;
     if args.once {
-        let report = uploader.run(Mode::Drain).with_context(|| {
+        let deadline = seconds("--deadline", args.deadline)?;
+        let (done, wait) = std::sync::mpsc::channel::<()>();
+        let timer = {
+            let uploader = uploader.clone();
+            std::thread::spawn(move || {
+                // Nothing is ever sent: the channel closes when the drain ends first.
+                let expired =
+                    wait.recv_timeout(deadline) == Err(std::sync::mpsc::RecvTimeoutError::Timeout);
+                if expired {
+                    uploader.stop();
+                }
+                expired
+            })
+        };
+        let result = uploader.run(Mode::Drain);
+        drop(done);
+        let expired = timer.join().unwrap_or(false);
+        let pending = spool.pending().map_or(0, |p| p.len());
+        if expired && pending > 0 && result.is_ok() {
+            let report = uploader.report();
+            bail!(
+                "--deadline of {} s passed: {pending} segments are still pending in {} \
+                 (uploaded {} segments, {} bytes; {} failed attempts); run `camseal upload --once` again when the sink is reachable",
+                args.deadline,
+                args.spool.display(),
+                report.uploaded,
+                report.bytes,
+                report.failures
+            );
+        }
+        let report = result.with_context(|| {
             format!(
                 "upload stopped; {} segments are kept in {}",
                 spool.pending().map_or(0, |p| p.len()),

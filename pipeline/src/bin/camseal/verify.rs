@@ -21,8 +21,14 @@ use crate::error::{exit_code_for, footage_code};
 pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
     let camera = read_camera_pub(&args.camera)?;
     let paths = collect_paths(&args.inputs)?;
-    let files = load_headers(&paths, Some(&camera))?;
-    let (results, chain) = verify_footage_from(&files, args.from_seq.unwrap_or(0));
+    let mut files = load_headers(&paths, Some(&camera))?;
+    if let Some(stream) = args.stream {
+        camseal::footage::select_stream(&mut files, stream)?;
+    }
+    let window =
+        crate::timesel::select_by_time(&mut files, args.since.as_deref(), args.until.as_deref())?;
+    let from_seq = args.from_seq.or(window);
+    let (results, chain) = verify_footage_from(&files, from_seq.unwrap_or(0));
     for (file, result) in files.iter().zip(&results) {
         match result {
             Ok(r) => print_segment(file, r),
@@ -39,7 +45,7 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
         .collect();
     let coverage = Coverage::of(&files, &reports);
     if let Some(c) = &coverage {
-        print_coverage(c, args.from_seq);
+        print_coverage(c, from_seq);
     }
     let verdict = footage_verdict(&results, &chain);
     match (&chain, verdict) {
@@ -248,7 +254,7 @@ fn head_json(h: &HeadCheck) -> serde_json::Value {
     })
 }
 
-fn unix_ms() -> u64 {
+pub fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)

@@ -264,16 +264,24 @@ fn read_passphrase_file(path: &Path) -> Result<Zeroizing<String>> {
 /// One line from standard input, with a prompt when it is a terminal.
 fn read_passphrase_stdin() -> Result<Zeroizing<String>> {
     let stdin = io::stdin();
-    if stdin.is_terminal() {
-        eprint!("Recovery passphrase (12 words): ");
-        io::stderr().flush()?;
-    }
     let mut bytes = Zeroizing::new(Vec::with_capacity(PASSPHRASE_LIMIT + 1));
-    stdin
-        .lock()
-        .take(PASSPHRASE_LIMIT as u64 + 1)
-        .read_until(b'\n', &mut bytes)
-        .context("cannot read the recovery passphrase from standard input")?;
+    let mut read = || {
+        stdin
+            .lock()
+            .take(PASSPHRASE_LIMIT as u64 + 1)
+            .read_until(b'\n', &mut bytes)
+    };
+    if stdin.is_terminal() {
+        // Echo goes off before the prompt shows, so nothing typed after it is echoed.
+        crate::term::without_echo(|| {
+            eprint!("Recovery passphrase (12 words, not shown as you type): ");
+            io::stderr().flush()?;
+            read()
+        })
+    } else {
+        read()
+    }
+    .context("cannot read the recovery passphrase from standard input")?;
     into_text(bytes).context("cannot read the recovery passphrase from standard input")
 }
 
