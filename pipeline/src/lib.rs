@@ -13,6 +13,7 @@
 //!   (pure; `docs/PROTOCOL.md`).
 //! - [`home`]: viewer and camera home directories: key files, backups, the trusted list,
 //!   the viewer's pinned cameras.
+//! - [`pairing`]: the setup-code (SPAKE2) pairing of a viewer with a camera, sans-I/O.
 
 #![forbid(unsafe_code)]
 
@@ -22,6 +23,7 @@ pub mod engine;
 pub mod footage;
 pub mod home;
 pub mod keys;
+pub mod pairing;
 pub mod recorder;
 pub mod seal;
 pub mod segment;

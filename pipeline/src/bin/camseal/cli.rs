@@ -58,6 +58,28 @@ pub enum ViewerCommand {
     /// The cameras whose footage `decrypt` accepts: add, list, remove.
     #[command(subcommand)]
     Cameras(ViewerCamerasCommand),
+    /// Pair with a camera in setup mode (`camera setup`) using its setup code: send it a new
+    /// signed recipient list over a channel keyed by the code, and pin its key.
+    Pair(ViewerPairArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ViewerPairArgs {
+    /// Viewer home directory.
+    #[arg(long, value_name = "DIR")]
+    pub home: PathBuf,
+    /// The camera's address, as `camera setup` printed it.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub camera: String,
+    /// The 8-digit setup code the camera shows.
+    #[arg(long, value_name = "CODE")]
+    pub code: String,
+    /// A name for the camera (default: its camera id).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Seconds to wait for the camera at each step.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub timeout: u64,
 }
 
 #[derive(Debug, Args)]
@@ -140,6 +162,22 @@ pub enum CameraCommand {
     Init(CameraInitArgs),
     /// Install a signed recipient list (pins the account key on first use).
     Trust(CameraTrustArgs),
+    /// Print a setup code and wait for one viewer to pair with it (`viewer pair`); creates
+    /// the camera identity if the home has none. Five failed attempts end setup.
+    Setup(CameraSetupArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CameraSetupArgs {
+    /// Camera home directory (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub home: PathBuf,
+    /// Address and port to listen on for the viewer (port 0 picks a free port).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: String,
+    /// Seconds to wait for the viewer at each step of an attempt.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub timeout: u64,
 }
 
 #[derive(Debug, Args)]

@@ -11,6 +11,7 @@ mod demo;
 mod error;
 mod fetch;
 mod inspect;
+mod pair;
 mod run;
 mod status;
 mod upload;
@@ -40,6 +41,8 @@ fn main() -> ExitCode {
         }
         Command::Camera(CameraCommand::Init(a)) => camera::init(a),
         Command::Camera(CameraCommand::Trust(a)) => camera::trust(a),
+        Command::Camera(CameraCommand::Setup(a)) => pair::camera_setup(a),
+        Command::Viewer(ViewerCommand::Pair(a)) => pair::viewer_pair(a),
         Command::Run(a) => run::run(*a),
         Command::Decrypt(a) => decrypt::decrypt(a),
         Command::Verify(a) => verify::verify(a),
