@@ -1,5 +1,5 @@
 //! Pairing a viewer with a camera over a local network, authenticated by an 8-digit setup
-//! code (`docs/PROTOCOL.md` §6).
+//! code (`docs/PROTOCOL.md` §9).
 //!
 //! What this module does **not** do: it opens no sockets, reads no clocks and touches no
 //! files. Each side is a chain of states (`Expect*`) that consumes one message and returns

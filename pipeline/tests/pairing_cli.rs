@@ -1,5 +1,5 @@
 //! Pairing over loopback through the real binary: `camera setup` and `viewer pair`
-//! (docs/PROTOCOL.md §6).
+//! (docs/PROTOCOL.md §9).
 //!
 //! The attacks: someone on the setup network who does not know the code guesses it (five
 //! failed attempts end setup), or sits in the middle and either relays the bytes or answers

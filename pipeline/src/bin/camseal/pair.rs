@@ -1,5 +1,5 @@
 //! `camseal camera setup` and `camseal viewer pair`: the TCP shell around the sans-I/O
-//! pairing exchange in `camseal::pairing` (docs/PROTOCOL.md §6).
+//! pairing exchange in `camseal::pairing` (docs/PROTOCOL.md §9).
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
