@@ -129,6 +129,41 @@ fn wrong_codes_fail_and_the_fifth_failure_ends_setup() {
 }
 
 #[test]
+fn a_camera_paired_to_one_account_refuses_another_even_with_the_right_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let (owner, other) = (dir.path().join("owner"), dir.path().join("other"));
+    let camera = dir.path().join("camera");
+    viewer_init(&owner);
+    viewer_init(&other);
+    let setup = CameraSetup::start(&camera);
+    succeeded(&pair(&owner, &setup.addr, &setup.code), "owner pairs");
+    assert!(setup.finish().0.status.success());
+    let pin = fs::read(camera.join("pinned-account")).unwrap();
+    let list = fs::read(camera.join("recipients.list")).unwrap();
+
+    // Setup again, and a viewer of another account who knows the new code: the camera
+    // refuses its list over the authenticated channel, and says why.
+    let setup = CameraSetup::start(&camera);
+    let out = pair(&other, &setup.addr, &setup.code);
+    let line = one_line_error(&out, "another account pairs");
+    assert!(line.contains("refused"), "{line}");
+    assert!(line.contains("different account"), "{line}");
+    let (out, err) = setup.finish();
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("different account"), "{err}");
+    assert_eq!(fs::read(camera.join("pinned-account")).unwrap(), pin);
+    assert_eq!(fs::read(camera.join("recipients.list")).unwrap(), list);
+    assert!(!other.join("pinned-cameras").exists());
+    // The owner, with a newer list, can pair again.
+    let setup = CameraSetup::start(&camera);
+    succeeded(&pair(&owner, &setup.addr, &setup.code), "owner pairs again");
+    assert!(setup.finish().0.status.success());
+    let again =
+        RecipientList::parse_signed(&fs::read(camera.join("recipients.list")).unwrap()).unwrap();
+    assert_eq!(again.version, 2);
+}
+
+#[test]
 fn malformed_and_stalled_connections_end_the_attempt_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let viewer = dir.path().join("viewer");
