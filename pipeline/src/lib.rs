@@ -14,6 +14,7 @@
 //! - [`home`]: viewer and camera home directories: key files, backups, the trusted list,
 //!   the viewer's pinned cameras.
 //! - [`fsutil`]: the one way every file is created (random name, exclusive, renamed).
+//! - [`pairing`]: the setup-code (SPAKE2) pairing of a viewer with a camera, sans-I/O.
 
 #![forbid(unsafe_code)]
 
@@ -24,6 +25,7 @@ pub mod footage;
 pub mod fsutil;
 pub mod home;
 pub mod keys;
+pub mod pairing;
 pub mod recorder;
 pub mod seal;
 pub mod segment;

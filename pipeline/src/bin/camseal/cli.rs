@@ -64,6 +64,28 @@ pub enum ViewerCommand {
     /// The cameras whose footage `decrypt` accepts: add, list, remove.
     #[command(subcommand)]
     Cameras(ViewerCamerasCommand),
+    /// Pair with a camera in setup mode (`camera setup`) using its setup code: send it a new
+    /// signed recipient list over a channel keyed by the code, and pin its key.
+    Pair(ViewerPairArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ViewerPairArgs {
+    /// Viewer home directory.
+    #[arg(long, value_name = "DIR")]
+    pub home: PathBuf,
+    /// The camera's address, as `camera setup` printed it.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub camera: String,
+    /// The 8-digit setup code the camera shows.
+    #[arg(long, value_name = "CODE")]
+    pub code: String,
+    /// A name for the camera (default: its camera id).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Seconds to wait for the camera at each step.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub timeout: u64,
 }
 
 #[derive(Debug, Args)]
@@ -146,6 +168,22 @@ pub enum CameraCommand {
     Init(CameraInitArgs),
     /// Install a signed recipient list (pins the account key on first use).
     Trust(CameraTrustArgs),
+    /// Print a setup code and wait for one viewer to pair with it (`viewer pair`); creates
+    /// the camera identity if the home has none. Five failed attempts end setup.
+    Setup(CameraSetupArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CameraSetupArgs {
+    /// Camera home directory (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub home: PathBuf,
+    /// Address and port to listen on for the viewer (port 0 picks a free port).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: String,
+    /// Seconds to wait for the viewer at each step of an attempt.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub timeout: u64,
 }
 
 #[derive(Debug, Args)]
@@ -570,7 +608,9 @@ pub fn parse_bitrate(text: &str) -> Result<u32, String> {
             .ok_or_else(bad)?;
     }
     if value == 0 {
-        return Err(format!("{text:?}: a bit rate must be at least 1 bit per second"));
+        return Err(format!(
+            "{text:?}: a bit rate must be at least 1 bit per second"
+        ));
     }
     u32::try_from(value).map_err(|_| format!("{text:?}: at most {} bits per second", u32::MAX))
 }

@@ -14,8 +14,9 @@ mod error;
 mod fetch;
 mod inspect;
 mod interrupt;
-mod numeric;
 mod ls;
+mod numeric;
+mod pair;
 mod run;
 mod status;
 #[allow(unsafe_code)]
@@ -48,6 +49,8 @@ fn main() -> ExitCode {
         }
         Command::Camera(CameraCommand::Init(a)) => camera::init(a),
         Command::Camera(CameraCommand::Trust(a)) => camera::trust(a),
+        Command::Camera(CameraCommand::Setup(a)) => pair::camera_setup(a),
+        Command::Viewer(ViewerCommand::Pair(a)) => pair::viewer_pair(a),
         Command::Run(a) => run::run(*a),
         Command::Decrypt(a) => decrypt::decrypt(a),
         Command::Verify(a) => verify::verify(a),
