@@ -104,16 +104,8 @@ pub fn camera_setup(args: CameraSetupArgs) -> Result<ExitCode> {
 pub fn viewer_pair(args: ViewerPairArgs) -> Result<ExitCode> {
     let code = SetupCode::parse(&args.code)?;
     let home = ViewerHome::open(&args.home)?;
-    let account = home.account()?;
-    let version = home.next_recipients_version()?;
-    let list = RecipientList {
-        version,
-        account: account.public().ed25519,
-        recipients: home.recipients()?,
-    };
-    let signed = list
-        .sign(&account)
-        .context("cannot sign the recipient list")?;
+    let (list, signed) = crate::viewer::next_signed_list(&home)?;
+    let version = list.version;
     let addr = resolve(&args.camera)?;
     let timeout = Duration::from_secs(args.timeout.max(1));
     let mut stream = TcpStream::connect_timeout(&addr, timeout)

@@ -104,20 +104,28 @@ pub fn restore(args: ViewerRestoreArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `camseal viewer recipients`: a list naming the account and its devices, signed, one
-/// version above the last one this home signed.
-pub fn recipients(args: ViewerRecipientsArgs) -> Result<ExitCode> {
-    let home = ViewerHome::open(&args.home)?;
+/// The next recipient list of this home (account and devices, one version above the last
+/// one it signed), signed. The version is not recorded here: callers record it just before
+/// the list leaves the process.
+pub fn next_signed_list(home: &ViewerHome) -> Result<(RecipientList, Vec<u8>)> {
     let account = home.account()?;
-    let version = home.next_recipients_version()?;
     let list = RecipientList {
-        version,
+        version: home.next_recipients_version()?,
         account: account.public().ed25519,
         recipients: home.recipients()?,
     };
     let signed = list
         .sign(&account)
         .context("cannot sign the recipient list")?;
+    Ok((list, signed))
+}
+
+/// `camseal viewer recipients`: a list naming the account and its devices, signed, one
+/// version above the last one this home signed.
+pub fn recipients(args: ViewerRecipientsArgs) -> Result<ExitCode> {
+    let home = ViewerHome::open(&args.home)?;
+    let (list, signed) = next_signed_list(&home)?;
+    let version = list.version;
     // A missing output directory is caught before a version number is used up.
     if let Some(parent) = args.out.parent()
         && !parent.as_os_str().is_empty()
