@@ -16,6 +16,7 @@ use std::fs::File;
 use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
 
+use crate::keys::{OpeningKeys, RecipientSecret};
 use crate::segment::read::{Opener, SegmentReader, Verifier, check_camera};
 use crate::segment::{Digest32, Gap, GapReason, Header, Item, SegmentEnd, SegmentError, camera_id};
 
@@ -459,7 +460,7 @@ pub fn check_chain(files: &[SegmentFile], from_seq: u64) -> Result<ChainPlan, Fo
     })
 }
 
-/// Reads one segment. With `opener_key` (the recipient's X25519 secret), decrypts and
+/// Reads one segment. With `opener_keys` (the recipient's secrets), decrypts and
 /// hands `out` the video plaintext of each record once a signature covers it; without a
 /// key, verifies structure, records digest and signatures only.
 ///
@@ -468,14 +469,16 @@ pub fn check_chain(files: &[SegmentFile], from_seq: u64) -> Result<ChainPlan, Fo
 /// that is acceptable is the caller's question ([`ChainPlan::may_be_cut_off`]).
 pub fn read_segment(
     file: &SegmentFile,
-    opener_key: Option<&[u8; 32]>,
+    opener_keys: Option<&[RecipientSecret]>,
     mut out: impl FnMut(&[u8]) -> std::io::Result<()>,
 ) -> Result<SegmentReport, FootageError> {
     let path = &file.path;
     let handle = File::open(path).map_err(|e| io(path, e))?;
     let mut reader = SegmentReader::new(BufReader::new(handle)).map_err(|e| seg(path, e))?;
-    let mut walker = match opener_key {
-        Some(key) => Walker::Open(Opener::new(reader.header(), key).map_err(|e| seg(path, e))?),
+    let mut walker = match opener_keys {
+        Some(keys) => {
+            Walker::Open(Opener::with_keys(reader.header(), keys).map_err(|e| seg(path, e))?)
+        }
         None => Walker::Verify(Verifier::new(reader.header())),
     };
     let mut report = SegmentReport {
@@ -629,16 +632,16 @@ pub fn footage_verdict<'a>(
 /// segment may be cut off where a later header declares it crashed, or, with
 /// `allow_incomplete_end`, when it is the last one; its unsigned tail is dropped and counted
 /// ([`SegmentReport::dropped`]). `on_segment` is called after each segment.
-pub fn decrypt_footage<W: Write>(
+pub fn decrypt_footage<W: Write, K: OpeningKeys + ?Sized>(
     files: &[SegmentFile],
-    x25519_secret: &[u8; 32],
+    keys: &K,
     allow_incomplete_end: bool,
     out: &mut W,
     on_segment: impl FnMut(&SegmentReport),
 ) -> Result<Vec<SegmentReport>, FootageError> {
     decrypt_footage_from(
         files,
-        x25519_secret,
+        keys,
         0,
         allow_incomplete_end,
         out,
@@ -647,18 +650,19 @@ pub fn decrypt_footage<W: Write>(
 }
 
 /// [`decrypt_footage`] for a window that starts at `from_seq`.
-pub fn decrypt_footage_from<W: Write>(
+pub fn decrypt_footage_from<W: Write, K: OpeningKeys + ?Sized>(
     files: &[SegmentFile],
-    x25519_secret: &[u8; 32],
+    keys: &K,
     from_seq: u64,
     allow_incomplete_end: bool,
     out: &mut W,
     mut on_segment: impl FnMut(&SegmentReport),
 ) -> Result<Vec<SegmentReport>, FootageError> {
     let plan = check_chain(files, from_seq)?;
+    let keys = keys.opening_keys();
     let mut reports = Vec::with_capacity(files.len());
     for file in files {
-        let report = read_segment(file, Some(x25519_secret), |bytes| out.write_all(bytes))?;
+        let report = read_segment(file, Some(&keys), |bytes| out.write_all(bytes))?;
         let report = judge(report, file, files, Some(&plan), allow_incomplete_end)?;
         on_segment(&report);
         reports.push(report);

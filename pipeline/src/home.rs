@@ -11,7 +11,7 @@
 //!
 //! Layout (see `docs/PROTOCOL.md`):
 //! ```text
-//! viewer home:  account.key (0600)  account.pub  account.backup (0600)
+//! viewer home:  account.key (0600)  account.pub  account.backup (0600)  account.kem
 //!               recipients.version  devices/NAME.pub  pinned-cameras
 //! camera home:  camera.key (0600)  camera.pub  pinned-account  recipients.list
 //! ```
@@ -30,8 +30,8 @@ use zeroize::Zeroizing;
 
 use crate::fsutil::{self, PRIVATE, PUBLIC};
 use crate::keys::{
-    AccountPin, AccountPublic, AccountSecret, CameraPublic, CameraSecret, DevicePublic,
-    KEM_X25519_HKDF_SHA256, KeyError, Recipient, RecipientList,
+    AccountPin, AccountPublic, AccountSecret, CameraPublic, CameraSecret, DevicePublic, KemKind,
+    KeyError, Recipient, RecipientList,
 };
 
 /// Why a home directory operation failed. Messages name the file involved; the underlying
@@ -264,6 +264,19 @@ impl CameraChoiceError {
     }
 }
 
+/// The kind named by the text of an `account.kem` file: the header line, then `kem NAME`.
+fn decode_account_kem(text: &str) -> Option<KemKind> {
+    let body = text.strip_suffix('\n').unwrap_or(text);
+    let (header, line) = body.split_once('\n')?;
+    if header != ACCOUNT_KEM_HEADER {
+        return None;
+    }
+    let name = line.strip_prefix("kem ")?;
+    [KemKind::XWing, KemKind::X25519]
+        .into_iter()
+        .find(|k| k.name() == name)
+}
+
 /// A viewer home directory: the account key, its public half, its backup, the version
 /// counter of the recipient lists it signed, and the cameras it pins.
 #[derive(Debug, Clone)]
@@ -395,20 +408,56 @@ impl ViewerHome {
         )
     }
 
-    /// The recipients a new list should name: the account's own X25519 key (label
-    /// `account`), then each `devices/NAME.pub` in name order (label `NAME`).
+    /// `DIR/account.kem`: which of the account's two recipient keys its lists name.
+    pub fn kem_path(&self) -> PathBuf {
+        self.dir.join(ACCOUNT_KEM)
+    }
+
+    /// The kind of the account's own recipient key: what `account.kem` says, X25519 when it
+    /// is missing (homes made before X-Wing keep sealing as they did).
+    pub fn account_kem(&self) -> Result<KemKind, HomeError> {
+        let path = self.kem_path();
+        if !exists(&path)? {
+            return Ok(KemKind::X25519);
+        }
+        let text = read_text(&path, TEXT_LIMIT)?;
+        decode_account_kem(&text).ok_or_else(|| HomeError::BadState {
+            path,
+            reason: format!(
+                "expected `{ACCOUNT_KEM_HEADER}` and a `kem x-wing` or `kem x25519-hkdf-sha256` line"
+            ),
+        })
+    }
+
+    /// Records the kind of the account's recipient key (`viewer init` and `viewer restore`
+    /// write it before the account, so that the first list already names that key).
+    pub fn write_account_kem(&self, kem: KemKind) -> Result<(), HomeError> {
+        write_atomic(
+            &self.kem_path(),
+            format!("{ACCOUNT_KEM_HEADER}\nkem {}\n", kem.name()).as_bytes(),
+            PUBLIC,
+            Replace::Allow,
+        )
+    }
+
+    /// The recipients a new list should name: the account's own key of the kind
+    /// [`ViewerHome::account_kem`] says (label `account`), then each `devices/NAME.pub` in
+    /// name order (label `NAME`).
     pub fn recipients(&self) -> Result<Vec<Recipient>, HomeError> {
+        let public_key = match self.account_kem()? {
+            KemKind::X25519 => self.account_public()?.x25519.to_vec(),
+            KemKind::XWing => self
+                .account()?
+                .recipient_secret(KemKind::XWing)
+                .public_key(),
+        };
         let mut out = vec![Recipient {
-            kem: KEM_X25519_HKDF_SHA256,
-            public_key: self.account_public()?.x25519.to_vec(),
+            kem: self.account_kem()?.id(),
+            public_key,
             label: ACCOUNT_LABEL.to_owned(),
         }];
         for (label, device) in self.devices()? {
-            out.push(Recipient {
-                kem: KEM_X25519_HKDF_SHA256,
-                public_key: device.x25519.to_vec(),
-                label,
-            });
+            out.push(device.recipient(label));
         }
         Ok(out)
     }
@@ -836,7 +885,7 @@ impl CameraHome {
             .recipients
             .iter()
             .enumerate()
-            .find(|(_, r)| r.kem != KEM_X25519_HKDF_SHA256)
+            .find(|(_, r)| KemKind::from_id(r.kem).is_none())
         {
             return Err(HomeError::UnsupportedKem {
                 position: i + 1,
@@ -1139,6 +1188,8 @@ fn decode_cameras(text: &str) -> Result<Vec<PinnedCamera>, String> {
 const ACCOUNT_KEY: &str = "account.key";
 const ACCOUNT_PUB: &str = "account.pub";
 const ACCOUNT_BACKUP: &str = "account.backup";
+const ACCOUNT_KEM: &str = "account.kem";
+const ACCOUNT_KEM_HEADER: &str = "camseal-account-kem-v1";
 const ACCOUNT_LABEL: &str = "account";
 const DEVICES_DIR: &str = "devices";
 const DEVICE_SUFFIX: &str = ".pub";

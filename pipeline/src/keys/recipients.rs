@@ -12,15 +12,17 @@ use std::collections::HashMap;
 use ed25519_dalek::{Signature, Signer};
 
 use super::wire::Reader;
-use super::{AccountSecret, KEM_X25519_HKDF_SHA256, KeyError, account_id, verifying_key};
+use super::{AccountSecret, KeyError, account_id, check_recipient_key, verifying_key};
+#[cfg(test)]
+use super::KEM_X25519_HKDF_SHA256;
 
 /// One recipient: a KEM public key that every new segment key is wrapped to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Recipient {
-    /// HPKE KEM id. [`KEM_X25519_HKDF_SHA256`] today; unknown ids are carried unchanged so
-    /// that post-quantum hybrids can be added without a new list format.
+    /// HPKE KEM id: [`super::KEM_X25519_HKDF_SHA256`] or [`super::KEM_XWING`]; unknown ids
+    /// are carried unchanged, so that further KEMs can be added without a new list format.
     pub kem: u16,
-    /// The KEM public key (32 bytes for X25519).
+    /// The KEM public key (32 bytes for X25519, 1216 for X-Wing).
     pub public_key: Vec<u8>,
     /// A short human name ("account", "phone"), at most 64 bytes of UTF-8, no control
     /// characters.
@@ -192,17 +194,7 @@ fn check_count(count: usize) -> Result<(), KeyError> {
 /// `index` is 0-based; messages count from 1.
 fn check_recipient(index: usize, kem: u16, key: &[u8], label: &str) -> Result<(), KeyError> {
     let n = index + 1;
-    if kem == KEM_X25519_HKDF_SHA256 && key.len() != 32 {
-        return Err(KeyError::BadFormat(format!(
-            "recipient {n}: an X25519 key is 32 bytes, not {}",
-            key.len()
-        )));
-    }
-    if kem == KEM_X25519_HKDF_SHA256 && is_low_order_x25519(key) {
-        return Err(KeyError::BadFormat(format!(
-            "recipient {n}: the X25519 key is a low-order point (nothing could be sealed to it)"
-        )));
-    }
+    check_recipient_key(kem, key).map_err(|e| KeyError::BadFormat(format!("recipient {n}: {e}")))?;
     if key.is_empty() || key.len() > MAX_KEY_LEN {
         return Err(KeyError::BadFormat(format!(
             "recipient {n}: key length {} is outside 1..={MAX_KEY_LEN}",
@@ -221,16 +213,6 @@ fn check_recipient(index: usize, kem: u16, key: &[u8], label: &str) -> Result<()
         )));
     }
     Ok(())
-}
-
-/// Whether Diffie-Hellman with this X25519 public key gives the all-zero output for every
-/// private key: true exactly for points of small order, where a clamped scalar (a multiple
-/// of the cofactor 8) kills the whole point. HPKE would refuse to seal to such a key.
-fn is_low_order_x25519(key: &[u8]) -> bool {
-    let Ok(u) = <[u8; 32]>::try_from(key) else {
-        return false;
-    };
-    x25519_dalek::x25519([1; 32], u) == [0; 32]
 }
 
 /// Keys seen so far and where, so that a list is checked in time linear in its length.

@@ -73,6 +73,103 @@ pub(crate) fn decode_secret(s: &str, header: &str) -> Result<Zeroizing<[u8; 32]>
     Ok(seed)
 }
 
+/// Encodes `header\nname <hex of value>\n`: one public field of any length.
+pub(crate) fn encode_public_named(header: &str, name: &str, value: &[u8]) -> String {
+    format!("{header}\n{name} {}\n", hex::encode(value))
+}
+
+/// Decodes a file of one public field after `header`: its name must be one of `options`
+/// (name, length in bytes). Returns which option matched and the value.
+pub(crate) fn decode_public_named<const N: usize>(
+    s: &str,
+    header: &str,
+    options: [(&str, usize); N],
+) -> Result<(usize, Vec<u8>), KeyError> {
+    let mut lines = lines(s, header)?;
+    let line = lines
+        .next()
+        .ok_or_else(|| KeyError::BadFormat("missing the key line".into()))?;
+    if lines.next().is_some() {
+        return Err(KeyError::BadFormat("unexpected extra lines".into()));
+    }
+    let (index, value) = split_named(line, options.map(|(name, _)| name))?;
+    let (name, len) = options[index];
+    let mut out = vec![0u8; len];
+    decode_hex(value, name, &mut out)?;
+    Ok((index, out))
+}
+
+/// Encodes a 32-byte secret as `header\nname <hex>\n` without leaving copies of it behind.
+pub(crate) fn encode_secret_named(header: &str, name: &str, seed: &[u8; 32]) -> Zeroizing<String> {
+    let mut hex_buf = Zeroizing::new([0u8; 64]);
+    // Invariant: 32 bytes encode to exactly 64 hex digits, which is the buffer's size.
+    hex::encode_to_slice(seed, hex_buf.as_mut()).expect("64-byte buffer for 32 bytes");
+    // The capacity is exact, so the string never reallocates and leaves no stray copy.
+    let mut out = Zeroizing::new(String::with_capacity(header.len() + name.len() + 2 + 64 + 1));
+    out.push_str(header);
+    out.push('\n');
+    out.push_str(name);
+    out.push(' ');
+    for &b in hex_buf.iter() {
+        out.push(char::from(b));
+    }
+    out.push('\n');
+    out
+}
+
+/// Decodes `header\nname <hex>\n` where `name` is one of `names`: which one, and the 32 bytes.
+pub(crate) fn decode_secret_named<const N: usize>(
+    s: &str,
+    header: &str,
+    names: [&str; N],
+) -> Result<(usize, Zeroizing<[u8; 32]>), KeyError> {
+    let mut seed = Zeroizing::new([0u8; 32]);
+    let mut lines = lines(s, header)?;
+    let line = lines
+        .next()
+        .ok_or_else(|| KeyError::BadFormat("missing the key line".into()))?;
+    if lines.next().is_some() {
+        return Err(KeyError::BadFormat("unexpected extra lines".into()));
+    }
+    let (index, value) = split_named(line, names)?;
+    decode_hex(value, names[index], seed.as_mut())?;
+    Ok((index, seed))
+}
+
+/// Splits `name value` where `name` is one of `names`; never echoes the value.
+fn split_named<'a, const N: usize>(
+    line: &'a str,
+    names: [&str; N],
+) -> Result<(usize, &'a str), KeyError> {
+    names
+        .iter()
+        .enumerate()
+        .find_map(|(i, name)| {
+            line.strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix(' '))
+                .map(|value| (i, value))
+        })
+        .ok_or_else(|| {
+            KeyError::BadFormat(format!(
+                "expected a `{} <hex>` line",
+                names.join(" <hex>` or a `")
+            ))
+        })
+}
+
+/// Decodes exactly `out.len()` bytes of hex; the error never echoes the value.
+fn decode_hex(value: &str, name: &str, out: &mut [u8]) -> Result<(), KeyError> {
+    if value.len() != out.len() * 2 {
+        return Err(KeyError::BadFormat(format!(
+            "`{name}` must be {} hex digits, found {} characters",
+            out.len() * 2,
+            value.chars().count()
+        )));
+    }
+    hex::decode_to_slice(value, out)
+        .map_err(|_| KeyError::BadFormat(format!("`{name}` is not valid hex")))
+}
+
 /// Splits `s` into lines and checks the header line. The error names what the file claims
 /// to be, which tells the user when they passed, say, a `camera.pub` instead of an
 /// `account.pub`.
@@ -151,6 +248,36 @@ mod tests {
             );
         }
         assert!(decode_public(&s, "hdr-v1", ["one"]).is_err());
+    }
+
+    #[test]
+    fn named_fields_round_trip_and_strictness() {
+        let long = [0x3cu8; 100];
+        let s = encode_public_named("d-v1", "long", &long);
+        let opts = [("short", 32), ("long", 100)];
+        assert_eq!(decode_public_named(&s, "d-v1", opts), Ok((1, long.to_vec())));
+        let short = encode_public_named("d-v1", "short", &[7; 32]);
+        assert_eq!(decode_public_named(&short, "d-v1", opts), Ok((0, vec![7; 32])));
+        for bad in [
+            s.replace("long", "short"),
+            s.replace("long", "other"),
+            format!("{s}extra\n"),
+            s.replacen("3c", "", 1),
+            s.replace("3c", "zz"),
+        ] {
+            assert!(decode_public_named(&bad, "d-v1", opts).is_err(), "{bad:?}");
+        }
+
+        let seed = [0x5au8; 32];
+        let t = encode_secret_named("k-v1", "two", &seed);
+        assert_eq!(t.as_str(), format!("k-v1\ntwo {}\n", "5a".repeat(32)));
+        let (i, got) = decode_secret_named(&t, "k-v1", ["one", "two"]).unwrap();
+        assert_eq!((i, *got), (1, seed));
+        let e = decode_secret_named(&t.replace("5a5a", "5g5a"), "k-v1", ["one", "two"])
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("5a5a"), "{e}");
+        assert!(decode_secret_named(&t, "k-v1", ["one"]).is_err());
     }
 
     #[test]

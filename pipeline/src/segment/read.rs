@@ -11,13 +11,14 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use super::padding::{self, Padding};
-use super::write::{HPKE_AEAD_AES128GCM, HPKE_KDF_SHA256, HPKE_KEM_X25519};
+use super::write::{HPKE_AEAD_AES128GCM, HPKE_KDF_SHA256};
 use super::{
     Checkpoint, Digest32, HEADER_MAC_INFO, Header, HeaderParser, Item, Parsed, RecordFlags,
     RecordView, RecordsDigest, SegmentEnd, SegmentError, TRAILER_MARKER, Trailer, camera_id,
     checkpoint_message, hpke_info, key_id, parse_item, record_digest, record_metadata,
     trailer_message, verify_camera_signature,
 };
+use crate::keys::{KemKind, RecipientSecret};
 use crate::seal::{SealError, SframeHeader, SframeKey, sframe_header_len};
 
 /// What a verified segment amounts to.
@@ -230,54 +231,70 @@ pub struct Opener {
 impl Opener {
     /// Unwraps the segment key with the recipient's X25519 secret and checks the header MAC.
     pub fn new(header: &Header, x25519_secret: &[u8; 32]) -> Result<Opener, SegmentError> {
-        let public =
-            x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(*x25519_secret));
-        let my_id = key_id(public.as_bytes());
+        Opener::with_keys(
+            header,
+            &[RecipientSecret::new(KemKind::X25519, *x25519_secret)],
+        )
+    }
+
+    /// Unwraps the segment key with the first of `secrets` (X25519 or X-Wing) that has a
+    /// stanza, and checks the header MAC.
+    ///
+    /// For each key: its own stanza (by key id) first; then every other stanza of its kind,
+    /// so that a modified key id is reported as tampering rather than as "not a recipient".
+    /// Stanzas of a suite this reader does not implement are skipped: one that carries our
+    /// key id is "not a recipient" (for this build), never "tampered".
+    pub fn with_keys(
+        header: &Header,
+        secrets: &[RecipientSecret],
+    ) -> Result<Opener, SegmentError> {
         let info = hpke_info(&header.camera_key, header.stream_id, header.segment_seq);
-        // Our own stanza first; then every other X25519 stanza, so that a modified key id
-        // is reported as tampering rather than as "not a recipient".
-        // Stanzas of a suite this reader does not implement are skipped: one that carries
-        // our key id is "not a recipient" (for this build), never "tampered".
-        let supported = |s: &&super::Stanza| {
-            (s.kem, s.kdf, s.aead) == (HPKE_KEM_X25519, HPKE_KDF_SHA256, HPKE_AEAD_AES128GCM)
-        };
-        let candidates = header
-            .stanzas
-            .iter()
-            .filter(supported)
-            .filter(|s| s.key_id == my_id)
-            .chain(
-                header
-                    .stanzas
-                    .iter()
-                    .filter(supported)
-                    .filter(|s| s.key_id != my_id),
-            );
-        for stanza in candidates {
-            let Some(base_key) =
-                hpke_open(x25519_secret, &stanza.enc, &info, b"", &stanza.wrapped_key)
-            else {
-                continue;
+        let mut listed = false;
+        for secret in secrets {
+            let kem = secret.kem().id();
+            let my_id = key_id(&secret.public_key());
+            let supported = |s: &&super::Stanza| {
+                (s.kem, s.kdf, s.aead) == (kem, HPKE_KDF_SHA256, HPKE_AEAD_AES128GCM)
             };
-            if !header_mac_ok(&base_key, header) {
-                return Err(SegmentError::HeaderTampered);
+            let candidates = header
+                .stanzas
+                .iter()
+                .filter(supported)
+                .filter(|s| s.key_id == my_id)
+                .chain(
+                    header
+                        .stanzas
+                        .iter()
+                        .filter(supported)
+                        .filter(|s| s.key_id != my_id),
+                );
+            for stanza in candidates {
+                let Some(base_key) =
+                    open_stanza(secret, &stanza.enc, &info, &stanza.wrapped_key)
+                else {
+                    continue;
+                };
+                if !header_mac_ok(&base_key, header) {
+                    return Err(SegmentError::HeaderTampered);
+                }
+                let key = SframeKey::derive(header.suite, header.segment_seq, &base_key)?;
+                // The verifier already hashed the header; encoding and hashing it again is
+                // waste.
+                let verifier = Verifier::new(header);
+                return Ok(Opener {
+                    header_hash: *verifier.header_hash(),
+                    verifier,
+                    key,
+                    end: None,
+                });
             }
-            let key = SframeKey::derive(header.suite, header.segment_seq, &base_key)?;
-            // The verifier already hashed the header; encoding and hashing it again is waste.
-            let verifier = Verifier::new(header);
-            return Ok(Opener {
-                header_hash: *verifier.header_hash(),
-                verifier,
-                key,
-                end: None,
-            });
+            listed |= header
+                .stanzas
+                .iter()
+                .filter(supported)
+                .any(|s| s.key_id == my_id);
         }
-        if header
-            .stanzas
-            .iter()
-            .filter(supported)
-            .any(|s| s.key_id == my_id)
-        {
+        if listed {
             // Our key id is listed but its stanza does not open: it was modified.
             return Err(SegmentError::HeaderTampered);
         }
@@ -469,6 +486,18 @@ fn read_header<R: Read>(
     }
 }
 
+fn open_stanza(
+    secret: &RecipientSecret,
+    enc: &[u8],
+    info: &[u8],
+    ciphertext: &[u8],
+) -> Option<Zeroizing<Vec<u8>>> {
+    match secret.kem() {
+        KemKind::X25519 => hpke_open(secret.secret(), enc, info, b"", ciphertext),
+        KemKind::XWing => hpke_open_xwing(secret.secret(), enc, info, b"", ciphertext),
+    }
+}
+
 /// HPKE base-mode single-shot open matching [`super::write::hpke_seal`]. `None` if the
 /// ciphertext does not open under this key.
 pub fn hpke_open(
@@ -478,10 +507,38 @@ pub fn hpke_open(
     aad: &[u8],
     ciphertext: &[u8],
 ) -> Option<Zeroizing<Vec<u8>>> {
-    type Kem = hpke::kem::X25519HkdfSha256;
-    let sk = <Kem as hpke::Kem>::PrivateKey::from_bytes(x25519_secret).ok()?;
-    let enc = <Kem as hpke::Kem>::EncappedKey::from_bytes(enc).ok()?;
-    let mut ctx = hpke::setup_receiver::<hpke::aead::AesGcm128, hpke::kdf::HkdfSha256, Kem>(
+    open_with::<hpke::kem::X25519HkdfSha256>(x25519_secret, enc, info, aad, ciphertext)
+}
+
+/// HPKE base-mode single-shot open matching [`super::write::hpke_seal_xwing`], with the
+/// 32-byte X-Wing decapsulation key. `None` if the ciphertext does not open under this key:
+/// X-Wing decapsulation itself never fails (ML-KEM rejects implicitly, with a pseudorandom
+/// secret), so a modified `enc` shows up as a ciphertext that does not authenticate.
+pub fn hpke_open_xwing(
+    xwing_secret: &[u8; 32],
+    enc: &[u8],
+    info: &[u8],
+    aad: &[u8],
+    ciphertext: &[u8],
+) -> Option<Zeroizing<Vec<u8>>> {
+    open_with::<hpke::kem::XWing>(xwing_secret, enc, info, aad, ciphertext)
+}
+
+fn open_with<K: hpke::Kem>(
+    secret: &[u8; 32],
+    enc: &[u8],
+    info: &[u8],
+    aad: &[u8],
+    ciphertext: &[u8],
+) -> Option<Zeroizing<Vec<u8>>> {
+    let sk = K::PrivateKey::from_bytes(secret).ok()?;
+    // `from_bytes` checks the length of `enc` (X-Wing's own parser, unlike X25519's, does
+    // not: a short `enc` must be refused here rather than panic deeper down).
+    if enc.len() != <K::EncappedKey as hpke::Serializable>::size() {
+        return None;
+    }
+    let enc = K::EncappedKey::from_bytes(enc).ok()?;
+    let mut ctx = hpke::setup_receiver::<hpke::aead::AesGcm128, hpke::kdf::HkdfSha256, K>(
         &hpke::OpModeR::Base,
         &sk,
         &enc,

@@ -28,6 +28,8 @@ pub const RECORD_PREFIX_LEN: usize = 13;
 
 /// HPKE KEM id of DHKEM(X25519, HKDF-SHA256).
 pub const HPKE_KEM_X25519: u16 = 0x0020;
+/// HPKE KEM id of X-Wing (ML-KEM-768 + X25519).
+pub const HPKE_KEM_XWING: u16 = crate::keys::KEM_XWING;
 /// HPKE KDF id of HKDF-SHA256.
 pub const HPKE_KDF_SHA256: u16 = 0x0001;
 /// HPKE AEAD id of AES-128-GCM.
@@ -36,7 +38,7 @@ pub const HPKE_AEAD_AES128GCM: u16 = 0x0001;
 /// A recipient public key the segment key is wrapped to.
 #[derive(Clone, Copy, Debug)]
 pub struct RecipientKey<'a> {
-    /// HPKE KEM id; v1 writers support [`HPKE_KEM_X25519`].
+    /// HPKE KEM id: [`HPKE_KEM_X25519`] or [`HPKE_KEM_XWING`].
     pub kem: u16,
     /// The encoded public key.
     pub public_key: &'a [u8],
@@ -85,9 +87,28 @@ pub fn fixed_test_randomness(seed: [u8; 32], recipients: usize) -> ([u8; 32], Ve
     // Only fails if the OS RNG fails, which `FixedForTests` never calls.
     let r = SegmentRandom::new(&Randomness::FixedForTests(seed), recipients)
         .expect("fixed randomness cannot fail");
-    let mut eph: Vec<[u8; 32]> = r.ephemerals.iter().map(|e| **e).collect();
+    let mut eph: Vec<[u8; 32]> = r
+        .ephemerals
+        .iter()
+        .map(|e| {
+            let mut ikm = [0u8; 32];
+            ikm.copy_from_slice(&e[..32]);
+            ikm
+        })
+        .collect();
     eph.reverse();
     (*r.base_key, eph)
+}
+
+/// Like [`fixed_test_randomness`], but each recipient's whole 64-byte ephemeral seed: an
+/// X-Wing recipient's `eseed` (an X25519 recipient's `ikmE` is its first 32 bytes).
+pub fn fixed_test_eseeds(seed: [u8; 32], recipients: usize) -> Vec<[u8; 64]> {
+    // Only fails if the OS RNG fails, which `FixedForTests` never calls.
+    let r = SegmentRandom::new(&Randomness::FixedForTests(seed), recipients)
+        .expect("fixed randomness cannot fail");
+    let mut eph: Vec<[u8; 64]> = r.ephemerals.iter().map(|e| **e).collect();
+    eph.reverse();
+    eph
 }
 
 /// Summary of a finished segment.
@@ -687,13 +708,21 @@ fn wrap(
     base_key: &[u8],
     rng: &mut SegmentRandom,
 ) -> Result<Stanza, SegmentError> {
-    if recipient.kem != HPKE_KEM_X25519 {
-        return Err(SegmentError::Wrap("unsupported recipient key type"));
-    }
-    let ikm_e = rng.ephemeral()?;
-    let (enc, wrapped_key) = hpke_seal(recipient.public_key, info, b"", base_key, &ikm_e)?;
+    let (enc, wrapped_key) = match crate::keys::KemKind::from_id(recipient.kem) {
+        Some(crate::keys::KemKind::X25519) => {
+            let seed = rng.ephemeral()?;
+            let mut ikm_e = Zeroizing::new([0u8; 32]);
+            ikm_e.copy_from_slice(&seed[..32]);
+            hpke_seal(recipient.public_key, info, b"", base_key, &ikm_e)?
+        }
+        Some(crate::keys::KemKind::XWing) => {
+            let eseed = rng.ephemeral()?;
+            hpke_seal_xwing(recipient.public_key, info, b"", base_key, &eseed)?
+        }
+        None => return Err(SegmentError::Wrap("unsupported recipient key type")),
+    };
     Ok(Stanza {
-        kem: HPKE_KEM_X25519,
+        kem: recipient.kem,
         kdf: HPKE_KDF_SHA256,
         aead: HPKE_AEAD_AES128GCM,
         key_id: key_id(recipient.public_key),
@@ -715,20 +744,52 @@ pub fn hpke_seal(
     type Kem = hpke::kem::X25519HkdfSha256;
     let pk = <Kem as hpke::Kem>::PublicKey::from_bytes(recipient_public)
         .map_err(|_| SegmentError::Wrap("invalid X25519 recipient key"))?;
+    seal_with::<Kem>(&pk, info, aad, plaintext, ikm_e)
+}
+
+/// HPKE base-mode single-shot seal with X-Wing, HKDF-SHA256 and AES-128-GCM. `eseed` is the
+/// 64 bytes of X-Wing `Encapsulate` randomness (draft-connolly-cfrg-xwing-kem
+/// `EncapsulateDerand`: 32 for ML-KEM, then 32 for the X25519 ephemeral key). Returns
+/// `(enc, ciphertext)`; `enc` is the 1120-byte X-Wing ciphertext.
+pub fn hpke_seal_xwing(
+    recipient_public: &[u8],
+    info: &[u8],
+    aad: &[u8],
+    plaintext: &[u8],
+    eseed: &[u8; 64],
+) -> Result<(Vec<u8>, Vec<u8>), SegmentError> {
+    type Kem = hpke::kem::XWing;
+    // Sealing to a key a recipient list would refuse is refused too, with the same checks.
+    crate::keys::check_recipient_key(HPKE_KEM_XWING, recipient_public)
+        .map_err(|_| SegmentError::Wrap("invalid X-Wing recipient key"))?;
+    let pk = <Kem as hpke::Kem>::PublicKey::from_bytes(recipient_public)
+        .map_err(|_| SegmentError::Wrap("invalid X-Wing recipient key"))?;
+    seal_with::<Kem>(&pk, info, aad, plaintext, eseed)
+}
+
+fn seal_with<K: hpke::Kem>(
+    pk: &K::PublicKey,
+    info: &[u8],
+    aad: &[u8],
+    plaintext: &[u8],
+    seed: &[u8],
+) -> Result<(Vec<u8>, Vec<u8>), SegmentError> {
     let mut eph = EphemeralRng {
-        seed: Zeroizing::new(*ikm_e),
+        seed: Zeroizing::new(seed.to_vec()),
         used: 0,
         overdrawn: false,
     };
     let (enc, mut ctx) = hpke::setup_sender_with_rng::<
         hpke::aead::AesGcm128,
         hpke::kdf::HkdfSha256,
-        Kem,
-    >(&hpke::OpModeS::Base, &pk, info, &mut eph)
+        K,
+    >(&hpke::OpModeS::Base, pk, info, &mut eph)
     .map_err(|_| SegmentError::Wrap("HPKE encapsulation failed"))?;
-    if eph.overdrawn {
+    // HPKE must draw exactly the seed: more would be zeros, less would leave some unused
+    // (a change in how the library draws randomness, which the vectors would not match).
+    if eph.overdrawn || eph.used != seed.len() {
         return Err(SegmentError::Wrap(
-            "HPKE used more randomness than expected",
+            "HPKE used another amount of randomness than expected",
         ));
     }
     let ciphertext = ctx
@@ -737,11 +798,13 @@ pub fn hpke_seal(
     Ok((enc.to_bytes().to_vec(), ciphertext))
 }
 
-/// All randomness one segment needs, drawn up front: the base key and one 32-byte
-/// ephemeral seed per recipient.
+/// All randomness one segment needs, drawn up front: the base key and one 64-byte
+/// ephemeral seed per recipient. X-Wing uses all 64 bytes; X25519 uses the first 32, which
+/// with fixed test randomness are the same bytes as a 32-byte draw (HKDF-Expand output is a
+/// prefix of any longer output), so vectors made before X-Wing still hold.
 struct SegmentRandom {
     base_key: Zeroizing<[u8; 32]>,
-    ephemerals: Vec<Zeroizing<[u8; 32]>>,
+    ephemerals: Vec<Zeroizing<[u8; 64]>>,
 }
 
 impl SegmentRandom {
@@ -761,7 +824,7 @@ impl SegmentRandom {
         fill(&mut base_key[..], b"base key", 0)?;
         let mut ephemerals = Vec::with_capacity(recipients);
         for i in 0..recipients {
-            let mut e = Zeroizing::new([0u8; 32]);
+            let mut e = Zeroizing::new([0u8; 64]);
             fill(&mut e[..], b"ephemeral", i as u64)?;
             ephemerals.push(e);
         }
@@ -772,18 +835,18 @@ impl SegmentRandom {
         })
     }
 
-    fn ephemeral(&mut self) -> Result<Zeroizing<[u8; 32]>, SegmentError> {
+    fn ephemeral(&mut self) -> Result<Zeroizing<[u8; 64]>, SegmentError> {
         self.ephemerals
             .pop()
             .ok_or(SegmentError::Wrap("ran out of ephemeral keys"))
     }
 }
 
-/// Hands HPKE exactly the one pre-drawn 32-byte seed it derives its ephemeral key from.
-/// If HPKE ever asked for more, it gets zeros and `overdrawn` makes the caller fail, rather
-/// than silently weakening the key.
+/// Hands HPKE exactly the one pre-drawn seed it derives its ephemeral key from (32 bytes for
+/// X25519, 64 for X-Wing). If HPKE ever asked for more, it gets zeros and `overdrawn` makes
+/// the caller fail, rather than silently weakening the key.
 struct EphemeralRng {
-    seed: Zeroizing<[u8; 32]>,
+    seed: Zeroizing<Vec<u8>>,
     used: usize,
     overdrawn: bool,
 }

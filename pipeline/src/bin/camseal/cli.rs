@@ -93,6 +93,10 @@ pub struct ViewerInitArgs {
     /// Viewer home directory (created if missing).
     #[arg(long, value_name = "DIR")]
     pub home: PathBuf,
+    /// Make this device's recipient key classic X25519 instead of hybrid post-quantum X-Wing
+    /// (X25519 + ML-KEM-768). Only for viewers that cannot open X-Wing stanzas yet.
+    #[arg(long)]
+    pub classic: bool,
 }
 
 #[derive(Debug, Args)]
@@ -106,6 +110,10 @@ pub struct ViewerRestoreArgs {
     /// Read the recovery passphrase from this file instead of standard input.
     #[arg(long, value_name = "F")]
     pub passphrase_file: Option<PathBuf>,
+    /// Make this device's recipient key classic X25519 instead of hybrid post-quantum X-Wing
+    /// (X25519 + ML-KEM-768). Only for viewers that cannot open X-Wing stanzas yet.
+    #[arg(long)]
+    pub classic: bool,
 }
 
 #[derive(Debug, Args)]

@@ -49,7 +49,8 @@ pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
         .try_clone()
         .with_context(|| format!("cannot create the output file {}", args.out.display()))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
-    let secret = account.x25519_secret();
+    // Both of the account's keys: its lists may have named either kind over time.
+    let secret = account.recipient_secrets();
     let result = decrypt_footage_from(
         &files,
         &secret,

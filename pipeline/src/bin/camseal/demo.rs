@@ -142,7 +142,7 @@ fn demo_in(dir: &std::path::Path, duration: f64, keep: bool) -> Result<ExitCode>
     let mut tmp = TempFile::for_target(&out_path, PRIVATE)?;
     let mut out = BufWriter::new(tmp.file().try_clone()?);
     let mut output_hash = HashingWriter(Sha256::new());
-    let secret = viewer.account()?.x25519_secret();
+    let secret = viewer.account()?.recipient_secrets();
     let reports = decrypt_footage(
         &files,
         &secret,

@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 
 use camseal::home::PinnedCamera;
-use camseal::keys::{KEM_X25519_HKDF_SHA256, Recipient};
+use camseal::keys::{KemKind, Recipient};
 
 /// `ID`, or `ID ("NAME")` when the name is not the id.
 pub fn describe_camera(camera: &PinnedCamera) -> String {
@@ -19,10 +19,10 @@ pub fn describe_camera(camera: &PinnedCamera) -> String {
 
 /// One line for a recipient: label, KEM and the start of the key.
 pub fn describe_recipient(r: &Recipient) -> String {
-    let kem = if r.kem == KEM_X25519_HKDF_SHA256 {
-        "x25519".to_owned()
-    } else {
-        format!("kem 0x{:04x}", r.kem)
+    let kem = match KemKind::from_id(r.kem) {
+        Some(KemKind::X25519) => "x25519".to_owned(),
+        Some(KemKind::XWing) => "x-wing".to_owned(),
+        None => format!("kem 0x{:04x}", r.kem),
     };
     let prefix = hex::encode(&r.public_key[..r.public_key.len().min(8)]);
     let label = if r.label.is_empty() {

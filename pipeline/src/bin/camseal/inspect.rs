@@ -17,7 +17,7 @@ use anyhow::Result;
 use camseal::footage::{FootageError, describe_gap};
 use camseal::segment::inspect::{Inspection, inspect as inspect_bytes};
 use camseal::segment::padding::Padding;
-use camseal::segment::write::HPKE_KEM_X25519;
+use camseal::segment::write::{HPKE_KEM_X25519, HPKE_KEM_XWING};
 use camseal::segment::{Gap, camera_id};
 use serde_json::{Value, json};
 
@@ -274,10 +274,10 @@ fn valid(ok: bool) -> &'static str {
 }
 
 fn kem_name(kem: u16) -> &'static str {
-    if kem == HPKE_KEM_X25519 {
-        "DHKEM(X25519, HKDF-SHA256)"
-    } else {
-        "unknown"
+    match kem {
+        HPKE_KEM_X25519 => "DHKEM(X25519, HKDF-SHA256)",
+        HPKE_KEM_XWING => "X-Wing (ML-KEM-768 + X25519)",
+        _ => "unknown",
     }
 }
 
@@ -326,6 +326,8 @@ fn inspection_json(path: &Path, r: &Inspection, exit_code: u8) -> Value {
             "key_id": hex::encode(s.key_id),
             "kem": s.kem,
             "kem_name": kem_name(s.kem),
+            "kem_kind": camseal::keys::KemKind::from_id(s.kem).map(|k| k.name()),
+            "enc_len": s.enc.len(),
             "kdf": s.kdf,
             "aead": s.aead,
         })).collect()),

@@ -106,7 +106,7 @@ pub fn record(
     let frame_rate = source.frame_rate();
     let mut recipients = Vec::new();
     for r in &list.recipients {
-        if r.kem == camseal::keys::KEM_X25519_HKDF_SHA256 {
+        if camseal::keys::KemKind::from_id(r.kem).is_some() {
             recipients.push((r.kem, r.public_key.clone()));
         } else {
             eprintln!(

@@ -8,7 +8,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use camseal::home::{self, CameraRef, HomeError, PinOutcome, ViewerHome};
 use camseal::keys::{
-    AccountSecret, BackupParams, CameraPublic, Passphrase, RecipientList, open_backup, seal_backup,
+    AccountSecret, BackupParams, CameraPublic, KemKind, Passphrase, RecipientList, open_backup,
+    seal_backup,
 };
 use zeroize::Zeroizing;
 
@@ -27,14 +28,16 @@ pub fn init(args: ViewerInitArgs) -> Result<ExitCode> {
     let account = AccountSecret::generate()?;
     let passphrase = Passphrase::generate()?;
     let backup = seal_backup(&account, &passphrase)?;
+    home.write_account_kem(device_kem(args.classic))?;
     home.write_account(&account, &backup)?;
 
     let mut out = io::stdout().lock();
     writeln!(
         out,
-        "Created viewer account {} in {}",
+        "Created viewer account {} in {} (recipient key: {})",
         account.public().id(),
-        home.dir().display()
+        home.dir().display(),
+        kem_description(device_kem(args.classic))
     )?;
     write_files(
         &mut out,
@@ -83,14 +86,16 @@ pub fn restore(args: ViewerRestoreArgs) -> Result<ExitCode> {
     let account = open_backup(&backup, &passphrase)
         .with_context(|| format!("cannot open {}", args.backup.display()))?;
     let home = ViewerHome::create(&args.home)?;
+    home.write_account_kem(device_kem(args.classic))?;
     home.write_account(&account, &backup)?;
 
     let mut out = io::stdout().lock();
     writeln!(
         out,
-        "Restored viewer account {} into {}",
+        "Restored viewer account {} into {} (recipient key: {})",
         account.public().id(),
-        home.dir().display()
+        home.dir().display(),
+        kem_description(device_kem(args.classic))
     )?;
     write_files(
         &mut out,
@@ -241,6 +246,22 @@ pub fn cameras_remove(args: ViewerCamerasRemoveArgs) -> Result<ExitCode> {
         home.dir().display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The kind of key a new device gets: hybrid X-Wing unless `--classic`.
+fn device_kem(classic: bool) -> KemKind {
+    if classic {
+        KemKind::X25519
+    } else {
+        KemKind::XWing
+    }
+}
+
+fn kem_description(kem: KemKind) -> &'static str {
+    match kem {
+        KemKind::XWing => "hybrid post-quantum X-Wing, X25519 + ML-KEM-768",
+        KemKind::X25519 => "classic X25519",
+    }
 }
 
 fn refuse_existing_account(home: &ViewerHome) -> Result<()> {
