@@ -1211,6 +1211,7 @@ const TEXT_LIMIT: u64 = 4096;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::KEM_X25519_HKDF_SHA256;
 
     #[cfg(unix)]
     use std::os::unix::fs::PermissionsExt;
@@ -1401,7 +1402,13 @@ mod tests {
         home.write_account(&account(1), b"b").unwrap();
         let devices = home.devices_dir();
         fs::create_dir(&devices).unwrap();
-        let dev = |n: u8| DevicePublic { x25519: [n; 32] }.to_text();
+        let dev = |n: u8| {
+            DevicePublic {
+                kem: KemKind::X25519,
+                public_key: vec![n; 32],
+            }
+            .to_text()
+        };
         fs::write(devices.join("tablet.pub"), dev(3)).unwrap();
         fs::write(devices.join("phone.pub"), dev(2)).unwrap();
         fs::write(devices.join("notes.txt"), "ignored").unwrap();
@@ -1415,6 +1422,54 @@ mod tests {
         fs::write(devices.join("broken.pub"), "camseal-device-v1\n").unwrap();
         let e = home.recipients().unwrap_err();
         assert!(e.to_string().contains("broken.pub"), "{e}");
+    }
+
+    #[test]
+    fn the_account_key_kind_decides_the_account_recipient() {
+        let t = tempfile::tempdir().unwrap();
+        let home = ViewerHome::create(t.path()).unwrap();
+        home.write_account(&account(1), b"b").unwrap();
+        // A home from before X-Wing has no account.kem: it keeps naming its X25519 key.
+        assert_eq!(home.account_kem().unwrap(), KemKind::X25519);
+        let r = home.recipients().unwrap();
+        assert_eq!((r[0].kem, &r[0].public_key[..]), (0x0020, &account(1).public().x25519[..]));
+
+        home.write_account_kem(KemKind::XWing).unwrap();
+        assert_eq!(home.account_kem().unwrap(), KemKind::XWing);
+        let r = home.recipients().unwrap();
+        assert_eq!(r[0].kem, 0x647a);
+        assert_eq!(
+            r[0].public_key,
+            account(1).recipient_secret(KemKind::XWing).public_key()
+        );
+        assert_eq!(r[0].public_key.len(), 1216);
+
+        // Hybrid and classic devices sit on one list, in name order, each with its own kind.
+        let devices = home.devices_dir();
+        fs::create_dir(&devices).unwrap();
+        let hybrid = crate::keys::RecipientSecret::new(KemKind::XWing, [4; 32]);
+        fs::write(devices.join("a-hybrid.pub"), hybrid.device_public().to_text()).unwrap();
+        let classic = crate::keys::RecipientSecret::new(KemKind::X25519, [5; 32]);
+        fs::write(devices.join("b-classic.pub"), classic.device_public().to_text()).unwrap();
+        let r = home.recipients().unwrap();
+        let kems: Vec<u16> = r.iter().map(|r| r.kem).collect();
+        assert_eq!(kems, [0x647a, 0x647a, 0x0020]);
+        assert_eq!(r[1].public_key, hybrid.public_key());
+        let list = RecipientList {
+            version: 1,
+            account: account(1).public().ed25519,
+            recipients: r,
+        };
+        let signed = list.sign(&account(1)).unwrap();
+        assert_eq!(RecipientList::parse_signed(&signed).unwrap(), list);
+
+        for bad in ["", "camseal-account-kem-v1\nkem x448\n", "kem x-wing\n"] {
+            fs::write(home.kem_path(), bad).unwrap();
+            assert!(
+                matches!(home.account_kem(), Err(HomeError::BadState { .. })),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]
@@ -1510,9 +1565,9 @@ mod tests {
                     label: "account".into(),
                 },
                 Recipient {
-                    kem: 0x647a,
-                    public_key: vec![2; 1216],
-                    label: "pq phone".into(),
+                    kem: 0x9999,
+                    public_key: vec![2; 1568],
+                    label: "future phone".into(),
                 },
             ],
         }
@@ -1521,9 +1576,29 @@ mod tests {
         let e = home.trust(&future).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "recipient 2 (\"pq phone\") uses KEM 0x647a, which this camera cannot seal to"
+            "recipient 2 (\"future phone\") uses KEM 0x9999, which this camera cannot seal to"
         );
         assert_eq!(home.trusted_recipients().unwrap().unwrap().version, 4);
+
+        // An X-Wing recipient next to an X25519 one is installed: the camera seals to both.
+        let hybrid = RecipientList {
+            version: 5,
+            account: a.public().ed25519,
+            recipients: vec![
+                Recipient {
+                    kem: KEM_X25519_HKDF_SHA256,
+                    public_key: vec![1; 32],
+                    label: "account".into(),
+                },
+                crate::keys::RecipientSecret::new(KemKind::XWing, [2; 32])
+                    .device_public()
+                    .recipient("pq phone"),
+            ],
+        }
+        .sign(&a)
+        .unwrap();
+        home.trust(&hybrid).unwrap();
+        assert_eq!(home.trusted_recipients().unwrap().unwrap().version, 5);
     }
 
     #[test]

@@ -167,13 +167,73 @@ fn text_round_trips() {
     );
 
     let d = DevicePublic {
-        x25519: unhex32(VECTOR_DEVICE_X25519),
+        kem: KemKind::X25519,
+        public_key: unhex32(VECTOR_DEVICE_X25519).to_vec(),
     };
     assert_eq!(
         d.to_text(),
         format!("camseal-device-v1\nx25519 {VECTOR_DEVICE_X25519}\n")
     );
     assert_eq!(DevicePublic::from_text(&d.to_text()).unwrap(), d);
+}
+
+#[test]
+fn xwing_device_keys_round_trip_and_are_checked() {
+    let secret = RecipientSecret::new(KemKind::XWing, seq(64));
+    let public = secret.device_public();
+    assert_eq!(public.public_key.len(), XWING_PUBLIC_LEN);
+    let text = public.to_text();
+    assert!(text.starts_with("camseal-device-v1\nxwing "), "{text}");
+    assert_eq!(text.len(), "camseal-device-v1\nxwing \n".len() + 2 * XWING_PUBLIC_LEN);
+    assert_eq!(DevicePublic::from_text(&text).unwrap(), public);
+    assert_eq!(public.recipient("phone").kem, KEM_XWING);
+
+    let key_text = secret.to_text();
+    assert_eq!(
+        key_text.as_str(),
+        format!("camseal-device-key-v1\nxwing {}\n", hex::encode(seq(64)))
+    );
+    let back = RecipientSecret::from_text(&key_text).unwrap();
+    assert_eq!((back.kem(), back.secret()), (KemKind::XWing, &seq(64)));
+    let classic = RecipientSecret::new(KemKind::X25519, seq(64));
+    let back = RecipientSecret::from_text(&classic.to_text()).unwrap();
+    assert_eq!(back.kem(), KemKind::X25519);
+    assert_eq!(back.public_key(), classic.public_key());
+    // A key file is not a public file.
+    assert!(DevicePublic::from_text(&key_text).is_err());
+    assert!(RecipientSecret::from_text(&text).is_err());
+
+    // An X-Wing key of the wrong length, with a low-order X25519 half, or whose ML-KEM half
+    // has a coefficient of 4095 (>= q = 3329) is refused.
+    let mut bad_len = public.clone();
+    bad_len.public_key.pop();
+    let mut low_order = public.clone();
+    low_order.public_key[1184..].copy_from_slice(&[0; 32]);
+    let mut modulus = public.clone();
+    modulus.public_key[0] = 0xff;
+    modulus.public_key[1] |= 0x0f;
+    for bad in [bad_len, low_order, modulus] {
+        let e = DevicePublic::from_text(&bad.to_text()).unwrap_err();
+        assert!(matches!(e, KeyError::BadFormat(_)), "{e}");
+    }
+}
+
+#[test]
+fn the_account_xwing_key_is_derived_from_the_seed() {
+    let a = AccountSecret::from_seed(seq(0));
+    let mut expected = [0u8; 32];
+    hkdf::Hkdf::<sha2::Sha256>::new(Some(&[][..]), &seq(0))
+        .expand(b"camseal v1 account x-wing", &mut expected)
+        .unwrap();
+    assert_eq!(*a.xwing_secret(), expected);
+    assert_ne!(*a.xwing_secret(), *a.x25519_secret());
+    let [hybrid, classic] = a.recipient_secrets();
+    assert_eq!(hybrid.kem(), KemKind::XWing);
+    assert_eq!(classic.public_key(), a.public().x25519);
+    assert_eq!(KemKind::from_id(KEM_XWING), Some(KemKind::XWing));
+    assert_eq!(KemKind::from_id(0x0021), None);
+    let dbg = format!("{hybrid:?}");
+    assert!(dbg.contains("redacted") && !dbg.contains(&hex::encode(&hybrid.secret()[..4])));
 }
 
 #[test]
