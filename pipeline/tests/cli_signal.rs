@@ -146,7 +146,7 @@ fn check_sealed(setup: &Setup, out: &Path, stopped: &Stopped) -> Vec<PathBuf> {
         "{report}"
     );
     assert!(report.contains("chain: OK"), "{report}");
-    let secret = setup.viewer_secret();
+    let secret = setup.viewer_secrets();
     let (last, earlier) = segs.split_last().unwrap();
     assert_eq!(segment_end(last, &secret).reason, CloseReason::Shutdown);
     for seg in earlier {

@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use camseal::seal::SframeKey;
-use camseal::segment::read::hpke_open;
+use camseal::segment::read::{hpke_open, hpke_open_xwing};
 use camseal::segment::write::{CheckpointPolicy, Randomness, SegmentParams, SegmentWriter};
 use camseal::segment::{
     CloseReason, Gap, GapReason, Header, Parsed, RecordFlags, SegmentEnd, hpke_info,
@@ -224,10 +224,16 @@ fn a_tail_forged_by_a_key_holder_past_the_last_checkpoint_is_never_output() {
 
     // The viewer unwraps the segment key, as any recipient can, and seals frames of its
     // own choosing as the records that follow, with correct counters and metadata.
-    let secret = setup.viewer_secret();
+    let [xwing, x25519] = setup.viewer_secrets();
     let stanza = &header.stanzas[0];
     let info = hpke_info(&header.camera_key, header.stream_id, header.segment_seq);
-    let base = hpke_open(&secret, &stanza.enc, &info, b"", &stanza.wrapped_key).unwrap();
+    let base = match camseal::keys::KemKind::from_id(stanza.kem) {
+        Some(camseal::keys::KemKind::XWing) => {
+            hpke_open_xwing(xwing.secret(), &stanza.enc, &info, b"", &stanza.wrapped_key)
+        }
+        _ => hpke_open(x25519.secret(), &stanza.enc, &info, b"", &stanza.wrapped_key),
+    }
+    .unwrap();
     let key = SframeKey::derive(header.suite, header.segment_seq, &base).unwrap();
     let forged_text = "FORGED-BY-A-KEY-HOLDER-".repeat(30);
     let seal_forged = |index: u64, pts: u64, keyframe: bool| -> Vec<u8> {

@@ -248,7 +248,18 @@ fn recipients_and_trust() {
     assert_eq!(parsed.version, 2);
     assert_eq!(parsed.account, account_a.ed25519);
     assert_eq!(parsed.recipients.len(), 1);
-    assert_eq!(parsed.recipients[0].public_key, account_a.x25519);
+    // `viewer init` made the account's recipient key hybrid: the list names its X-Wing key.
+    assert_eq!(parsed.recipients[0].kem, camseal::keys::KEM_XWING);
+    let account_secret = camseal::home::ViewerHome::open(&va)
+        .unwrap()
+        .account()
+        .unwrap();
+    assert_eq!(
+        parsed.recipients[0].public_key,
+        account_secret
+            .recipient_secret(camseal::keys::KemKind::XWing)
+            .public_key()
+    );
     assert_eq!(parsed.recipients[0].label, "account");
 
     // First trust pins account a.
@@ -311,7 +322,11 @@ fn recipients_and_trust() {
     fs::create_dir(va.join("devices")).unwrap();
     fs::write(
         va.join("devices/phone.pub"),
-        camseal::keys::DevicePublic { x25519: [7; 32] }.to_text(),
+        camseal::keys::DevicePublic {
+            kem: camseal::keys::KemKind::X25519,
+            public_key: vec![7; 32],
+        }
+        .to_text(),
     )
     .unwrap();
     let (l3, out3) = list(&va, "l3");

@@ -150,7 +150,7 @@ fn changing_the_padding_or_its_length_fails_verify_and_decrypt() {
     let bytes = fs::read(path).unwrap();
     let layout = Layout::of(&bytes);
     // A video record with room to spare: the viewer opens it to learn its payload length.
-    let (index, payload_len) = padded_payloads(&bytes, &setup.viewer_secret())
+    let (index, payload_len) = padded_payloads(&bytes, &setup.viewer_secrets())
         .into_iter()
         .enumerate()
         .find(|(i, len)| layout.plain_len[*i] - 4 - len >= 8)
@@ -304,9 +304,9 @@ fn is_bucket(len: usize) -> bool {
 }
 
 /// Each video record's payload length, as the viewer finds it.
-fn padded_payloads(bytes: &[u8], secret: &[u8; 32]) -> Vec<usize> {
+fn padded_payloads(bytes: &[u8], secrets: &[camseal::keys::RecipientSecret]) -> Vec<usize> {
     let layout = Layout::of(bytes);
-    let mut opener = Opener::new(&layout.header, secret).unwrap();
+    let mut opener = Opener::with_keys(&layout.header, secrets).unwrap();
     let mut lens = Vec::new();
     for range in &layout.records {
         let Ok(camseal::segment::Parsed::Complete(camseal::segment::Item::Record(r), _)) =

@@ -48,10 +48,17 @@ fn pairing_then_run_seals_for_the_viewer_and_decrypt_needs_no_camera_flag() {
         RecipientList::parse_signed(&fs::read(camera.join("recipients.list")).unwrap()).unwrap();
     let account = read_account_pub(&viewer);
     assert_eq!(list.account, account.ed25519);
+    // `viewer init` made the account's recipient key hybrid: the list names its X-Wing key.
+    let xwing_public = camseal::home::ViewerHome::open(&viewer)
+        .unwrap()
+        .account()
+        .unwrap()
+        .recipient_secret(camseal::keys::KemKind::XWing)
+        .public_key();
     assert!(
         list.recipients
             .iter()
-            .any(|r| r.public_key == account.x25519)
+            .any(|r| r.kem == camseal::keys::KEM_XWING && r.public_key == xwing_public)
     );
     // The viewer pinned the camera.
     let pinned = fs::read_to_string(viewer.join("pinned-cameras")).unwrap();

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use camseal::home::ViewerHome;
+use camseal::keys::{OpeningKeys, RecipientSecret};
 use camseal::nal::Codec;
 use camseal::seal::SframeHeader;
 use camseal::segment::read::{Opener, SegmentReader};
@@ -239,7 +240,19 @@ impl Setup {
         camseal(&args)
     }
 
-    /// The viewer's X25519 secret, to open segments through the library.
+    /// The viewer account's two recipient secrets (X-Wing, then X25519), to open segments
+    /// through the library: `viewer init` makes the account hybrid, so `run` seals to its
+    /// X-Wing key.
+    pub fn viewer_secrets(&self) -> [RecipientSecret; 2] {
+        ViewerHome::open(&self.viewer)
+            .unwrap()
+            .account()
+            .unwrap()
+            .recipient_secrets()
+    }
+
+    /// The viewer account's X25519 secret: segments sealed by hand to its X25519 public key
+    /// open with it (and `decrypt` tries it too).
     pub fn viewer_secret(&self) -> Zeroizing<[u8; 32]> {
         ViewerHome::open(&self.viewer)
             .unwrap()
@@ -439,10 +452,10 @@ impl Layout {
 }
 
 /// Opens a whole segment with `secret` and returns its end summary.
-pub fn segment_end(path: &Path, secret: &[u8; 32]) -> SegmentEnd {
+pub fn segment_end<K: OpeningKeys + ?Sized>(path: &Path, secret: &K) -> SegmentEnd {
     let file = fs::File::open(path).unwrap();
     let mut reader = SegmentReader::new(BufReader::new(file)).unwrap();
-    let mut opener = Opener::new(reader.header(), secret).unwrap();
+    let mut opener = Opener::with_keys(reader.header(), &secret.opening_keys()).unwrap();
     let mut sink = Vec::new();
     loop {
         match reader.next_item().unwrap() {
