@@ -191,6 +191,12 @@ impl OpeningKeys for [u8; 32] {
     }
 }
 
+impl OpeningKeys for Zeroizing<[u8; 32]> {
+    fn opening_keys(&self) -> std::borrow::Cow<'_, [RecipientSecret]> {
+        (**self).opening_keys()
+    }
+}
+
 impl OpeningKeys for [RecipientSecret] {
     fn opening_keys(&self) -> std::borrow::Cow<'_, [RecipientSecret]> {
         std::borrow::Cow::Borrowed(self)
