@@ -45,6 +45,16 @@ PY
 }
 list 1 1 >corpus/recipients/one
 list 7 3 >corpus/recipients/three
+# A mixed list: an X-Wing key (kem 0x647a, 1216 bytes: the first official X-Wing vector's
+# public key) next to an X25519 one, so the fuzzer reaches the X-Wing key checks.
+python3 - "$root/docs/vectors/xwing-kem.json" >corpus/recipients/mixed-xwing <<'PY'
+import json, struct, sys
+pk = bytes.fromhex(json.load(open(sys.argv[1]))[0]["pk"])
+body = b"CSRL" + struct.pack(">HQ", 1, 2) + bytes(range(32)) + struct.pack(">H", 2)
+body += struct.pack(">HH", 0x647a, len(pk)) + pk + bytes([6]) + b"tablet"
+body += struct.pack(">HH", 0x0020, 32) + bytes([9]) * 32 + bytes([5]) + b"phone"
+sys.stdout.buffer.write(body + bytes(64))
+PY
 
 # S3 ListObjectsV2 pages: keys that are segments, keys that are not, a continuation token.
 cat >corpus/s3_listing/page <<'XML'
