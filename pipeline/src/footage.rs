@@ -639,14 +639,7 @@ pub fn decrypt_footage<W: Write, K: OpeningKeys + ?Sized>(
     out: &mut W,
     on_segment: impl FnMut(&SegmentReport),
 ) -> Result<Vec<SegmentReport>, FootageError> {
-    decrypt_footage_from(
-        files,
-        keys,
-        0,
-        allow_incomplete_end,
-        out,
-        on_segment,
-    )
+    decrypt_footage_from(files, keys, 0, allow_incomplete_end, out, on_segment)
 }
 
 /// [`decrypt_footage`] for a window that starts at `from_seq`.

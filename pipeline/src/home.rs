@@ -1432,7 +1432,10 @@ mod tests {
         // A home from before X-Wing has no account.kem: it keeps naming its X25519 key.
         assert_eq!(home.account_kem().unwrap(), KemKind::X25519);
         let r = home.recipients().unwrap();
-        assert_eq!((r[0].kem, &r[0].public_key[..]), (0x0020, &account(1).public().x25519[..]));
+        assert_eq!(
+            (r[0].kem, &r[0].public_key[..]),
+            (0x0020, &account(1).public().x25519[..])
+        );
 
         home.write_account_kem(KemKind::XWing).unwrap();
         assert_eq!(home.account_kem().unwrap(), KemKind::XWing);
@@ -1448,9 +1451,17 @@ mod tests {
         let devices = home.devices_dir();
         fs::create_dir(&devices).unwrap();
         let hybrid = crate::keys::RecipientSecret::new(KemKind::XWing, [4; 32]);
-        fs::write(devices.join("a-hybrid.pub"), hybrid.device_public().to_text()).unwrap();
+        fs::write(
+            devices.join("a-hybrid.pub"),
+            hybrid.device_public().to_text(),
+        )
+        .unwrap();
         let classic = crate::keys::RecipientSecret::new(KemKind::X25519, [5; 32]);
-        fs::write(devices.join("b-classic.pub"), classic.device_public().to_text()).unwrap();
+        fs::write(
+            devices.join("b-classic.pub"),
+            classic.device_public().to_text(),
+        )
+        .unwrap();
         let r = home.recipients().unwrap();
         let kems: Vec<u16> = r.iter().map(|r| r.kem).collect();
         assert_eq!(kems, [0x647a, 0x647a, 0x0020]);

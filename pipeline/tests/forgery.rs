@@ -231,7 +231,13 @@ fn a_tail_forged_by_a_key_holder_past_the_last_checkpoint_is_never_output() {
         Some(camseal::keys::KemKind::XWing) => {
             hpke_open_xwing(xwing.secret(), &stanza.enc, &info, b"", &stanza.wrapped_key)
         }
-        _ => hpke_open(x25519.secret(), &stanza.enc, &info, b"", &stanza.wrapped_key),
+        _ => hpke_open(
+            x25519.secret(),
+            &stanza.enc,
+            &info,
+            b"",
+            &stanza.wrapped_key,
+        ),
     }
     .unwrap();
     let key = SframeKey::derive(header.suite, header.segment_seq, &base).unwrap();

@@ -955,7 +955,9 @@ fn segment_vectors_reproduce_exactly() {
         let name = entry.unwrap().file_name().into_string().unwrap();
         let stem = name.trim_end_matches(".cseg").trim_end_matches(".json");
         assert!(
-            name == "README.md" || name.starts_with("xwing-") || built.iter().any(|b| b.name == stem),
+            name == "README.md"
+                || name.starts_with("xwing-")
+                || built.iter().any(|b| b.name == stem),
             "docs/vectors/{name} is not a vector this test checks"
         );
     }

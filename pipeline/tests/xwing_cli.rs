@@ -66,7 +66,10 @@ fn a_hybrid_viewer_decrypts_footage_from_run_and_inspect_shows_x_wing() {
         assert_eq!(r["enc_len"], 1120);
     }
     let (plain, _) = setup.decrypt_ok(&[&out], &[]);
-    assert!(plain == f.bytes(), "decrypted footage differs from the input");
+    assert!(
+        plain == f.bytes(),
+        "decrypted footage differs from the input"
+    );
 
     // Nothing is sealed to the account's classic key any more: a quantum attacker who
     // breaks X25519 alone opens nothing.
@@ -107,11 +110,7 @@ fn a_classic_and_a_hybrid_viewer_on_one_list_both_decrypt() {
         public_key: classic_pub.x25519.to_vec(),
     };
     fs::write(devices.join("phone.pub"), phone.to_text()).unwrap();
-    fs::write(
-        devices.join("tablet.pub"),
-        tablet.device_public().to_text(),
-    )
-    .unwrap();
+    fs::write(devices.join("tablet.pub"), tablet.device_public().to_text()).unwrap();
     let list = setup.path("list-2");
     let (stdout, _) = succeeded(
         &camseal(&[
@@ -124,7 +123,10 @@ fn a_classic_and_a_hybrid_viewer_on_one_list_both_decrypt() {
         ]),
         "viewer recipients",
     );
-    assert!(stdout.contains("x-wing") && stdout.contains("x25519"), "{stdout}");
+    assert!(
+        stdout.contains("x-wing") && stdout.contains("x25519"),
+        "{stdout}"
+    );
     succeeded(
         &camseal(&["camera", "trust", "--home", s(&setup.camera), s(&list)]),
         "camera trust",
@@ -157,7 +159,10 @@ fn a_classic_and_a_hybrid_viewer_on_one_list_both_decrypt() {
         ]),
         "decrypt as the classic viewer",
     );
-    assert!(fs::read(&classic_out).unwrap() == f.bytes(), "classic viewer: footage differs");
+    assert!(
+        fs::read(&classic_out).unwrap() == f.bytes(),
+        "classic viewer: footage differs"
+    );
 
     // The hybrid device opens its stanza with its own key (through the library: no home
     // holds it).
@@ -214,7 +219,8 @@ fn a_tampered_x_wing_stanza_fails_cleanly() {
 
     // The same, and worse (a ciphertext of the wrong length, a cut wrapped key), signed
     // again with the camera's own key: only the stanza check is left to catch it.
-    let tweaks: [(&str, fn(&mut camseal::segment::Stanza)); 4] = [
+    type Tweak = fn(&mut camseal::segment::Stanza);
+    let tweaks: [(&str, Tweak); 4] = [
         ("re-signed-flip", |s| s.enc[600] ^= 1),
         ("re-signed-short", |s| s.enc.truncate(1119)),
         ("re-signed-x25519-size", |s| s.enc.truncate(32)),

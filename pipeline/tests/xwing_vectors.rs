@@ -52,7 +52,14 @@ fn labeled_extract(suite: &[u8], salt: &[u8], label: &[u8], ikm: &[u8]) -> [u8; 
 }
 
 fn labeled_expand(suite: &[u8], prk: &[u8; 32], label: &[u8], info: &[u8], len: u16) -> Vec<u8> {
-    let labeled = [&len.to_be_bytes(), b"HPKE-v1".as_slice(), suite, label, info].concat();
+    let labeled = [
+        &len.to_be_bytes(),
+        b"HPKE-v1".as_slice(),
+        suite,
+        label,
+        info,
+    ]
+    .concat();
     let mut out = vec![0u8; usize::from(len)];
     Hkdf::<Sha256>::from_prk(prk)
         .unwrap()
@@ -269,7 +276,10 @@ fn the_xwing_segment_vector_reproduces_and_opens_for_each_recipient() {
     for keys in [
         vec![xwing.clone()],
         vec![RecipientSecret::new(KemKind::X25519, x25519_secret)],
-        vec![RecipientSecret::new(KemKind::X25519, [9; 32]), xwing.clone()],
+        vec![
+            RecipientSecret::new(KemKind::X25519, [9; 32]),
+            xwing.clone(),
+        ],
     ] {
         assert_eq!(open_with(&bytes, &keys).unwrap(), want);
     }
@@ -324,7 +334,10 @@ fn tampered_xwing_stanzas_fail_cleanly() {
     type Tweak = Box<dyn Fn(&mut camseal::segment::Stanza)>;
     let cases: Vec<(&str, Tweak)> = vec![
         ("enc bit in the ML-KEM part", Box::new(|s| s.enc[10] ^= 1)),
-        ("enc bit in the X25519 part", Box::new(|s| s.enc[1110] ^= 0x80)),
+        (
+            "enc bit in the X25519 part",
+            Box::new(|s| s.enc[1110] ^= 0x80),
+        ),
         ("enc one byte short", Box::new(|s| s.enc.truncate(1119))),
         ("enc one byte long", Box::new(|s| s.enc.push(0))),
         ("enc empty", Box::new(|s| s.enc.clear())),
@@ -401,7 +414,12 @@ fn stanza_sizes_per_kind_and_per_segment() {
             KemKind::X25519 => 32,
             KemKind::XWing => 1120,
         };
-        assert_eq!(stanza, 2 + 2 + 2 + 8 + 2 + enc + 2 + 32 + 16, "{}", kem.name());
+        assert_eq!(
+            stanza,
+            2 + 2 + 2 + 8 + 2 + enc + 2 + 32 + 16,
+            "{}",
+            kem.name()
+        );
         let sizes: Vec<usize> = [1, 3, 10].iter().map(|&n| header_len_for(kem, n)).collect();
         // Each further recipient adds exactly one stanza.
         assert_eq!(sizes[1], one + 2 * stanza);

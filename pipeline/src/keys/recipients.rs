@@ -11,10 +11,10 @@ use std::collections::HashMap;
 
 use ed25519_dalek::{Signature, Signer};
 
-use super::wire::Reader;
-use super::{AccountSecret, KeyError, account_id, check_recipient_key, verifying_key};
 #[cfg(test)]
 use super::KEM_X25519_HKDF_SHA256;
+use super::wire::Reader;
+use super::{AccountSecret, KeyError, account_id, check_recipient_key, verifying_key};
 
 /// One recipient: a KEM public key that every new segment key is wrapped to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -194,7 +194,8 @@ fn check_count(count: usize) -> Result<(), KeyError> {
 /// `index` is 0-based; messages count from 1.
 fn check_recipient(index: usize, kem: u16, key: &[u8], label: &str) -> Result<(), KeyError> {
     let n = index + 1;
-    check_recipient_key(kem, key).map_err(|e| KeyError::BadFormat(format!("recipient {n}: {e}")))?;
+    check_recipient_key(kem, key)
+        .map_err(|e| KeyError::BadFormat(format!("recipient {n}: {e}")))?;
     if key.is_empty() || key.len() > MAX_KEY_LEN {
         return Err(KeyError::BadFormat(format!(
             "recipient {n}: key length {} is outside 1..={MAX_KEY_LEN}",

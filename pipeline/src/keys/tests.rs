@@ -184,7 +184,10 @@ fn xwing_device_keys_round_trip_and_are_checked() {
     assert_eq!(public.public_key.len(), XWING_PUBLIC_LEN);
     let text = public.to_text();
     assert!(text.starts_with("camseal-device-v1\nxwing "), "{text}");
-    assert_eq!(text.len(), "camseal-device-v1\nxwing \n".len() + 2 * XWING_PUBLIC_LEN);
+    assert_eq!(
+        text.len(),
+        "camseal-device-v1\nxwing \n".len() + 2 * XWING_PUBLIC_LEN
+    );
     assert_eq!(DevicePublic::from_text(&text).unwrap(), public);
     assert_eq!(public.recipient("phone").kem, KEM_XWING);
 

@@ -105,7 +105,9 @@ pub(crate) fn encode_secret_named(header: &str, name: &str, seed: &[u8; 32]) -> 
     // Invariant: 32 bytes encode to exactly 64 hex digits, which is the buffer's size.
     hex::encode_to_slice(seed, hex_buf.as_mut()).expect("64-byte buffer for 32 bytes");
     // The capacity is exact, so the string never reallocates and leaves no stray copy.
-    let mut out = Zeroizing::new(String::with_capacity(header.len() + name.len() + 2 + 64 + 1));
+    let mut out = Zeroizing::new(String::with_capacity(
+        header.len() + name.len() + 2 + 64 + 1,
+    ));
     out.push_str(header);
     out.push('\n');
     out.push_str(name);
@@ -255,9 +257,15 @@ mod tests {
         let long = [0x3cu8; 100];
         let s = encode_public_named("d-v1", "long", &long);
         let opts = [("short", 32), ("long", 100)];
-        assert_eq!(decode_public_named(&s, "d-v1", opts), Ok((1, long.to_vec())));
+        assert_eq!(
+            decode_public_named(&s, "d-v1", opts),
+            Ok((1, long.to_vec()))
+        );
         let short = encode_public_named("d-v1", "short", &[7; 32]);
-        assert_eq!(decode_public_named(&short, "d-v1", opts), Ok((0, vec![7; 32])));
+        assert_eq!(
+            decode_public_named(&short, "d-v1", opts),
+            Ok((0, vec![7; 32]))
+        );
         for bad in [
             s.replace("long", "short"),
             s.replace("long", "other"),

@@ -244,10 +244,7 @@ impl Opener {
     /// so that a modified key id is reported as tampering rather than as "not a recipient".
     /// Stanzas of a suite this reader does not implement are skipped: one that carries our
     /// key id is "not a recipient" (for this build), never "tampered".
-    pub fn with_keys(
-        header: &Header,
-        secrets: &[RecipientSecret],
-    ) -> Result<Opener, SegmentError> {
+    pub fn with_keys(header: &Header, secrets: &[RecipientSecret]) -> Result<Opener, SegmentError> {
         let info = hpke_info(&header.camera_key, header.stream_id, header.segment_seq);
         let mut listed = false;
         for secret in secrets {
@@ -269,8 +266,7 @@ impl Opener {
                         .filter(|s| s.key_id != my_id),
                 );
             for stanza in candidates {
-                let Some(base_key) =
-                    open_stanza(secret, &stanza.enc, &info, &stanza.wrapped_key)
+                let Some(base_key) = open_stanza(secret, &stanza.enc, &info, &stanza.wrapped_key)
                 else {
                     continue;
                 };
