@@ -444,7 +444,8 @@ impl ViewerHome {
     /// [`ViewerHome::account_kem`] says (label `account`), then each `devices/NAME.pub` in
     /// name order (label `NAME`).
     pub fn recipients(&self) -> Result<Vec<Recipient>, HomeError> {
-        let public_key = match self.account_kem()? {
+        let kem = self.account_kem()?;
+        let public_key = match kem {
             KemKind::X25519 => self.account_public()?.x25519.to_vec(),
             KemKind::XWing => self
                 .account()?
@@ -452,7 +453,7 @@ impl ViewerHome {
                 .public_key(),
         };
         let mut out = vec![Recipient {
-            kem: self.account_kem()?.id(),
+            kem: kem.id(),
             public_key,
             label: ACCOUNT_LABEL.to_owned(),
         }];

@@ -272,6 +272,16 @@ fn assert_secret_from(seen: &[u8], camera: &CameraPublic, list: &[u8], account: 
         "the relay saw the account's Ed25519 key"
     );
     assert!(!contains(&list[..64]), "the relay saw the recipient list");
+    // Nor any recipient key (an X-Wing key: any 32 bytes of it).
+    for r in RecipientList::parse_signed(list).unwrap().recipients {
+        for part in r.public_key.chunks(32) {
+            assert!(
+                !contains(part),
+                "the relay saw recipient {:?}'s key",
+                r.label
+            );
+        }
+    }
 }
 
 /// A `camera setup` process, with the address it listens on and the code it printed.

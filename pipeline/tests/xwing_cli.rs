@@ -291,3 +291,55 @@ fn viewer_restore_is_hybrid_unless_classic() {
         assert_eq!(account.public(), original.public());
     }
 }
+
+#[test]
+fn a_home_from_before_x_wing_keeps_sealing_to_x25519_and_decrypts() {
+    let dir = tempfile::tempdir().unwrap();
+    let viewer = dir.path().join("viewer");
+    let camera = dir.path().join("camera");
+    let list = dir.path().join("list");
+    succeeded(
+        &camseal(&["viewer", "init", "--home", s(&viewer)]),
+        "viewer init",
+    );
+    // A home made before X-Wing has no account.kem.
+    fs::remove_file(viewer.join("account.kem")).unwrap();
+    succeeded(
+        &camseal(&[
+            "viewer",
+            "recipients",
+            "--home",
+            s(&viewer),
+            "--out",
+            s(&list),
+        ]),
+        "viewer recipients",
+    );
+    let parsed = RecipientList::parse_signed(&fs::read(&list).unwrap()).unwrap();
+    let account =
+        AccountPublic::from_text(&fs::read_to_string(viewer.join("account.pub")).unwrap()).unwrap();
+    assert_eq!(parsed.recipients[0].kem, 0x0020);
+    assert_eq!(parsed.recipients[0].public_key, account.x25519);
+    succeeded(
+        &camseal(&["camera", "init", "--home", s(&camera)]),
+        "camera init",
+    );
+    succeeded(
+        &camseal(&["camera", "trust", "--home", s(&camera), s(&list)]),
+        "camera trust",
+    );
+    pin_camera(&viewer, &camera.join("camera.pub"));
+    let f = fixture("h264-baseline");
+    let out = dir.path().join("sealed");
+    succeeded(&camseal(&cli::run_args(&camera, &f.source(), &out)), "run");
+    let segs = cli::segments(&out);
+    for recipients in inspected_recipients(&segs) {
+        assert_eq!(recipients[0]["kem_kind"], "x25519-hkdf-sha256");
+    }
+    let plain = dir.path().join("out.264");
+    succeeded(
+        &camseal(&["decrypt", "--home", s(&viewer), "--out", s(&plain), s(&out)]),
+        "decrypt",
+    );
+    assert!(fs::read(&plain).unwrap() == f.bytes(), "footage differs");
+}

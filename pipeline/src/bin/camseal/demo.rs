@@ -68,6 +68,8 @@ fn demo_in(dir: &std::path::Path, duration: f64, keep: bool) -> Result<ExitCode>
     let viewer = ViewerHome::create(&viewer_dir)?;
     let account = AccountSecret::generate()?;
     let passphrase = Passphrase::generate()?;
+    // Hybrid post-quantum, as `viewer init` makes it.
+    viewer.write_account_kem(camseal::keys::KemKind::XWing)?;
     viewer.write_account(&account, &seal_backup(&account, &passphrase)?)?;
     let list = RecipientList {
         version: viewer.next_recipients_version()?,
