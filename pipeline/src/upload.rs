@@ -16,8 +16,10 @@
 
 pub mod backoff;
 pub mod dir;
+pub mod early;
 pub mod http;
 pub mod listing;
+pub mod net;
 pub mod s3;
 
 use std::collections::{HashMap, HashSet};
