@@ -82,6 +82,11 @@ pub enum Fault {
     Early(u16, &'static str, &'static str),
     /// A GET that announces a huge `Content-Length` and sends a little.
     HugeBody,
+    /// An error answered after part of the body (64 KiB) was read, ignoring any `Expect`
+    /// (no `100 Continue`, no answer before the body), then the connection is closed with
+    /// the rest unread (a reset): what a server or proxy that does not implement
+    /// `Expect: 100-continue` does with an upload it refuses.
+    MidBody(u16, &'static str, &'static str),
 }
 
 /// When a fault applies.
@@ -163,6 +168,17 @@ impl StrictS3 {
         chain_pem: &std::path::Path,
         key_pem: &std::path::Path,
     ) -> StrictS3 {
+        StrictS3::start_mtls(config, chain_pem, key_pem, None)
+    }
+
+    /// As [`start_tls`](Self::start_tls), and with `client_ca`, a TLS server that requires
+    /// a client certificate that CA signed (mutual TLS).
+    pub fn start_mtls(
+        config: Config,
+        chain_pem: &std::path::Path,
+        key_pem: &std::path::Path,
+        client_ca: Option<&std::path::Path>,
+    ) -> StrictS3 {
         use rustls::pki_types::pem::PemObject;
         use rustls::pki_types::{CertificateDer, PrivateKeyDer};
         let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(chain_pem)
@@ -170,14 +186,27 @@ impl StrictS3 {
             .map(Result::unwrap)
             .collect();
         let key = PrivateKeyDer::from_pem_file(key_pem).unwrap();
-        let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()
+            .unwrap();
+        let builder = match client_ca {
+            None => builder.with_no_client_auth(),
+            Some(ca) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for c in CertificateDer::pem_file_iter(ca).unwrap() {
+                    roots.add(c.unwrap()).unwrap();
+                }
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider,
+                )
+                .build()
+                .unwrap();
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let tls = builder.with_single_cert(chain, key).unwrap();
         StrictS3::start_with(config, Some(Arc::new(tls)))
     }
 
@@ -356,6 +385,7 @@ fn serve<C: Conn>(conn: C, state: &Mutex<State>) {
         .get("expect")
         .is_some_and(|e| e.eq_ignore_ascii_case("100-continue"));
     // Authentication and scripted faults are decided on the headers alone.
+    let mut mid_body = false;
     let early = {
         let mut st = lock();
         let now = server_now(&st);
@@ -393,9 +423,26 @@ fn serve<C: Conn>(conn: C, state: &Mutex<State>) {
                     a.announce = Some(1 << 40);
                     a
                 }
+                Fault::MidBody(status, code, message) => {
+                    mid_body = true;
+                    let mut a = Answer::error(status, code, message);
+                    a.code = format!("{code} (mid-body)");
+                    a
+                }
             }),
         }
     };
+    if let Some(answer) = early.as_ref().filter(|_| mid_body) {
+        let mut part = vec![0u8; len.min(64 << 10)];
+        if reader.read_exact(&mut part).is_err() {
+            return;
+        }
+        record(&mut lock(), &request, &key, answer);
+        write_answer(reader.get_mut(), answer, &lock());
+        let _ = reader.get_mut().flush();
+        // Dropped with the rest of the body unread: the kernel resets the connection.
+        return;
+    }
     if let Some(answer) = early {
         // Refused before the body: a client that asked 100-continue has not sent it; one
         // that did not sees its body cut off (the server closes after answering).
