@@ -1128,12 +1128,15 @@ fn a_refusal_answered_mid_body_without_expect_is_its_permanent_4xx() {
         small_receive_buffer: true,
         ..Config::default()
     };
+    let setup = Setup::new();
+    let (ca, cert, key) = private_ca(setup.dir.path(), "midbody");
     let s3 = StrictS3::start(config.clone());
+    let s3_tls = StrictS3::start_tls(config.clone(), &cert, &key);
     let web = StrictS3::start(Config {
         bearer: Some("BEARER-midbody".into()),
         ..config
     });
-    for server in [&s3, &web] {
+    for server in [&s3, &s3_tls, &web] {
         server.add_rule(Rule {
             method: "PUT",
             key_contains: None,
@@ -1142,7 +1145,6 @@ fn a_refusal_answered_mid_body_without_expect_is_its_permanent_4xx() {
             fault: Fault::MidBody(413, "EntityTooLarge", "Your proposed upload is too large"),
         });
     }
-    let setup = Setup::new();
     let spool = setup.path("spool");
     fill_spool(
         &setup,
@@ -1160,7 +1162,12 @@ fn a_refusal_answered_mid_body_without_expect_is_its_permanent_4xx() {
         web.port,
         s(&token)
     );
-    for (url, server) in [(s3.url("midbody"), &s3), (web_url, &web)] {
+    let tls_url = format!("{}&ca={}", s3_tls.url("midbody"), s(&ca));
+    for (url, server) in [
+        (s3.url("midbody"), &s3),
+        (tls_url, &s3_tls),
+        (web_url, &web),
+    ] {
         let mut args = vec!["--deadline", "30"];
         args.extend_from_slice(&FAST_RETRY);
         let out = upload_once(&url, &spool, &args);

@@ -11,7 +11,9 @@
 //! [`agent`] wraps every connection: when a write fails, it looks for an answer already
 //! received; if it is an error status (4xx, 5xx), the rest of the body is discarded instead
 //! of sent and the answer is read as the request's response. [`Body`] then hands out zeros
-//! for the discarded rest without reading (or throttling) the spool file.
+//! for the discarded rest without reading (or throttling) the spool file. Under TLS, the
+//! socket below it discards writes once one has failed, so the TLS layer, which flushes
+//! what it still holds before it reads, can still read the answer.
 
 use std::cell::Cell;
 use std::io::Read;
@@ -19,17 +21,21 @@ use std::io::Read;
 use ureq::config::Config;
 use ureq::unversioned::resolver::DefaultResolver;
 use ureq::unversioned::transport::{
-    Buffers, ConnectionDetails, Connector, DefaultConnector, NextTimeout, Transport,
+    Buffers, ConnectProxyConnector, ConnectionDetails, Connector, NextTimeout, RustlsConnector,
+    TcpConnector, Transport,
 };
 use ureq::{Agent, Error};
 
-/// An agent whose connections surface early answers (above).
+/// An agent whose connections surface early answers (above): ureq's default chain for
+/// HTTP CONNECT proxies, TCP and rustls, with a layer under TLS and one on top.
 pub(super) fn agent(config: Config) -> Agent {
-    Agent::with_parts(
-        config,
-        DefaultConnector::new().chain(EarlyAnswerConnector),
-        DefaultResolver::default(),
-    )
+    let connector =
+        ().chain(ConnectProxyConnector::default())
+            .chain(TcpConnector::default())
+            .chain(DeadWriteConnector)
+            .chain(RustlsConnector::default())
+            .chain(EarlyAnswerConnector);
+    Agent::with_parts(config, connector, DefaultResolver::default())
 }
 
 thread_local! {
@@ -80,16 +86,69 @@ pub fn status_of(input: &[u8]) -> Option<u16> {
 }
 
 #[derive(Debug)]
-struct EarlyAnswerConnector;
+struct DeadWriteConnector;
 
-impl Connector<Box<dyn Transport>> for EarlyAnswerConnector {
-    type Out = EarlyAnswer;
+impl<In: Transport> Connector<In> for DeadWriteConnector {
+    type Out = DeadWrite<In>;
 
     fn connect(
         &self,
         _: &ConnectionDetails,
-        chained: Option<Box<dyn Transport>>,
-    ) -> Result<Option<EarlyAnswer>, Error> {
+        chained: Option<In>,
+    ) -> Result<Option<DeadWrite<In>>, Error> {
+        Ok(chained.map(|inner| DeadWrite {
+            inner,
+            failed: false,
+        }))
+    }
+}
+
+/// A socket that reports its first failed write and discards every later one: the peer is
+/// no longer reading, but what it sent can still be read.
+#[derive(Debug)]
+struct DeadWrite<T> {
+    inner: T,
+    failed: bool,
+}
+
+impl<T: Transport> Transport for DeadWrite<T> {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        self.inner.buffers()
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), Error> {
+        if self.failed {
+            return Ok(());
+        }
+        let result = self.inner.transmit_output(amount, timeout);
+        self.failed = result.is_err();
+        result
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, Error> {
+        self.inner.await_input(timeout)
+    }
+
+    fn is_open(&mut self) -> bool {
+        !self.failed && self.inner.is_open()
+    }
+
+    fn is_tls(&self) -> bool {
+        self.inner.is_tls()
+    }
+}
+
+#[derive(Debug)]
+struct EarlyAnswerConnector;
+
+impl<In: Transport> Connector<In> for EarlyAnswerConnector {
+    type Out = EarlyAnswer<In>;
+
+    fn connect(
+        &self,
+        _: &ConnectionDetails,
+        chained: Option<In>,
+    ) -> Result<Option<EarlyAnswer<In>>, Error> {
         Ok(chained.map(|inner| EarlyAnswer {
             inner,
             answered: false,
@@ -98,14 +157,14 @@ impl Connector<Box<dyn Transport>> for EarlyAnswerConnector {
 }
 
 #[derive(Debug)]
-struct EarlyAnswer {
-    inner: Box<dyn Transport>,
+struct EarlyAnswer<T> {
+    inner: T,
     /// The server answered with an error while the body was being sent: the rest of the
     /// body is discarded and the connection is not reused.
     answered: bool,
 }
 
-impl EarlyAnswer {
+impl<T: Transport> EarlyAnswer<T> {
     /// Whether an error answer has arrived: what is buffered, else what comes within a
     /// moment (an answer sent before a reset is already in the socket).
     fn error_answer_waiting(&mut self) -> bool {
@@ -129,7 +188,7 @@ impl EarlyAnswer {
     }
 }
 
-impl Transport for EarlyAnswer {
+impl<T: Transport> Transport for EarlyAnswer<T> {
     fn buffers(&mut self) -> &mut dyn Buffers {
         self.inner.buffers()
     }

@@ -75,12 +75,19 @@ pub(super) fn agent(
     let host = target.host_str().unwrap_or_default();
     let port = target.port_or_known_default().unwrap_or(0);
     let proxy = match proxy_for(target.scheme(), host, port, env) {
-        Some((var, url)) => Some(ureq::Proxy::new(&url).map_err(|_| {
-            UploadError::Config(format!(
-                "{var}={} is not a usable proxy URL",
-                super::redact_url(&url)
-            ))
-        })?),
+        Some((var, url)) => {
+            let bad = |why: &str| {
+                UploadError::Config(format!("{var}={}: {why}", super::redact_url(&url)))
+            };
+            // Only HTTP CONNECT proxies are built in; a SOCKS one must not be bypassed
+            // silently.
+            if let Some((scheme, _)) = url.split_once("://")
+                && !scheme.eq_ignore_ascii_case("http")
+            {
+                return Err(bad("only http:// (CONNECT) proxies are supported"));
+            }
+            Some(ureq::Proxy::new(&url).map_err(|_| bad("not a usable proxy URL"))?)
+        }
         None => None,
     };
     let config = Agent::config_builder()
