@@ -972,9 +972,18 @@ fn the_system_trust_store_is_trusted_without_ca() {
     let err = failed(&out, 1, "upload under a store without the CA");
     assert!(err.contains("TLS certificate error"), "{err}");
     assert_eq!(queued(&spool), n);
-    // The CA installed in a store directory (SSL_CERT_DIR): trusted without `ca=`.
+    // An empty store (a camera image without one): the compiled-in roots, said so.
     let store = setup.path("store");
     fs::create_dir(&store).unwrap();
+    let out = upload("SSL_CERT_DIR", &store);
+    let err = failed(&out, 1, "upload under an empty store");
+    assert!(err.contains("TLS certificate error"), "{err}");
+    let (_, log) = texts(&out);
+    assert!(
+        log.contains("holds no certificate; trusting the Mozilla roots compiled into camseal"),
+        "{log}"
+    );
+    // The CA installed in the store directory: trusted without `ca=`.
     fs::copy(&ca, store.join("camseal-test-ca.pem")).unwrap();
     succeeded(
         &upload("SSL_CERT_DIR", &store),

@@ -36,6 +36,7 @@ pub struct HttpSink {
     template: bool,
     agent: Agent,
     token: Option<TokenSource>,
+    notices: std::sync::Mutex<Vec<String>>,
 }
 
 /// Where the bearer token comes from.
@@ -107,11 +108,13 @@ impl HttpSink {
                 env("CAMSEAL_HTTP_TOKEN").map(|_| TokenSource::Env("CAMSEAL_HTTP_TOKEN".into()))
             });
         let template = TEMPLATE_FIELDS.iter().any(|f| url.contains(f));
+        let (agent, notice) = net::agent(net, &tls, &parsed)?;
         let sink = HttpSink {
             url: url.trim_end_matches('/').to_string(),
             template,
-            agent: net::agent(net, &tls, &parsed)?,
+            agent,
             token,
+            notices: std::sync::Mutex::new(notice.into_iter().collect()),
         };
         // A missing token is a configuration error now, not a refusal later.
         sink.auth()?;
@@ -232,6 +235,10 @@ impl Sink for HttpSink {
             &self.name(),
             None,
         )
+    }
+
+    fn take_notices(&self) -> Vec<String> {
+        std::mem::take(&mut *self.notices.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }
 

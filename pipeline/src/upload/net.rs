@@ -56,14 +56,19 @@ pub enum TrustSource {
 /// no redirects, statuses returned as responses rather than errors, the sink's TLS options,
 /// the proxy the environment names for `target` ([`proxy_for`]), and an answer the server
 /// sends while the body is still being written surfacing as that answer ([`early`]).
+/// With it, a line worth logging once: the system store was empty, so the compiled-in roots
+/// are trusted.
 pub(super) fn agent(
     net: &NetConfig,
     tls: &TlsOptions,
     target: &url::Url,
-) -> Result<Agent, UploadError> {
+) -> Result<(Agent, Option<String>), UploadError> {
     let env = |k: &str| std::env::var(k).ok();
     let https = target.scheme() == "https";
-    let (roots, _) = roots(tls.ca.as_deref(), https)?;
+    let (roots, source) = roots(tls.ca.as_deref(), https)?;
+    let notice = (https && source == TrustSource::CompiledIn).then(|| {
+        "TLS: the system certificate store (SSL_CERT_FILE, SSL_CERT_DIR or the distribution's bundle) holds no certificate; trusting the Mozilla roots compiled into camseal".to_string()
+    });
     let mut config = TlsConfig::builder().root_certs(roots);
     if let Some(cert) = &tls.cert {
         config = config.client_cert(Some(client_cert(cert, tls.key.as_deref())?));
@@ -101,7 +106,7 @@ pub(super) fn agent(
         .proxy(proxy)
         .user_agent(concat!("camseal/", env!("CARGO_PKG_VERSION")))
         .build();
-    Ok(early::agent(config))
+    Ok((early::agent(config), notice))
 }
 
 /// The roots to trust: only the certificates of `ca` when given; else, for a TLS

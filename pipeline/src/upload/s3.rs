@@ -186,7 +186,7 @@ impl S3Sink {
             .map_err(|e| bad(&e.to_string()))?;
         // The host requests go to (the bucket's virtual host, or the endpoint's) decides
         // the proxy.
-        let agent = net::agent(net, &tls, &bucket.object_url(""))?;
+        let (agent, notice) = net::agent(net, &tls, &bucket.object_url(""))?;
         let source = CredentialSource {
             profile,
             file: credentials_file,
@@ -201,7 +201,7 @@ impl S3Sink {
             agent,
             clock: Clock::default(),
             options,
-            notices: Mutex::new(Vec::new()),
+            notices: Mutex::new(notice.into_iter().collect()),
         })
     }
 
