@@ -376,10 +376,10 @@ mod tests {
         };
         let only_https = env(&[("HTTPS_PROXY", "http://p:1")]);
         assert_eq!(
-            proxy_for("https", "h", 443, &only_https),
+            proxy_for("https", "h", 443, only_https),
             Some(("HTTPS_PROXY".into(), "http://p:1".into()))
         );
-        assert_eq!(proxy_for("http", "h", 80, &only_https), None);
+        assert_eq!(proxy_for("http", "h", 80, only_https), None);
         let both = env(&[
             ("HTTP_PROXY", "http://plain:1"),
             ("ALL_PROXY", "http://all:1"),
@@ -387,22 +387,22 @@ mod tests {
             ("HTTPS_PROXY", "http://upper:1"),
         ]);
         assert_eq!(
-            proxy_for("http", "h", 80, &both).unwrap().1,
+            proxy_for("http", "h", 80, both).unwrap().1,
             "http://plain:1"
         );
         assert_eq!(
-            proxy_for("https", "h", 443, &both).unwrap().1,
+            proxy_for("https", "h", 443, both).unwrap().1,
             "http://lower:1"
         );
         let all = env(&[("ALL_PROXY", "http://all:1"), ("HTTP_PROXY", " ")]);
-        assert_eq!(proxy_for("http", "h", 80, &all).unwrap().1, "http://all:1");
+        assert_eq!(proxy_for("http", "h", 80, all).unwrap().1, "http://all:1");
         let bypass = env(&[
             ("HTTPS_PROXY", "http://p:1"),
             ("no_proxy", "cam.lan"),
             ("NO_PROXY", "other"),
         ]);
-        assert_eq!(proxy_for("https", "s3.cam.lan", 443, &bypass), None);
-        assert!(proxy_for("https", "other", 443, &bypass).is_some());
+        assert_eq!(proxy_for("https", "s3.cam.lan", 443, bypass), None);
+        assert!(proxy_for("https", "other", 443, bypass).is_some());
     }
 
     #[test]
