@@ -1141,17 +1141,26 @@ fn a_refusal_answered_mid_body_without_expect_is_its_permanent_4xx() {
     let (ca, cert, key) = private_ca(setup.dir.path(), "midbody");
     let s3 = StrictS3::start(config.clone());
     let s3_tls = StrictS3::start_tls(config.clone(), &cert, &key);
+    // This one keeps the connection open without reading: the write stalls until
+    // --io-timeout.
+    let stall = StrictS3::start(config.clone());
     let web = StrictS3::start(Config {
         bearer: Some("BEARER-midbody".into()),
         ..config
     });
-    for server in [&s3, &s3_tls, &web] {
+    let too_large = (413, "EntityTooLarge", "Your proposed upload is too large");
+    for server in [&s3, &s3_tls, &web, &stall] {
+        let (status, code, message) = too_large;
         server.add_rule(Rule {
             method: "PUT",
             key_contains: None,
             times: None,
             until_stored: None,
-            fault: Fault::MidBody(413, "EntityTooLarge", "Your proposed upload is too large"),
+            fault: if std::ptr::eq(server, &stall) {
+                Fault::MidBodyStall(status, code, message)
+            } else {
+                Fault::MidBody(status, code, message)
+            },
         });
     }
     let spool = setup.path("spool");
@@ -1176,8 +1185,9 @@ fn a_refusal_answered_mid_body_without_expect_is_its_permanent_4xx() {
         (s3.url("midbody"), &s3),
         (tls_url, &s3_tls),
         (web_url, &web),
+        (stall.url("midbody"), &stall),
     ] {
-        let mut args = vec!["--deadline", "30"];
+        let mut args = vec!["--deadline", "30", "--io-timeout", "1"];
         args.extend_from_slice(&FAST_RETRY);
         let out = upload_once(&url, &spool, &args);
         let err = failed(&out, 1, "upload refused mid-body");

@@ -87,6 +87,9 @@ pub enum Fault {
     /// the rest unread (a reset): what a server or proxy that does not implement
     /// `Expect: 100-continue` does with an upload it refuses.
     MidBody(u16, &'static str, &'static str),
+    /// As `MidBody`, but the connection then stays open, unread, for 5 s: the client's
+    /// writes stall instead of failing.
+    MidBodyStall(u16, &'static str, &'static str),
 }
 
 /// When a fault applies.
@@ -386,6 +389,7 @@ fn serve<C: Conn>(conn: C, state: &Mutex<State>) {
         .is_some_and(|e| e.eq_ignore_ascii_case("100-continue"));
     // Authentication and scripted faults are decided on the headers alone.
     let mut mid_body = false;
+    let mut stall = false;
     let early = {
         let mut st = lock();
         let now = server_now(&st);
@@ -423,6 +427,13 @@ fn serve<C: Conn>(conn: C, state: &Mutex<State>) {
                     a.announce = Some(1 << 40);
                     a
                 }
+                Fault::MidBodyStall(status, code, message) => {
+                    mid_body = true;
+                    stall = true;
+                    let mut a = Answer::error(status, code, message);
+                    a.code = format!("{code} (mid-body)");
+                    a
+                }
                 Fault::MidBody(status, code, message) => {
                     mid_body = true;
                     let mut a = Answer::error(status, code, message);
@@ -440,6 +451,9 @@ fn serve<C: Conn>(conn: C, state: &Mutex<State>) {
         record(&mut lock(), &request, &key, answer);
         write_answer(reader.get_mut(), answer, &lock());
         let _ = reader.get_mut().flush();
+        if stall {
+            std::thread::sleep(Duration::from_secs(5));
+        }
         // Dropped with the rest of the body unread: the kernel resets the connection.
         return;
     }
