@@ -14,7 +14,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use cli::*;
-use strict_s3::{ACCESS_KEY, BUCKET, Config, Fault, Rule, SECRET_KEY, StrictS3};
+use strict_s3::{ACCESS_KEY, BUCKET, Config, CountingProxy, Fault, Rule, SECRET_KEY, StrictS3};
 
 /// `camseal ARGS` with the strict server's credentials and nothing from the environment.
 fn cmd(args: &[&str]) -> Command {
@@ -1127,6 +1127,45 @@ fn no_proxy_and_per_scheme_proxy_variables_are_honoured() {
     let proxied = proxy.state().proxied.clone();
     assert!(proxied.len() >= n, "{proxied:?}");
     assert_eq!(server.segment_keys().len(), 2 * n);
+
+    // An https endpoint goes through HTTPS_PROXY (HTTP_PROXY leads nowhere), unless
+    // NO_PROXY names it.
+    let (ca, cert, key) = private_ca(setup.dir.path(), "proxy");
+    let tls = StrictS3::start_tls(Config::default(), &cert, &key);
+    let forward = CountingProxy::start();
+    let https = |prefix: &str, spool: &Path, no_proxy: Option<&str>| {
+        let url = format!("{}&ca={}", tls.url(prefix), s(&ca));
+        let mut c = cmd(&["upload", "--spool", s(spool), "--sink", &url, "--once"]);
+        c.env("HTTPS_PROXY", forward.url())
+            .env("HTTP_PROXY", "http://127.0.0.1:9");
+        if let Some(list) = no_proxy {
+            c.env("NO_PROXY", list);
+        }
+        succeeded(&output_within(c, LIMIT), prefix);
+    };
+    let more: Vec<_> = (0..2)
+        .map(|i| {
+            let c = setup.path(&format!("spool-tls-{i}"));
+            copy_dir(&spool, &c);
+            c
+        })
+        .collect();
+    https("via-https-proxy", &more[0], None);
+    let through = forward.tunnels();
+    assert!(
+        through.len() >= n
+            && through
+                .iter()
+                .all(|t| t == &format!("127.0.0.1:{}", tls.port)),
+        "{through:?}"
+    );
+    https("no-proxy-https", &more[1], Some("camera.lan, 127.0.0.1"));
+    assert_eq!(
+        forward.tunnels().len(),
+        through.len(),
+        "NO_PROXY was ignored"
+    );
+    assert_eq!(tls.segment_keys().len(), 2 * n);
 }
 
 #[test]

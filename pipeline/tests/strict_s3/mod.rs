@@ -14,7 +14,11 @@
 //! - scripted failures by S3 error code, with `Retry-After`, and an early answer (before the
 //!   body) to a request that asked `Expect: 100-continue`;
 //! - ListObjectsV2 with `start-after`, continuation tokens, small pages, and the GCS
-//!   namespace on request.
+//!   namespace on request;
+//! - a refusal answered mid-body by a server that ignores `Expect`, and TLS with an
+//!   optional required client certificate.
+//!
+//! [`CountingProxy`] is a plain HTTP `CONNECT` proxy that counts its tunnels.
 
 #![allow(dead_code)]
 
@@ -1024,4 +1028,103 @@ fn reason(status: u16) -> &'static str {
         503 => "Slow Down",
         _ => "Error",
     }
+}
+
+/// An HTTP `CONNECT` proxy on loopback that forwards each tunnel to its target and counts
+/// the tunnels (by target).
+pub struct CountingProxy {
+    pub port: u16,
+    tunnels: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl CountingProxy {
+    pub fn start() -> CountingProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        listener.set_nonblocking(true).unwrap();
+        let tunnels = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let tunnels = Arc::clone(&tunnels);
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    match listener.accept() {
+                        Ok((conn, _)) => {
+                            let tunnels = Arc::clone(&tunnels);
+                            let _ = conn.set_nonblocking(false);
+                            std::thread::spawn(move || tunnel(conn, &tunnels));
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                    }
+                }
+            })
+        };
+        CountingProxy {
+            port,
+            tunnels,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The targets of the tunnels opened so far.
+    pub fn tunnels(&self) -> Vec<String> {
+        self.tunnels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+impl Drop for CountingProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn tunnel(conn: TcpStream, tunnels: &Mutex<Vec<String>>) {
+    let mut reader = BufReader::new(conn);
+    let Some(request) = read_head(&mut reader) else {
+        return;
+    };
+    let mut client = reader.into_inner();
+    if request.method != "CONNECT" {
+        let _ = client.write_all(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n");
+        return;
+    }
+    tunnels
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(request.path.clone());
+    let Ok(upstream) = TcpStream::connect(&request.path) else {
+        let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n");
+        return;
+    };
+    if client
+        .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        .is_err()
+    {
+        return;
+    }
+    let (Ok(mut client_r), Ok(mut upstream_w)) = (client.try_clone(), upstream.try_clone()) else {
+        return;
+    };
+    let up = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut client_r, &mut upstream_w);
+        let _ = upstream_w.shutdown(Shutdown::Write);
+    });
+    let mut upstream_r = upstream;
+    let _ = std::io::copy(&mut upstream_r, &mut client);
+    let _ = client.shutdown(Shutdown::Write);
+    let _ = up.join();
 }
