@@ -865,8 +865,8 @@ fn a_private_ca_given_with_ca_file_is_trusted_and_a_wrong_one_fails_fast() {
     let spool = setup.path("spool");
     fill_spool(&setup, &setup.camera, &spool, "1", &[]);
     let n = queued(&spool);
-    // Not trusted: the compiled-in roots, then another private CA. Permanent, named, and
-    // `upload --once` ends.
+    // Not trusted: the default store (the system's, without this CA), then another
+    // private CA. Permanent, named, and `upload --once` ends.
     for url in [
         server.url("tls"),
         format!("{}&ca={}", server.url("tls"), s(&other_ca)),
