@@ -7,18 +7,26 @@
 #   scripts/s3-server.sh start [PORT]   start it on 127.0.0.1:PORT (default 9000) with a
 #                                       bucket `camseal-test`; prints `export` lines for the
 #                                       tests (eval them)
-#   scripts/s3-server.sh stop           stop the server this script started
+#   scripts/s3-server.sh stop [PORT]    stop the server this script started on PORT (default 9000)
 #   scripts/s3-server.sh bin            print the server binary's path
 #
 # The tests read CAMSEAL_TEST_S3_ENDPOINT (and _BUCKET, _ACCESS_KEY, _SECRET_KEY, _BIN);
 # without it they skip, saying why.
+#
+# State (objects, pid, log) lives in CAMSEAL_S3_STATE if set, else in a directory keyed by
+# user and port, so servers on two ports (two checkouts testing at once) neither share
+# objects nor stop each other.
 set -euo pipefail
 
 VERSION=0.14.1
 CACHE=${CAMSEAL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/camseal}
 ROOT=$CACHE/s3s-fs-$VERSION
 BIN=$ROOT/bin/s3s-fs
-STATE=${CAMSEAL_S3_STATE:-${TMPDIR:-/tmp}/camseal-s3-$(id -u)}
+
+# The state directory of the server on port $1.
+state_dir() {
+  echo "${CAMSEAL_S3_STATE:-${TMPDIR:-/tmp}/camseal-s3-$(id -u)-$1}"
+}
 ACCESS_KEY=camseal-test
 SECRET_KEY=camseal-test-secret
 BUCKET=camseal-test
@@ -34,7 +42,8 @@ install() {
 }
 
 wait_port() {
-  local port=$1
+  local port=$1 STATE
+  STATE=$(state_dir "$port")
   for _ in $(seq 1 100); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
       return 0
@@ -46,9 +55,10 @@ wait_port() {
 }
 
 start() {
-  local port=${1:-9000}
+  local port=${1:-9000} STATE
+  STATE=$(state_dir "$port")
   [ -x "$BIN" ] || { echo "s3s-fs is not installed: run $0 install" >&2; exit 1; }
-  stop
+  stop "$port"
   mkdir -p "$STATE/data/$BUCKET"
   nohup "$BIN" --host 127.0.0.1 --port "$port" --access-key "$ACCESS_KEY" \
     --secret-key "$SECRET_KEY" "$STATE/data" >"$STATE/server.log" 2>&1 &
@@ -62,6 +72,8 @@ start() {
 }
 
 stop() {
+  local STATE
+  STATE=$(state_dir "${1:-9000}")
   if [ -f "$STATE/pid" ]; then
     local pid
     pid=$(cat "$STATE/pid")
@@ -76,7 +88,7 @@ stop() {
 case "${1:-}" in
   install) install ;;
   start) shift; start "$@" ;;
-  stop) stop ;;
+  stop) shift; stop "$@" ;;
   bin) echo "$BIN" ;;
-  *) echo "usage: $0 install|start [PORT]|stop|bin" >&2; exit 2 ;;
+  *) echo "usage: $0 install|start [PORT]|stop [PORT]|bin" >&2; exit 2 ;;
 esac

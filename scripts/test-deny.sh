@@ -22,4 +22,8 @@ if [ ! -x "$ROOT/bin/cargo-deny" ]; then
   rm -rf "$CACHE/cargo-deny-build"
 fi
 
+# cargo deny reads every platform's crates (macOS and Windows ones included) from the local
+# registry: fetch the ones a build on this host never downloaded. Offline, whatever is
+# still missing is reported by cargo deny itself.
+cargo fetch --locked >/dev/null 2>&1 || true
 PATH=$ROOT/bin:$PATH cargo deny --offline check licenses bans sources

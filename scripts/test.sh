@@ -19,7 +19,7 @@ fi
 if [ -x "$(scripts/s3-server.sh bin)" ]; then
   log "starting the local S3 server (scripts/s3-server.sh)"
   eval "$(scripts/s3-server.sh start "${CAMSEAL_TEST_S3_PORT:-39000}")"
-  trap 'scripts/s3-server.sh stop' EXIT
+  trap 'scripts/s3-server.sh stop "${CAMSEAL_TEST_S3_PORT:-39000}"' EXIT
 else
   echo "s3s-fs is not installed (CAMSEAL_SKIP_INSTALL set?): the S3 upload tests will skip (and fail under CI=true)"
 fi

@@ -82,7 +82,7 @@ impl TempFile {
     }
 
     /// As [`persist`](Self::persist), but fails with `AlreadyExists` if `target` exists.
-    fn persist_new(mut self, target: &Path) -> io::Result<()> {
+    pub fn persist_new(mut self, target: &Path) -> io::Result<()> {
         let file = self
             .file
             .take()

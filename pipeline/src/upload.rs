@@ -10,14 +10,18 @@
 //!   and logged loudly, 5xx answers and transport failures are retried. A segment leaves
 //!   the spool only once every sink has it. After the segments, each stream's signed head
 //!   (`segment::head`) is sent too, replacing the sink's previous one.
-//! - [`backoff`] holds the pure timing decisions.
+//! - [`backoff`] holds the pure timing decisions; [`net`] what a sink's connections trust
+//!   (system store, `ca=`, client certificate) and which proxy they take; [`early`] makes
+//!   a refusal the server answers mid-body surface as that answer.
 //!
 //! Segments are sealed: the uploader only moves ciphertext, and never needs a key.
 
 pub mod backoff;
 pub mod dir;
+pub mod early;
 pub mod http;
 pub mod listing;
+pub mod net;
 pub mod s3;
 
 use std::collections::{HashMap, HashSet};

@@ -14,7 +14,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use cli::*;
-use strict_s3::{ACCESS_KEY, BUCKET, Config, Fault, Rule, SECRET_KEY, StrictS3};
+use strict_s3::{ACCESS_KEY, BUCKET, Config, CountingProxy, Fault, Rule, SECRET_KEY, StrictS3};
 
 /// `camseal ARGS` with the strict server's credentials and nothing from the environment.
 fn cmd(args: &[&str]) -> Command {
@@ -36,6 +36,9 @@ fn cmd(args: &[&str]) -> Command {
         "http_proxy",
         "NO_PROXY",
         "no_proxy",
+        // The system trust store is the distribution's unless a test names one.
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
     ] {
         c.env_remove(proxy);
     }
@@ -862,8 +865,8 @@ fn a_private_ca_given_with_ca_file_is_trusted_and_a_wrong_one_fails_fast() {
     let spool = setup.path("spool");
     fill_spool(&setup, &setup.camera, &spool, "1", &[]);
     let n = queued(&spool);
-    // Not trusted: the compiled-in roots, then another private CA. Permanent, named, and
-    // `upload --once` ends.
+    // Not trusted: the default store (the system's, without this CA), then another
+    // private CA. Permanent, named, and `upload --once` ends.
     for url in [
         server.url("tls"),
         format!("{}&ca={}", server.url("tls"), s(&other_ca)),
@@ -879,6 +882,402 @@ fn a_private_ca_given_with_ca_file_is_trusted_and_a_wrong_one_fails_fast() {
         "upload trusting the private CA",
     );
     assert_eq!(server.segment_keys().len() as u64, n);
+}
+
+/// A client certificate (`clientAuth`) named `name`, signed by the CA `private_ca(dir,
+/// ca_name)` made: (certificate PEM, key PEM).
+fn client_certificate(
+    dir: &Path,
+    ca_name: &str,
+    name: &str,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let p = |f: &str| dir.join(format!("{ca_name}-{name}-{f}"));
+    let (ca_pem, ca_key) = (
+        dir.join(format!("{ca_name}-ca.pem")),
+        dir.join(format!("{ca_name}-ca.key")),
+    );
+    let (key, csr, cert, ext) = (p("key.pem"), p("csr"), p("cert.pem"), p("ext.cnf"));
+    fs::write(
+        &ext,
+        "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+    )
+    .unwrap();
+    for args in [
+        vec![
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            s(&key),
+            "-out",
+            s(&csr),
+            "-subj",
+            "/CN=camera",
+        ],
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            s(&csr),
+            "-CA",
+            s(&ca_pem),
+            "-CAkey",
+            s(&ca_key),
+            "-CAcreateserial",
+            "-out",
+            s(&cert),
+            "-days",
+            "2",
+            "-extfile",
+            s(&ext),
+        ],
+    ] {
+        let out = Command::new("openssl")
+            .args(&args)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    (cert, key)
+}
+
+#[test]
+fn the_system_trust_store_is_trusted_without_ca() {
+    let setup = Setup::new();
+    let (ca, cert, key) = private_ca(setup.dir.path(), "system");
+    let (other_ca, _, _) = private_ca(setup.dir.path(), "notsystem");
+    let server = StrictS3::start_tls(Config::default(), &cert, &key);
+    let spool = setup.path("spool");
+    fill_spool(&setup, &setup.camera, &spool, "1", &[]);
+    let n = queued(&spool);
+    let upload = |var: &str, value: &Path| {
+        let mut args = vec!["upload", "--spool", s(&spool), "--sink", "", "--once"];
+        let url = server.url("system");
+        args[4] = &url;
+        args.extend_from_slice(&FAST_RETRY);
+        let mut c = cmd(&args);
+        c.env(var, value);
+        output_within(c, LIMIT)
+    };
+    // A store (SSL_CERT_FILE, as OpenSSL reads it) without the server's CA: refused at
+    // once, named, permanent.
+    let out = upload("SSL_CERT_FILE", &other_ca);
+    let err = failed(&out, 1, "upload under a store without the CA");
+    assert!(err.contains("TLS certificate error"), "{err}");
+    assert_eq!(queued(&spool), n);
+    // An empty store (a camera image without one): the compiled-in roots, said so.
+    let store = setup.path("store");
+    fs::create_dir(&store).unwrap();
+    let out = upload("SSL_CERT_DIR", &store);
+    let err = failed(&out, 1, "upload under an empty store");
+    assert!(err.contains("TLS certificate error"), "{err}");
+    let (_, log) = texts(&out);
+    assert!(
+        log.contains("holds no certificate; trusting the Mozilla roots compiled into camseal"),
+        "{log}"
+    );
+    // The CA installed in the store directory: trusted without `ca=`.
+    fs::copy(&ca, store.join("camseal-test-ca.pem")).unwrap();
+    succeeded(
+        &upload("SSL_CERT_DIR", &store),
+        "upload trusting the system store",
+    );
+    assert_eq!(server.segment_keys().len() as u64, n);
+}
+
+#[test]
+fn client_certificates_and_ca_files_on_s3_and_https_sinks() {
+    let setup = Setup::new();
+    let dir = setup.dir.path();
+    let (ca, cert, key) = private_ca(dir, "mtls");
+    let (client, client_key) = client_certificate(dir, "mtls", "camera");
+    let s3 = StrictS3::start_mtls(Config::default(), &cert, &key, Some(&ca));
+    let token = setup.path("token");
+    fs::write(&token, "BEARER-mtls-1\n").unwrap();
+    let web = StrictS3::start_mtls(
+        Config {
+            bearer: Some("BEARER-mtls-1".into()),
+            ..Config::default()
+        },
+        &cert,
+        &key,
+        Some(&ca),
+    );
+    let spool = setup.path("spool");
+    fill_spool(&setup, &setup.camera, &spool, "1", &[]);
+    let n = queued(&spool);
+    let copy = setup.path("spool-copy");
+    copy_dir(&spool, &copy);
+    // Without a client certificate the server ends the handshake: permanent, named.
+    let trusted = format!("{}&ca={}", s3.url("mtls"), s(&ca));
+    let out = upload_once(&trusted, &spool, &FAST_RETRY);
+    let err = failed(&out, 1, "upload without a client certificate");
+    assert!(
+        err.contains("TLS certificate error") && err.contains("CertificateRequired"),
+        "{err}"
+    );
+    assert_eq!(queued(&spool), n);
+    // A key that is not the certificate's: refused when the sink opens.
+    let (_, wrong_key) = client_certificate(dir, "mtls", "other");
+    let out = upload_once(
+        &format!("{trusted}&cert={}&key={}", s(&client), s(&wrong_key)),
+        &spool,
+        &FAST_RETRY,
+    );
+    let err = failed(&out, 1, "a client key of another certificate");
+    assert!(
+        err.contains("cert=") && err.contains("KeyMismatch"),
+        "{err}"
+    );
+    succeeded(
+        &upload_once(
+            &format!("{trusted}&cert={}&key={}", s(&client), s(&client_key)),
+            &spool,
+            &[],
+        ),
+        "upload with a client certificate",
+    );
+    assert_eq!(s3.segment_keys().len() as u64, n);
+    // An https sink: the private CA only with `ca=`, the client certificate and its key in
+    // one file.
+    let both = setup.path("client-both.pem");
+    let mut pem = fs::read(&client).unwrap();
+    pem.extend(fs::read(&client_key).unwrap());
+    fs::write(&both, pem).unwrap();
+    let base = format!("https://127.0.0.1:{}/{BUCKET}/web", web.port);
+    let out = upload_once(
+        &format!("{base}#token-file={}&cert={}", s(&token), s(&both)),
+        &copy,
+        &FAST_RETRY,
+    );
+    let err = failed(&out, 1, "https sink without its CA");
+    assert!(err.contains("TLS certificate error"), "{err}");
+    succeeded(
+        &upload_once(
+            &format!(
+                "{base}#token-file={}&ca={}&cert={}",
+                s(&token),
+                s(&ca),
+                s(&both)
+            ),
+            &copy,
+            &[],
+        ),
+        "https sink with ca= and a client certificate",
+    );
+    assert_eq!(web.segment_keys().len() as u64, n);
+}
+
+#[test]
+fn no_proxy_and_per_scheme_proxy_variables_are_honoured() {
+    let server = StrictS3::start(Config::default());
+    // A CONNECT proxy that counts its tunnels (they lead back into it, so what goes through
+    // it is stored there, not in `server`).
+    let proxy = StrictS3::start(Config::default());
+    let setup = Setup::new();
+    let spool = setup.path("spool");
+    fill_spool(&setup, &setup.camera, &spool, "1", &[]);
+    let n = queued(&spool) as usize;
+    let copies: Vec<_> = (0..3)
+        .map(|i| {
+            let c = setup.path(&format!("spool-{i}"));
+            copy_dir(&spool, &c);
+            c
+        })
+        .collect();
+    let upload = |prefix: &str, spool: &Path, env: &[(&str, String)]| {
+        let url = server.url(prefix);
+        let mut c = cmd(&["upload", "--spool", s(spool), "--sink", &url, "--once"]);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        succeeded(&output_within(c, LIMIT), prefix);
+    };
+    let p = proxy.endpoint();
+    // HTTPS_PROXY is for https: an http endpoint is reached directly.
+    upload("scheme", &copies[0], &[("HTTPS_PROXY", p.clone())]);
+    // NO_PROXY as people write it: a space after the comma, and a network.
+    upload(
+        "noproxy",
+        &copies[1],
+        &[
+            ("HTTP_PROXY", p.clone()),
+            ("ALL_PROXY", p.clone()),
+            ("NO_PROXY", "camera.lan, 127.0.0.0/8".into()),
+        ],
+    );
+    assert_eq!(proxy.state().proxied, Vec::<String>::new());
+    assert_eq!(server.segment_keys().len(), 2 * n);
+    // Control: a NO_PROXY that does not name the host leaves HTTP_PROXY in use.
+    upload(
+        "proxied",
+        &copies[2],
+        &[
+            ("HTTP_PROXY", p.clone()),
+            ("NO_PROXY", "camera.lan, 10.0.0.0/8".into()),
+        ],
+    );
+    let proxied = proxy.state().proxied.clone();
+    assert!(proxied.len() >= n, "{proxied:?}");
+    assert_eq!(server.segment_keys().len(), 2 * n);
+
+    // An https endpoint goes through HTTPS_PROXY (HTTP_PROXY leads nowhere), unless
+    // NO_PROXY names it.
+    let (ca, cert, key) = private_ca(setup.dir.path(), "proxy");
+    let tls = StrictS3::start_tls(Config::default(), &cert, &key);
+    let forward = CountingProxy::start();
+    let https = |prefix: &str, spool: &Path, no_proxy: Option<&str>| {
+        let url = format!("{}&ca={}", tls.url(prefix), s(&ca));
+        let mut c = cmd(&["upload", "--spool", s(spool), "--sink", &url, "--once"]);
+        c.env("HTTPS_PROXY", forward.url())
+            .env("HTTP_PROXY", "http://127.0.0.1:9");
+        if let Some(list) = no_proxy {
+            c.env("NO_PROXY", list);
+        }
+        succeeded(&output_within(c, LIMIT), prefix);
+    };
+    let more: Vec<_> = (0..2)
+        .map(|i| {
+            let c = setup.path(&format!("spool-tls-{i}"));
+            copy_dir(&spool, &c);
+            c
+        })
+        .collect();
+    https("via-https-proxy", &more[0], None);
+    let through = forward.tunnels();
+    assert!(
+        through.len() >= n
+            && through
+                .iter()
+                .all(|t| t == &format!("127.0.0.1:{}", tls.port)),
+        "{through:?}"
+    );
+    https("no-proxy-https", &more[1], Some("camera.lan, 127.0.0.1"));
+    assert_eq!(
+        forward.tunnels().len(),
+        through.len(),
+        "NO_PROXY was ignored"
+    );
+    assert_eq!(tls.segment_keys().len(), 2 * n);
+}
+
+#[test]
+fn a_refusal_answered_mid_body_without_expect_is_its_permanent_4xx() {
+    // A small receive window: the refused body is still being written when the answer
+    // comes and the connection is reset.
+    let config = Config {
+        small_receive_buffer: true,
+        ..Config::default()
+    };
+    let setup = Setup::new();
+    let (ca, cert, key) = private_ca(setup.dir.path(), "midbody");
+    let s3 = StrictS3::start(config.clone());
+    let s3_tls = StrictS3::start_tls(config.clone(), &cert, &key);
+    // This one keeps the connection open without reading: the write stalls until
+    // --io-timeout.
+    let stall = StrictS3::start(config.clone());
+    let web = StrictS3::start(Config {
+        bearer: Some("BEARER-midbody".into()),
+        ..config
+    });
+    let too_large = (413, "EntityTooLarge", "Your proposed upload is too large");
+    for server in [&s3, &s3_tls, &web, &stall] {
+        let (status, code, message) = too_large;
+        server.add_rule(Rule {
+            method: "PUT",
+            key_contains: None,
+            times: None,
+            until_stored: None,
+            fault: if std::ptr::eq(server, &stall) {
+                Fault::MidBodyStall(status, code, message)
+            } else {
+                Fault::MidBody(status, code, message)
+            },
+        });
+    }
+    let spool = setup.path("spool");
+    fill_spool(
+        &setup,
+        &setup.camera,
+        &spool,
+        "4",
+        // Larger than the client's largest socket send buffer (4 MB on Linux).
+        &["--bitrate", "16000000", "--segment-seconds", "4"],
+    );
+    let n = queued(&spool);
+    let token = setup.path("token");
+    fs::write(&token, "BEARER-midbody").unwrap();
+    let web_url = format!(
+        "http://127.0.0.1:{}/{BUCKET}/web#token-file={}",
+        web.port,
+        s(&token)
+    );
+    let tls_url = format!("{}&ca={}", s3_tls.url("midbody"), s(&ca));
+    for (url, server) in [
+        (s3.url("midbody"), &s3),
+        (tls_url, &s3_tls),
+        (web_url, &web),
+        (stall.url("midbody"), &stall),
+    ] {
+        let mut args = vec!["--deadline", "30", "--io-timeout", "1"];
+        args.extend_from_slice(&FAST_RETRY);
+        let out = upload_once(&url, &spool, &args);
+        let err = failed(&out, 1, "upload refused mid-body");
+        assert!(err.contains("413") && err.contains("refused"), "{err}");
+        assert_eq!(queued(&spool), n);
+        assert!(
+            pending(&spool)["last_error"]
+                .as_str()
+                .unwrap()
+                .contains("413")
+        );
+        let seen = server.seen();
+        assert!(seen.iter().any(|r| r.code.contains("mid-body")), "{seen:?}");
+    }
+}
+
+#[test]
+fn a_dir_sink_never_overwrites_a_stored_file() {
+    let setup = Setup::new();
+    let twin = setup.path("twin-home");
+    copy_dir(&setup.camera, &twin);
+    let spool = setup.path("spool");
+    fill_spool(&setup, &setup.camera, &spool, "1.5", &[]);
+    let copy = setup.path("spool-copy");
+    copy_dir(&spool, &copy);
+    let nas = setup.path("nas");
+    let url = format!("dir:{}", s(&nas));
+    succeeded(&upload_once(&url, &spool, &[]), "first upload");
+    let stored: Vec<(std::path::PathBuf, Vec<u8>)> = segments(&nas)
+        .into_iter()
+        .map(|p| {
+            let b = fs::read(&p).unwrap();
+            (p, b)
+        })
+        .collect();
+    assert!(!stored.is_empty());
+    // The same bytes again (a spool copy that survived its upload): done, not a conflict.
+    succeeded(&upload_once(&url, &copy, &[]), "repeat upload");
+    assert_eq!(queued(&copy), 0);
+    // A reset chain state: the same names, other bytes.
+    let spool2 = setup.path("spool2");
+    fill_spool(&setup, &twin, &spool2, "1.5", &[]);
+    let n2 = queued(&spool2);
+    let out = upload_once(&url, &spool2, &[]);
+    failed(&out, 1, "upload over stored files");
+    let (_, log) = texts(&out);
+    assert!(log.contains("CONFLICT"), "{log}");
+    for (p, b) in &stored {
+        assert_eq!(&fs::read(p).unwrap(), b, "{} was overwritten", p.display());
+    }
+    assert_eq!(queued(&spool2), n2);
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {

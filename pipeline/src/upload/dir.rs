@@ -11,8 +11,14 @@ use crate::fsutil::{PUBLIC, TempFile, write_atomic};
 use crate::spool::SegmentId;
 use crate::spool::policy::{EntryKind, parse_spool_name};
 
-/// A directory sink. Each segment is written to a temporary file (`fsutil`), fsynced, renamed to `NAME`,
-/// and the directory is fsynced, so a reader of the directory never sees half a segment.
+/// A directory sink. Each segment is written to a temporary file (`fsutil`), fsynced, moved
+/// to `NAME` without replacing anything there, and the directory is fsynced, so a reader of
+/// the directory never sees half a segment.
+///
+/// Write-once, as an S3 sink with `If-None-Match: *`: a file already holding the name with
+/// the same bytes (an earlier upload whose spool removal was lost) counts as done; other
+/// bytes (a reset chain state, a cloned camera key) are a [`UploadError::Conflict`], and the
+/// stored file is never replaced.
 pub struct DirSink {
     dir: PathBuf,
 }
@@ -29,6 +35,32 @@ impl DirSink {
 }
 
 impl DirSink {
+    /// The verdict on a file already stored under a segment's name: the same bytes are an
+    /// upload done earlier, other bytes a conflict.
+    fn compare(
+        &self,
+        id: &SegmentId,
+        target: &std::path::Path,
+        digest: &BodyDigest,
+    ) -> Result<(), UploadError> {
+        let stored = File::open(target)
+            .and_then(|mut f| BodyDigest::read(&mut f))
+            .map_err(|e| self.transient(e))?;
+        if stored == *digest {
+            return Ok(());
+        }
+        Err(UploadError::Conflict {
+            sink: self.name(),
+            key: id.file_name(),
+            message: format!(
+                "{} already holds other bytes (MD5 {}, the segment's is {})",
+                target.display(),
+                stored.md5_hex(),
+                digest.md5_hex()
+            ),
+        })
+    }
+
     fn transient(&self, e: io::Error) -> UploadError {
         UploadError::Transient {
             sink: self.name(),
@@ -49,19 +81,22 @@ impl Sink for DirSink {
         id: &SegmentId,
         body: &mut dyn Read,
         _len: u64,
-        _digest: &BodyDigest,
+        digest: &BodyDigest,
     ) -> Result<(), UploadError> {
-        let local = |e: io::Error| UploadError::Transient {
-            sink: self.name(),
-            message: e.to_string(),
-            retry_after: None,
-            answered: false,
-        };
+        let local = |e: io::Error| self.transient(e);
         fs::create_dir_all(&self.dir).map_err(local)?;
         let target = self.dir.join(id.file_name());
+        if target.symlink_metadata().is_ok() {
+            return self.compare(id, &target, digest);
+        }
         let mut tmp = TempFile::for_target(&target, PUBLIC).map_err(local)?;
         io::copy(body, tmp.file()).map_err(local)?;
-        tmp.persist(&target).map(drop).map_err(local)
+        match tmp.persist_new(&target) {
+            Ok(()) => Ok(()),
+            // Another uploader stored it meanwhile.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => self.compare(id, &target, digest),
+            Err(e) => Err(local(e)),
+        }
     }
 
     fn list(&self, filter: &ListFilter) -> Result<Vec<SegmentId>, UploadError> {

@@ -8,7 +8,8 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use ureq::Agent;
 
-use super::{BodyDigest, ListFilter, MAX_OBJECT_BYTES, NetConfig, Sink, UploadError};
+use super::net::{self, TlsOptions};
+use super::{BodyDigest, ListFilter, MAX_OBJECT_BYTES, NetConfig, Sink, UploadError, early};
 use crate::spool::SegmentId;
 use crate::spool::policy::head_object_key;
 
@@ -19,6 +20,9 @@ use crate::spool::policy::head_object_key;
 /// the environment variable named by `#token-env=NAME` at the end of the URL (the fragment
 /// is never sent), else from `CAMSEAL_HTTP_TOKEN_FILE` or `CAMSEAL_HTTP_TOKEN`. A URL with
 /// `user:password@` is refused: it would be printed in every log line and in the status.
+///
+/// TLS options in the fragment too, as on an `s3:` sink: `#ca=FILE` (trust only these PEM
+/// roots instead of the system store), `#cert=FILE[&key=FILE]` (a client certificate).
 ///
 /// - Base form, `http://host/base`: segment objects are PUT to
 ///   `http://host/base/<camera id>/<stream>/<seq, 12 digits>.cseg`, the stream head to
@@ -32,6 +36,7 @@ pub struct HttpSink {
     template: bool,
     agent: Agent,
     token: Option<TokenSource>,
+    notices: std::sync::Mutex<Vec<String>>,
 }
 
 /// Where the bearer token comes from.
@@ -83,13 +88,15 @@ impl HttpSink {
             )));
         }
         let mut token = None;
+        let mut tls = TlsOptions::default();
         for option in fragment.split('&').filter(|o| !o.is_empty()) {
             token = Some(match option.split_once('=') {
                 Some(("token-file", p)) if !p.is_empty() => TokenSource::File(p.into()),
                 Some(("token-env", v)) if !v.is_empty() => TokenSource::Env(v.into()),
+                Some((k, v)) if !v.is_empty() && tls.accept(k, v) => continue,
                 _ => {
                     return Err(UploadError::Config(format!(
-                        "sink URL option #{option}: expected token-file=PATH or token-env=NAME"
+                        "sink URL option #{option}: expected token-file=PATH, token-env=NAME, ca=FILE, cert=FILE or key=FILE"
                     )));
                 }
             });
@@ -101,11 +108,13 @@ impl HttpSink {
                 env("CAMSEAL_HTTP_TOKEN").map(|_| TokenSource::Env("CAMSEAL_HTTP_TOKEN".into()))
             });
         let template = TEMPLATE_FIELDS.iter().any(|f| url.contains(f));
+        let (agent, notice) = net::agent(net, &tls, &parsed)?;
         let sink = HttpSink {
             url: url.trim_end_matches('/').to_string(),
             template,
-            agent: agent(net),
+            agent,
             token,
+            notices: std::sync::Mutex::new(notice.into_iter().collect()),
         };
         // A missing token is a configuration error now, not a refusal later.
         sink.auth()?;
@@ -227,6 +236,10 @@ impl Sink for HttpSink {
             None,
         )
     }
+
+    fn take_notices(&self) -> Vec<String> {
+        std::mem::take(&mut *self.notices.lock().unwrap_or_else(|p| p.into_inner()))
+    }
 }
 
 impl HttpSink {
@@ -270,63 +283,6 @@ pub(super) fn redact_url(url: &str) -> String {
 
 fn is_md5_hex(s: &str) -> bool {
     s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-/// An HTTP agent with the configured timeouts, no redirects, statuses returned as responses
-/// rather than errors, and the proxy of the environment (`HTTPS_PROXY`, `HTTP_PROXY`,
-/// `ALL_PROXY`, with `NO_PROXY` for exceptions): a camera behind a corporate proxy has no
-/// other way out.
-pub(super) fn agent(net: &NetConfig) -> Agent {
-    agent_with_roots(net, None)
-}
-
-/// Reads the PEM certificates of a `ca=FILE` option: the roots to trust instead of the
-/// compiled-in ones (a private CA of an on-premises server).
-pub(super) fn read_ca_file(
-    path: &std::path::Path,
-) -> Result<Vec<ureq::tls::Certificate<'static>>, UploadError> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| UploadError::Config(format!("ca={}: {e}", path.display())))?;
-    let mut certs = Vec::new();
-    for item in ureq::tls::parse_pem(&bytes) {
-        match item {
-            Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c),
-            Ok(_) => {}
-            Err(e) => {
-                return Err(UploadError::Config(format!("ca={}: {e}", path.display())));
-            }
-        }
-    }
-    if certs.is_empty() {
-        return Err(UploadError::Config(format!(
-            "ca={}: no PEM certificate in it",
-            path.display()
-        )));
-    }
-    Ok(certs)
-}
-
-/// [`agent`], trusting only `roots` when given.
-pub(super) fn agent_with_roots(
-    net: &NetConfig,
-    roots: Option<Vec<ureq::tls::Certificate<'static>>>,
-) -> Agent {
-    let mut tls = ureq::tls::TlsConfig::builder();
-    if let Some(roots) = roots {
-        tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&roots));
-    }
-    Agent::config_builder()
-        .tls_config(tls.build())
-        .timeout_connect(Some(net.connect_timeout))
-        .timeout_per_read(Some(net.io_timeout))
-        .timeout_per_write(Some(net.io_timeout))
-        .timeout_resolve(Some(net.connect_timeout))
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .proxy(ureq::Proxy::try_from_env())
-        .user_agent(concat!("camseal/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .into()
 }
 
 /// The camera's clock error, learnt from the `Date` header of the server's answers: the
@@ -431,8 +387,11 @@ pub(super) fn put(
     for (k, v) in headers {
         request = request.header(*k, v.as_str());
     }
+    // A server that answers mid-body without waiting for the rest (it ignored the Expect)
+    // has its answer read as the response (`early`).
+    let mut body = early::Body::new(body, len);
     let response = request
-        .send(ureq::SendBody::from_reader(body))
+        .send(ureq::SendBody::from_reader(&mut body))
         .map_err(|e| transport(sink, e))?;
     if response.status().as_u16() == 412 {
         observe(clock, &response);

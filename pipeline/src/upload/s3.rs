@@ -18,6 +18,7 @@ use ureq::Agent;
 
 use super::http::{self, Clock, PutOutcome, Stored};
 use super::listing::parse_list_page;
+use super::net::{self, TlsOptions};
 use super::{BodyDigest, ListFilter, MAX_OBJECT_BYTES, NetConfig, Sink, UploadError};
 use crate::spool::SegmentId;
 use crate::spool::policy::head_object_key;
@@ -26,13 +27,14 @@ use crate::spool::policy::head_object_key;
 ///
 /// URL: `s3://BUCKET[/PREFIX][?endpoint=URL][&region=R][&style=path|virtual]
 /// [&profile=P][&credentials=FILE][&retain-days=N&lock-mode=GOVERNANCE|COMPLIANCE]
-/// [&storage-class=C][&sse=aws:kms[&sse-kms-key-id=K]][&ca=FILE]`.
+/// [&storage-class=C][&sse=aws:kms[&sse-kms-key-id=K]][&ca=FILE][&cert=FILE[&key=FILE]]`.
 ///
 /// - Endpoint: `endpoint=`, else `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL`, else AWS's
 ///   regional endpoint. Region: `region=`, else `AWS_REGION` or `AWS_DEFAULT_REGION`, else
 ///   `us-east-1`.
-/// - TLS: the compiled-in Mozilla roots, or only the PEM certificates of `ca=FILE` (a
-///   private CA).
+/// - TLS: the system store (the compiled-in Mozilla roots when it is empty), or only the
+///   PEM certificates of `ca=FILE` (a private CA); `cert=FILE` and `key=FILE`: a client
+///   certificate (mutual TLS).
 /// - Addressing: virtual-host style on AWS's own endpoint, path style on any other, and
 ///   path style for a bucket name with dots (its virtual host would not match AWS's
 ///   wildcard certificate); `style=` overrides.
@@ -97,7 +99,7 @@ impl S3Sink {
         let mut options = PutOptions::default();
         let mut sse = None;
         let mut sse_key = None;
-        let mut ca = None;
+        let mut tls = TlsOptions::default();
         for (k, v) in parsed.query_pairs() {
             match &*k {
                 "endpoint" => endpoint = Some(v.into_owned()),
@@ -135,7 +137,7 @@ impl S3Sink {
                     sse = Some(v.into_owned());
                 }
                 "sse-kms-key-id" => sse_key = Some(v.into_owned()),
-                "ca" => ca = Some(http::read_ca_file(Path::new(&*v))?),
+                k if tls.accept(k, &v) => {}
                 other => return Err(bad(&format!("unknown parameter {other:?}"))),
             }
         }
@@ -182,6 +184,9 @@ impl S3Sink {
         }
         let bucket = Bucket::new(endpoint_url, style, name.clone(), region.clone())
             .map_err(|e| bad(&e.to_string()))?;
+        // The host requests go to (the bucket's virtual host, or the endpoint's) decides
+        // the proxy.
+        let (agent, notice) = net::agent(net, &tls, &bucket.object_url(""))?;
         let source = CredentialSource {
             profile,
             file: credentials_file,
@@ -193,10 +198,10 @@ impl S3Sink {
             prefix,
             credentials: Mutex::new(credentials),
             source,
-            agent: http::agent_with_roots(net, ca),
+            agent,
             clock: Clock::default(),
             options,
-            notices: Mutex::new(Vec::new()),
+            notices: Mutex::new(notice.into_iter().collect()),
         })
     }
 

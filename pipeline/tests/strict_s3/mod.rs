@@ -14,7 +14,11 @@
 //! - scripted failures by S3 error code, with `Retry-After`, and an early answer (before the
 //!   body) to a request that asked `Expect: 100-continue`;
 //! - ListObjectsV2 with `start-after`, continuation tokens, small pages, and the GCS
-//!   namespace on request.
+//!   namespace on request;
+//! - a refusal answered mid-body by a server that ignores `Expect`, and TLS with an
+//!   optional required client certificate.
+//!
+//! [`CountingProxy`] is a plain HTTP `CONNECT` proxy that counts its tunnels.
 
 #![allow(dead_code)]
 
@@ -82,6 +86,14 @@ pub enum Fault {
     Early(u16, &'static str, &'static str),
     /// A GET that announces a huge `Content-Length` and sends a little.
     HugeBody,
+    /// An error answered after part of the body (64 KiB) was read, ignoring any `Expect`
+    /// (no `100 Continue`, no answer before the body), then the connection is closed with
+    /// the rest unread (a reset): what a server or proxy that does not implement
+    /// `Expect: 100-continue` does with an upload it refuses.
+    MidBody(u16, &'static str, &'static str),
+    /// As `MidBody`, but the connection then stays open, unread, for 5 s: the client's
+    /// writes stall instead of failing.
+    MidBodyStall(u16, &'static str, &'static str),
 }
 
 /// When a fault applies.
@@ -163,6 +175,17 @@ impl StrictS3 {
         chain_pem: &std::path::Path,
         key_pem: &std::path::Path,
     ) -> StrictS3 {
+        StrictS3::start_mtls(config, chain_pem, key_pem, None)
+    }
+
+    /// As [`start_tls`](Self::start_tls), and with `client_ca`, a TLS server that requires
+    /// a client certificate that CA signed (mutual TLS).
+    pub fn start_mtls(
+        config: Config,
+        chain_pem: &std::path::Path,
+        key_pem: &std::path::Path,
+        client_ca: Option<&std::path::Path>,
+    ) -> StrictS3 {
         use rustls::pki_types::pem::PemObject;
         use rustls::pki_types::{CertificateDer, PrivateKeyDer};
         let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(chain_pem)
@@ -170,14 +193,27 @@ impl StrictS3 {
             .map(Result::unwrap)
             .collect();
         let key = PrivateKeyDer::from_pem_file(key_pem).unwrap();
-        let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()
+            .unwrap();
+        let builder = match client_ca {
+            None => builder.with_no_client_auth(),
+            Some(ca) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for c in CertificateDer::pem_file_iter(ca).unwrap() {
+                    roots.add(c.unwrap()).unwrap();
+                }
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider,
+                )
+                .build()
+                .unwrap();
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let tls = builder.with_single_cert(chain, key).unwrap();
         StrictS3::start_with(config, Some(Arc::new(tls)))
     }
 
@@ -356,6 +392,8 @@ fn serve<C: Conn>(conn: C, state: &Mutex<State>) {
         .get("expect")
         .is_some_and(|e| e.eq_ignore_ascii_case("100-continue"));
     // Authentication and scripted faults are decided on the headers alone.
+    let mut mid_body = false;
+    let mut stall = false;
     let early = {
         let mut st = lock();
         let now = server_now(&st);
@@ -393,9 +431,36 @@ fn serve<C: Conn>(conn: C, state: &Mutex<State>) {
                     a.announce = Some(1 << 40);
                     a
                 }
+                Fault::MidBodyStall(status, code, message) => {
+                    mid_body = true;
+                    stall = true;
+                    let mut a = Answer::error(status, code, message);
+                    a.code = format!("{code} (mid-body)");
+                    a
+                }
+                Fault::MidBody(status, code, message) => {
+                    mid_body = true;
+                    let mut a = Answer::error(status, code, message);
+                    a.code = format!("{code} (mid-body)");
+                    a
+                }
             }),
         }
     };
+    if let Some(answer) = early.as_ref().filter(|_| mid_body) {
+        let mut part = vec![0u8; len.min(64 << 10)];
+        if reader.read_exact(&mut part).is_err() {
+            return;
+        }
+        record(&mut lock(), &request, &key, answer);
+        write_answer(reader.get_mut(), answer, &lock());
+        let _ = reader.get_mut().flush();
+        if stall {
+            std::thread::sleep(Duration::from_secs(5));
+        }
+        // Dropped with the rest of the body unread: the kernel resets the connection.
+        return;
+    }
     if let Some(answer) = early {
         // Refused before the body: a client that asked 100-continue has not sent it; one
         // that did not sees its body cut off (the server closes after answering).
@@ -963,4 +1028,103 @@ fn reason(status: u16) -> &'static str {
         503 => "Slow Down",
         _ => "Error",
     }
+}
+
+/// An HTTP `CONNECT` proxy on loopback that forwards each tunnel to its target and counts
+/// the tunnels (by target).
+pub struct CountingProxy {
+    pub port: u16,
+    tunnels: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl CountingProxy {
+    pub fn start() -> CountingProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        listener.set_nonblocking(true).unwrap();
+        let tunnels = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let tunnels = Arc::clone(&tunnels);
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    match listener.accept() {
+                        Ok((conn, _)) => {
+                            let tunnels = Arc::clone(&tunnels);
+                            let _ = conn.set_nonblocking(false);
+                            std::thread::spawn(move || tunnel(conn, &tunnels));
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                    }
+                }
+            })
+        };
+        CountingProxy {
+            port,
+            tunnels,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The targets of the tunnels opened so far.
+    pub fn tunnels(&self) -> Vec<String> {
+        self.tunnels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+impl Drop for CountingProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn tunnel(conn: TcpStream, tunnels: &Mutex<Vec<String>>) {
+    let mut reader = BufReader::new(conn);
+    let Some(request) = read_head(&mut reader) else {
+        return;
+    };
+    let mut client = reader.into_inner();
+    if request.method != "CONNECT" {
+        let _ = client.write_all(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n");
+        return;
+    }
+    tunnels
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(request.path.clone());
+    let Ok(upstream) = TcpStream::connect(&request.path) else {
+        let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n");
+        return;
+    };
+    if client
+        .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        .is_err()
+    {
+        return;
+    }
+    let (Ok(mut client_r), Ok(mut upstream_w)) = (client.try_clone(), upstream.try_clone()) else {
+        return;
+    };
+    let up = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut client_r, &mut upstream_w);
+        let _ = upstream_w.shutdown(Shutdown::Write);
+    });
+    let mut upstream_r = upstream;
+    let _ = std::io::copy(&mut upstream_r, &mut client);
+    let _ = client.shutdown(Shutdown::Write);
+    let _ = up.join();
 }
