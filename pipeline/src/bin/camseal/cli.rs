@@ -208,12 +208,14 @@ pub struct RunArgs {
     /// Camera home directory (from `camseal camera init`, with a trusted recipient list).
     #[arg(long, value_name = "DIR")]
     pub home: PathBuf,
-    /// Video source: `file:PATH` (Annex-B replay), `soft[:WxH@FPS]` (software encoder),
+    /// Video source: `file:PATH` (Annex-B replay; a FIFO is read as a pipe), `stdin` or
+    /// `file:-` (Annex-B from standard input, as it arrives), `soft[:WxH@FPS]` (software encoder),
     /// `rkmpp[:WxH@FPS]` (Rockchip MPP hardware encoder), `v4l2-m2m:/dev/videoN[:WxH@FPS]`
     /// (V4L2 hardware encoder) or `v4l2:/dev/videoN` (a camera that outputs H.264).
     #[arg(long, value_name = "SOURCE", default_value = "soft")]
     pub source: String,
-    /// Codec: of a `file:` source (by default from the extension, else sniffed), or the one a
+    /// Codec: of a `file:` source (by default from the extension, else sniffed), of a pipe
+    /// (by default sniffed from its first parameter set), or the one a
     /// hardware encoder produces (default h264).
     #[arg(long, value_name = "h264|h265")]
     pub codec: Option<String>,
@@ -493,8 +495,8 @@ pub struct BenchArgs {
 
 #[derive(Debug, Args)]
 pub struct PipelineBenchArgs {
-    /// Video source: `file:PATH` (looped until --duration, pts increasing) or
-    /// `soft[:WxH@FPS]`.
+    /// Video source: `file:PATH` (looped until --duration, pts increasing), `stdin` (Annex-B
+    /// from standard input, one stream, until it ends or --duration) or `soft[:WxH@FPS]`.
     #[arg(long, value_name = "SOURCE")]
     pub source: Option<String>,
     /// Streams sealed at once, each from its own copy of the source, on one worker pool.
