@@ -351,9 +351,21 @@ pub struct FetchArgs {
     /// Only this stream.
     #[arg(long, value_name = "S")]
     pub stream: Option<u32>,
+    /// Only footage recorded at or after TIME, by the camera's signed clock: RFC 3339
+    /// (2026-12-06T01:00:00Z) or relative (-2h, -30m, -1d). A bare integer is a sequence
+    /// number instead (as `--since-seq`).
+    #[arg(long, value_name = "TIME|SEQ", allow_hyphen_values = true, value_parser = crate::timesel::seq_or_time_arg, conflicts_with = "since_seq")]
+    pub since: Option<crate::timesel::SeqOrTime>,
+    /// Only footage recorded at or before TIME (same forms as `--since`; a bare integer is
+    /// a sequence number, as `--until-seq`).
+    #[arg(long, value_name = "TIME|SEQ", allow_hyphen_values = true, value_parser = crate::timesel::seq_or_time_arg, conflicts_with = "until_seq")]
+    pub until: Option<crate::timesel::SeqOrTime>,
     /// Only segments with this sequence number or a later one.
     #[arg(long, value_name = "SEQ")]
-    pub since: Option<u64>,
+    pub since_seq: Option<u64>,
+    /// Only segments with this sequence number or an earlier one.
+    #[arg(long, value_name = "SEQ")]
+    pub until_seq: Option<u64>,
     /// Longest wait for a connection.
     #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = numeric::seconds(0.0, true, numeric::MAX_WAIT_SECONDS))]
     pub connect_timeout: f64,
@@ -399,11 +411,11 @@ pub struct DecryptArgs {
     /// Only footage recorded at or after TIME, by the camera's signed clock: RFC 3339
     /// (2026-12-06T01:00:00Z) or relative (-2h, -30m, -1d). The window then starts at the
     /// first segment kept (as `--from-seq` would say).
-    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
-    pub since: Option<String>,
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true, value_parser = crate::timesel::time_arg)]
+    pub since: Option<u64>,
     /// Only footage recorded at or before TIME (same forms as `--since`).
-    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
-    pub until: Option<String>,
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true, value_parser = crate::timesel::time_arg)]
+    pub until: Option<u64>,
     /// Segment files, or directories of `.cseg` files, in stream order.
     #[arg(value_name = "SEGMENT_OR_DIR", required = true)]
     pub inputs: Vec<PathBuf>,
@@ -426,11 +438,11 @@ pub struct VerifyArgs {
     /// Only footage recorded at or after TIME, by the camera's signed clock: RFC 3339
     /// (2026-12-06T01:00:00Z) or relative (-2h, -30m, -1d). The window then starts at the
     /// first segment kept (as `--from-seq` would say).
-    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
-    pub since: Option<String>,
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true, value_parser = crate::timesel::time_arg)]
+    pub since: Option<u64>,
     /// Only footage recorded at or before TIME (same forms as `--since`).
-    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
-    pub until: Option<String>,
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true, value_parser = crate::timesel::time_arg)]
+    pub until: Option<u64>,
     /// Also write the verdict as JSON to this file (`-` for standard output).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,

@@ -31,8 +31,7 @@ pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
     if let Some(stream) = args.stream {
         select_stream(&mut files, stream)?;
     }
-    let window =
-        crate::timesel::select_by_time(&mut files, args.since.as_deref(), args.until.as_deref())?;
+    let window = crate::timesel::select_by_time(&mut files, args.since, args.until)?;
     let from_seq = args.from_seq.or(window);
     if args.out.is_dir() {
         bail!(
