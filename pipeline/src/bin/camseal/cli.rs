@@ -395,6 +395,12 @@ pub struct DecryptArgs {
     /// Salvage the valid prefix of a crash-truncated last segment (with a warning).
     #[arg(long)]
     pub allow_incomplete: bool,
+    /// Write every segment that verifies even when others are missing, fail verification
+    /// or break the chain, and report each gap (its segments and signed time span). Exits
+    /// 0 only if the camera declared every gap (a crash, segments it recorded as lost),
+    /// else 6.
+    #[arg(long)]
+    pub allow_gaps: bool,
     /// Only accept segments signed by this camera (a `camera.pub` file), pinned or not.
     /// Without it, the footage must come from a camera pinned with `viewer cameras add`.
     #[arg(long, value_name = "CAMERA_PUB")]
