@@ -433,8 +433,10 @@ mod tests {
                 at: 0,
                 step: 5,
             };
-            let mut options = PipeOptions::default();
-            options.codec = codec;
+            let options = PipeOptions {
+                codec,
+                ..PipeOptions::default()
+            };
             PipeSource::new(Box::new(reader), "test", options)
                 .err()
                 .unwrap()
