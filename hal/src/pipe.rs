@@ -254,6 +254,11 @@ impl Encoder for PipeSource {
             self.finished = true;
             return Ok(None);
         }
+        if self.ready.is_empty() {
+            // What already arrived first: waiting on the pipe for more would hold back
+            // frames that are complete.
+            self.cut();
+        }
         while self.ready.is_empty() {
             if self.eof {
                 self.cut();

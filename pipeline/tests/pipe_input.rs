@@ -103,6 +103,45 @@ fn pipe_input_decrypts_byte_identical_to_file_input() {
 }
 
 #[test]
+fn frames_are_sealed_as_they_arrive_not_when_the_pipe_closes() {
+    let setup = Setup::new();
+    let f = fixture("h264-baseline");
+    let input = f.bytes();
+    let out = setup.path("live");
+    let mut args = run_args(&setup.camera, "stdin", &out);
+    args.extend(["--segment-seconds", "0.5"]);
+    let mut child = command(&args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // Most of the stream (several keyframes, so several segments), the pipe kept open.
+    let split = input.len() * 3 / 4;
+    stdin.write_all(&input[..split]).unwrap();
+    stdin.flush().unwrap();
+    let waited = std::time::Instant::now();
+    while published_in(&out) < 2 && waited.elapsed() < std::time::Duration::from_secs(60) {
+        thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let published = published_in(&out);
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "run ended with the pipe open"
+    );
+    stdin.write_all(&input[split..]).unwrap();
+    drop(stdin);
+    succeeded(&child.wait_with_output().unwrap(), "run --source stdin");
+    assert!(
+        published >= 2,
+        "only {published} segments were sealed while the pipe was open"
+    );
+    let (plain, _) = setup.decrypt_ok(&[&out], &[]);
+    assert!(plain == input);
+}
+
+#[test]
 fn a_pipe_that_is_not_video_is_refused_clearly() {
     let setup = Setup::new();
     let out = setup.path("out");
@@ -151,6 +190,15 @@ fn the_bench_counts_the_one_copy_a_pipe_forces() {
     // was moved. (The same stream from a file copies nothing: bench_pipeline_cli.rs.)
     let copied = doc["copied_bytes_per_video_byte"].as_f64().unwrap();
     assert!((copied - 1.0).abs() < 1e-9, "{copied} copies per byte");
+}
+
+/// Segments published in `dir` so far.
+fn published_in(dir: &Path) -> usize {
+    if dir.is_dir() {
+        cli::segments(dir).len()
+    } else {
+        0
+    }
 }
 
 /// Runs `producer` (an encoder writing Annex-B to its standard output) into `camseal run
