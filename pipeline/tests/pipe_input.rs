@@ -59,7 +59,11 @@ fn pipe_input_decrypts_byte_identical_to_file_input() {
         let (file_plain, _) = setup.decrypt_ok(&[&from_file], &[]);
         assert!(file_plain == input, "{name}: the file replay changed bytes");
 
-        for (j, source) in ["stdin", "file:-"].into_iter().enumerate() {
+        // `file:/dev/stdin` as the user tried it: a pipe behind it, so read as one.
+        for (j, source) in ["stdin", "file:-", "file:/dev/stdin"]
+            .into_iter()
+            .enumerate()
+        {
             let out = setup.path(&format!("{name}-{j}"));
             let output = run_fed(&setup, source, &out, base + 1 + j as u32, &input);
             succeeded(&output, &format!("run --source {source}"));
