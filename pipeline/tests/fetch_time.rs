@@ -209,6 +209,104 @@ fn fetch_selects_by_signed_time_from_s3() {
     let opens = open_times(&segs);
     assert_eq!(opens.len(), 8);
     check_selection(&setup, &env, &url, &opens);
+
+    // Through a proxy that watches the traffic: the times come from ranged GETs of the
+    // segments' heads, a few per stream (binary search), and only the chosen segments are
+    // downloaded whole.
+    let watch = Watch::start(endpoint.trim_start_matches("http://"));
+    let proxied = format!(
+        "s3://{bucket}/{prefix}?endpoint=http://{}&region=us-east-1",
+        watch.addr
+    );
+    let (since, until) = (rfc3339(opens[3] + 1), rfc3339(opens[5]));
+    assert_eq!(
+        fetched(
+            &setup,
+            &env,
+            &proxied,
+            &["--since", &since, "--until", &until]
+        ),
+        vec![3, 4, 5]
+    );
+    let seen = watch.seen();
+    let ranged = seen
+        .iter()
+        .filter(|l| l.starts_with("range: bytes=0-"))
+        .count();
+    let partial = seen
+        .iter()
+        .filter(|l| l.starts_with("HTTP/1.1 206"))
+        .count();
+    let whole = seen
+        .iter()
+        .filter(|l| l.starts_with("HTTP/1.1 200"))
+        .count();
+    assert!(
+        ranged >= 2 && ranged <= 8,
+        "{ranged} header reads for 8 segments: {seen:?}"
+    );
+    assert_eq!(partial, ranged, "{seen:?}");
+    // The listing, and the three segments.
+    assert_eq!(whole, 1 + 3, "{seen:?}");
+}
+
+/// A loopback TCP proxy to `upstream` that notes each request's `range:` header and each
+/// response's status line.
+struct Watch {
+    addr: String,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Watch {
+    fn start(upstream: &str) -> Watch {
+        use std::io::{Read, Write};
+        use std::net::{TcpListener, TcpStream};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let upstream = upstream.to_owned();
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let server = TcpStream::connect(&upstream).unwrap();
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    let log = log.clone();
+                    std::thread::spawn(move || {
+                        let mut buf = vec![0u8; 1 << 16];
+                        while let Ok(n) = from.read(&mut buf) {
+                            if n == 0 {
+                                break;
+                            }
+                            // Heads and status lines arrive at the start of a read here (one
+                            // request at a time per connection), which is all this needs.
+                            let text = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
+                            let mut log = log.lock().unwrap();
+                            for line in text.split("\r\n") {
+                                if line.starts_with("http/1.1 ") || line.starts_with("range: ") {
+                                    let line = line.replacen("http/1.1", "HTTP/1.1", 1);
+                                    log.push(line);
+                                }
+                            }
+                            drop(log);
+                            if to.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                        let _ = to.shutdown(std::net::Shutdown::Write);
+                    });
+                }
+            }
+        });
+        Watch { addr, seen }
+    }
+
+    fn seen(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
+    }
 }
 
 #[test]
