@@ -61,7 +61,7 @@ fn check_selection(setup: &Setup, env: &dyn Fn(&mut Command), sink: &str, opens:
     let all: Vec<u64> = (0..n).collect();
     assert_eq!(fetched(setup, env, sink, &[]), all);
     // Segment 3 is being recorded at `since`, segment 5 opens exactly at `until`.
-    let since = rfc3339(opens[3] + 1);
+    let since = rfc3339(opens[3] + (opens[4] - opens[3]) / 2);
     let until = rfc3339(opens[5]);
     assert_eq!(
         fetched(setup, env, sink, &["--since", &since, "--until", &until]),
@@ -208,6 +208,10 @@ fn fetch_selects_by_signed_time_from_s3() {
     args.clear();
     let opens = open_times(&segs);
     assert_eq!(opens.len(), 8);
+    assert!(
+        opens.windows(2).all(|w| w[0] < w[1]),
+        "open times {opens:?}"
+    );
     check_selection(&setup, &env, &url, &opens);
 
     // Through a proxy that watches the traffic: the times come from ranged GETs of the
@@ -218,7 +222,10 @@ fn fetch_selects_by_signed_time_from_s3() {
         "s3://{bucket}/{prefix}?endpoint=http://{}&region=us-east-1",
         watch.addr
     );
-    let (since, until) = (rfc3339(opens[3] + 1), rfc3339(opens[5]));
+    let (since, until) = (
+        rfc3339(opens[3] + (opens[4] - opens[3]) / 2),
+        rfc3339(opens[5]),
+    );
     assert_eq!(
         fetched(
             &setup,
