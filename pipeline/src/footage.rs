@@ -692,8 +692,8 @@ pub struct FootageGap {
 /// the failure is kept), a segment cut off with no declaration (except the last one with
 /// `allow_incomplete_end`) and a broken hash chain are undeclared gaps.
 ///
-/// Still errors (nothing is written) for a mixed or duplicated window, and when writing
-/// fails.
+/// Still errors for a mixed or duplicated window (before anything is written), for a
+/// segment this viewer is not a recipient of, and when reading or writing fails.
 pub fn decrypt_footage_with_gaps<W: Write>(
     files: &[SegmentFile],
     x25519_secret: &[u8; 32],
@@ -782,7 +782,10 @@ pub fn decrypt_footage_with_gaps<W: Write>(
         let read = read_segment(file, Some(x25519_secret), |bytes| out.write_all(bytes));
         let mut report = match read {
             Ok(report) => report,
-            Err(FootageError::Segment { source, .. }) => {
+            // Not a recipient is about the viewer, not the footage: no gap, the answer.
+            Err(FootageError::Segment { source, .. })
+                if !matches!(source, SegmentError::NotARecipient) =>
+            {
                 gap(
                     &mut gaps,
                     (seq, seq),
