@@ -55,10 +55,12 @@ fn remove(path: &Path) {
 fn undeclared_gaps_are_reported_with_their_span_and_exit_6_after_writing_the_rest() {
     let setup = Setup::new();
     let out = setup.path("segs");
+    // Paced, so that the signed times follow the video (the soft source is faster than
+    // real time otherwise, and the time a frame's pts implies overtakes the clock).
     let segs = setup.seal(
-        "soft:320x240@30",
+        "soft:160x120@30",
         &out,
-        &["--duration", "6", "--segment-seconds", "1"],
+        &["--duration", "3", "--segment-seconds", "0.5", "--realtime"],
     );
     assert_eq!(segs.len(), 6, "{segs:?}");
     let plains: Vec<Vec<u8>> = segs.iter().map(|p| plain(&setup, p)).collect();
