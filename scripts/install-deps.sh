@@ -13,6 +13,12 @@ command -v nasm >/dev/null || need_apt+=(nasm)
 command -v faketime >/dev/null || need_apt+=(faketime)
 # The uploader's TLS test makes a private CA with the openssl command.
 command -v openssl >/dev/null || need_apt+=(openssl)
+# Pipe input is tested behind real encoders (tests/pipe_input.rs): ffmpeg with libx264, and
+# gst-launch-1.0 with videotestsrc (base), x264enc (ugly) and h264parse (bad).
+command -v ffmpeg >/dev/null || need_apt+=(ffmpeg)
+command -v gst-launch-1.0 >/dev/null \
+  || need_apt+=(gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+                gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi

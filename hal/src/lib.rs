@@ -13,6 +13,7 @@
 //! - [`FrameSource`]: raw pictures for memory-to-memory encoders ([`TestPattern`], or a V4L2
 //!   capture node whose buffers are lent as DMA-bufs).
 //! - Backends: [`replay`] (an Annex-B file, mapped and cut into access units without copying),
+//!   [`pipe`] (an Annex-B stream from standard input or a FIFO, copied once as a pipe forces),
 //!   [`soft`] (openh264 over a synthetic moving test pattern), [`mpp`] (Rockchip MPP, loaded
 //!   at run time) and [`v4l2`] (V4L2 M2M encoders and H.264 cameras). [`open_hardware_source`]
 //!   opens the hardware ones from a command-line spec.
@@ -30,6 +31,7 @@ mod frame;
 pub mod input;
 pub mod mpp;
 mod packet;
+pub mod pipe;
 pub mod replay;
 pub mod soft;
 pub mod v4l2;
@@ -44,6 +46,7 @@ pub use frame::{DmaBuf, FrameBuffer, FrameMemory, PixelFormat, Plane, RawFrame};
 pub use input::{FrameSource, TestPattern};
 pub use mpp::{MppError, MppSource};
 pub use packet::Packet;
+pub use pipe::{PipeOptions, PipeSource};
 pub use replay::{FileOptions, FileSource};
 pub use soft::{DEFAULT_SOFT_SPEC, SoftConfig, SoftSource, parse_soft_spec};
 pub use v4l2::V4l2Error;

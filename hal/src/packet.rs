@@ -4,6 +4,7 @@ use std::fmt;
 use std::ops::Range;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use memmap2::Mmap;
 
 use crate::Codec;
@@ -56,6 +57,25 @@ impl Packet {
         })
     }
 
+    /// A packet holding part of a read buffer it shares with other packets (pipe input).
+    /// `copied` is how many bytes the source copied to produce it: its own bytes read from
+    /// the pipe, plus any partial access unit it had to move to a fresh buffer since the
+    /// previous packet.
+    pub(crate) fn shared(
+        codec: Codec,
+        pts: u64,
+        keyframe: bool,
+        bytes: Bytes,
+        copied: usize,
+    ) -> Packet {
+        Packet {
+            lease: Lease::Shared { bytes, copied },
+            pts,
+            keyframe,
+            codec,
+        }
+    }
+
     /// A packet whose bytes stay in a hardware backend's buffer until it is dropped.
     pub(crate) fn leased(
         codec: Codec,
@@ -79,6 +99,7 @@ impl Packet {
             // always succeeds; the fallback only avoids a panic path.
             Lease::Mapped { map, range } => map.get(range.clone()).unwrap_or_default(),
             Lease::Owned(data) => data,
+            Lease::Shared { bytes, .. } => bytes,
         }
     }
 
@@ -86,7 +107,19 @@ impl Packet {
     /// instead of lending the encoder's memory: one user-space copy per video byte, for the
     /// copy accounting of benches.
     pub fn source_copied(&self) -> bool {
-        matches!(self.lease, Lease::Owned(_))
+        self.copied_bytes() > 0
+    }
+
+    /// Bytes the source copied in user space to produce this packet: its length for an
+    /// owned packet, what a pipe forced for one read from a pipe (see [`crate::pipe`]), 0
+    /// for memory lent by a mapping or a hardware buffer. Summed over a stream, the source's
+    /// whole share of a bench's copy count.
+    pub fn copied_bytes(&self) -> usize {
+        match &self.lease {
+            Lease::Owned(data) => data.len(),
+            Lease::Shared { copied, .. } => *copied,
+            Lease::Hardware(_) | Lease::Mapped { .. } => 0,
+        }
     }
 
     /// Length of the access unit in bytes.
@@ -112,6 +145,7 @@ impl fmt::Debug for Packet {
             Lease::Hardware(memory) => memory.kind(),
             Lease::Mapped { .. } => "mapped",
             Lease::Owned(_) => "owned",
+            Lease::Shared { .. } => "read buffer",
         };
         f.debug_struct("Packet")
             .field("codec", &self.codec)
@@ -137,6 +171,7 @@ enum Lease {
     Hardware(Box<dyn PacketMemory>),
     Mapped { map: Arc<Mmap>, range: Range<usize> },
     Owned(Vec<u8>),
+    Shared { bytes: Bytes, copied: usize },
 }
 
 #[cfg(test)]

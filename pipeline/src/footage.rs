@@ -663,6 +663,185 @@ pub fn decrypt_footage_from<W: Write, K: OpeningKeys + ?Sized>(
     Ok(reports)
 }
 
+/// A stretch of a window with no verified video, found by [`decrypt_footage_with_gaps`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FootageGap {
+    /// The sequence numbers concerned (`first..=last`): missing, failing verification, or
+    /// (for a chain break) the segment that does not follow its predecessor.
+    pub segments: (u64, u64),
+    /// A signed header of the window declares this loss (a crash, or segments a camera
+    /// recorded as lost); `false`: nothing the camera signed accounts for it.
+    pub declared: bool,
+    /// What happened, in words.
+    pub what: String,
+    /// Signed camera time (Unix ms) of the last verified video before the gap, if any.
+    pub from_ms: Option<u64>,
+    /// Signed camera time (Unix ms) where verified video resumes after the gap, if any.
+    pub to_ms: Option<u64>,
+}
+
+/// Decrypts every verifiable segment of a window of one stream into `out` and reports
+/// what is missing in between, instead of stopping at the first hole as
+/// [`decrypt_footage_from`] does. Each segment's plaintext is written only as camera
+/// signatures cover it, as there. A hole is declared when a given signed header accounts
+/// for it (segments declared lost, a segment cut off by a declared crash); missing segments
+/// nothing declares, a segment that fails verification (what a signature covered before
+/// the failure is kept), a segment cut off with no declaration (except the last one with
+/// `allow_incomplete_end`) and a broken hash chain are undeclared gaps.
+///
+/// Still errors for a mixed or duplicated window (before anything is written), for a
+/// segment this viewer is not a recipient of, and when reading or writing fails.
+pub fn decrypt_footage_with_gaps<W: Write, K: OpeningKeys + ?Sized>(
+    files: &[SegmentFile],
+    keys: &K,
+    from_seq: u64,
+    allow_incomplete_end: bool,
+    out: &mut W,
+    mut on_segment: impl FnMut(&SegmentReport),
+) -> Result<(Vec<SegmentReport>, Vec<FootageGap>), FootageError> {
+    let first = files.first().ok_or(FootageError::NoSegments)?;
+    let keys = keys.opening_keys();
+    for pair in files.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        if a.header.stream_id != b.header.stream_id {
+            return Err(FootageError::MixedStreams(format!(
+                "streams {} and {}",
+                a.header.stream_id, b.header.stream_id
+            )));
+        }
+        if a.header.segment_seq == b.header.segment_seq {
+            return Err(FootageError::Duplicate {
+                seq: a.header.segment_seq,
+                first: a.path.clone(),
+                second: b.path.clone(),
+            });
+        }
+    }
+    let lost = declared(files, |_| true);
+    let crashed = declared(files, |g| g.reason == GapReason::Crash);
+    let is_declared = |a: u64, z: u64| first_undeclared(&lost, a, z.saturating_add(1)).is_none();
+    let mut gaps: Vec<FootageGap> = Vec::new();
+    // Gaps still waiting for the time at which verified video resumes.
+    let mut open: Vec<usize> = Vec::new();
+    let mut last_ms: Option<u64> = None;
+    let start = first.header.segment_seq;
+    if from_seq < start {
+        let (a, z) = (from_seq, start - 1);
+        if !is_declared(a, z) {
+            open.push(gaps.len());
+            gaps.push(FootageGap {
+                segments: (a, z),
+                declared: false,
+                what: "missing before the first segment given".to_owned(),
+                from_ms: None,
+                to_ms: None,
+            });
+        }
+    }
+    let mut reports = Vec::with_capacity(files.len());
+    for (i, file) in files.iter().enumerate() {
+        let seq = file.header.segment_seq;
+        let mut gap = |gaps: &mut Vec<FootageGap>, segments, declared, what: String| {
+            open.push(gaps.len());
+            gaps.push(FootageGap {
+                segments,
+                declared,
+                what,
+                from_ms: last_ms,
+                to_ms: None,
+            });
+        };
+        if i > 0 {
+            let prev = files[i - 1].header.segment_seq;
+            if seq > prev + 1 {
+                let (a, z) = (prev + 1, seq - 1);
+                let declared = is_declared(a, z);
+                let what = if declared {
+                    "missing, declared lost by the camera (signed)"
+                } else {
+                    "missing, and no signed header declares them lost"
+                };
+                gap(&mut gaps, (a, z), declared, what.to_owned());
+            }
+        }
+        if let Some(pred) = file.header.predecessor_seq()
+            && let Ok(j) = files.binary_search_by_key(&pred, |f| f.header.segment_seq)
+            && files[j].header_hash != file.header.prev_header_hash
+        {
+            gap(
+                &mut gaps,
+                (seq, seq),
+                false,
+                format!(
+                    "does not follow segment {pred} (its previous-header hash differs: a segment was replaced)"
+                ),
+            );
+        }
+        let read = read_segment(file, Some(&keys), |bytes| out.write_all(bytes));
+        let mut report = match read {
+            Ok(report) => report,
+            // Not a recipient is about the viewer, not the footage: no gap, the answer.
+            Err(FootageError::Segment { source, .. })
+                if !matches!(source, SegmentError::NotARecipient) =>
+            {
+                gap(
+                    &mut gaps,
+                    (seq, seq),
+                    false,
+                    format!(
+                        "fails verification ({source}); only what a signature covered before that is written"
+                    ),
+                );
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        report.declared_crashed = crashed.iter().any(|&(a, z)| (a..=z).contains(&seq));
+        let is_last = i + 1 == files.len();
+        // Verified video resumes here.
+        let opened_ms = wall_ms(&file.header, file.header.start_pts);
+        for k in open.drain(..) {
+            gaps[k].to_ms = opened_ms;
+        }
+        last_ms = wall_ms(
+            &file.header,
+            report.last_pts.unwrap_or(file.header.start_pts),
+        );
+        if report.incomplete() && !(allow_incomplete_end && is_last) {
+            let declared = report.declared_crashed;
+            let what = format!(
+                "cut off before its trailer{}; {} unsigned records dropped",
+                if declared {
+                    " by a crash a later segment declares (signed)"
+                } else {
+                    ", and nothing declares a crash"
+                },
+                report.dropped()
+            );
+            open.push(gaps.len());
+            gaps.push(FootageGap {
+                segments: (seq, seq),
+                declared,
+                what,
+                from_ms: last_ms,
+                to_ms: None,
+            });
+        }
+        on_segment(&report);
+        reports.push(report);
+    }
+    Ok((reports, gaps))
+}
+
+/// The camera's signed wall-clock time of `pts` in the segment `h` heads: its open time
+/// plus the pts elapsed (90 kHz). `None` if the camera did not know the time.
+fn wall_ms(h: &Header, pts: u64) -> Option<u64> {
+    (h.wallclock_ms != 0).then(|| {
+        h.wallclock_ms
+            .saturating_add(pts.saturating_sub(h.start_pts) / 90)
+    })
+}
+
 /// Applies the window's rules to one segment's report: a cut-off segment is accepted only
 /// where [`ChainPlan::may_be_cut_off`] allows it.
 fn judge(

@@ -57,6 +57,15 @@ pub trait Sink: Send + Sync {
     fn list(&self, filter: &ListFilter) -> Result<Vec<SegmentId>, UploadError>;
     /// Copies segment `id` into `out`; returns its length.
     fn get(&self, id: &SegmentId, out: &mut dyn Write) -> Result<u64, UploadError>;
+    /// The first `len` bytes of segment `id` (all of it if shorter): enough to read its
+    /// signed header without downloading its video. The default downloads the whole
+    /// segment and keeps the start; sinks that can read a range override it.
+    fn get_prefix(&self, id: &SegmentId, len: u64) -> Result<Vec<u8>, UploadError> {
+        let mut bytes = Vec::new();
+        self.get(id, &mut bytes)?;
+        bytes.truncate(usize::try_from(len).unwrap_or(usize::MAX));
+        Ok(bytes)
+    }
     /// Stores the stream head (`segment::head`) of `camera_id`'s stream `stream`, next to
     /// its segments, replacing the previous one. The default: [`UploadError::Unsupported`].
     fn put_head(&self, _camera_id: &str, _stream: u32, _head: &[u8]) -> Result<(), UploadError> {

@@ -133,6 +133,15 @@ impl Sink for DirSink {
         }
     }
 
+    fn get_prefix(&self, id: &SegmentId, len: u64) -> Result<Vec<u8>, UploadError> {
+        let path = self.dir.join(id.file_name());
+        let mut bytes = Vec::new();
+        File::open(&path)
+            .and_then(|f| f.take(len).read_to_end(&mut bytes))
+            .map_err(|e| UploadError::Io { path, source: e })?;
+        Ok(bytes)
+    }
+
     fn get(&self, id: &SegmentId, out: &mut dyn Write) -> Result<u64, UploadError> {
         let path = self.dir.join(id.file_name());
         let mut f = File::open(&path).map_err(|e| UploadError::Io {

@@ -560,6 +560,32 @@ impl Sink for S3Sink {
         })
     }
 
+    /// A ranged GET (`Range: bytes=0-N`); a server that ignores the range sends the whole
+    /// object, of which the start is kept.
+    fn get_prefix(&self, id: &SegmentId, len: u64) -> Result<Vec<u8>, UploadError> {
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let key = self.key(id);
+        let mut bytes = Vec::new();
+        self.request(|| {
+            bytes.clear();
+            let credentials = self.credentials();
+            let url = self.sign(&GetObject::new(&self.bucket, Some(&credentials), &key));
+            http::get(
+                &self.agent,
+                &url,
+                &[("range", format!("bytes=0-{}", len - 1))],
+                &mut bytes,
+                MAX_OBJECT_BYTES,
+                &self.display,
+                Some(&self.clock),
+            )
+        })?;
+        bytes.truncate(usize::try_from(len).unwrap_or(usize::MAX));
+        Ok(bytes)
+    }
+
     fn take_notices(&self) -> Vec<String> {
         std::mem::take(&mut *self.notices.lock().unwrap_or_else(|p| p.into_inner()))
     }

@@ -216,12 +216,14 @@ pub struct RunArgs {
     /// Camera home directory (from `camseal camera init`, with a trusted recipient list).
     #[arg(long, value_name = "DIR")]
     pub home: PathBuf,
-    /// Video source: `file:PATH` (Annex-B replay), `soft[:WxH@FPS]` (software encoder),
+    /// Video source: `file:PATH` (Annex-B replay; a FIFO is read as a pipe), `stdin` or
+    /// `file:-` (Annex-B from standard input, as it arrives), `soft[:WxH@FPS]` (software encoder),
     /// `rkmpp[:WxH@FPS]` (Rockchip MPP hardware encoder), `v4l2-m2m:/dev/videoN[:WxH@FPS]`
     /// (V4L2 hardware encoder) or `v4l2:/dev/videoN` (a camera that outputs H.264).
     #[arg(long, value_name = "SOURCE", default_value = "soft")]
     pub source: String,
-    /// Codec: of a `file:` source (by default from the extension, else sniffed), or the one a
+    /// Codec: of a `file:` source (by default from the extension, else sniffed), of a pipe
+    /// (by default sniffed from its first parameter set), or the one a
     /// hardware encoder produces (default h264).
     #[arg(long, value_name = "h264|h265")]
     pub codec: Option<String>,
@@ -357,9 +359,21 @@ pub struct FetchArgs {
     /// Only this stream.
     #[arg(long, value_name = "S")]
     pub stream: Option<u32>,
+    /// Only footage recorded at or after TIME, by the camera's signed clock: RFC 3339
+    /// (2026-12-06T01:00:00Z) or relative (-2h, -30m, -1d). A bare integer is a sequence
+    /// number instead (as `--since-seq`).
+    #[arg(long, value_name = "TIME|SEQ", allow_hyphen_values = true, value_parser = crate::timesel::seq_or_time_arg, conflicts_with = "since_seq")]
+    pub since: Option<crate::timesel::SeqOrTime>,
+    /// Only footage recorded at or before TIME (same forms as `--since`; a bare integer is
+    /// a sequence number, as `--until-seq`).
+    #[arg(long, value_name = "TIME|SEQ", allow_hyphen_values = true, value_parser = crate::timesel::seq_or_time_arg, conflicts_with = "until_seq")]
+    pub until: Option<crate::timesel::SeqOrTime>,
     /// Only segments with this sequence number or a later one.
     #[arg(long, value_name = "SEQ")]
-    pub since: Option<u64>,
+    pub since_seq: Option<u64>,
+    /// Only segments with this sequence number or an earlier one.
+    #[arg(long, value_name = "SEQ")]
+    pub until_seq: Option<u64>,
     /// Longest wait for a connection.
     #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = numeric::seconds(0.0, true, numeric::MAX_WAIT_SECONDS))]
     pub connect_timeout: f64,
@@ -389,6 +403,12 @@ pub struct DecryptArgs {
     /// Salvage the valid prefix of a crash-truncated last segment (with a warning).
     #[arg(long)]
     pub allow_incomplete: bool,
+    /// Write every segment that verifies even when others are missing, fail verification
+    /// or break the chain, and report each gap (its segments and signed time span). Exits
+    /// 0 only if the camera declared every gap (a crash, segments it recorded as lost),
+    /// else 6.
+    #[arg(long)]
+    pub allow_gaps: bool,
     /// Only accept segments signed by this camera (a `camera.pub` file), pinned or not.
     /// Without it, the footage must come from a camera pinned with `viewer cameras add`.
     #[arg(long, value_name = "CAMERA_PUB")]
@@ -405,11 +425,11 @@ pub struct DecryptArgs {
     /// Only footage recorded at or after TIME, by the camera's signed clock: RFC 3339
     /// (2026-12-06T01:00:00Z) or relative (-2h, -30m, -1d). The window then starts at the
     /// first segment kept (as `--from-seq` would say).
-    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
-    pub since: Option<String>,
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true, value_parser = crate::timesel::time_arg)]
+    pub since: Option<u64>,
     /// Only footage recorded at or before TIME (same forms as `--since`).
-    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
-    pub until: Option<String>,
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true, value_parser = crate::timesel::time_arg)]
+    pub until: Option<u64>,
     /// Segment files, or directories of `.cseg` files, in stream order.
     #[arg(value_name = "SEGMENT_OR_DIR", required = true)]
     pub inputs: Vec<PathBuf>,
@@ -432,11 +452,11 @@ pub struct VerifyArgs {
     /// Only footage recorded at or after TIME, by the camera's signed clock: RFC 3339
     /// (2026-12-06T01:00:00Z) or relative (-2h, -30m, -1d). The window then starts at the
     /// first segment kept (as `--from-seq` would say).
-    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
-    pub since: Option<String>,
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true, value_parser = crate::timesel::time_arg)]
+    pub since: Option<u64>,
     /// Only footage recorded at or before TIME (same forms as `--since`).
-    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
-    pub until: Option<String>,
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true, value_parser = crate::timesel::time_arg)]
+    pub until: Option<u64>,
     /// Also write the verdict as JSON to this file (`-` for standard output).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -501,8 +521,8 @@ pub struct BenchArgs {
 
 #[derive(Debug, Args)]
 pub struct PipelineBenchArgs {
-    /// Video source: `file:PATH` (looped until --duration, pts increasing) or
-    /// `soft[:WxH@FPS]`.
+    /// Video source: `file:PATH` (looped until --duration, pts increasing), `stdin` (Annex-B
+    /// from standard input, one stream, until it ends or --duration) or `soft[:WxH@FPS]`.
     #[arg(long, value_name = "SOURCE")]
     pub source: Option<String>,
     /// Streams sealed at once, each from its own copy of the source, on one worker pool.

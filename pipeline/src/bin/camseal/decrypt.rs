@@ -1,18 +1,18 @@
 //! `camseal decrypt`: verify and decrypt segments back into the Annex-B stream.
 
 use std::fs::File;
-use std::io::BufWriter;
+use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use camseal::footage::{
-    Coverage, SegmentFile, collect_paths, decrypt_footage_from, describe_gap, load_headers,
-    select_stream,
+    Coverage, FootageError, FootageGap, SegmentFile, SegmentReport, collect_paths,
+    decrypt_footage_from, decrypt_footage_with_gaps, describe_gap, load_headers, select_stream,
 };
 use camseal::fsutil::PRIVATE;
 use camseal::home::{CameraChoice, ViewerHome, choose_camera};
-use camseal::keys::CameraPublic;
+use camseal::keys::{CameraPublic, OpeningKeys};
 
 use crate::cli::DecryptArgs;
 use crate::interrupt::Unfinished;
@@ -31,8 +31,7 @@ pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
     if let Some(stream) = args.stream {
         select_stream(&mut files, stream)?;
     }
-    let window =
-        crate::timesel::select_by_time(&mut files, args.since.as_deref(), args.until.as_deref())?;
+    let window = crate::timesel::select_by_time(&mut files, args.since, args.until)?;
     let from_seq = args.from_seq.or(window);
     if args.out.is_dir() {
         bail!(
@@ -51,11 +50,13 @@ pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
     let mut out = BufWriter::with_capacity(1 << 20, file);
     // Both of the account's keys: its lists may have named either kind over time.
     let secret = account.recipient_secrets();
-    let result = decrypt_footage_from(
+    let mut gaps = Vec::new();
+    let result = decrypt_window(
         &files,
         &secret,
         from_seq.unwrap_or(0),
         args.allow_incomplete,
+        args.allow_gaps.then_some(&mut gaps),
         &mut out,
         |r| {
             for gap in &r.gaps {
@@ -123,6 +124,9 @@ pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
                 }
             );
             println!("{}", describe_choice(&choice));
+            if report_gaps(&gaps) {
+                return Ok(ExitCode::from(6));
+            }
             if dropped_at_end > 0 {
                 eprintln!(
                     "error: {dropped_at_end} records after the last signed checkpoint were dropped; \
@@ -140,6 +144,72 @@ pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
             Err(e.into())
         }
     }
+}
+
+/// [`decrypt_footage_from`], or with `gaps` (`--allow-gaps`) [`decrypt_footage_with_gaps`],
+/// whose gaps it stores there.
+fn decrypt_window<W: Write, K: OpeningKeys + ?Sized>(
+    files: &[SegmentFile],
+    secret: &K,
+    from_seq: u64,
+    allow_incomplete: bool,
+    gaps: Option<&mut Vec<FootageGap>>,
+    out: &mut W,
+    on_segment: impl FnMut(&SegmentReport),
+) -> Result<Vec<SegmentReport>, FootageError> {
+    match gaps {
+        None => decrypt_footage_from(files, secret, from_seq, allow_incomplete, out, on_segment),
+        Some(gaps) => {
+            let (reports, found) = decrypt_footage_with_gaps(
+                files,
+                secret,
+                from_seq,
+                allow_incomplete,
+                out,
+                on_segment,
+            )?;
+            *gaps = found;
+            Ok(reports)
+        }
+    }
+}
+
+/// Prints one line per gap; returns whether any is undeclared (exit 6).
+fn report_gaps(gaps: &[FootageGap]) -> bool {
+    let time = |ms: Option<u64>| ms.map_or("?".to_owned(), crate::verify::format_time);
+    for g in gaps {
+        let (a, z) = g.segments;
+        let segments = if a == z {
+            format!("segment {a}")
+        } else {
+            format!("segments {a}..={z}")
+        };
+        let span = match (g.from_ms, g.to_ms) {
+            (Some(f), Some(t)) if t >= f => {
+                format!(" ({:.3} s)", (t - f) as f64 / 1000.0)
+            }
+            _ => String::new(),
+        };
+        eprintln!(
+            "{}: {segments} {}; no verified video from {} to {}{span}",
+            if g.declared {
+                "GAP (declared by the camera)"
+            } else {
+                "GAP (NOT declared by the camera)"
+            },
+            g.what,
+            time(g.from_ms),
+            time(g.to_ms),
+        );
+    }
+    let undeclared = gaps.iter().filter(|g| !g.declared).count();
+    if undeclared > 0 {
+        eprintln!(
+            "error: {undeclared} of {} gaps are not declared by the camera: footage is missing or was tampered with",
+            gaps.len()
+        );
+    }
+    undeclared > 0
 }
 
 /// Reads the footage's headers and checks them against the camera it must come from: the

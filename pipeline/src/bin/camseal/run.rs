@@ -18,6 +18,7 @@ use camseal::seal::SframeSuite;
 use camseal::segment::write::{CheckpointPolicy, Randomness};
 use camseal::segment::{CloseReason, Gap, GapReason};
 use camseal::spool::{QuotaPolicy, Spool, SpoolConfig, SpoolSink};
+use camseal_hal::pipe::{PipeOptions, PipeSource};
 use camseal_hal::replay::{FileOptions, FileSource};
 use camseal_hal::soft::{SoftConfig, SoftSource, parse_soft_spec};
 use camseal_hal::{Encoder, FrameRate, PTS_HZ};
@@ -213,7 +214,8 @@ pub fn record(
     let mut refused: Option<(u64, u64, u64)> = None;
     let started = Instant::now();
     let mut interrupted = false;
-    let pace_here = args.realtime && !args.source.starts_with("file:");
+    // A file source paces itself; a pipe comes at its writer's pace.
+    let pace_here = args.realtime && !args.source.starts_with("file:") && args.source != "stdin";
     let mut first_pts: Option<u64> = None;
     let mut keyframes = KeyframeRequests::default();
     let report = |events: Vec<StreamEvent>| {
@@ -413,6 +415,9 @@ fn open_source(args: &RunArgs, duration: Option<Duration>) -> Result<Box<dyn Enc
             "--input applies to the rkmpp and v4l2-m2m sources only".to_owned()
         ));
     }
+    if let Some(pipe) = open_pipe(&args.source, codec, fps, duration)? {
+        return Ok(pipe);
+    }
     if let Some(path) = args.source.strip_prefix("file:") {
         let mut options = FileOptions::default();
         options.codec = codec;
@@ -435,9 +440,42 @@ fn open_source(args: &RunArgs, duration: Option<Duration>) -> Result<Box<dyn Enc
         return Ok(Box::new(SoftSource::new(config)?));
     }
     bail!(Usage(format!(
-        "unknown source {:?}: use file:PATH, soft[:WxH@FPS], rkmpp[:WxH@FPS], v4l2-m2m:/dev/videoN or v4l2:/dev/videoN",
+        "unknown source {:?}: use file:PATH, stdin, soft[:WxH@FPS], rkmpp[:WxH@FPS], v4l2-m2m:/dev/videoN or v4l2:/dev/videoN",
         args.source
     )))
+}
+
+/// `stdin` or `file:-` (standard input), or `file:PATH` naming a FIFO or another
+/// non-seekable stream: read as a pipe, since it cannot be mapped. `None` for anything else.
+pub fn open_pipe(
+    spec: &str,
+    codec: Option<Codec>,
+    fps: Option<FrameRate>,
+    duration: Option<Duration>,
+) -> Result<Option<Box<dyn Encoder>>> {
+    let mut options = PipeOptions::default();
+    options.codec = codec;
+    options.fps = fps;
+    options.max_duration = duration;
+    if spec == "stdin" || spec == "file:-" {
+        return Ok(Some(Box::new(PipeSource::stdin(options)?)));
+    }
+    let Some(path) = spec.strip_prefix("file:") else {
+        return Ok(None);
+    };
+    // A regular file (also /dev/stdin redirected from one) is mapped; a directory gets the
+    // replay's own error.
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_file() && !m.is_dir() => {
+            let file = std::fs::File::open(path).with_context(|| format!("cannot open {path}"))?;
+            Ok(Some(Box::new(PipeSource::new(
+                Box::new(file),
+                path,
+                options,
+            )?)))
+        }
+        _ => Ok(None),
+    }
 }
 
 fn print_summary(s: &RunSummary) {

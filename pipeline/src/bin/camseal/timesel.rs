@@ -5,6 +5,33 @@
 
 use camseal::footage::SegmentFile;
 
+/// The clap value parser of a TIME argument (Unix milliseconds): a bad TIME is a usage
+/// error, reported (exit 2) before any footage is read.
+pub fn time_arg(text: &str) -> Result<u64, String> {
+    parse_time(text, crate::verify::unix_ms())
+}
+
+/// `fetch --since/--until`: a bare integer is a sequence number (what these flags took
+/// first), anything else a TIME.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SeqOrTime {
+    /// A segment sequence number.
+    Seq(u64),
+    /// Unix milliseconds by the camera's signed clock.
+    Time(u64),
+}
+
+/// The clap value parser of [`SeqOrTime`].
+pub fn seq_or_time_arg(text: &str) -> Result<SeqOrTime, String> {
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text
+            .parse()
+            .map(SeqOrTime::Seq)
+            .map_err(|_| format!("{text:?} is too large for a sequence number"));
+    }
+    time_arg(text).map(SeqOrTime::Time)
+}
+
 /// A TIME argument as Unix milliseconds, `now_ms` being the present.
 pub fn parse_time(text: &str, now_ms: u64) -> Result<u64, String> {
     let bad = || {
@@ -110,25 +137,61 @@ pub fn select(files: &mut Vec<SegmentFile>, since: Option<u64>, until: Option<u6
     before - files.len()
 }
 
+/// The segments of one stream (`n` of them, sorted by seq) that [`select`] would keep for
+/// `[since, until]`, found by binary search over their signed open times: `open(i)` reads
+/// segment `i`'s, and is called O(log n) times (never twice for one segment). Open times
+/// are taken not to decrease with seq, as a camera's clock does between steps.
+pub fn window<E>(
+    n: usize,
+    since: Option<u64>,
+    until: Option<u64>,
+    open: &mut dyn FnMut(usize) -> Result<u64, E>,
+) -> Result<std::ops::Range<usize>, E> {
+    let mut known = std::collections::HashMap::new();
+    // The first segment that opened after `t` (n if none did).
+    let mut first_after = |t: u64| -> Result<usize, E> {
+        let (mut lo, mut hi) = (0, n);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let at = match known.get(&mid) {
+                Some(&at) => at,
+                None => {
+                    let at = open(mid)?;
+                    known.insert(mid, at);
+                    at
+                }
+            };
+            if at > t {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        Ok(lo)
+    };
+    // The segment open when `since` falls is kept: the one before the first that opened
+    // after it.
+    let start = match since {
+        Some(s) => first_after(s)?.saturating_sub(1),
+        None => 0,
+    };
+    let end = match until {
+        Some(u) => first_after(u)?,
+        None => n,
+    };
+    Ok(start..end.max(start))
+}
+
 /// `--since`/`--until`: keeps the segments recorded in the window (by their signed times)
 /// and returns the window's first seq, for the chain check, when the times chose one.
 pub fn select_by_time(
     files: &mut Vec<camseal::footage::SegmentFile>,
-    since: Option<&str>,
-    until: Option<&str>,
+    since: Option<u64>,
+    until: Option<u64>,
 ) -> anyhow::Result<Option<u64>> {
     if since.is_none() && until.is_none() {
         return Ok(None);
     }
-    let now = crate::verify::unix_ms();
-    let parse = |flag: &str, t: Option<&str>| -> anyhow::Result<Option<u64>> {
-        t.map(|t| {
-            crate::timesel::parse_time(t, now)
-                .map_err(|e| anyhow::Error::new(crate::error::Usage(format!("{flag}: {e}"))))
-        })
-        .transpose()
-    };
-    let (since, until) = (parse("--since", since)?, parse("--until", until)?);
     if files
         .iter()
         .map(|f| f.header.stream_id)
@@ -153,6 +216,70 @@ pub fn select_by_time(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`select`]'s rule, spelled out per segment.
+    fn kept(opens: &[u64], since: Option<u64>, until: Option<u64>) -> Vec<usize> {
+        (0..opens.len())
+            .filter(|&i| {
+                let next = opens.get(i + 1);
+                since.is_none_or(|s| next.is_none_or(|&n| n > s))
+                    && until.is_none_or(|u| opens[i] <= u)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_binary_search_keeps_what_select_keeps_in_few_reads() {
+        for n in [0usize, 1, 2, 3, 7, 100, 1000] {
+            // Two-second segments, one repeated open time (a clock that stood still).
+            let opens: Vec<u64> = (0..n as u64)
+                .map(|i| 1000 + 2000 * i - (i == 3) as u64 * 2000)
+                .collect();
+            let last = opens.last().copied().unwrap_or(0);
+            let times = [
+                None,
+                Some(0),
+                Some(1000),
+                Some(2999),
+                Some(3000),
+                Some(last),
+                Some(last + 5000),
+            ];
+            for since in times {
+                for until in times {
+                    let mut reads = 0;
+                    let range = window(n, since, until, &mut |i| -> Result<u64, ()> {
+                        reads += 1;
+                        Ok(opens[i])
+                    })
+                    .unwrap();
+                    let got: Vec<usize> = range.collect();
+                    assert_eq!(
+                        got,
+                        kept(&opens, since, until),
+                        "n {n} since {since:?} until {until:?}"
+                    );
+                    let log = usize::BITS - n.leading_zeros();
+                    assert!(
+                        reads <= 2 * log as usize + 2,
+                        "{reads} reads for {n} segments"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fetch_takes_a_bare_integer_as_a_seq_and_anything_else_as_a_time() {
+        assert_eq!(seq_or_time_arg("42"), Ok(SeqOrTime::Seq(42)));
+        assert_eq!(
+            seq_or_time_arg("1970-01-01T00:00:01Z"),
+            Ok(SeqOrTime::Time(1000))
+        );
+        assert!(matches!(seq_or_time_arg("-2h"), Ok(SeqOrTime::Time(_))));
+        assert!(seq_or_time_arg("yesterday-ish").is_err());
+        assert!(seq_or_time_arg("99999999999999999999999").is_err());
+    }
 
     #[test]
     fn times_parse_as_rfc3339_or_relative() {

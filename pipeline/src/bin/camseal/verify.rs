@@ -25,8 +25,7 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
     if let Some(stream) = args.stream {
         camseal::footage::select_stream(&mut files, stream)?;
     }
-    let window =
-        crate::timesel::select_by_time(&mut files, args.since.as_deref(), args.until.as_deref())?;
+    let window = crate::timesel::select_by_time(&mut files, args.since, args.until)?;
     let from_seq = args.from_seq.or(window);
     let (results, chain) = verify_footage_from(&files, from_seq.unwrap_or(0));
     for (file, result) in files.iter().zip(&results) {

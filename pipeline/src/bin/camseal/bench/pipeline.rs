@@ -34,6 +34,7 @@ use serde_json::{Value, json};
 
 use super::sys;
 use crate::cli::PipelineBenchArgs;
+use crate::error::Usage;
 use crate::run::default_workers;
 
 pub fn bench(args: PipelineBenchArgs) -> Result<ExitCode> {
@@ -57,11 +58,16 @@ pub fn bench(args: PipelineBenchArgs) -> Result<ExitCode> {
     };
     let overload = args.overload;
     let duration = Duration::from_secs_f64(args.duration);
+    if (source == "stdin" || source == "file:-") && args.streams != 1 {
+        bail!(Usage(
+            "standard input feeds one stream: use --streams 1".to_owned()
+        ));
+    }
     let sources = (0..args.streams)
         .map(|_| open_source(&source, args.realtime, duration))
         .collect::<Result<Vec<_>>>()?;
     // A file source paces itself (`FileOptions::realtime`); the others are paced here.
-    let file_source = source.starts_with("file:");
+    let file_source = source.starts_with("file:") || source == "stdin";
 
     let mut rt = args.rt.then(Rt::default);
     if let Some(rt) = &mut rt {
@@ -261,11 +267,10 @@ fn drive(
             // After the same sleep (here, or inside a paced file source), before the frame.
             floor.measure(packet.len());
         }
-        if packet.source_copied() {
-            // openh264 encodes into its own buffer; the soft source copies each access unit
-            // out of it (file, MPP and V4L2 sources lend their buffers instead).
-            meter.add(packet.len());
-        }
+        // openh264 encodes into its own buffer; the soft source copies each access unit out
+        // of it. A pipe forces one copy by read(2), and a move of the odd partial access unit
+        // (file, MPP and V4L2 sources lend their buffers instead).
+        meter.add(packet.copied_bytes());
         let dequeued = Instant::now();
         stream.push(packet, dequeued)?;
         stream.take_events();
@@ -427,6 +432,9 @@ fn open_source(spec: &str, realtime: bool, duration: Duration) -> Result<Box<dyn
     hardware.duration = Some(duration);
     if let Some(source) = camseal_hal::open_hardware_source(spec, &hardware)? {
         return Ok(source);
+    }
+    if let Some(pipe) = crate::run::open_pipe(spec, None, None, Some(duration))? {
+        return Ok(pipe);
     }
     if let Some(path) = spec.strip_prefix("file:") {
         let mut options = FileOptions::default();
