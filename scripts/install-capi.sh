@@ -24,8 +24,9 @@ cargo build --locked -p camseal-capi --profile capi
 built=${CARGO_TARGET_DIR:-target}/capi
 version=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Cargo.toml)
 # What the Rust standard library needs from the system when the static library is linked
-# (as `rustc --print native-static-libs` reports for this target, glibc Linux).
-libs_private="-lgcc_s -lutil -lrt -lpthread -lm -ldl -lc"
+# (what `rustc --print native-static-libs` reports for glibc Linux; -lstdc++ is for the
+# OpenH264 software encoder the HAL links in).
+libs_private="-lstdc++ -ldl -lgcc_s -lutil -lrt -lpthread -lm -lc"
 
 install -d "$prefix/include" "$prefix/lib/pkgconfig"
 install -m 0644 pipeline/capi/include/camseal.h "$prefix/include/camseal.h"

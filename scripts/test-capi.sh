@@ -31,13 +31,13 @@ fi
 scripts/capi-header.sh --check
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/camseal-capi.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+trap '[ -n "${CAMSEAL_KEEP_CAPI:-}" ] || rm -rf "$work"' EXIT
 prefix=$work/prefix
 scripts/install-capi.sh "$prefix"
 
 export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
-cflags=$(pkg-config --cflags camseal)
-libs=$(pkg-config --libs camseal)
+cflags=$(pkg-config --cflags camseal | xargs)
+libs=$(pkg-config --libs camseal | xargs)
 echo "pkg-config --cflags --libs camseal: $cflags $libs"
 [ "$cflags" = "-I$prefix/include" ] || { echo "unexpected --cflags: $cflags" >&2; exit 1; }
 [ "$libs" = "-L$prefix/lib -lcamseal" ] || { echo "unexpected --libs: $libs" >&2; exit 1; }
@@ -96,5 +96,6 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
   check asan-h265 "$streams/h265-main-640x360.h265" 2 "$work/seal_file_asan" --h265 --fps 25
 check valgrind-h264 "$streams/h264-baseline-320x240.h264" 3 \
   valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,possible \
+  --suppressions=scripts/capi-valgrind.supp \
   "$work/seal_file_shared" --fps 25
 echo "test-capi: all checks passed"
