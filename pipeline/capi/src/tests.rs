@@ -439,7 +439,7 @@ fn version_and_header_name_every_entry_point() {
         };
         let name = rest.split('(').next().unwrap();
         assert!(
-            header.contains(&format!(" {name}(")),
+            header.contains(&format!("{name}(")),
             "{name} is missing from camseal.h"
         );
         exported += 1;
