@@ -229,10 +229,10 @@ pub unsafe extern "C" fn camseal_open(
         let codec = config.codec;
         let opened = Session::open(config).map_err(Failure::from)?;
         let handle = Box::new(camseal_session {
-            state: Mutex::new(State::Open(OpenSession {
+            state: Mutex::new(State::Open(Box::new(OpenSession {
                 session: opened,
                 codec,
-            })),
+            }))),
             callbacks,
         });
         // SAFETY: as above; the box is handed to the caller, who frees it with
@@ -378,7 +378,7 @@ impl Drop for CallerBuffer {
 
 enum State {
     Closed,
-    Open(OpenSession),
+    Open(Box<OpenSession>),
 }
 
 struct OpenSession {

@@ -189,12 +189,8 @@ fn pushed_buffers_are_sealed_without_a_copy_released_once_and_decrypt_identicall
         State::Closed => panic!("closed"),
     };
     // SAFETY: a live session.
-    assert_eq!(
-        unsafe { camseal_close(session) },
-        CAMSEAL_OK,
-        "{}",
-        last_error()
-    );
+    let closed = unsafe { camseal_close(session) };
+    assert_eq!(closed, CAMSEAL_OK, "{}", last_error());
     assert_eq!(seen.released.load(Ordering::SeqCst), units.len());
     assert_eq!(meter.bytes(), 0, "video bytes copied on the C path");
     assert!(seen.errors.is_empty(), "{:?}", seen.errors);
@@ -206,7 +202,9 @@ fn pushed_buffers_are_sealed_without_a_copy_released_once_and_decrypt_identicall
     assert!(seen.segments.iter().all(|s| s.0.is_file()));
 
     // A closed session refuses more work (and still releases what it is given).
-    assert_eq!(unsafe { camseal_close(session) }, CAMSEAL_ERR_CLOSED);
+    // SAFETY: a live (closed) session.
+    let again = unsafe { camseal_close(session) };
+    assert_eq!(again, CAMSEAL_ERR_CLOSED);
     let byte = [0u8; 1];
     // SAFETY: a live (closed) session; `byte` outlives the call, which releases it.
     let status = unsafe {
@@ -273,7 +271,8 @@ fn null_pointers_bad_strings_and_bad_options_are_error_codes() {
     }
 
     let bad_utf8 = CString::new(vec![b'/', 0xff, 0xfe]).unwrap();
-    let cases: [(&str, &dyn Fn(&mut camseal_options), camseal_status); 7] = [
+    type Change<'a> = &'a dyn Fn(&mut camseal_options);
+    let cases: [(&str, Change, camseal_status); 7] = [
         (
             "no home",
             &|o| o.home = ptr::null(),
@@ -368,10 +367,8 @@ fn a_panic_inside_any_entry_point_becomes_an_error_code() {
     hook("camseal_options_init");
     let mut spare = std::mem::MaybeUninit::<camseal_options>::uninit();
     // SAFETY: a valid place for one `camseal_options`.
-    assert_eq!(
-        unsafe { camseal_options_init(spare.as_mut_ptr()) },
-        CAMSEAL_ERR_PANIC
-    );
+    let status = unsafe { camseal_options_init(spare.as_mut_ptr()) };
+    assert_eq!(status, CAMSEAL_ERR_PANIC);
     hook("camseal_free");
     // SAFETY: a live session; the panic is caught, so this leaks it (a bug path).
     unsafe { camseal_free(session) };
@@ -379,12 +376,8 @@ fn a_panic_inside_any_entry_point_becomes_an_error_code() {
     hook("");
     // The leaked session still holds the stream: close it properly to let go.
     // SAFETY: still live: the panicking free never reached `Box::from_raw`.
-    assert_eq!(
-        unsafe { camseal_close(session) },
-        CAMSEAL_OK,
-        "{}",
-        last_error()
-    );
+    let closed = unsafe { camseal_close(session) };
+    assert_eq!(closed, CAMSEAL_OK, "{}", last_error());
     // SAFETY: a live session, freed once.
     unsafe { camseal_free(session) };
 }
