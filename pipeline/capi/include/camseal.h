@@ -190,7 +190,10 @@ typedef struct {
    */
   camseal_segment_fn on_segment;
   /**
-   * Called for each error and warning, or NULL.
+   * Called, or NULL, for what no return value reports: frames not recorded
+   * (`CAMSEAL_WARN_FRAMES_DROPPED`), a sink that refused uploads for good (at close,
+   * `CAMSEAL_ERR_UPLOAD`), and a close inside `camseal_free` that failed. A failing call
+   * reports its own error by its return value (and `camseal_last_error`).
    */
   camseal_error_fn on_error;
   /**

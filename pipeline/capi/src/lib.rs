@@ -141,7 +141,10 @@ pub struct camseal_options {
     pub sink_url: *const c_char,
     /// Called for each published segment, or NULL.
     pub on_segment: camseal_segment_fn,
-    /// Called for each error and warning, or NULL.
+    /// Called, or NULL, for what no return value reports: frames not recorded
+    /// (`CAMSEAL_WARN_FRAMES_DROPPED`), a sink that refused uploads for good (at close,
+    /// `CAMSEAL_ERR_UPLOAD`), and a close inside `camseal_free` that failed. A failing call
+    /// reports its own error by its return value (and `camseal_last_error`).
     pub on_error: camseal_error_fn,
     /// Passed to `on_segment` and `on_error`.
     pub user_data: *mut c_void,
