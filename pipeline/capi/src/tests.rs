@@ -439,3 +439,48 @@ fn version_and_header_name_every_entry_point() {
     }
     assert_eq!(exported, source.matches("#[unsafe(no_mangle)]").count());
 }
+
+#[test]
+fn a_sink_url_uploads_from_the_spool_and_a_bad_one_is_refused_at_open() {
+    let t = tempfile::tempdir().unwrap();
+    let account = camera_home(&t.path().join("home"));
+    let home = c(&t.path().join("home"));
+    let spool = c(&t.path().join("spool"));
+    let uploaded = t.path().join("uploaded");
+    let sink = CString::new(format!("dir:{}", uploaded.display())).unwrap();
+    let mut seen = Seen::default();
+    let mut o = options(&home, &spool, &mut seen);
+    o.out_dir = ptr::null();
+    o.spool_dir = spool.as_ptr();
+    let bad = CString::new("ftp://nowhere/").unwrap();
+    o.sink_url = bad.as_ptr();
+    let (status, session) = open(&o);
+    assert_eq!(status, CAMSEAL_ERR_UPLOAD, "{}", last_error());
+    assert!(session.is_null());
+
+    o.sink_url = sink.as_ptr();
+    let (status, session) = open(&o);
+    assert_eq!(status, CAMSEAL_OK, "{}", last_error());
+    let units = access_units("h264-baseline-320x240.h264");
+    for (bytes, pts, keyframe) in &units {
+        // SAFETY: a live session; the bytes outlive it (no release needed).
+        let s = unsafe {
+            camseal_push(
+                session,
+                bytes.as_ptr(),
+                bytes.len(),
+                *pts,
+                *keyframe,
+                None,
+                ptr::null_mut(),
+            )
+        };
+        assert_eq!(s, CAMSEAL_OK, "{}", last_error());
+    }
+    // SAFETY: a live session, freed once (`camseal_free` closes it).
+    unsafe { camseal_free(session) };
+    assert!(seen.errors.is_empty(), "{:?}", seen.errors);
+    // Close waited for the uploads: the sink holds the whole stream.
+    let input: Vec<u8> = units.iter().flat_map(|u| u.0.iter().copied()).collect();
+    assert!(decrypt_dir(&uploaded, &account) == input);
+}
