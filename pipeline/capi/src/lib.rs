@@ -484,8 +484,9 @@ impl camseal_session {
 }
 
 /// Marks this thread as inside a session's call, so a callback's call back into the same
-/// session fails instead of deadlocking on its lock.
-struct Inside;
+/// session fails instead of deadlocking on its lock. Holds the session this thread was
+/// inside before (a callback of one session may use another), restored on drop.
+struct Inside(usize);
 
 impl Inside {
     fn enter(session: &camseal_session) -> Result<Inside, Failure> {
@@ -497,15 +498,14 @@ impl Inside {
                     "a callback called back into its own session",
                 ));
             }
-            inside.set(me);
-            Ok(Inside)
+            Ok(Inside(inside.replace(me)))
         })
     }
 }
 
 impl Drop for Inside {
     fn drop(&mut self) {
-        INSIDE.with(|inside| inside.set(0));
+        INSIDE.with(|inside| inside.set(self.0));
     }
 }
 
