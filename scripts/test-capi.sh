@@ -9,14 +9,14 @@
 #      shared library;
 #   4. `camseal decrypt` of each output is byte-identical to its input.
 #
-# Needs gcc, pkg-config and valgrind (scripts/install-deps.sh); a missing one skips the
+# Needs gcc, make, pkg-config, readelf and valgrind (scripts/install-deps.sh); a missing one skips the
 # test, saying so, except under CI=true, where it fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
 missing=()
-for tool in gcc pkg-config valgrind; do
+for tool in gcc make pkg-config readelf valgrind; do
   command -v "$tool" >/dev/null || missing+=("$tool")
 done
 if [ ${#missing[@]} -gt 0 ]; then
