@@ -9,8 +9,8 @@
 #      shared library;
 #   4. `camseal decrypt` of each output is byte-identical to its input.
 #
-# Needs gcc, make, pkg-config, readelf and valgrind (scripts/install-deps.sh); a missing one skips the
-# test, saying so, except under CI=true, where it fails.
+# Needs gcc, make, pkg-config, readelf and valgrind (scripts/install-deps.sh); a missing
+# one skips the test, saying so, except under CI=true, where it fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
