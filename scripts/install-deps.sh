@@ -6,6 +6,12 @@ set -euo pipefail
 need_apt=()
 command -v cc >/dev/null || need_apt+=(gcc)
 command -v pkg-config >/dev/null || need_apt+=(pkg-config)
+# The C ABI test (scripts/test-capi.sh) builds the C example with gcc and make, checks it
+# with readelf, and runs it under valgrind.
+command -v gcc >/dev/null || need_apt+=(gcc)
+command -v make >/dev/null || need_apt+=(make)
+command -v readelf >/dev/null || need_apt+=(binutils)
+command -v valgrind >/dev/null || need_apt+=(valgrind)
 # OpenH264 (the soft source) builds its x86 assembly only when nasm is present: about 2x
 # faster encoding.
 command -v nasm >/dev/null || need_apt+=(nasm)

@@ -36,6 +36,9 @@ cargo test --workspace --all-targets --locked
 log "doc tests"
 cargo test --workspace --doc --locked
 
+log "C ABI: header, install, the C example under ASan and valgrind (scripts/test-capi.sh)"
+scripts/test-capi.sh
+
 log "README walkthrough, every command as written (scripts/readme-walkthrough.sh)"
 scripts/readme-walkthrough.sh
 

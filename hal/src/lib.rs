@@ -45,7 +45,7 @@ pub use camseal_nal::Codec;
 pub use frame::{DmaBuf, FrameBuffer, FrameMemory, PixelFormat, Plane, RawFrame};
 pub use input::{FrameSource, TestPattern};
 pub use mpp::{MppError, MppSource};
-pub use packet::Packet;
+pub use packet::{LentMemory, Packet};
 pub use pipe::{PipeOptions, PipeSource};
 pub use replay::{FileOptions, FileSource};
 pub use soft::{DEFAULT_SOFT_SPEC, SoftConfig, SoftSource, parse_soft_spec};

@@ -91,10 +91,23 @@ impl Packet {
         }
     }
 
+    /// A packet whose bytes belong to the embedding application (a C caller's buffer, a
+    /// mapped `GstBuffer`): read in place, never copied, and handed back when the packet is
+    /// dropped (`memory`'s own `Drop` releases it), on whichever thread drops it last.
+    pub fn lent(codec: Codec, pts: u64, keyframe: bool, memory: Box<dyn LentMemory>) -> Packet {
+        Packet {
+            lease: Lease::Lent(memory),
+            pts,
+            keyframe,
+            codec,
+        }
+    }
+
     /// The access unit's bytes.
     pub fn data(&self) -> &[u8] {
         match &self.lease {
             Lease::Hardware(memory) => memory.bytes(),
+            Lease::Lent(memory) => memory.bytes(),
             // The range was checked against this very mapping in `Packet::mapped`, so `get`
             // always succeeds; the fallback only avoids a panic path.
             Lease::Mapped { map, range } => map.get(range.clone()).unwrap_or_default(),
@@ -112,13 +125,13 @@ impl Packet {
 
     /// Bytes the source copied in user space to produce this packet: its length for an
     /// owned packet, what a pipe forced for one read from a pipe (see [`crate::pipe`]), 0
-    /// for memory lent by a mapping or a hardware buffer. Summed over a stream, the source's
+    /// for memory lent by a mapping, a hardware buffer or the embedder. Summed over a stream, the source's
     /// whole share of a bench's copy count.
     pub fn copied_bytes(&self) -> usize {
         match &self.lease {
             Lease::Owned(data) => data.len(),
             Lease::Shared { copied, .. } => *copied,
-            Lease::Hardware(_) | Lease::Mapped { .. } => 0,
+            Lease::Hardware(_) | Lease::Lent(_) | Lease::Mapped { .. } => 0,
         }
     }
 
@@ -143,6 +156,7 @@ impl fmt::Debug for Packet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let memory = match &self.lease {
             Lease::Hardware(memory) => memory.kind(),
+            Lease::Lent(_) => "lent",
             Lease::Mapped { .. } => "mapped",
             Lease::Owned(_) => "owned",
             Lease::Shared { .. } => "read buffer",
@@ -166,9 +180,19 @@ pub(crate) trait PacketMemory: Send + Sync {
     fn kind(&self) -> &'static str;
 }
 
+/// Memory an embedding application lends to a [`Packet`] ([`Packet::lent`]).
+///
+/// The bytes must stay the same, and readable, until the value is dropped; dropping it is
+/// the application's signal that camseal is done with them.
+pub trait LentMemory: Send + Sync {
+    /// The encoded bytes; the same slice for as long as the memory lives.
+    fn bytes(&self) -> &[u8];
+}
+
 /// Whose memory a packet's bytes live in.
 enum Lease {
     Hardware(Box<dyn PacketMemory>),
+    Lent(Box<dyn LentMemory>),
     Mapped { map: Arc<Mmap>, range: Range<usize> },
     Owned(Vec<u8>),
     Shared { bytes: Bytes, copied: usize },
@@ -199,6 +223,31 @@ mod tests {
                 .unwrap()
                 .source_copied()
         );
+    }
+
+    #[test]
+    fn lent_memory_is_read_in_place_and_released_on_drop() {
+        struct Counted(Vec<u8>, Arc<std::sync::atomic::AtomicU32>);
+        impl LentMemory for Counted {
+            fn bytes(&self) -> &[u8] {
+                &self.0
+            }
+        }
+        impl Drop for Counted {
+            fn drop(&mut self) {
+                self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let released = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let memory = Counted(vec![0, 0, 1, 0x65, 9], Arc::clone(&released));
+        let at = memory.0.as_ptr();
+        let p = Packet::lent(Codec::H264, 7, true, Box::new(memory));
+        assert_eq!(p.data().as_ptr(), at);
+        assert!(!p.source_copied());
+        assert!(format!("{p:?}").contains("lent"));
+        let handle = std::thread::spawn(move || drop(p));
+        handle.join().unwrap();
+        assert_eq!(released.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
     #[test]

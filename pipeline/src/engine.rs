@@ -449,6 +449,7 @@ impl Engine {
             lost_frames: 0,
             closed_segments: 0,
             began_any: false,
+            copies: CopyMeter::new(),
         })
     }
 
@@ -524,6 +525,8 @@ pub struct Stream {
     closed_segments: u64,
     /// A segment was opened (its sequence number is used).
     began_any: bool,
+    /// Video bytes this stream copied in user space (see [`Stream::copy_meter`]).
+    copies: CopyMeter,
 }
 
 impl Stream {
@@ -539,6 +542,7 @@ impl Stream {
             Admitted::Held => return Ok(Pushed::Held),
             Admitted::Unchanged => packet,
             Admitted::Merged(bytes) => {
+                self.copies.add(bytes.len());
                 Packet::from_vec(packet.codec, packet.pts, packet.keyframe, bytes)
             }
         };
@@ -612,6 +616,7 @@ impl Stream {
             if keyframe && let Some(complete) = self.starts.complete(packet.data()) {
                 // A keyframe without its parameter sets would begin a segment that no
                 // decoder can start from: put the remembered ones in front.
+                self.copies.add(complete.len());
                 packet = Packet::from_vec(packet.codec, pts, keyframe, complete);
                 self.chunks.clear();
                 self.chunks
@@ -825,6 +830,14 @@ impl Stream {
             segment_bytes: state.published_bytes,
             latency,
         })
+    }
+
+    /// Counts the video bytes the stream itself copies in user space: a picture rebuilt
+    /// with the parameter sets held before it, or put in front of it to begin a segment.
+    /// Every other byte is read in place, from the packet's lease, by the AEAD. A clone
+    /// shares the count (an embedder adds its own copies to it).
+    pub fn copy_meter(&self) -> CopyMeter {
+        self.copies.clone()
     }
 
     /// The camera id segment names start with.

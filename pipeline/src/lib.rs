@@ -15,11 +15,13 @@
 //!   the viewer's pinned cameras.
 //! - [`fsutil`]: the one way every file is created (random name, exclusive, renamed).
 //! - [`pairing`]: the setup-code (SPAKE2) pairing of a viewer with a camera, sans-I/O.
+//! - [`embed`]: a sealing session fed by pushed access units (the C ABI's core).
 
 #![forbid(unsafe_code)]
 
 pub mod chunk;
 pub mod decodable;
+pub mod embed;
 pub mod engine;
 pub mod footage;
 pub mod fsutil;

@@ -41,6 +41,18 @@ pub struct RecipientList {
 }
 
 impl RecipientList {
+    /// The recipients this build can wrap segment keys to, as `(kem, public key)` pairs
+    /// for the engine, and those it cannot (a newer KEM on the list), which will not be
+    /// able to watch. `camseal run` and the embedding API share this one rule.
+    pub fn wrappable(&self) -> (Vec<(u16, Vec<u8>)>, Vec<&Recipient>) {
+        let (known, unknown): (Vec<&Recipient>, Vec<&Recipient>) = self
+            .recipients
+            .iter()
+            .partition(|r| super::KemKind::from_id(r.kem).is_some());
+        let known = known.into_iter().map(|r| (r.kem, r.public_key.clone())).collect();
+        (known, unknown)
+    }
+
     /// Encodes the list and appends the account's signature.
     ///
     /// Fails if `account` is not the account the list names, or if the list breaks a limit

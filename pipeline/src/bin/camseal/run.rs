@@ -105,16 +105,12 @@ pub fn record(
     })?;
     let mut source = open_source(args, duration)?;
     let frame_rate = source.frame_rate();
-    let mut recipients = Vec::new();
-    for r in &list.recipients {
-        if camseal::keys::KemKind::from_id(r.kem).is_some() {
-            recipients.push((r.kem, r.public_key.clone()));
-        } else {
-            eprintln!(
-                "warning: recipient {:?} uses key type 0x{:04x}, which this camera cannot wrap to; it will NOT be able to watch",
-                r.label, r.kem
-            );
-        }
+    let (recipients, unwrappable) = list.wrappable();
+    for r in unwrappable {
+        eprintln!(
+            "warning: recipient {:?} uses key type 0x{:04x}, which this camera cannot wrap to; it will NOT be able to watch",
+            r.label, r.kem
+        );
     }
     if recipients.is_empty() {
         bail!("no recipient on the trusted list has a key type this camera supports");
