@@ -13,6 +13,10 @@ command -v nasm >/dev/null || need_apt+=(nasm)
 command -v faketime >/dev/null || need_apt+=(faketime)
 # The uploader's TLS test makes a private CA with the openssl command.
 command -v openssl >/dev/null || need_apt+=(openssl)
+# `decrypt --format mp4` is judged by ffprobe and ffmpeg (tests/mp4_export_cli.rs).
+command -v ffprobe >/dev/null || need_apt+=(ffmpeg)
+# The progress bar is tested on a pseudo-terminal made by `script` (tests/progress_cli.rs).
+command -v script >/dev/null || need_apt+=(bsdutils)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi

@@ -102,6 +102,9 @@ impl Progress {
             Mode::Bar(bar) => {
                 bar.set_position(self.position(&state));
                 bar.finish_with_message(line);
+                // indicatif leaves the cursor at the end of the finished bar; what the
+                // command prints next goes on a line of its own.
+                let _ = writeln!(std::io::stderr());
             }
             Mode::Lines => plain_line(self.verb, &line),
             Mode::Quiet => {}
