@@ -123,10 +123,10 @@ impl PocReader {
                     self.prev_msb = msb;
                     self.prev_lsb = lsb;
                 }
-                msb + lsb
+                msb.saturating_add(lsb)
             }
             None => {
-                self.counter += 1;
+                self.counter = self.counter.saturating_add(1);
                 self.counter
             }
         };
@@ -197,17 +197,18 @@ impl PocReader {
             self.prev_lsb = lsb;
         }
         Some(PictureOrder {
-            poc: msb + lsb,
+            poc: msb.saturating_add(lsb),
             reset,
         })
     }
 
     /// `PicOrderCntMsb` from the previous reference picture's (H.264 8.2.1.1, H.265 8.3.1).
     fn msb(&self, lsb: i64, max: i64) -> i64 {
+        // Saturating: a hostile stream could wrap forever; real ones never come close.
         if lsb < self.prev_lsb && self.prev_lsb - lsb >= max / 2 {
-            self.prev_msb + max
+            self.prev_msb.saturating_add(max)
         } else if lsb > self.prev_lsb && lsb - self.prev_lsb > max / 2 {
-            self.prev_msb - max
+            self.prev_msb.saturating_sub(max)
         } else {
             self.prev_msb
         }
@@ -334,5 +335,77 @@ impl H265Pps {
             output_flag_present,
             num_extra_slice_header_bits,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// An H.264 SPS (Baseline, POC type 0, 4-bit frame_num and POC lsb) and PPS.
+    const H264_SPS_PPS: &[u8] = &[
+        0, 0, 0, 1, 0x67, 0x42, 0x00, 0x1e, 0xf4, 0x0a, 0x0f, 0xc8, //
+        0, 0, 0, 1, 0x68, 0xce, 0x38, 0x80,
+    ];
+
+    /// A picture's first slice: `first_mb 0`, `slice_type 0`, `pps 0`, `frame_num`, then
+    /// (IDR) `idr_pic_id 0` and the POC lsb. A B-frame is not a reference (`nal_ref_idc 0`).
+    fn h264_slice(idr: bool, b_frame: bool, frame_num: u8, lsb: u8) -> Vec<u8> {
+        // ue(0) ue(0) ue(0) = 1 1 1; u4 frame_num; [ue(0) = 1]; u4 lsb; stop bit.
+        let mut bits: Vec<u8> = vec![1, 1, 1];
+        bits.extend((0..4).rev().map(|i| frame_num >> i & 1));
+        if idr {
+            bits.push(1);
+        }
+        bits.extend((0..4).rev().map(|i| lsb >> i & 1));
+        bits.push(1);
+        while bits.len() % 8 != 0 {
+            bits.push(0);
+        }
+        let header = match (idr, b_frame) {
+            (true, _) => 0x65,
+            (false, false) => 0x41,
+            (false, true) => 0x01,
+        };
+        let mut out = vec![0, 0, 0, 1, header];
+        out.extend(bits.chunks(8).map(|c| c.iter().fold(0u8, |b, &x| b << 1 | x)));
+        out
+    }
+
+    #[test]
+    fn h264_poc_type_0_orders_b_frames_and_wraps_the_lsb() {
+        let mut reader = PocReader::new(Codec::H264);
+        assert_eq!(reader.access_unit(H264_SPS_PPS), None);
+        let mut idr = H264_SPS_PPS.to_vec();
+        idr.extend(h264_slice(true, false, 0, 0));
+        let first = reader.access_unit(&idr).unwrap();
+        assert_eq!(first, PictureOrder { poc: 0, reset: true });
+        // P at lsb 6, a B at lsb 2 (shown before it), P at 12, then the lsb wraps past 16
+        // (a P at 2 is 18) and a B at 14 after it is still before it (14, not 30).
+        let order: Vec<i64> = [(false, 1, 6), (true, 2, 2), (false, 2, 12), (false, 3, 2)]
+            .into_iter()
+            .chain([(true, 4, 14)])
+            .map(|(b, f, lsb)| reader.access_unit(&h264_slice(false, b, f, lsb)).unwrap().poc)
+            .collect();
+        assert_eq!(order, [6, 2, 12, 18, 14]);
+    }
+
+    proptest! {
+        #[test]
+        fn any_bytes_are_read_without_panicking(
+            units in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 0..16)
+        ) {
+            for codec in [Codec::H264, Codec::H265] {
+                let mut reader = PocReader::new(codec);
+                for unit in &units {
+                    let mut bytes = vec![0, 0, 1];
+                    bytes.extend_from_slice(unit);
+                    reader.access_unit(&bytes);
+                    reader.access_unit(unit);
+                }
+            }
+        }
     }
 }
