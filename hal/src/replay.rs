@@ -174,7 +174,10 @@ impl FileSource {
         let period = unit.period_start;
         let near = i.saturating_sub(REORDER_WINDOW).max(period);
         let shown_before = |u: &Unit| u.order.is_some_and(|o| o.poc < order.poc);
-        let earlier = self.index[near..i].iter().filter(|u| shown_before(u)).count();
+        let earlier = self.index[near..i]
+            .iter()
+            .filter(|u| shown_before(u))
+            .count();
         let later = self.index[i + 1..]
             .iter()
             .take(REORDER_WINDOW)
@@ -279,9 +282,7 @@ impl Encoder for FileSource {
         // Stamped with the time it is shown: a B-frame's pts is below its reference's.
         let position = self.cursor - 1;
         let shown = self.display_position(position);
-        let pts = self
-            .frame_rate
-            .pts(index - position as u64 + shown as u64);
+        let pts = self.frame_rate.pts(index - position as u64 + shown as u64);
         let packet = Packet::mapped(self.codec, pts, unit.keyframe, self.map.clone(), unit.span);
         // Spans come from scanning this very mapping, so they always lie inside it.
         Ok(packet)

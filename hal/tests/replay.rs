@@ -373,10 +373,17 @@ fn recorded_fixtures_replay_exactly() {
         shown.sort_unstable();
         let frame_times: Vec<u64> = (0..fx.frames as u64).map(|i| fx.fps.pts(i)).collect();
         assert_eq!(shown, frame_times, "{name}");
-        assert_eq!(decode_ordered, !B_FRAME_FIXTURES.iter().any(|b| name.ends_with(b)), "{name}");
+        assert_eq!(
+            decode_ordered,
+            !B_FRAME_FIXTURES.iter().any(|b| name.ends_with(b)),
+            "{name}"
+        );
         // A keyframe (IDR) is shown after every picture decoded before it.
         for (i, p) in packets.iter().enumerate().filter(|(_, p)| p.keyframe) {
-            assert!(packets[..i].iter().all(|q| q.pts < p.pts), "{name}: keyframe {i}");
+            assert!(
+                packets[..i].iter().all(|q| q.pts < p.pts),
+                "{name}: keyframe {i}"
+            );
         }
     }
 }

@@ -55,7 +55,11 @@ fn every_fixture_exports_to_an_mp4_that_ffmpeg_decodes_frame_for_frame() {
             camseal::nal::Codec::H265 => ("hevc", "hvc1"),
         };
         let frames = fx.frames.to_string();
-        assert_eq!(stream, [codec, tag, frames.as_str(), frames.as_str()], "{name}");
+        assert_eq!(
+            stream,
+            [codec, tag, frames.as_str(), frames.as_str()],
+            "{name}"
+        );
         let duration: f64 = ffprobe(&clip, &["-show_entries", "format=duration"])[0]
             .parse()
             .unwrap();
@@ -202,7 +206,16 @@ fn ffprobe(path: &Path, args: &[&str]) -> Vec<String> {
 /// The MD5 of every decoded picture, in output order.
 fn frame_hashes(path: &Path) -> Vec<String> {
     let out = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-i", s(path), "-f", "framemd5", "-"])
+        .args([
+            "-nostdin",
+            "-v",
+            "error",
+            "-i",
+            s(path),
+            "-f",
+            "framemd5",
+            "-",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "framemd5 of {}", path.display());

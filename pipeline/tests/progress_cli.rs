@@ -102,7 +102,10 @@ fn check(mode: Mode, verb: &str, args: &[&str], segments: usize) {
                 .unwrap_or_else(|| panic!("{what}: no progress line:\n{stderr}"));
             assert!(last.starts_with(&line), "{what}: last line {last:?}");
             assert!(last.contains("done in"), "{what}: {last:?}");
-            assert!(!stderr.contains('\r') && !stderr.contains('\x1b'), "{what}: {stderr:?}");
+            assert!(
+                !stderr.contains('\r') && !stderr.contains('\x1b'),
+                "{what}: {stderr:?}"
+            );
             assert!(!stdout.contains("progress"), "{what}: progress on stdout");
         }
         Mode::Terminal | Mode::Quiet => {
@@ -114,12 +117,21 @@ fn check(mode: Mode, verb: &str, args: &[&str], segments: usize) {
             let bar = format!("{verb} [");
             if mode == Mode::Terminal {
                 assert!(screen.contains(&bar), "{what}: no bar:\n{screen}");
-                assert!(screen.contains("#####"), "{what}: the bar never fills:\n{screen}");
+                assert!(
+                    screen.contains("#####"),
+                    "{what}: the bar never fills:\n{screen}"
+                );
                 assert!(screen.contains(&done), "{what}: no final count:\n{screen}");
                 assert!(screen.contains("done in"), "{what}:\n{screen}");
-                assert!(!screen.contains("progress: "), "{what}: a plain line on a terminal");
+                assert!(
+                    !screen.contains("progress: "),
+                    "{what}: a plain line on a terminal"
+                );
             } else {
-                assert!(!screen.contains(&bar), "{what}: a bar despite --quiet:\n{screen}");
+                assert!(
+                    !screen.contains(&bar),
+                    "{what}: a bar despite --quiet:\n{screen}"
+                );
                 assert!(!screen.contains("progress: "), "{what}:\n{screen}");
                 let count = format!("/{segments} segments");
                 assert!(!screen.contains(&count), "{what}:\n{screen}");
@@ -142,7 +154,10 @@ fn on_terminal(args: &[&str], what: &str) -> String {
         .output()
         .unwrap();
     let screen = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{what} failed on a terminal:\n{screen}");
+    assert!(
+        out.status.success(),
+        "{what} failed on a terminal:\n{screen}"
+    );
     screen
 }
 

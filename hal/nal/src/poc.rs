@@ -191,7 +191,7 @@ impl PocReader {
             self.msb(lsb, 1i64 << sps.log2_max_poc_lsb)
         };
         // prevTid0Pic: TemporalId 0, and not a RASL, RADL or sub-layer non-reference picture.
-        let sub_layer_non_reference = nal_type <= 14 && nal_type % 2 == 0;
+        let sub_layer_non_reference = nal_type <= 14 && nal_type.is_multiple_of(2);
         if temporal_id == 0 && !(6..=9).contains(&nal_type) && !sub_layer_non_reference {
             self.prev_msb = msb;
             self.prev_lsb = lsb;
@@ -361,7 +361,7 @@ mod tests {
         }
         bits.extend((0..4).rev().map(|i| lsb >> i & 1));
         bits.push(1);
-        while bits.len() % 8 != 0 {
+        while !bits.len().is_multiple_of(8) {
             bits.push(0);
         }
         let header = match (idr, b_frame) {
@@ -370,7 +370,10 @@ mod tests {
             (false, true) => 0x01,
         };
         let mut out = vec![0, 0, 0, 1, header];
-        out.extend(bits.chunks(8).map(|c| c.iter().fold(0u8, |b, &x| b << 1 | x)));
+        out.extend(
+            bits.chunks(8)
+                .map(|c| c.iter().fold(0u8, |b, &x| b << 1 | x)),
+        );
         out
     }
 
@@ -381,13 +384,24 @@ mod tests {
         let mut idr = H264_SPS_PPS.to_vec();
         idr.extend(h264_slice(true, false, 0, 0));
         let first = reader.access_unit(&idr).unwrap();
-        assert_eq!(first, PictureOrder { poc: 0, reset: true });
+        assert_eq!(
+            first,
+            PictureOrder {
+                poc: 0,
+                reset: true
+            }
+        );
         // P at lsb 6, a B at lsb 2 (shown before it), P at 12, then the lsb wraps past 16
         // (a P at 2 is 18) and a B at 14 after it is still before it (14, not 30).
         let order: Vec<i64> = [(false, 1, 6), (true, 2, 2), (false, 2, 12), (false, 3, 2)]
             .into_iter()
             .chain([(true, 4, 14)])
-            .map(|(b, f, lsb)| reader.access_unit(&h264_slice(false, b, f, lsb)).unwrap().poc)
+            .map(|(b, f, lsb)| {
+                reader
+                    .access_unit(&h264_slice(false, b, f, lsb))
+                    .unwrap()
+                    .poc
+            })
             .collect();
         assert_eq!(order, [6, 2, 12, 18, 14]);
     }

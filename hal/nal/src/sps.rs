@@ -346,7 +346,8 @@ fn read_timing(r: &mut BitReader<'_>) -> Result<Option<Timing>, Malformed> {
 }
 
 /// `profile_idc` values whose SPS carries chroma format, bit depth and scaling matrices.
-pub(crate) const H264_HIGH_PROFILES: [u32; 12] = [100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134];
+pub(crate) const H264_HIGH_PROFILES: [u32; 12] =
+    [100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134];
 /// `aspect_ratio_idc` meaning an explicit `sar_width`, `sar_height` follows.
 const EXTENDED_SAR: u32 = 255;
 /// general/sub-layer profile fields in `profile_tier_level`, without the level byte.

@@ -57,7 +57,12 @@ pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
     let progress = Progress::start(
         "decrypt",
         files.len() as u64,
-        Some(files.iter().map(|f| crate::progress::file_len(&f.path)).sum()),
+        Some(
+            files
+                .iter()
+                .map(|f| crate::progress::file_len(&f.path))
+                .sum(),
+        ),
         args.quiet,
     );
     let on_segment = |r: &SegmentReport| {

@@ -31,7 +31,12 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
     let progress = crate::progress::Progress::start(
         "verify",
         files.len() as u64,
-        Some(files.iter().map(|f| crate::progress::file_len(&f.path)).sum()),
+        Some(
+            files
+                .iter()
+                .map(|f| crate::progress::file_len(&f.path))
+                .sum(),
+        ),
         args.quiet,
     );
     let (results, chain) = verify_footage_with(&files, from_seq.unwrap_or(0), |f| {
