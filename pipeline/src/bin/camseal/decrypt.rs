@@ -129,7 +129,9 @@ pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
             decrypted
         }
     };
-    progress.finish();
+    if result.is_ok() {
+        progress.finish();
+    }
     let finish = |out: BufWriter<File>| -> std::io::Result<()> {
         out.into_inner().map_err(|e| e.into_error())?;
         unfinished.finish(|| tmp.persist(&args.out)).map(drop)

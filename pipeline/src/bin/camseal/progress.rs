@@ -90,7 +90,9 @@ impl Progress {
         }
     }
 
-    /// Shows the final state: a full bar, or a last line. Later calls do nothing.
+    /// Shows the final state of work that succeeded: a full bar, or a last line saying it
+    /// is done. Later calls do nothing. Work that fails just drops its `Progress`: the bar
+    /// stays where it stopped and no "done" line is printed.
     pub fn finish(&self) {
         let mut state = self.lock();
         if state.finished {
@@ -102,9 +104,7 @@ impl Progress {
             Mode::Bar(bar) => {
                 bar.set_position(self.position(&state));
                 bar.finish_with_message(line);
-                // indicatif leaves the cursor at the end of the finished bar; what the
-                // command prints next goes on a line of its own.
-                let _ = writeln!(std::io::stderr());
+                end_bar_line();
             }
             Mode::Lines => plain_line(self.verb, &line),
             Mode::Quiet => {}
@@ -182,6 +182,7 @@ impl Drop for Progress {
             && !bar.is_finished()
         {
             bar.abandon();
+            end_bar_line();
         }
     }
 }
@@ -217,6 +218,12 @@ fn eta(state: &State, segments: u64, bytes: Option<u64>, elapsed: f64) -> Option
     }
     let left = total.saturating_sub(done) as f64 * elapsed / done as f64;
     Some(Duration::from_secs_f64(left.min(MAX_ETA_SECS)))
+}
+
+/// indicatif leaves the cursor at the end of a finished bar: what the command prints next
+/// (its summary, or an error) goes on a line of its own.
+fn end_bar_line() {
+    let _ = writeln!(std::io::stderr());
 }
 
 fn plain_line(verb: &str, text: &str) {

@@ -122,7 +122,11 @@ fn drain_with_progress(
     });
     let report = uploader.report();
     progress.set(report.uploaded, report.bytes);
-    progress.finish();
+    // Stopped by --deadline with segments left is not done, even though the drain itself
+    // returned without an error.
+    if result.is_ok() && report.uploaded >= pending.len() as u64 {
+        progress.finish();
+    }
     result
 }
 
