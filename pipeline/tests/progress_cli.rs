@@ -4,7 +4,7 @@
 //! - when standard error is not a terminal, plain lines only (no bar, no escape codes, no
 //!   carriage returns), the last one saying everything is done;
 //! - `--quiet` shows neither, even on a terminal;
-//! - standard output is the same in every mode (scripts read it).
+//! - progress never goes to standard output (scripts read the commands' summaries there).
 
 mod cli;
 
