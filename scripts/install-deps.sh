@@ -25,6 +25,10 @@ command -v ffmpeg >/dev/null || need_apt+=(ffmpeg)
 command -v gst-launch-1.0 >/dev/null \
   || need_apt+=(gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
                 gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly)
+# `decrypt --format mp4` is judged by ffprobe and ffmpeg (tests/mp4_export_cli.rs).
+command -v ffprobe >/dev/null || need_apt+=(ffmpeg)  # (the same package as above)
+# The progress bar is tested on a pseudo-terminal made by `script` (tests/progress_cli.rs).
+command -v script >/dev/null || need_apt+=(bsdutils)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi

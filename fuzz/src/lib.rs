@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use arbitrary::Unstructured;
 use camseal::footage::{SegmentFile, check_chain};
 use camseal::keys::RecipientList;
-use camseal::nal::{Codec, access_units, classify, frame_rate, nal_units, sniff_codec};
+use camseal::nal::{
+    Codec, PocReader, access_units, classify, frame_rate, nal_units, sniff_codec,
+};
 use camseal::segment::inspect::inspect;
 use camseal::segment::read::{Opener, SegmentReader, Verifier};
 use camseal::segment::{
@@ -41,11 +43,13 @@ pub fn nal(data: &[u8]) {
     let max_chunk = data.first().map_or(1, |&b| usize::from(b) * 7 + 1);
     for codec in [Codec::H264, Codec::H265] {
         let _ = frame_rate(codec, data);
+        let mut poc = PocReader::new(codec);
         let mut end = 0;
         for au in access_units(codec, data) {
             assert_eq!(au.span.start, end, "access units must partition the input");
             end = au.span.end;
             let bytes = &data[au.span];
+            let _ = poc.access_unit(bytes);
             let mut at = 0;
             for chunk in camseal::chunk::chunk_access_unit(bytes, max_chunk) {
                 assert_eq!(

@@ -56,6 +56,10 @@ pub struct FileSource {
     scanned: usize,
     /// Position in `index` of the next packet.
     cursor: usize,
+    /// Follows slice headers during the scan: the pictures' presentation order.
+    poc: camseal_nal::PocReader,
+    /// Index in `index` of the unit that began the current presentation-order period.
+    period_start: usize,
     /// Packets returned so far, over all loops: the next frame index.
     frame_index: u64,
     started: Option<Instant>,
@@ -119,6 +123,8 @@ impl FileSource {
             index: Vec::new(),
             scanned: 0,
             cursor: 0,
+            poc: camseal_nal::PocReader::new(codec),
+            period_start: 0,
             frame_index: 0,
             started: None,
             finished: false,
@@ -153,6 +159,34 @@ impl FileSource {
         Some(unit)
     }
 
+    /// Where the unit at `i` in `index` is shown, counted in frames from the start of the
+    /// file: its decode position, moved by B-frame reordering. Pictures are shown in POC
+    /// order within a period that a reset (IDR) begins, and a decoder reorders by at most
+    /// `REORDER_WINDOW` pictures, so the pictures around `i` decide its rank.
+    fn display_position(&mut self, i: usize) -> usize {
+        while self.index.len() <= i + REORDER_WINDOW && self.scanned < self.map.len() {
+            self.scan_batch();
+        }
+        let unit = &self.index[i];
+        let Some(order) = unit.order else {
+            return i;
+        };
+        let period = unit.period_start;
+        let near = i.saturating_sub(REORDER_WINDOW).max(period);
+        let shown_before = |u: &Unit| u.order.is_some_and(|o| o.poc < order.poc);
+        let earlier = self.index[near..i]
+            .iter()
+            .filter(|u| shown_before(u))
+            .count();
+        let later = self.index[i + 1..]
+            .iter()
+            .take(REORDER_WINDOW)
+            .take_while(|u| !u.order.is_some_and(|o| o.reset))
+            .filter(|u| shown_before(u))
+            .count();
+        near + earlier + later
+    }
+
     /// Indexes up to `BATCH` more access units.
     ///
     /// Access-unit boundaries depend only on the NAL units inside a unit, so scanning afresh
@@ -165,9 +199,15 @@ impl FileSource {
         let base = self.scanned;
         for au in camseal_nal::access_units(self.codec, rest).take(BATCH) {
             self.scanned = base + au.span.end;
+            let order = self.poc.access_unit(&rest[au.span.clone()]);
+            if order.is_some_and(|o| o.reset) {
+                self.period_start = self.index.len();
+            }
             self.index.push(Unit {
                 span: base + au.span.start..base + au.span.end,
                 keyframe: au.keyframe,
+                order,
+                period_start: self.period_start,
             });
         }
     }
@@ -239,7 +279,10 @@ impl Encoder for FileSource {
         let index = self.frame_index;
         self.pace(index);
         self.frame_index += 1;
-        let pts = self.frame_rate.pts(index);
+        // Stamped with the time it is shown: a B-frame's pts is below its reference's.
+        let position = self.cursor - 1;
+        let shown = self.display_position(position);
+        let pts = self.frame_rate.pts(index - position as u64 + shown as u64);
         let packet = Packet::mapped(self.codec, pts, unit.keyframe, self.map.clone(), unit.span);
         // Spans come from scanning this very mapping, so they always lie inside it.
         Ok(packet)
@@ -261,6 +304,10 @@ impl Encoder for FileSource {
 struct Unit {
     span: Range<usize>,
     keyframe: bool,
+    /// Its picture's presentation order, when the slice header tells.
+    order: Option<camseal_nal::PictureOrder>,
+    /// Index of the unit that began its presentation-order period.
+    period_start: usize,
 }
 
 fn codec_from_extension(path: &Path) -> Option<Codec> {
@@ -284,6 +331,10 @@ const DEFAULT_FRAME_RATE: FrameRate = FrameRate { num: 30, den: 1 };
 
 /// Access units indexed per scan step.
 const BATCH: usize = 64;
+
+/// The most pictures a decoder holds back for reordering (H.264 and H.265 both cap the
+/// decoded picture buffer at 16).
+const REORDER_WINDOW: usize = 16;
 
 #[cfg(test)]
 mod tests {

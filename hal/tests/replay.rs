@@ -366,8 +366,48 @@ fn recorded_fixtures_replay_exactly() {
         assert!(packets[0].keyframe, "{name}");
         let joined: Vec<u8> = packets.iter().flat_map(|p| p.data().to_vec()).collect();
         assert!(joined == bytes, "{name}: replay is not byte-identical");
-        for (i, p) in packets.iter().enumerate() {
-            assert_eq!(p.pts, fx.fps.pts(i as u64), "{name}");
+        // Each picture is stamped with the time it is shown: every frame time once, in
+        // decode order, which runs backwards only where B-frames are reordered.
+        let mut shown: Vec<u64> = packets.iter().map(|p| p.pts).collect();
+        let decode_ordered = shown.windows(2).all(|w| w[0] < w[1]);
+        shown.sort_unstable();
+        let frame_times: Vec<u64> = (0..fx.frames as u64).map(|i| fx.fps.pts(i)).collect();
+        assert_eq!(shown, frame_times, "{name}");
+        assert_eq!(
+            decode_ordered,
+            !B_FRAME_FIXTURES.iter().any(|b| name.ends_with(b)),
+            "{name}"
+        );
+        // A keyframe (IDR) is shown after every picture decoded before it.
+        for (i, p) in packets.iter().enumerate().filter(|(_, p)| p.keyframe) {
+            assert!(
+                packets[..i].iter().all(|q| q.pts < p.pts),
+                "{name}: keyframe {i}"
+            );
         }
     }
+}
+
+/// The fixtures that `scripts/gen-fixtures.sh` encodes with B-frames.
+const B_FRAME_FIXTURES: [&str; 3] = [
+    "h264-high-bframes-slices-640x360.h264",
+    "h265-main-640x360.h265",
+    "h265-aud-repeat-headers-640x360.hevc",
+];
+
+#[test]
+fn a_looped_b_frame_recording_keeps_its_presentation_times() {
+    let fx = fixtures()
+        .into_iter()
+        .find(|f| f.path.ends_with(B_FRAME_FIXTURES[0]))
+        .unwrap();
+    let mut opts = options();
+    opts.looped = true;
+    opts.max_duration = Some(fx.fps.time_of(2 * fx.frames as u64));
+    let mut source = FileSource::open(&fx.path, opts).unwrap();
+    let mut shown: Vec<u64> = collect(&mut source).iter().map(|p| p.pts).collect();
+    assert_eq!(shown.len(), 2 * fx.frames);
+    shown.sort_unstable();
+    let frame_times: Vec<u64> = (0..2 * fx.frames as u64).map(|i| fx.fps.pts(i)).collect();
+    assert_eq!(shown, frame_times);
 }

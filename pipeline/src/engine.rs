@@ -722,7 +722,9 @@ impl Stream {
             }
         }
         open.frames += 1;
-        open.last_pts = pts;
+        // The latest frame shown, not decoded: with B-frames the last one decoded is shown
+        // before its reference, and the segment ends one frame after the reference.
+        open.last_pts = open.last_pts.max(pts);
         self.frames += 1;
         self.video_bytes += video_bytes;
         Ok(Pushed::Queued)

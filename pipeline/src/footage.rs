@@ -18,7 +18,23 @@ use std::path::{Path, PathBuf};
 
 use crate::keys::{OpeningKeys, RecipientSecret};
 use crate::segment::read::{Opener, SegmentReader, Verifier, check_camera};
-use crate::segment::{Digest32, Gap, GapReason, Header, Item, SegmentEnd, SegmentError, camera_id};
+use crate::segment::{
+    Digest32, Gap, GapReason, Header, Item, RecordFlags, SegmentEnd, SegmentError, camera_id,
+};
+
+/// One record whose plaintext a signature now covers, as [`read_segment_records`] hands it
+/// out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReleasedRecord {
+    /// The record's pts (90 kHz): its access unit's, or for the final record the segment's
+    /// end.
+    pub pts: u64,
+    /// The record's flags (keyframe, continuation, final).
+    pub flags: RecordFlags,
+    /// How many of the released bytes are this record's plaintext (0 for the final record,
+    /// whose end summary is not video).
+    pub len: usize,
+}
 
 /// A segment file and its header (whose signature [`load_headers`] checked).
 #[derive(Clone, Debug)]
@@ -472,6 +488,16 @@ pub fn read_segment(
     opener_keys: Option<&[RecipientSecret]>,
     mut out: impl FnMut(&[u8]) -> std::io::Result<()>,
 ) -> Result<SegmentReport, FootageError> {
+    read_segment_records(file, opener_keys, |bytes, _| out(bytes))
+}
+
+/// [`read_segment`], also telling `out` which records the released bytes are: their
+/// lengths, in order, add up to the bytes' length (the final record's is 0).
+pub fn read_segment_records(
+    file: &SegmentFile,
+    opener_keys: Option<&[RecipientSecret]>,
+    mut out: impl FnMut(&[u8], &[ReleasedRecord]) -> std::io::Result<()>,
+) -> Result<SegmentReport, FootageError> {
     let path = &file.path;
     let handle = File::open(path).map_err(|e| io(path, e))?;
     let mut reader = SegmentReader::new(BufReader::new(handle)).map_err(|e| seg(path, e))?;
@@ -497,6 +523,7 @@ pub fn read_segment(
     let mut pending = Vec::new();
     let mut pending_records = 0u64;
     let mut pending_pts = None;
+    let mut pending_spans = Vec::new();
     let mut plain = Vec::new();
     loop {
         let item = match reader.next_item() {
@@ -530,6 +557,11 @@ pub fn read_segment(
                     ));
                 }
                 pending.extend_from_slice(&plain);
+                pending_spans.push(ReleasedRecord {
+                    pts: r.pts,
+                    flags: r.flags,
+                    len: plain.len(),
+                });
                 pending_records += 1;
                 pending_pts = Some(r.pts);
             }
@@ -543,6 +575,7 @@ pub fn read_segment(
                 release(
                     &mut report,
                     &mut pending,
+                    &mut pending_spans,
                     &mut pending_records,
                     pending_pts,
                     &mut out,
@@ -557,6 +590,7 @@ pub fn read_segment(
                 release(
                     &mut report,
                     &mut pending,
+                    &mut pending_spans,
                     &mut pending_records,
                     pending_pts,
                     &mut out,
@@ -601,12 +635,26 @@ pub fn verify_footage_from(
     Vec<Result<SegmentReport, FootageError>>,
     Result<(), FootageError>,
 ) {
+    verify_footage_with(files, from_seq, |_| {})
+}
+
+/// [`verify_footage_from`], calling `on_segment` after each segment is read (for progress).
+pub fn verify_footage_with(
+    files: &[SegmentFile],
+    from_seq: u64,
+    mut on_segment: impl FnMut(&SegmentFile),
+) -> (
+    Vec<Result<SegmentReport, FootageError>>,
+    Result<(), FootageError>,
+) {
     let plan = check_chain(files, from_seq);
     let results = files
         .iter()
         .map(|file| {
-            read_segment(file, None, |_| Ok(()))
-                .and_then(|report| judge(report, file, files, plan.as_ref().ok(), false))
+            let result = read_segment(file, None, |_| Ok(()))
+                .and_then(|report| judge(report, file, files, plan.as_ref().ok(), false));
+            on_segment(file);
+            result
         })
         .collect();
     (results, plan.map(|_| ()))
@@ -649,13 +697,34 @@ pub fn decrypt_footage_from<W: Write, K: OpeningKeys + ?Sized>(
     from_seq: u64,
     allow_incomplete_end: bool,
     out: &mut W,
+    on_segment: impl FnMut(&SegmentReport),
+) -> Result<Vec<SegmentReport>, FootageError> {
+    decrypt_footage_records_from(
+        files,
+        keys,
+        from_seq,
+        allow_incomplete_end,
+        |bytes, _| out.write_all(bytes),
+        on_segment,
+    )
+}
+
+/// [`decrypt_footage_from`] for a reader that needs each record's pts and flags (an MP4
+/// export): `out` gets the released bytes and the records they are, as in
+/// [`read_segment_records`].
+pub fn decrypt_footage_records_from<K: OpeningKeys + ?Sized>(
+    files: &[SegmentFile],
+    keys: &K,
+    from_seq: u64,
+    allow_incomplete_end: bool,
+    mut out: impl FnMut(&[u8], &[ReleasedRecord]) -> std::io::Result<()>,
     mut on_segment: impl FnMut(&SegmentReport),
 ) -> Result<Vec<SegmentReport>, FootageError> {
     let plan = check_chain(files, from_seq)?;
     let keys = keys.opening_keys();
     let mut reports = Vec::with_capacity(files.len());
     for file in files {
-        let report = read_segment(file, Some(&keys), |bytes| out.write_all(bytes))?;
+        let report = read_segment_records(file, Some(&keys), &mut out)?;
         let report = judge(report, file, files, Some(&plan), allow_incomplete_end)?;
         on_segment(&report);
         reports.push(report);
@@ -946,13 +1015,15 @@ enum Walker {
 fn release(
     report: &mut SegmentReport,
     pending: &mut Vec<u8>,
+    spans: &mut Vec<ReleasedRecord>,
     pending_records: &mut u64,
     pending_pts: Option<u64>,
-    out: &mut impl FnMut(&[u8]) -> std::io::Result<()>,
+    out: &mut impl FnMut(&[u8], &[ReleasedRecord]) -> std::io::Result<()>,
 ) -> Result<(), FootageError> {
-    if !pending.is_empty() {
-        out(pending).map_err(FootageError::Output)?;
+    if !spans.is_empty() {
+        out(pending, spans).map_err(FootageError::Output)?;
     }
+    spans.clear();
     report.video_bytes += pending.len() as u64;
     report.records += *pending_records;
     if pending_pts.is_some() {

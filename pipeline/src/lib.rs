@@ -27,6 +27,7 @@ pub mod footage;
 pub mod fsutil;
 pub mod home;
 pub mod keys;
+pub mod mp4;
 pub mod pairing;
 pub mod recorder;
 pub mod seal;

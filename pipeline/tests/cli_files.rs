@@ -171,12 +171,17 @@ fn decrypt_output_is_owner_only_and_replaces_a_planted_link() {
 
 #[test]
 fn sigterm_during_decrypt_leaves_no_plaintext() {
-    interrupted_decrypt("TERM", libc::SIGTERM);
+    interrupted_decrypt("TERM", libc::SIGTERM, "out.264");
+}
+
+#[test]
+fn sigterm_during_an_mp4_export_leaves_no_plaintext() {
+    interrupted_decrypt("TERM", libc::SIGTERM, "out.mp4");
 }
 
 #[test]
 fn sigint_during_decrypt_leaves_no_plaintext() {
-    interrupted_decrypt("INT", libc::SIGINT);
+    interrupted_decrypt("INT", libc::SIGINT, "out.264");
 }
 
 #[test]
@@ -278,7 +283,7 @@ fn a_second_run_on_a_stream_is_refused() {
 /// `decrypt` with its last segment behind a FIFO that no one writes a second time: it
 /// writes the plaintext of the others, then blocks for good. The signal must remove the
 /// temporary file, and the process must die of the signal.
-fn interrupted_decrypt(name: &str, number: i32) {
+fn interrupted_decrypt(name: &str, number: i32, out_name: &str) {
     let setup = Setup::new();
     let sealed = setup.path("sealed");
     let segs = setup.seal(
@@ -302,7 +307,7 @@ fn interrupted_decrypt(name: &str, number: i32) {
     };
     let out_dir = setup.path("plain");
     fs::create_dir_all(&out_dir).unwrap();
-    let out = out_dir.join("out.264");
+    let out = out_dir.join(out_name);
     let mut args = vec![
         "decrypt",
         "--home",

@@ -20,6 +20,7 @@
 mod access_unit;
 mod annexb;
 mod header;
+mod poc;
 mod rbsp;
 mod sps;
 
@@ -29,6 +30,7 @@ use core::str::FromStr;
 pub use access_unit::{AccessUnit, AccessUnits, access_units};
 pub use annexb::{NalUnit, NalUnits, nal_units};
 pub use header::{NalInfo, classify};
+pub use poc::{PictureOrder, PocReader};
 pub use sps::frame_rate;
 
 /// A video coding format whose Annex-B byte streams this crate understands.

@@ -125,7 +125,7 @@ fn h264_timing(payload: &[u8]) -> Result<Option<Timing>, Malformed> {
     read_timing(&mut r)
 }
 
-fn h264_skip_scaling_list(r: &mut BitReader<'_>, size: usize) -> Result<(), Malformed> {
+pub(crate) fn h264_skip_scaling_list(r: &mut BitReader<'_>, size: usize) -> Result<(), Malformed> {
     let mut last = 8i32;
     let mut next = 8i32;
     for _ in 0..size {
@@ -217,7 +217,7 @@ fn h265_timing(payload: &[u8]) -> Result<Option<Timing>, Malformed> {
     read_timing(&mut r)
 }
 
-fn h265_skip_profile_tier_level(
+pub(crate) fn h265_skip_profile_tier_level(
     r: &mut BitReader<'_>,
     max_sub_layers_minus1: u32,
 ) -> Result<(), Malformed> {
@@ -346,7 +346,8 @@ fn read_timing(r: &mut BitReader<'_>) -> Result<Option<Timing>, Malformed> {
 }
 
 /// `profile_idc` values whose SPS carries chroma format, bit depth and scaling matrices.
-const H264_HIGH_PROFILES: [u32; 12] = [100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134];
+pub(crate) const H264_HIGH_PROFILES: [u32; 12] =
+    [100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134];
 /// `aspect_ratio_idc` meaning an explicit `sar_width`, `sar_height` follows.
 const EXTENDED_SAR: u32 = 255;
 /// general/sub-layer profile fields in `profile_tier_level`, without the level byte.

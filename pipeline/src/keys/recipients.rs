@@ -49,7 +49,10 @@ impl RecipientList {
             .recipients
             .iter()
             .partition(|r| super::KemKind::from_id(r.kem).is_some());
-        let known = known.into_iter().map(|r| (r.kem, r.public_key.clone())).collect();
+        let known = known
+            .into_iter()
+            .map(|r| (r.kem, r.public_key.clone()))
+            .collect();
         (known, unknown)
     }
 

@@ -341,6 +341,10 @@ pub struct UploadArgs {
     /// be retried forever), exit non-zero and say what is still pending.
     #[arg(long, value_name = "S", default_value_t = 60.0, requires = "once")]
     pub deadline: f64,
+    /// With `--once`: do not show progress on standard error (a bar on a terminal, else a line every few
+    /// seconds and a last one).
+    #[arg(long)]
+    pub quiet: bool,
     #[command(flatten)]
     pub upload: UploadOpts,
 }
@@ -380,6 +384,10 @@ pub struct FetchArgs {
     /// Longest stall of one network read or write.
     #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = numeric::seconds(0.0, true, numeric::MAX_WAIT_SECONDS))]
     pub io_timeout: f64,
+    /// Do not show progress on standard error (a bar on a terminal, else a line every few
+    /// seconds and a last one).
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -397,9 +405,15 @@ pub struct DecryptArgs {
     /// Viewer home directory holding the account key and the pinned cameras.
     #[arg(long, value_name = "DIR")]
     pub home: PathBuf,
-    /// Output Annex-B file.
+    /// Output file: the Annex-B stream, or an MP4 file (`--format mp4`, or a name ending in
+    /// `.mp4`).
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
+    /// What to write: `annexb` (the raw stream the camera encoded) or `mp4` (a file any
+    /// player opens, with the frames' signed timestamps). Default: `mp4` when `--out` ends
+    /// in `.mp4`, else `annexb`.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<OutputFormat>,
     /// Salvage the valid prefix of a crash-truncated last segment (with a warning).
     #[arg(long)]
     pub allow_incomplete: bool,
@@ -433,6 +447,19 @@ pub struct DecryptArgs {
     /// Segment files, or directories of `.cseg` files, in stream order.
     #[arg(value_name = "SEGMENT_OR_DIR", required = true)]
     pub inputs: Vec<PathBuf>,
+    /// Do not show progress on standard error (a bar on a terminal, else a line every few
+    /// seconds and a last one).
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// `decrypt --format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// The Annex-B byte stream, as the encoder produced it.
+    Annexb,
+    /// An MP4 file (`avc1`/`hvc1`).
+    Mp4,
 }
 
 #[derive(Debug, Args)]
@@ -468,6 +495,10 @@ pub struct VerifyArgs {
     /// Segment files, or directories of `.cseg` files.
     #[arg(value_name = "SEGMENT_OR_DIR", required = true)]
     pub inputs: Vec<PathBuf>,
+    /// Do not show progress on standard error (a bar on a terminal, else a line every few
+    /// seconds and a last one).
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]

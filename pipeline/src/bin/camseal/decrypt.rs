@@ -2,20 +2,24 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use camseal::footage::{
     Coverage, FootageError, FootageGap, SegmentFile, SegmentReport, collect_paths,
-    decrypt_footage_from, decrypt_footage_with_gaps, describe_gap, load_headers, select_stream,
+    decrypt_footage_from, decrypt_footage_records_from, decrypt_footage_with_gaps, describe_gap,
+    load_headers, select_stream,
 };
 use camseal::fsutil::PRIVATE;
 use camseal::home::{CameraChoice, ViewerHome, choose_camera};
 use camseal::keys::{CameraPublic, OpeningKeys};
 
-use crate::cli::DecryptArgs;
+use camseal::mp4::Mp4Writer;
+
+use crate::cli::{DecryptArgs, OutputFormat};
 use crate::interrupt::Unfinished;
+use crate::progress::Progress;
 
 pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
     let home = ViewerHome::open(&args.home)?;
@@ -51,14 +55,27 @@ pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
     // Both of the account's keys: its lists may have named either kind over time.
     let secret = account.recipient_secrets();
     let mut gaps = Vec::new();
-    let result = decrypt_window(
-        &files,
-        &secret,
-        from_seq.unwrap_or(0),
-        args.allow_incomplete,
-        args.allow_gaps.then_some(&mut gaps),
-        &mut out,
-        |r| {
+    let format = output_format(args.format, &args.out);
+    if args.allow_gaps && format == OutputFormat::Mp4 {
+        // An MP4 timeline across holes would need edit lists per gap; not written yet.
+        return Err(crate::error::Usage(
+            "--allow-gaps writes Annex-B only; drop --format mp4 (or the .mp4 extension)".into(),
+        )
+        .into());
+    }
+    let progress = Progress::start(
+        "decrypt",
+        files.len() as u64,
+        Some(
+            files
+                .iter()
+                .map(|f| crate::progress::file_len(&f.path))
+                .sum(),
+        ),
+        args.quiet,
+    );
+    let on_segment = |r: &SegmentReport| {
+        progress.suspend(|| {
             for gap in &r.gaps {
                 eprintln!("WARNING: segment {} records a {}", r.seq, describe_gap(gap));
             }
@@ -84,8 +101,47 @@ pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
                     r.seq, r.records, r.video_bytes
                 );
             }
-        },
-    );
+        });
+        progress.segment_done(crate::progress::file_len(&r.path));
+    };
+    let mut mp4 = None;
+    let result = match format {
+        OutputFormat::Annexb => decrypt_window(
+            &files,
+            &secret,
+            from_seq.unwrap_or(0),
+            args.allow_incomplete,
+            args.allow_gaps.then_some(&mut gaps),
+            &mut out,
+            on_segment,
+        ),
+        OutputFormat::Mp4 => {
+            let Some(codec) = files.first().map(|f| f.header.codec) else {
+                bail!("no segment to decrypt");
+            };
+            let mut writer = Mp4Writer::new(&mut out, codec)
+                .with_context(|| format!("cannot write {}", args.out.display()))?;
+            let decrypted = decrypt_footage_records_from(
+                &files,
+                &secret,
+                from_seq.unwrap_or(0),
+                args.allow_incomplete,
+                |bytes, records| writer.push(bytes, records).map_err(std::io::Error::other),
+                on_segment,
+            );
+            if decrypted.is_ok() {
+                // On failure the temporary file is dropped below, with whatever it held.
+                let (_, summary) = writer
+                    .finish()
+                    .with_context(|| format!("cannot write {}", args.out.display()))?;
+                mp4 = Some(summary);
+            }
+            decrypted
+        }
+    };
+    if result.is_ok() {
+        progress.finish();
+    }
     let finish = |out: BufWriter<File>| -> std::io::Result<()> {
         out.into_inner().map_err(|e| e.into_error())?;
         unfinished.finish(|| tmp.persist(&args.out)).map(drop)
@@ -113,16 +169,31 @@ pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
                 crate::verify::print_coverage(&c, from_seq);
             }
             println!(
-                "decrypted {} segments, {} bytes -> {}{}",
+                "decrypted {} segments, {} bytes -> {}{}{}",
                 reports.len(),
                 bytes,
                 args.out.display(),
+                match &mp4 {
+                    Some(m) => format!(
+                        " (MP4: {} frames, {:.3} s)",
+                        m.frames,
+                        m.duration as f64 / 90_000.0
+                    ),
+                    None => String::new(),
+                },
                 if incomplete.is_empty() {
                     String::new()
                 } else {
                     format!(" (INCOMPLETE: segment {})", incomplete.join(", "))
                 }
             );
+            if let Some(m) = mp4.as_ref().filter(|m| m.moved_segments > 0) {
+                eprintln!(
+                    "WARNING: {} segments began before the previous one ended (the camera's \
+                     clock went back); the MP4 plays them one after the other",
+                    m.moved_segments
+                );
+            }
             println!("{}", describe_choice(&choice));
             if report_gaps(&gaps) {
                 return Ok(ExitCode::from(6));
@@ -210,6 +281,20 @@ fn report_gaps(gaps: &[FootageGap]) -> bool {
         );
     }
     undeclared > 0
+}
+
+/// The `--format` given, else the one `--out`'s extension names.
+fn output_format(given: Option<OutputFormat>, out: &Path) -> OutputFormat {
+    given.unwrap_or_else(|| {
+        let mp4 = out
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("mp4"));
+        if mp4 {
+            OutputFormat::Mp4
+        } else {
+            OutputFormat::Annexb
+        }
+    })
 }
 
 /// Reads the footage's headers and checks them against the camera it must come from: the

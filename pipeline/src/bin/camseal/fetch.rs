@@ -54,6 +54,7 @@ pub fn fetch(args: FetchArgs) -> Result<ExitCode> {
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     crate::interrupt::remove_unfinished_on_signal()?;
     let mut bytes = 0u64;
+    let progress = crate::progress::Progress::start("fetch", ids.len() as u64, None, args.quiet);
     for id in &ids {
         let target = args.out.join(id.file_name());
         // A failed or interrupted download leaves nothing: the temporary file removes itself.
@@ -68,13 +69,15 @@ pub fn fetch(args: FetchArgs) -> Result<ExitCode> {
         match result {
             Ok(n) => {
                 bytes += n;
-                eprintln!("fetched {id} ({n} bytes) -> {}", target.display());
+                progress.suspend(|| eprintln!("fetched {id} ({n} bytes) -> {}", target.display()));
+                progress.segment_done(n);
             }
             Err(e) => {
                 return Err(e.context(format!("cannot fetch {id} from {}", sink.name())));
             }
         }
     }
+    progress.finish();
     for (camera, stream, head) in &heads {
         let target = args.out.join(head::file_name(camera, *stream));
         let (mut tmp, unfinished) = Unfinished::create(&target, PUBLIC)

@@ -17,6 +17,7 @@ mod interrupt;
 mod ls;
 mod numeric;
 mod pair;
+mod progress;
 mod run;
 mod status;
 #[allow(unsafe_code)]

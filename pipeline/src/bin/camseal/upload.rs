@@ -37,7 +37,7 @@ pub fn upload(args: UploadArgs) -> Result<ExitCode> {
                 expired
             })
         };
-        let result = uploader.run(Mode::Drain);
+        let result = drain_with_progress(&spool, &uploader, args.quiet);
         drop(done);
         let expired = timer.join().unwrap_or(false);
         let pending = spool.pending().map_or(0, |p| p.len());
@@ -92,6 +92,42 @@ pub fn upload(args: UploadArgs) -> Result<ExitCode> {
         report.uploaded, report.bytes, report.failures
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `uploader.run(Mode::Drain)`, with progress over what the spool holds when it starts.
+fn drain_with_progress(
+    spool: &Spool,
+    uploader: &Uploader,
+    quiet: bool,
+) -> Result<camseal::upload::UploadReport, camseal::upload::UploadError> {
+    let pending = spool.pending().unwrap_or_default();
+    let progress = crate::progress::Progress::start(
+        "upload",
+        pending.len() as u64,
+        Some(pending.iter().map(|p| p.bytes).sum()),
+        quiet,
+    );
+    let done = AtomicBool::new(false);
+    let result = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !done.load(Ordering::Relaxed) {
+                let report = uploader.report();
+                progress.set(report.uploaded, report.bytes);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        let result = uploader.run(Mode::Drain);
+        done.store(true, Ordering::Relaxed);
+        result
+    });
+    let report = uploader.report();
+    progress.set(report.uploaded, report.bytes);
+    // Stopped by --deadline with segments left is not done, even though the drain itself
+    // returned without an error.
+    if result.is_ok() && report.uploaded >= pending.len() as u64 {
+        progress.finish();
+    }
+    result
 }
 
 /// An uploader for `spool` and the sink URLs, with the shared options.

@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use camseal::footage::{
     Coverage, FootageError, SegmentFile, SegmentReport, SegmentStatus, collect_paths, describe_gap,
-    footage_verdict, load_headers, read_trailer, verify_footage_from,
+    footage_verdict, load_headers, read_trailer, verify_footage_with,
 };
 use camseal::keys::CameraPublic;
 use camseal::segment::camera_id;
@@ -27,7 +27,21 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
     }
     let window = crate::timesel::select_by_time(&mut files, args.since, args.until)?;
     let from_seq = args.from_seq.or(window);
-    let (results, chain) = verify_footage_from(&files, from_seq.unwrap_or(0));
+    let progress = crate::progress::Progress::start(
+        "verify",
+        files.len() as u64,
+        Some(
+            files
+                .iter()
+                .map(|f| crate::progress::file_len(&f.path))
+                .sum(),
+        ),
+        args.quiet,
+    );
+    let (results, chain) = verify_footage_with(&files, from_seq.unwrap_or(0), |f| {
+        progress.segment_done(crate::progress::file_len(&f.path))
+    });
+    progress.finish();
     for (file, result) in files.iter().zip(&results) {
         match result {
             Ok(r) => print_segment(file, r),
