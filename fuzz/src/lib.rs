@@ -89,7 +89,9 @@ pub fn resign_header(bytes: &[u8]) -> Vec<u8> {
     let camera = camera();
     header.camera_key = camera.verifying_key().to_bytes();
     header.signature = camera.sign(&header_message(&header.hash())).to_bytes();
-    let mut out = header.encode();
+    let Ok(mut out) = header.encode() else {
+        return bytes.to_vec();
+    };
     out.extend_from_slice(&bytes[used..]);
     out
 }
