@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 root=..
 rm -rf corpus/nal corpus/segment corpus/chain
-mkdir -p corpus/nal corpus/segment corpus/chain corpus/recipients corpus/s3_listing
+mkdir -p corpus/nal corpus/segment corpus/chain corpus/recipients corpus/s3_listing corpus/pairing
 
 # NAL: the first 3 KiB of every test stream (parameter sets, SEI, the IDR's first slices).
 for f in "$root"/pipeline/tests/data/streams/*.{h264,264,h265,hevc}; do
@@ -65,3 +65,13 @@ cat >corpus/s3_listing/empty <<'XML'
 <?xml version="1.0" encoding="UTF-8"?>
 <ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b</Name><Prefix></Prefix><KeyCount>0</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated></ListBucketResult>
 XML
+
+# Pairing: byte 0 picks the step (src/lib.rs, `pairing`); no input after it is the honest
+# message, which must pair.
+printf '\x00\x00\x00\x00\x21 1234 5678' >corpus/pairing/frame-and-code
+{ printf '\x01CSPK\x01'; head -c 33 /dev/zero | tr '\0' '\102'; } >corpus/pairing/hello
+printf '\x02' >corpus/pairing/share-unchanged
+printf '\x03' >corpus/pairing/list-unchanged
+printf '\x04' >corpus/pairing/result-unchanged
+printf '\x04\x00\x00\x00\x01' >corpus/pairing/result-changed
+printf '\x05the list is signed by another account\n\x07\xc3\xa9' >corpus/pairing/refused

@@ -93,7 +93,9 @@ pub fn resign_header(bytes: &[u8]) -> Vec<u8> {
     let camera = camera();
     header.camera_key = camera.verifying_key().to_bytes();
     header.signature = camera.sign(&header_message(&header.hash())).to_bytes();
-    let mut out = header.encode();
+    let Ok(mut out) = header.encode() else {
+        return bytes.to_vec();
+    };
     out.extend_from_slice(&bytes[used..]);
     out
 }
@@ -284,6 +286,149 @@ pub fn recipients(data: &[u8]) {
     }
 }
 
+/// The four pairing messages (PROTOCOL.md §9), each fed to the side that receives it, with
+/// the earlier steps run honestly with the setup code `12345678`. Byte 0 picks the step:
+///
+/// - 0: the frame length check of every step, and the setup code parser;
+/// - 1: the camera receives the input as a viewer's `hello`;
+/// - 2, 3, 4: the viewer's `share`, the camera's `list`, the viewer's `result` message: the
+///   honest message with the input XORed over it (and any extra input bytes appended). An
+///   unchanged message must pair; any change must fail, since every one is authenticated;
+/// - 5: the camera refuses with the input (as text) as its reason: the viewer must get it
+///   back, cut to the cap and with no control characters.
+pub fn pairing(data: &[u8]) {
+    use camseal::keys::{AccountSecret, CameraSecret, KEM_X25519_HKDF_SHA256, Recipient};
+    use camseal::pairing::{
+        ExpectCameraResult, ExpectCameraShare, ExpectViewerHello, ExpectViewerList, PairingError,
+        SetupCode, ViewerStart, frame_len,
+    };
+
+    let Some((&mode, input)) = data.split_first() else {
+        return;
+    };
+    let code = || SetupCode::parse("1234-5678").expect("a valid code");
+    let account = AccountSecret::from_seed([7; 32]);
+    let Ok(list) = (RecipientList {
+        version: 1,
+        account: account.public().ed25519,
+        recipients: vec![Recipient {
+            kem: KEM_X25519_HKDF_SHA256,
+            public_key: account.public().x25519.to_vec(),
+            label: "account".into(),
+        }],
+    })
+    .sign(&account) else {
+        return;
+    };
+    let camera = CameraSecret::from_seed([9; 32]);
+    // The honest message with the input XORed over it; whether it changed.
+    let mutate = |honest: &[u8]| -> (Vec<u8>, bool) {
+        let mut m = honest.to_vec();
+        for (i, b) in input.iter().enumerate() {
+            match m.get_mut(i) {
+                Some(x) => *x ^= b,
+                None => m.push(*b),
+            }
+        }
+        let changed = m != honest;
+        (m, changed)
+    };
+    let expect = |result: Result<(), PairingError>, changed: bool, step: &str| match result {
+        Ok(()) => assert!(!changed, "a changed {step} message was accepted"),
+        Err(e) => assert!(changed, "the honest {step} message was refused: {e}"),
+    };
+    let Ok((viewer, hello)) = ViewerStart::start(&code(), list.clone()) else {
+        return;
+    };
+    match mode % 6 {
+        0 => {
+            if let Some(header) = input.get(..4) {
+                let header = [header[0], header[1], header[2], header[3]];
+                for cap in [
+                    ExpectViewerHello::MAX_LEN,
+                    ExpectCameraShare::MAX_LEN,
+                    ExpectViewerList::MAX_LEN,
+                    ExpectCameraResult::MAX_LEN,
+                ] {
+                    if let Ok(len) = frame_len(header, cap) {
+                        assert!(len <= cap);
+                    }
+                }
+            }
+            if let Ok(code) = SetupCode::parse(&String::from_utf8_lossy(input)) {
+                let digits = code.as_str();
+                assert!(digits.len() == 8 && digits.bytes().all(|b| b.is_ascii_digit()));
+            }
+        }
+        1 => {
+            let _ = ExpectViewerHello::new(code()).receive(input);
+        }
+        2 => {
+            let Ok((_, share)) = ExpectViewerHello::new(code()).receive(&hello) else {
+                panic!("the honest hello was refused");
+            };
+            let (share, changed) = mutate(&share);
+            expect(viewer.receive(&share).map(drop), changed, "share");
+        }
+        3 => {
+            let Ok((cam, share)) = ExpectViewerHello::new(code()).receive(&hello) else {
+                panic!("the honest hello was refused");
+            };
+            let Ok((_, msg)) = viewer.receive(&share) else {
+                panic!("the honest share was refused");
+            };
+            let (msg, changed) = mutate(&msg);
+            let got = cam.receive(&msg);
+            if let Ok((got, _)) = &got {
+                assert_eq!(*got, list, "the camera got another list");
+            }
+            expect(got.map(drop), changed, "list");
+        }
+        _ => {
+            let Ok((cam, share)) = ExpectViewerHello::new(code()).receive(&hello) else {
+                panic!("the honest hello was refused");
+            };
+            let Ok((viewer, msg)) = viewer.receive(&share) else {
+                panic!("the honest share was refused");
+            };
+            let Ok((got, answer)) = cam.receive(&msg) else {
+                panic!("the honest list was refused");
+            };
+            if mode % 6 == 4 {
+                let Ok(result) = answer.paired(&camera, &got) else {
+                    return;
+                };
+                let (result, changed) = mutate(&result);
+                let paired = viewer.receive(&result);
+                if let Ok(public) = &paired {
+                    assert_eq!(*public, camera.public(), "paired with another camera");
+                }
+                expect(paired.map(drop), changed, "result");
+            } else {
+                let reason = String::from_utf8_lossy(input);
+                let Ok(result) = answer.refused(&reason) else {
+                    return;
+                };
+                match viewer.receive(&result) {
+                    Err(PairingError::Refused(r)) => {
+                        // Cut to 1024 bytes on a character boundary, controls shown as '?'.
+                        let mut end = reason.len().min(1024);
+                        while !reason.is_char_boundary(end) {
+                            end -= 1;
+                        }
+                        let shown: String = reason[..end]
+                            .chars()
+                            .map(|c| if c.is_control() { '?' } else { c })
+                            .collect();
+                        assert_eq!(r, shown);
+                    }
+                    other => panic!("a refusal arrived as {other:?}"),
+                }
+            }
+        }
+    }
+}
+
 /// One page of an S3 ListObjectsV2 answer, read as `S3Sink::list` reads it: the XML parsed
 /// by rusty-s3, each key turned into a segment id under a prefix the input picks.
 pub fn s3_listing(data: &[u8]) {
@@ -317,6 +462,15 @@ mod tests {
         for v in VECTORS {
             segment(&[[0].as_slice(), v].concat());
             segment(&[[1].as_slice(), v].concat());
+        }
+    }
+
+    #[test]
+    fn every_pairing_step_runs_honest_and_changed() {
+        for mode in 0..6u8 {
+            pairing(&[mode]);
+            pairing(&[mode, 0, 0, 1]);
+            pairing(&[mode, 0, 0, 0, 0, 0x21, b'1', b'2']);
         }
     }
 }

@@ -241,6 +241,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "megabytes of 4K video, hours under Miri; the examples cover the code"
+    )]
     fn real_4k_stream_chunks() {
         use camseal_nal::{Codec, access_units, classify};
 
@@ -267,6 +271,7 @@ mod tests {
     }
 
     proptest! {
+        #[cfg_attr(miri, ignore = "minutes per case under Miri; the examples above cover the same code")]
         #[test]
         fn chunks_partition_arbitrary_bytes(
             au in proptest::collection::vec(prop_oneof![Just(0u8), Just(1u8), any::<u8>()], 0..600),
@@ -275,6 +280,7 @@ mod tests {
             check(&au, max_chunk);
         }
 
+        #[cfg_attr(miri, ignore = "minutes per case under Miri; the examples above cover the same code")]
         #[test]
         fn chunks_partition_nal_streams(
             lens in proptest::collection::vec(0usize..300, 0..12),

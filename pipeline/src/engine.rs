@@ -5,7 +5,7 @@
 //!   ──► shared job queues (one per stream, served round robin) ──► N seal workers
 //!   ──► per-stream reorder (by record order): "appended"
 //!   ──► per-stream segment writer thread: RecordAppender (records hash) + SegmentOutput::write
-//!   ──► publisher thread: SegmentOutput::publish (fsync, rename), chain state, stream head
+//!   ──► publisher thread: chain state, SegmentOutput::publish (fsync, rename), stream head
 //! ```
 //!
 //! - **Zero copy.** A job holds the packet (a lease on the encoder's memory) and a range of
@@ -1463,8 +1463,8 @@ struct PublishJob {
     chain: Option<(PathBuf, ChainState)>,
 }
 
-/// Publishes segments in the order their trailers were written: fsync, chain state (which
-/// also reserves the next sequence number), rename; then replaces the stream head, which
+/// Publishes segments in the order their trailers were written: chain state (which also
+/// reserves the next sequence number), then fsync and rename; then replaces the stream head, which
 /// names the segment just published (so a head never names a segment that is not durable).
 fn publisher(rx: Receiver<PublishMsg>) {
     while let Ok(PublishMsg::Publish(job)) = rx.recv() {

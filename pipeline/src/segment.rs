@@ -545,7 +545,10 @@ pub struct Header {
 
 impl Header {
     /// Encodes everything the header MAC covers (the header without MAC and signature).
-    pub fn encode_unmaced(&self) -> Vec<u8> {
+    ///
+    /// Fails when a variable field (the extensions, a stanza's `enc` or wrapped key) or the
+    /// stanza count does not fit its 16-bit length field: such a header has no encoding.
+    pub fn encode_unmaced(&self) -> Result<Vec<u8>, SegmentError> {
         let mut out = Vec::with_capacity(256 + self.stanzas.len() * 96);
         out.extend_from_slice(MAGIC);
         out.push(VERSION);
@@ -558,34 +561,46 @@ impl Header {
         out.extend_from_slice(&self.start_pts.to_be_bytes());
         out.extend_from_slice(&self.wallclock_ms.to_be_bytes());
         out.extend_from_slice(&self.prev_header_hash);
-        out.extend_from_slice(&(self.extensions.len() as u16).to_be_bytes());
+        out.extend_from_slice(&len16(
+            self.extensions.len(),
+            "header extensions longer than 65535 bytes",
+        )?);
         out.extend_from_slice(&self.extensions);
-        out.extend_from_slice(&(self.stanzas.len() as u16).to_be_bytes());
+        out.extend_from_slice(&len16(
+            self.stanzas.len(),
+            "more than 65535 recipient stanzas",
+        )?);
         for s in &self.stanzas {
             out.extend_from_slice(&s.kem.to_be_bytes());
             out.extend_from_slice(&s.kdf.to_be_bytes());
             out.extend_from_slice(&s.aead.to_be_bytes());
             out.extend_from_slice(&s.key_id);
-            out.extend_from_slice(&(s.enc.len() as u16).to_be_bytes());
+            out.extend_from_slice(&len16(
+                s.enc.len(),
+                "a stanza's encapsulated key is longer than 65535 bytes",
+            )?);
             out.extend_from_slice(&s.enc);
-            out.extend_from_slice(&(s.wrapped_key.len() as u16).to_be_bytes());
+            out.extend_from_slice(&len16(
+                s.wrapped_key.len(),
+                "a stanza's wrapped key is longer than 65535 bytes",
+            )?);
             out.extend_from_slice(&s.wrapped_key);
         }
-        out
+        Ok(out)
     }
 
     /// Encodes the bytes the header hash covers: everything but the signature.
-    pub fn encode_unsigned(&self) -> Vec<u8> {
-        let mut out = self.encode_unmaced();
+    pub fn encode_unsigned(&self) -> Result<Vec<u8>, SegmentError> {
+        let mut out = self.encode_unmaced()?;
         out.extend_from_slice(&self.mac);
-        out
+        Ok(out)
     }
 
     /// Encodes the whole header, MAC and signature included.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut out = self.encode_unsigned();
+    pub fn encode(&self) -> Result<Vec<u8>, SegmentError> {
+        let mut out = self.encode_unsigned()?;
         out.extend_from_slice(&self.signature);
-        out
+        Ok(out)
     }
 
     /// Parses a header from the start of `buf`. Checks structure only: the caller verifies
@@ -627,8 +642,15 @@ impl Header {
 
     /// SHA-256 of the encoded header up to and including its MAC (not the signature): what
     /// the camera signs, and what every record, checkpoint and the trailer are bound to.
+    ///
+    /// A header that has no encoding ([`Header::encode_unmaced`]; never one that `parse`
+    /// returned or the writer made) hashes to the digest of a fixed string that no header
+    /// starts with, so it matches no signature and no chain link.
     pub fn hash(&self) -> Digest32 {
-        Sha256::digest(self.encode_unsigned()).into()
+        match self.encode_unsigned() {
+            Ok(bytes) => Sha256::digest(bytes).into(),
+            Err(_) => Sha256::digest(b"camseal: a header with no encoding").into(),
+        }
     }
 
     /// Checks the camera's signature over the header with the key the header names. Only
@@ -1167,6 +1189,13 @@ const RECORDS_DIGEST_CONTEXT: &[u8] = b"camseal v2 records digest\0";
 const HPKE_INFO_CONTEXT: &[u8] = b"camseal v2 segment key\0";
 /// HKDF info for the header MAC key.
 pub(crate) const HEADER_MAC_INFO: &[u8] = b"camseal v2 header mac";
+
+/// A length as its big-endian 16-bit field, or `Limit(what)` when it does not fit.
+fn len16(len: usize, what: &'static str) -> Result<[u8; 2], SegmentError> {
+    u16::try_from(len)
+        .map(u16::to_be_bytes)
+        .map_err(|_| SegmentError::Limit(what))
+}
 
 fn codec_code(codec: Codec) -> u8 {
     match codec {

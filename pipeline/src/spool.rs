@@ -11,8 +11,10 @@
 //!   by whole records, except that a write cut short by the crash can leave a torn last
 //!   record; [`Spool::recover`] cuts the file back to its last whole record before anything
 //!   reads it.
-//! - Closing appends the trailer, fsyncs, lets the caller store its chain state, renames to
-//!   `NAME.cseg` and fsyncs the directory. Only then is the segment offered for upload.
+//! - Closing appends the trailer; the engine stores its chain state; then the spool fsyncs,
+//!   renames to `NAME.cseg` and fsyncs the directory. Only then is the segment offered for
+//!   upload. The chain state must never lag a closed segment (recovery examines only open
+//!   files); it may run ahead of one, since recovery checks every open file against it.
 //! - After a crash, [`Spool::recover`] finishes segments that were whole, turns the others
 //!   into `NAME.incomplete.cseg` (uploaded under the same object key, for salvage), and
 //!   queues a signed crash gap for the next segment's header.
@@ -222,14 +224,19 @@ impl Spool {
                 continue;
             }
             highest_file = highest_file.max(Some(id.seq));
+            // No number follows u64::MAX: such a file cannot be recovered into a chain.
+            let after = id
+                .seq
+                .checked_add(1)
+                .ok_or_else(|| SpoolError::SequenceExhausted(path.clone()))?;
             if let Some(digest) = scan.complete {
                 let closed = self.path_of(&id, EntryKind::Closed);
                 fsync_file(&path)?;
                 rename(&path, &closed)?;
                 sync_dir(self.dir())?;
-                if chain.next_seq <= id.seq + 1 {
+                if chain.next_seq <= after {
                     *chain = ChainState {
-                        next_seq: id.seq + 1,
+                        next_seq: after,
                         prev_header_hash: digest,
                     };
                     recovery.chain_changed = true;
@@ -273,7 +280,7 @@ impl Spool {
             };
             crash_run = Some((id.seq, run_prev));
             if chain.next_seq <= id.seq || chain.prev_header_hash != run_prev {
-                chain.next_seq = chain.next_seq.max(id.seq + 1);
+                chain.next_seq = chain.next_seq.max(after);
                 chain.prev_header_hash = run_prev;
                 recovery.chain_changed = true;
             }
@@ -760,9 +767,10 @@ impl SpoolWriter {
         self.bytes
     }
 
-    /// Closes the segment once the trailer is written: fsyncs it, runs `before_publish`
-    /// (store the chain state there, so that a crash after it finds the chain and the
-    /// whole segment in agreement), renames it for upload and fsyncs the directory.
+    /// Closes the segment once the trailer is written: fsyncs it, runs `before_publish`,
+    /// renames it for upload and fsyncs the directory. A caller that has not stored its
+    /// chain state yet stores it in `before_publish`: never after the rename (see the
+    /// [module docs](self)). The engine stores it before calling this.
     pub fn commit<E>(
         self,
         before_publish: impl FnOnce() -> Result<(), E>,
@@ -965,6 +973,12 @@ pub enum SpoolError {
         /// The OS error.
         source: io::Error,
     },
+    /// A segment in the spool has sequence number u64::MAX: no segment can follow it.
+    #[error(
+        "{}: sequence number 18446744073709551615 is the last there is; the stream cannot continue after it",
+        .0.display()
+    )]
+    SequenceExhausted(PathBuf),
     /// Commit before any byte was written.
     #[error("segment committed before its header was written")]
     NothingWritten,

@@ -113,7 +113,7 @@ fn a_forged_gap_from_public_data_is_never_believed() {
         to_pts: 0,
     }]);
     let name = segs[5].file_name().unwrap();
-    fs::write(dir.join(name), forged.encode()).unwrap();
+    fs::write(dir.join(name), forged.encode().unwrap()).unwrap();
     let (code, text) = verify_code(&setup, &[&dir], &[]);
     assert_eq!(code, Some(TAMPERED), "{text}");
     assert!(text.contains("header signature"), "{text}");

@@ -501,7 +501,7 @@ fn read_independently(spec: &Spec, bytes: &[u8], recipients: &[([u8; 32], [u8; 3
         panic!("{name}: header does not parse");
     };
     assert_eq!(
-        header.encode(),
+        header.encode().unwrap(),
         bytes[..header_len],
         "{name}: header re-encodes"
     );
@@ -1115,11 +1115,11 @@ impl Crafter {
             .expand(b"camseal v2 header mac", &mut mac_key)
             .unwrap();
         let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(&mac_key).unwrap();
-        mac.update(&header.encode_unmaced());
+        mac.update(&header.encode_unmaced().unwrap());
         header.mac = mac.finalize().into_bytes().into();
         let header_hash = header.hash();
         header.signature = camera.sign(&header_message(&header_hash)).to_bytes();
-        let out = header.encode();
+        let out = header.encode().unwrap();
         Crafter {
             camera,
             suite: header.suite,

@@ -36,6 +36,7 @@ fn header(stanzas: usize, enc_len: usize) -> Vec<u8> {
         signature: [5; 64],
     }
     .encode()
+    .unwrap()
 }
 
 fn refused(setup: &Setup, file: &Path, needle: &str) {

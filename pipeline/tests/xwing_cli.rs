@@ -190,7 +190,11 @@ fn a_tampered_x_wing_stanza_fails_cleanly() {
         let dir = setup.path(name);
         fs::create_dir(&dir).unwrap();
         let file = dir.join(segs[0].file_name().unwrap());
-        fs::write(&file, [header.encode(), bytes[len..].to_vec()].concat()).unwrap();
+        fs::write(
+            &file,
+            [header.encode().unwrap(), bytes[len..].to_vec()].concat(),
+        )
+        .unwrap();
         // inspect reads it without panicking, whatever it makes of it.
         let inspected = camseal(&["inspect", "--json", s(&file)]);
         cli::assert_no_panic(&String::from_utf8_lossy(&inspected.stderr));

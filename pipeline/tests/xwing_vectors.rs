@@ -324,7 +324,7 @@ fn re_signed(bytes: &[u8], tweak: impl FnOnce(&mut Header)) -> Vec<u8> {
     let (mut header, len) = header_of(bytes);
     tweak(&mut header);
     header.signature = camera(7).sign(&header_message(&header.hash())).to_bytes();
-    [header.encode(), bytes[len..].to_vec()].concat()
+    [header.encode().unwrap(), bytes[len..].to_vec()].concat()
 }
 
 #[test]

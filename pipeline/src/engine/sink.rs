@@ -197,12 +197,13 @@ impl DirSink {
                 if !path.symlink_metadata().ok()?.is_file() {
                     return None;
                 }
-                (seq.len() == 12 && seq.bytes().all(|b| b.is_ascii_digit()))
-                    .then(|| seq.parse().ok().map(|seq| (seq, path.clone())))?
+                crate::spool::policy::parse_seq(seq).map(|seq| (seq, path.clone()))
             })
             .collect();
         parts.sort();
         let mut recovery = DirRecovery::default();
+        // The last segment salvaged here and the header hash its crash run links back to.
+        let mut crash_run: Option<(u64, [u8; 32])> = None;
         for (seq, part) in parts {
             let final_path = part.with_extension("");
             let bytes = fs::read(&part).map_err(|e| with_path(&part, e))?;
@@ -220,15 +221,26 @@ impl DirSink {
                 // Never overwrite a published segment; leave the stray for a person.
                 continue;
             }
+            // No number follows u64::MAX: such a file cannot be recovered into a chain.
+            let after = seq.checked_add(1).ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "{}: sequence number {seq} is the last there is; the stream cannot continue after it",
+                        part.display()
+                    ),
+                )
+            })?;
             if let Some(header_hash) = scan.complete {
                 publish_file(&part, &final_path, &self.dir)?;
-                if chain.next_seq <= seq + 1 {
+                if chain.next_seq <= after {
                     *chain = crate::recorder::ChainState {
-                        next_seq: seq + 1,
+                        next_seq: after,
                         prev_header_hash: header_hash,
                     };
                     recovery.chain_changed = true;
                 }
+                crash_run = None;
                 recovery.completed.push(final_path);
                 continue;
             }
@@ -252,9 +264,18 @@ impl DirSink {
                 &mut recovery.gaps,
                 &crash_gaps(&header.gaps(), seq, scan.last_pts),
             );
-            if chain.next_seq <= seq || chain.prev_header_hash != header.prev_header_hash {
-                chain.next_seq = chain.next_seq.max(seq + 1);
-                chain.prev_header_hash = header.prev_header_hash;
+            // As in `Spool::recover`: when the segment before this one crashed too (a power
+            // cut while one segment is being published and the next is open), this header
+            // names that crashed segment, and the run links back to the first one's
+            // predecessor, as the joined crash gaps declare (FORMAT.md §6.1).
+            let run_prev = match crash_run {
+                Some((last, prev)) if last.checked_add(1) == Some(seq) => prev,
+                _ => header.prev_header_hash,
+            };
+            crash_run = Some((seq, run_prev));
+            if chain.next_seq <= seq || chain.prev_header_hash != run_prev {
+                chain.next_seq = chain.next_seq.max(after);
+                chain.prev_header_hash = run_prev;
                 recovery.chain_changed = true;
             }
             recovery.salvaged.push(final_path);

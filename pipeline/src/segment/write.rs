@@ -270,10 +270,10 @@ impl SegmentSealer {
         };
         // Never sign a header that readers must refuse (FORMAT.md §2.4).
         header.validate()?;
-        header.mac = header_mac(&base_key[..], &header.encode_unmaced());
-        let header_hash: Digest32 = Sha256::digest(header.encode_unsigned()).into();
+        header.mac = header_mac(&base_key[..], &header.encode_unmaced()?);
+        let header_hash: Digest32 = Sha256::digest(header.encode_unsigned()?).into();
         header.signature = camera.sign(&header_message(&header_hash)).to_bytes();
-        let header_bytes = header.encode();
+        let header_bytes = header.encode()?;
         let key = SframeKey::derive(params.suite, params.segment_seq, &base_key[..])?;
         Ok(SegmentSealer {
             header,

@@ -137,14 +137,14 @@ pub fn parse_spool_name(name: &str) -> Option<(SegmentId, EntryKind)> {
     };
     let (rest, seq) = stem.rsplit_once('-')?;
     let (camera_id, stream) = rest.rsplit_once("-s")?;
-    if seq.len() != 12 || !is_camera_id(camera_id) {
+    if !is_camera_id(camera_id) {
         return None;
     }
     Some((
         SegmentId {
             camera_id: camera_id.to_string(),
             stream: parse_decimal(stream)?,
-            seq: parse_decimal(seq)?,
+            seq: parse_seq(seq)?,
         },
         kind,
     ))
@@ -321,6 +321,13 @@ pub fn crash_gaps(carried: &[Gap], seq: u64, from_pts: u64) -> Vec<Gap> {
     gaps
 }
 
+/// The sequence number in a segment's file name, as `segment_file_name` writes it: at least
+/// 12 digits, zero-padded to 12 and no further (so one number has one name), up to u64::MAX.
+pub fn parse_seq(s: &str) -> Option<u64> {
+    let seq: u64 = parse_decimal(s)?;
+    (s.len() == 12 || (s.len() > 12 && !s.starts_with('0'))).then_some(seq)
+}
+
 fn is_camera_id(s: &str) -> bool {
     s.len() == 16 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
@@ -358,9 +365,21 @@ mod tests {
             EntryKind::Open,
             EntryKind::Temp,
         ] {
-            let name = id(42).spool_name(kind);
-            assert_eq!(parse_spool_name(&name), Some((id(42), kind)), "{name}");
+            // Past 12 digits the name grows: every number, u64::MAX included, has a name.
+            for seq in [42, 999_999_999_999, 1_000_000_000_000, u64::MAX] {
+                let name = id(seq).spool_name(kind);
+                assert_eq!(parse_spool_name(&name), Some((id(seq), kind)), "{name}");
+            }
         }
+        // One number, one name: no padding beyond 12 digits, nothing past u64::MAX.
+        assert_eq!(
+            parse_spool_name("0123456789abcdef-s2-0000000000007.cseg"),
+            None
+        );
+        assert_eq!(
+            parse_spool_name("0123456789abcdef-s2-18446744073709551616.cseg"),
+            None
+        );
         assert_eq!(id(7).file_name(), "0123456789abcdef-s2-000000000007.cseg");
         assert_eq!(parse_spool_name("notes.txt"), None);
         assert_eq!(parse_spool_name("0123456789abcdef-s2-7.cseg"), None);
