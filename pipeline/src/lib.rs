@@ -15,10 +15,12 @@
 //!   the viewer's pinned cameras.
 //! - [`fsutil`]: the one way every file is created (random name, exclusive, renamed).
 //! - [`pairing`]: the setup-code (SPAKE2) pairing of a viewer with a camera, sans-I/O.
+//! - [`config`]: the settings file of `camseal run --config` (TOML text to settings, pure).
 
 #![forbid(unsafe_code)]
 
 pub mod chunk;
+pub mod config;
 pub mod decodable;
 pub mod engine;
 pub mod footage;
