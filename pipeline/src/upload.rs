@@ -213,7 +213,8 @@ pub struct UploaderConfig {
     /// How often an idle uploader looks for new segments (it is also woken by
     /// [`Uploader::notify`]).
     pub poll_interval: Duration,
-    /// Where uploads and failures are logged (standard error by default).
+    /// Where uploads and failures are logged (by default a `tracing` warning, target
+    /// `camseal::upload`).
     pub log: Arc<dyn Fn(&str) + Send + Sync>,
 }
 
@@ -224,7 +225,7 @@ impl Default for UploaderConfig {
             backoff: Backoff::default(),
             max_bytes_per_sec: None,
             poll_interval: Duration::from_millis(500),
-            log: Arc::new(|line| eprintln!("camseal upload: {line}")),
+            log: Arc::new(|line| tracing::warn!(target: "camseal::upload", "{line}")),
         }
     }
 }

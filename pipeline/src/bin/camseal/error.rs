@@ -5,7 +5,7 @@
 //! | code | meaning |
 //! |---|---|
 //! | 1 | any other error (bad input, I/O, configuration) |
-//! | 2 | command-line usage error: from clap, or a combination of flags the command cannot act on |
+//! | 2 | command-line usage error: from clap, or a combination of flags the command cannot act on, or a `run --config` file that cannot be read or holds an unknown key or a bad value |
 //! | 3 | tampered: a header, record, trailer or stream head was modified, or records were reordered |
 //! | 4 | truncated: a segment is cut short |
 //! | 5 | not a recipient: the key cannot open the segment |

@@ -104,6 +104,12 @@ pub fn record(
     })?;
     let mut source = open_source(args, duration)?;
     let frame_rate = source.frame_rate();
+    tracing::info!(
+        camera = %camera.public().id(),
+        stream = args.stream,
+        source = %args.source,
+        "recording starts"
+    );
     let mut recipients = Vec::new();
     for r in &list.recipients {
         if r.kem == camseal::keys::KEM_X25519_HKDF_SHA256 {
