@@ -54,7 +54,9 @@ pub enum ConfigError {
         message: String,
     },
     /// A value that no flag can take: a table, a date, an array of non-scalars.
-    #[error("{at}: `{key}`: {found} is not a setting value (use a string, number, boolean or array of strings)")]
+    #[error(
+        "{at}: `{key}`: {found} is not a setting value (use a string, number, boolean or array of strings)"
+    )]
     Shape {
         /// Where the value is.
         at: Position,
@@ -124,9 +126,7 @@ fn scalar(value: &DeValue<'_>) -> Option<String> {
             .ok()
             .map(|n| n.to_string()),
         DeValue::Float(f) => Some(f.as_str().to_owned()),
-        DeValue::Boolean(_) | DeValue::Datetime(_) | DeValue::Array(_) | DeValue::Table(_) => {
-            None
-        }
+        DeValue::Boolean(_) | DeValue::Datetime(_) | DeValue::Array(_) | DeValue::Table(_) => None,
     }
 }
 
@@ -183,7 +183,11 @@ mod tests {
                     at(5, 1)
                 ),
                 ("bitrate", SettingValue::Text("16".into()), at(6, 1)),
-                ("segment_seconds", SettingValue::Text("2.5".into()), at(7, 1)),
+                (
+                    "segment_seconds",
+                    SettingValue::Text("2.5".into()),
+                    at(7, 1)
+                ),
             ]
         );
     }
@@ -191,11 +195,30 @@ mod tests {
     #[test]
     fn sections_dates_and_nested_arrays_are_refused_where_they_are() {
         let e = parse("a = 1\n[run]\nb = 2\n").unwrap_err();
-        assert!(matches!(e, ConfigError::Shape { ref key, found: "a table", .. } if key == "run"), "{e}");
+        assert!(
+            matches!(e, ConfigError::Shape { ref key, found: "a table", .. } if key == "run"),
+            "{e}"
+        );
         let e = parse("a = 1\nwhen = 1979-05-27\n").unwrap_err();
-        assert_eq!(e.to_string().split(':').take(2).collect::<Vec<_>>(), ["2", "8"]);
+        assert_eq!(
+            e.to_string().split(':').take(2).collect::<Vec<_>>(),
+            ["2", "8"]
+        );
         let e = parse("sink = [\"x\", [1]]\n").unwrap_err();
-        assert!(matches!(e, ConfigError::Shape { at: Position { line: 1, column: 14 }, found: "an array", .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                ConfigError::Shape {
+                    at: Position {
+                        line: 1,
+                        column: 14
+                    },
+                    found: "an array",
+                    ..
+                }
+            ),
+            "{e}"
+        );
     }
 
     #[test]

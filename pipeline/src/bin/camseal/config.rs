@@ -37,10 +37,12 @@ pub fn with_run_config(argv: Vec<OsString>) -> Result<Vec<OsString>> {
         return Ok(argv);
     };
     let text = std::fs::read_to_string(file).map_err(|e| {
-        Usage(format!("cannot read the settings file {}: {e}", file.display()))
+        Usage(format!(
+            "cannot read the settings file {}: {e}",
+            file.display()
+        ))
     })?;
-    let on_command_line =
-        |key: &str| run.value_source(key) == Some(ValueSource::CommandLine);
+    let on_command_line = |key: &str| run.value_source(key) == Some(ValueSource::CommandLine);
     let mut merged = argv.clone();
     merged.extend(flags(file, &text, &on_command_line)?);
     Ok(merged)
@@ -49,8 +51,8 @@ pub fn with_run_config(argv: Vec<OsString>) -> Result<Vec<OsString>> {
 /// The flags a settings file stands for, leaving out the ones `given` says the command line
 /// already has.
 pub fn flags(file: &Path, text: &str, given: &dyn Fn(&str) -> bool) -> Result<Vec<OsString>> {
-    let settings = camseal::config::parse(text)
-        .map_err(|e| Usage(format!("{}:{e}", file.display())))?;
+    let settings =
+        camseal::config::parse(text).map_err(|e| Usage(format!("{}:{e}", file.display())))?;
     // The CLI defines `run` (see cli.rs); a failure here is a broken build, not input.
     let mut run = optional_flags(
         Cli::command()
@@ -141,10 +143,7 @@ mod tests {
     use super::*;
 
     fn run_command() -> clap::Command {
-        let mut run = Cli::command()
-            .find_subcommand("run")
-            .cloned()
-            .expect("run");
+        let mut run = Cli::command().find_subcommand("run").cloned().expect("run");
         run.build();
         run
     }
@@ -183,7 +182,10 @@ mod tests {
             if !settable(id) {
                 continue;
             }
-            assert!(arg.get_long().is_some(), "`{id}`: a run argument without a --flag");
+            assert!(
+                arg.get_long().is_some(),
+                "`{id}`: a run argument without a --flag"
+            );
             assert!(
                 matches!(
                     arg.get_action(),
@@ -198,12 +200,23 @@ mod tests {
                 Some(id),
                 "`{id}`: the key must be the flag with `_` for `-`"
             );
-            assert!(documented.iter().any(|k| k == id), "--{}: not in docs/CONFIG.md", arg.get_long().unwrap_or(id));
-            assert!(in_default.iter().any(|k| k == id), "--{}: not in board/rk3588/camseal.toml", arg.get_long().unwrap_or(id));
+            assert!(
+                documented.iter().any(|k| k == id),
+                "--{}: not in docs/CONFIG.md",
+                arg.get_long().unwrap_or(id)
+            );
+            assert!(
+                in_default.iter().any(|k| k == id),
+                "--{}: not in board/rk3588/camseal.toml",
+                arg.get_long().unwrap_or(id)
+            );
             flags.push(id.to_owned());
         }
         for key in documented.iter().chain(&in_default) {
-            assert!(flags.contains(key), "`{key}` is documented but `run` has no such flag");
+            assert!(
+                flags.contains(key),
+                "`{key}` is documented but `run` has no such flag"
+            );
         }
     }
 
@@ -236,14 +249,22 @@ mod tests {
     #[test]
     fn wrong_shapes_and_unknown_keys_name_the_line() {
         for (text, want) in [
-            ("\nhome = \"/h\"\nhomes = \"/h\"\n", "f:3:1: `homes`: unknown key"),
+            (
+                "\nhome = \"/h\"\nhomes = \"/h\"\n",
+                "f:3:1: `homes`: unknown key",
+            ),
             ("config = \"/other\"\n", "f:1:1: `config`: unknown key"),
-            ("realtime = \"yes\"\n", "f:1:1: `realtime`: takes true or false"),
+            (
+                "realtime = \"yes\"\n",
+                "f:1:1: `realtime`: takes true or false",
+            ),
             ("source = [\"soft\"]\n", "f:1:1: `source`: takes one value"),
             ("stream = true\n", "f:1:1: `stream`: takes a value"),
             ("stream = 4294967296\n", "f:1:1: `stream`: "),
         ] {
-            let e = flags(Path::new("f"), text, &|_| false).unwrap_err().to_string();
+            let e = flags(Path::new("f"), text, &|_| false)
+                .unwrap_err()
+                .to_string();
             assert!(e.starts_with(want), "{text:?}: {e}");
         }
     }

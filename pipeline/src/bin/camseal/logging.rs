@@ -24,7 +24,9 @@ pub fn init(level: &str) {
     let filter = match std::env::var("RUST_LOG") {
         Ok(directives) if !directives.trim().is_empty() => EnvFilter::try_new(&directives)
             .unwrap_or_else(|e| {
-                eprintln!("warning: RUST_LOG={directives:?} is not a log filter ({e}); using {level:?}");
+                eprintln!(
+                    "warning: RUST_LOG={directives:?} is not a log filter ({e}); using {level:?}"
+                );
                 EnvFilter::new(level)
             }),
         _ => EnvFilter::new(level),
