@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 root=..
 rm -rf corpus/nal corpus/segment corpus/chain
-mkdir -p corpus/nal corpus/segment corpus/chain corpus/recipients corpus/s3_listing
+mkdir -p corpus/nal corpus/segment corpus/chain corpus/recipients corpus/s3_listing corpus/config
 
 # NAL: the first 3 KiB of every test stream (parameter sets, SEI, the IDR's first slices).
 for f in "$root"/pipeline/tests/data/streams/*.{h264,264,h265,hevc}; do
@@ -55,3 +55,8 @@ cat >corpus/s3_listing/empty <<'XML'
 <?xml version="1.0" encoding="UTF-8"?>
 <ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b</Name><Prefix></Prefix><KeyCount>0</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated></ListBucketResult>
 XML
+
+# Settings files: the shipped default, and one of each value shape and of each refusal.
+cp "$root/board/rk3588/camseal.toml" corpus/config/default
+printf 'home = "/h"\nrealtime = true\nsink = ["dir:/a", "s3://b/c?region=r"]\nbitrate = 0x10\nsegment_seconds = 2.5e0\n' >corpus/config/shapes
+printf 'a = 1\n[run]\nwhen = 1979-05-27T07:32:00Z\nt = { x = [1, [2]] }\n' >corpus/config/refused

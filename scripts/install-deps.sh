@@ -13,6 +13,10 @@ command -v nasm >/dev/null || need_apt+=(nasm)
 command -v faketime >/dev/null || need_apt+=(faketime)
 # The uploader's TLS test makes a private CA with the openssl command.
 command -v openssl >/dev/null || need_apt+=(openssl)
+# The service unit's exposure rating (scripts/test-unit-security.sh) and the Debian package's
+# install test in a fresh Debian root (scripts/test-deb.sh).
+command -v systemd-analyze >/dev/null || need_apt+=(systemd)
+command -v mmdebstrap >/dev/null || need_apt+=(mmdebstrap)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
