@@ -44,9 +44,15 @@ pub fn report(e: &anyhow::Error) {
             line.push_str(&text);
         }
     }
-    eprintln!("{line}");
+    // Under systemd, the priority journald files the line under (see logging.rs).
+    let (error, note) = if crate::logging::under_journal() {
+        ("<3>", "<5>")
+    } else {
+        ("", "")
+    };
+    eprintln!("{error}{line}");
     if let Some(hint) = hint(e) {
-        eprintln!("hint: {hint}");
+        eprintln!("{note}hint: {hint}");
     }
 }
 
