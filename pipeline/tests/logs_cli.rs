@@ -79,6 +79,26 @@ fn rust_log_and_log_level_choose_what_is_logged_and_journald_gets_priorities() {
     assert!(!journal_text.contains('\x1b'), "{journal_text:?}");
     assert!(!line.contains("INFO"), "{line:?}");
 
+    // The error that ends a failed command is filed as an error.
+    let failing = setup.path("failing");
+    let file = fs::File::create(&failing).unwrap();
+    let named = file.metadata().unwrap();
+    let out = command(&[
+        "run",
+        "--home",
+        s(&setup.path("no-camera")),
+        "--out",
+        s(&setup.path("failing-out")),
+    ])
+    .env_remove("RUST_LOG")
+    .env("JOURNAL_STREAM", format!("{}:{}", named.dev(), named.ino()))
+    .stderr(Stdio::from(file))
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = fs::read_to_string(&failing).unwrap();
+    assert!(text.starts_with("<3>error: "), "{text:?}");
+
     // JOURNAL_STREAM inherited but standard error elsewhere: plain lines.
     let plain = journal_run(&setup, &setup.path("elsewhere"), false);
     let line = plain
