@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 use camseal::config::{Setting, SettingValue};
+use clap::error::ErrorKind;
 use clap::parser::ValueSource;
 use clap::{ArgAction, CommandFactory};
 
@@ -96,18 +97,27 @@ pub fn flags(file: &Path, text: &str, given: &dyn Fn(&str) -> bool) -> Result<Ve
             ))),
             _ => bail!(Usage(format!("{here}: cannot be set in a settings file"))),
         };
-        for text in &texts {
-            // The flag's own parser, on a command line that holds this flag alone.
-            run.clone()
-                .try_get_matches_from(["run".to_owned(), format!("--{long}={text}")])
-                .map_err(|e| Usage(format!("{here}: {}", clap_words(&e))))?;
+        for value in &texts {
+            // The flag's own parser, on a command line that holds this flag alone. Whether
+            // it goes with the other flags (`requires`, `conflicts_with`) is for the whole
+            // command line to say, after the merge.
+            if let Err(e) = run
+                .clone()
+                .try_get_matches_from(["run".to_owned(), format!("--{long}={value}")])
+                && !matches!(
+                    e.kind(),
+                    ErrorKind::MissingRequiredArgument | ErrorKind::ArgumentConflict
+                )
+            {
+                bail!(Usage(format!("{here}: {}", clap_words(&e))));
+            }
         }
         if given(key) {
             continue;
         }
-        for text in texts {
+        for value in texts {
             // `--flag=VALUE`: a value that starts with `-` stays a value.
-            out.push(OsString::from(format!("--{long}={text}")));
+            out.push(OsString::from(format!("--{long}={value}")));
         }
     }
     Ok(out)
