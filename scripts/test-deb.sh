@@ -78,8 +78,10 @@ tarball=$CACHE/debian-root-$key.tar
 if [ ! -f "$tarball" ]; then
   echo "==> mmdebstrap $RECIPE (once; cached as $tarball)"
   mkdir -p "$CACHE"
-  mmdebstrap --quiet --variant=minbase --include=systemd --mode=root "$SUITE" "$tarball.tmp" "$MIRROR"
-  mv "$tarball.tmp" "$tarball"
+  # The name must end in .tar: mmdebstrap picks its output format from it.
+  mmdebstrap --quiet --variant=minbase --include=systemd --mode=root --format=tar \
+    "$SUITE" "$tarball.partial.tar" "$MIRROR"
+  mv "$tarball.partial.tar" "$tarball"
 fi
 mkdir "$root"
 tar -C "$root" -xf "$tarball"
@@ -99,6 +101,8 @@ echo "deb-systemd-invoke $*" >>/tmp/starts
 SH
 chmod 755 "$root/usr/bin/deb-systemd-invoke"
 touch "$root/tmp/starts"
+# As on a booted system: the maintainer scripts act on units only when systemd runs.
+mkdir -p "$root/run/systemd/system"
 
 fail() { echo "scripts/test-deb.sh: $*" >&2; exit 1; }
 in_root() { chroot "$root" "$@"; }
@@ -129,7 +133,7 @@ in_root getent group camseal >/dev/null || fail "no camseal group"
   || fail "/var/lib/camseal: $(in_root stat -c '%U:%G %a' /var/lib/camseal)"
 
 echo "==> enabled, not started"
-[ "$(in_root systemctl is-enabled camseal.service)" = enabled ] || fail "the unit is not enabled"
+[ "$(systemctl --root="$root" is-enabled camseal.service)" = enabled ] || fail "the unit is not enabled"
 [ -L "$root/etc/systemd/system/multi-user.target.wants/camseal.service" ] || fail "no wants link"
 if grep -E ' (start|restart|try-restart|reload-or-restart)( |$)' "$root/tmp/starts"; then
   fail "the package asked to start the unit"
