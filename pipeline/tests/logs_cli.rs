@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 
 use cli::{Setup, command, s, succeeded, texts};
 
-/// The event `camseal run` logs at info level when it starts recording.
+/// The event `camseal run` logs at debug level when it starts recording.
 const STARTS: &str = "recording starts";
 
 fn run(setup: &Setup, extra: &[&str]) -> Command {
@@ -41,31 +41,37 @@ fn stderr_of(mut c: Command, what: &str) -> String {
 #[test]
 fn rust_log_and_log_level_choose_what_is_logged_and_journald_gets_priorities() {
     let setup = Setup::new();
-    let config = setup.path("info.toml");
-    fs::write(&config, "log_level = \"info\"\n").unwrap();
+    let config = setup.path("debug.toml");
+    fs::write(&config, "log_level = \"debug\"\n").unwrap();
     let config = s(&config);
 
     let quiet = stderr_of(run(&setup, &[]), "default level");
-    assert!(!quiet.contains(STARTS), "warn by default:\n{quiet}");
+    assert!(!quiet.contains(STARTS), "info by default:\n{quiet}");
 
     let mut c = run(&setup, &[]);
-    c.env("RUST_LOG", "info");
-    let info = stderr_of(c, "RUST_LOG=info");
-    let line = info
+    c.env("RUST_LOG", "debug");
+    let debug = stderr_of(c, "RUST_LOG=debug");
+    let line = debug
         .lines()
         .find(|l| l.contains(STARTS))
-        .unwrap_or_else(|| panic!("{info}"));
-    assert!(line.contains("INFO") && line.contains("stream=0"), "{line}");
+        .unwrap_or_else(|| panic!("{debug}"));
+    assert!(
+        line.contains("DEBUG") && line.contains("stream=0"),
+        "{line}"
+    );
     assert!(!line.contains('\x1b'), "colours on a pipe: {line:?}");
 
-    let from_file = stderr_of(run(&setup, &["--config", config]), "log_level = info");
+    let from_file = stderr_of(run(&setup, &["--config", config]), "log_level = debug");
     assert!(from_file.contains(STARTS), "{from_file}");
-    let from_flag = stderr_of(run(&setup, &["--log-level", "camseal=info"]), "--log-level");
+    let from_flag = stderr_of(
+        run(&setup, &["--log-level", "camseal=debug"]),
+        "--log-level",
+    );
     assert!(from_flag.contains(STARTS), "{from_flag}");
 
     let mut c = run(&setup, &["--config", config]);
-    c.env("RUST_LOG", "warn");
-    let overridden = stderr_of(c, "RUST_LOG=warn over log_level = info");
+    c.env("RUST_LOG", "info");
+    let overridden = stderr_of(c, "RUST_LOG=info over log_level = debug");
     assert!(!overridden.contains(STARTS), "RUST_LOG wins:\n{overridden}");
 
     // Standard error to a file that JOURNAL_STREAM names: priority prefixes, no timestamps.
@@ -75,9 +81,9 @@ fn rust_log_and_log_level_choose_what_is_logged_and_journald_gets_priorities() {
         .lines()
         .find(|l| l.contains(STARTS))
         .unwrap_or_else(|| panic!("{journal_text}"));
-    assert!(line.starts_with("<6>camseal::run: "), "{line:?}");
+    assert!(line.starts_with("<7>camseal::run: "), "{line:?}");
     assert!(!journal_text.contains('\x1b'), "{journal_text:?}");
-    assert!(!line.contains("INFO"), "{line:?}");
+    assert!(!line.contains("DEBUG"), "{line:?}");
 
     // The error that ends a failed command is filed as an error.
     let failing = setup.path("failing");
@@ -108,7 +114,7 @@ fn rust_log_and_log_level_choose_what_is_logged_and_journald_gets_priorities() {
     assert!(!line.starts_with('<'), "{line:?}");
 }
 
-/// A run at info level with standard error to `path`, and JOURNAL_STREAM naming that file
+/// A run at debug level with standard error to `path`, and JOURNAL_STREAM naming that file
 /// (`matching`) or another one.
 fn journal_run(setup: &Setup, path: &Path, matching: bool) -> String {
     let file = fs::File::create(path).unwrap();
@@ -120,7 +126,7 @@ fn journal_run(setup: &Setup, path: &Path, matching: bool) -> String {
         fs::metadata(&other).unwrap()
     };
     let mut c = run(setup, &[]);
-    c.env("RUST_LOG", "info")
+    c.env("RUST_LOG", "debug")
         .env("JOURNAL_STREAM", format!("{}:{}", named.dev(), named.ino()))
         .stdout(Stdio::piped())
         .stderr(Stdio::from(file));

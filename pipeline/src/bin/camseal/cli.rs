@@ -297,7 +297,7 @@ pub struct RunArgs {
     /// Which logs are written to standard error: a level (`error`, `warn`, `info`, `debug`,
     /// `trace`) or `tracing` filter directives (`warn,camseal::upload=debug`). `RUST_LOG`,
     /// when set, wins.
-    #[arg(long, value_name = "FILTER", default_value = "warn", value_parser = crate::logging::parse_filter)]
+    #[arg(long, value_name = "FILTER", default_value = "info", value_parser = crate::logging::parse_filter)]
     pub log_level: String,
 }
 

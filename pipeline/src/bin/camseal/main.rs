@@ -45,7 +45,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse_from(argv);
     logging::init(match &cli.command {
         Command::Run(a) => &a.log_level,
-        _ => "warn",
+        _ => "info",
     });
     let result = match cli.command {
         Command::Viewer(ViewerCommand::Init(a)) => viewer::init(a),

@@ -104,7 +104,7 @@ pub fn record(
     })?;
     let mut source = open_source(args, duration)?;
     let frame_rate = source.frame_rate();
-    tracing::info!(
+    tracing::debug!(
         camera = %camera.public().id(),
         stream = args.stream,
         source = %args.source,
