@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 root=..
 rm -rf corpus/nal corpus/segment corpus/chain
-mkdir -p corpus/nal corpus/segment corpus/chain corpus/recipients corpus/s3_listing corpus/pairing
+mkdir -p corpus/nal corpus/segment corpus/chain corpus/recipients corpus/s3_listing corpus/pairing corpus/config
 
 # NAL: the first 3 KiB of every test stream (parameter sets, SEI, the IDR's first slices).
 for f in "$root"/pipeline/tests/data/streams/*.{h264,264,h265,hevc}; do
@@ -75,3 +75,7 @@ printf '\x03' >corpus/pairing/list-unchanged
 printf '\x04' >corpus/pairing/result-unchanged
 printf '\x04\x00\x00\x00\x01' >corpus/pairing/result-changed
 printf '\x05the list is signed by another account\n\x07\xc3\xa9' >corpus/pairing/refused
+# Settings files: the shipped default, and one of each value shape and of each refusal.
+cp "$root/board/rk3588/camseal.toml" corpus/config/default
+printf 'home = "/h"\nrealtime = true\nsink = ["dir:/a", "s3://b/c?region=r"]\nbitrate = 0x10\nsegment_seconds = 2.5e0\n' >corpus/config/shapes
+printf 'a = 1\n[run]\nwhen = 1979-05-27T07:32:00Z\nt = { x = [1, [2]] }\n' >corpus/config/refused

@@ -29,6 +29,10 @@ command -v gst-launch-1.0 >/dev/null \
 command -v ffprobe >/dev/null || need_apt+=(ffmpeg)  # (the same package as above)
 # The progress bar is tested on a pseudo-terminal made by `script` (tests/progress_cli.rs).
 command -v script >/dev/null || need_apt+=(bsdutils)
+# The service unit's exposure rating (scripts/test-unit-security.sh) and the Debian package's
+# install test in a fresh Debian root (scripts/test-deb.sh).
+command -v systemd-analyze >/dev/null || need_apt+=(systemd)
+command -v mmdebstrap >/dev/null || need_apt+=(mmdebstrap)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi

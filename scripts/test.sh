@@ -60,5 +60,11 @@ scripts/fuzz.sh --seconds "${CAMSEAL_FUZZ_SECONDS:-20}"
 log "power cuts of a spooling camera under QEMU (scripts/test-power-cut.sh)"
 scripts/test-power-cut.sh
 
+log "the service unit's systemd exposure rating, at most 2.0 (scripts/test-unit-security.sh)"
+scripts/test-unit-security.sh
+
+log "the Debian package installed in a fresh Debian root (scripts/test-deb.sh)"
+scripts/test-deb.sh
+
 echo
 echo "scripts/test.sh: all checks passed"

@@ -451,9 +451,43 @@ pub fn s3_listing(data: &[u8]) {
     }
 }
 
+/// The settings file of `camseal run --config`: `camseal::config::parse` on any text. Checks
+/// that settings come in file order and that every position (of a setting or of an error)
+/// lies inside the text.
+pub fn config(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let lines = text.split('\n').count();
+    let inside = |at: camseal::config::Position| {
+        assert!(at.line >= 1 && at.line <= lines && at.column >= 1, "{at} in {lines} lines");
+        let line = text.split('\n').nth(at.line - 1).unwrap_or_default();
+        assert!(at.column <= line.chars().count() + 1, "{at}: past its line");
+    };
+    match camseal::config::parse(text) {
+        Ok(settings) => {
+            for s in &settings {
+                inside(s.at);
+            }
+            assert!(settings.windows(2).all(|w| (w[0].at.line, w[0].at.column) < (w[1].at.line, w[1].at.column)));
+        }
+        Err(camseal::config::ConfigError::Syntax { at, .. })
+        | Err(camseal::config::ConfigError::Shape { at, .. }) => inside(at),
+        Err(e) => panic!("an error without a position: {e}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_config_seeds_pass() {
+        config(include_bytes!("../corpus/config/default"));
+        config(include_bytes!("../corpus/config/shapes"));
+        config(include_bytes!("../corpus/config/refused"));
+        config("\u{e9}\u{e9} = [\n\"x".as_bytes());
+    }
 
     #[test]
     fn the_vectors_form_an_accepted_window() {

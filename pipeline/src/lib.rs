@@ -16,10 +16,12 @@
 //! - [`fsutil`]: the one way every file is created (random name, exclusive, renamed).
 //! - [`pairing`]: the setup-code (SPAKE2) pairing of a viewer with a camera, sans-I/O.
 //! - [`embed`]: a sealing session fed by pushed access units (the C ABI's core).
+//! - [`config`]: the settings file of `camseal run --config` (TOML text to settings, pure).
 
 #![forbid(unsafe_code)]
 
 pub mod chunk;
+pub mod config;
 pub mod decodable;
 pub mod embed;
 pub mod engine;

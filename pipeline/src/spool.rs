@@ -55,7 +55,8 @@ pub struct SpoolConfig {
     /// How often an open segment is fsynced while records are appended (`None`: only at
     /// close). Bounds what a power cut loses of the open segment.
     pub sync_interval: Option<Duration>,
-    /// Where drops and recoveries are logged (standard error by default).
+    /// Where drops and recoveries are logged (by default a `tracing` warning, target
+    /// `camseal::spool`).
     pub log: Arc<dyn Fn(&str) + Send + Sync>,
 }
 
@@ -65,7 +66,7 @@ impl Default for SpoolConfig {
             max_bytes: None,
             policy: QuotaPolicy::DropOldest,
             sync_interval: Some(Duration::from_secs(1)),
-            log: Arc::new(|line| eprintln!("camseal spool: {line}")),
+            log: Arc::new(|line| tracing::warn!(target: "camseal::spool", "{line}")),
         }
     }
 }

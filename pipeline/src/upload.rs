@@ -226,7 +226,8 @@ pub struct UploaderConfig {
     /// How often an idle uploader looks for new segments (it is also woken by
     /// [`Uploader::notify`]).
     pub poll_interval: Duration,
-    /// Where uploads and failures are logged (standard error by default).
+    /// Where uploads and failures are logged (by default through `tracing`, target
+    /// `camseal::upload`: uploads at info level, failures as warnings).
     pub log: Arc<dyn Fn(&str) + Send + Sync>,
 }
 
@@ -237,7 +238,14 @@ impl Default for UploaderConfig {
             backoff: Backoff::default(),
             max_bytes_per_sec: None,
             poll_interval: Duration::from_millis(500),
-            log: Arc::new(|line| eprintln!("camseal upload: {line}")),
+            log: Arc::new(|line| {
+                // The hook carries text only; of its lines, the successes start so.
+                if line.starts_with("uploaded ") {
+                    tracing::info!(target: "camseal::upload", "{line}");
+                } else {
+                    tracing::warn!(target: "camseal::upload", "{line}");
+                }
+            }),
         }
     }
 }

@@ -213,6 +213,10 @@ pub struct CameraTrustArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    /// Settings file (TOML, docs/CONFIG.md): each key is one of these flags, without its
+    /// dashes and with `_` for `-`. Flags given here win over the file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Camera home directory (from `camseal camera init`, with a trusted recipient list).
     #[arg(long, value_name = "DIR")]
     pub home: PathBuf,
@@ -300,6 +304,11 @@ pub struct RunArgs {
     /// the motion; costs up to 25 %, 5-12 % on typical streams).
     #[arg(long, value_name = "off|buckets", default_value = "off", value_parser = parse_padding)]
     pub padding: Padding,
+    /// Which logs are written to standard error: a level (`error`, `warn`, `info`, `debug`,
+    /// `trace`) or `tracing` filter directives (`warn,camseal::upload=debug`). `RUST_LOG`,
+    /// when set, wins.
+    #[arg(long, value_name = "FILTER", default_value = "info", value_parser = crate::logging::parse_filter)]
+    pub log_level: String,
 }
 
 /// How uploads behave (`run` and `upload`).

@@ -5,7 +5,7 @@
 //! | code | meaning |
 //! |---|---|
 //! | 1 | any other error (bad input, I/O, configuration) |
-//! | 2 | command-line usage error: from clap, or a combination of flags the command cannot act on |
+//! | 2 | command-line usage error: from clap, or a combination of flags the command cannot act on, or a `run --config` file that cannot be read or holds an unknown key or a bad value |
 //! | 3 | tampered: a header, record, trailer or stream head was modified, or records were reordered |
 //! | 4 | truncated: a segment is cut short |
 //! | 5 | not a recipient: the key cannot open the segment |
@@ -44,9 +44,15 @@ pub fn report(e: &anyhow::Error) {
             line.push_str(&text);
         }
     }
-    eprintln!("{line}");
+    // Under systemd, the priority journald files the line under (see logging.rs).
+    let (error, note) = if crate::logging::under_journal() {
+        ("<3>", "<5>")
+    } else {
+        ("", "")
+    };
+    eprintln!("{error}{line}");
     if let Some(hint) = hint(e) {
-        eprintln!("hint: {hint}");
+        eprintln!("{note}hint: {hint}");
     }
 }
 

@@ -7,6 +7,7 @@
 mod bench;
 mod camera;
 mod cli;
+mod config;
 mod decrypt;
 mod demo;
 mod describe;
@@ -14,6 +15,7 @@ mod error;
 mod fetch;
 mod inspect;
 mod interrupt;
+mod logging;
 mod ls;
 mod numeric;
 mod pair;
@@ -34,7 +36,18 @@ use clap::Parser;
 use crate::cli::{CameraCommand, Cli, Command, ViewerCamerasCommand, ViewerCommand};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let argv = match config::with_run_config(std::env::args_os().collect()) {
+        Ok(argv) => argv,
+        Err(e) => {
+            error::report(&e);
+            return ExitCode::from(error::exit_code_for(&e));
+        }
+    };
+    let cli = Cli::parse_from(argv);
+    logging::init(match &cli.command {
+        Command::Run(a) => &a.log_level,
+        _ => "info",
+    });
     let result = match cli.command {
         Command::Viewer(ViewerCommand::Init(a)) => viewer::init(a),
         Command::Viewer(ViewerCommand::Restore(a)) => viewer::restore(a),

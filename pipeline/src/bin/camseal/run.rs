@@ -105,6 +105,12 @@ pub fn record(
     })?;
     let mut source = open_source(args, duration)?;
     let frame_rate = source.frame_rate();
+    tracing::debug!(
+        camera = %camera.public().id(),
+        stream = args.stream,
+        source = %args.source,
+        "recording starts"
+    );
     let (recipients, unwrappable) = list.wrappable();
     for r in unwrappable {
         eprintln!(
