@@ -309,6 +309,66 @@ impl DevicePublic {
     }
 }
 
+/// A viewer device's own private key: an X25519 secret that never leaves the device.
+///
+/// Segments sealed while the device's public key is on the camera's list open with it;
+/// once a list without the device is installed, new segments no longer do.
+#[derive(Zeroize, ZeroizeOnDrop)]
+pub struct DeviceSecret {
+    x25519: [u8; 32],
+}
+
+impl DeviceSecret {
+    /// Draws a fresh device key from the OS CSPRNG.
+    pub fn generate() -> Result<Self, KeyError> {
+        Ok(DeviceSecret {
+            x25519: *random_32()?,
+        })
+    }
+
+    /// The raw X25519 private key for HPKE (unclamped; X25519 clamps it on use).
+    pub fn x25519_secret(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.x25519)
+    }
+
+    /// The public key, as listed in `devices/NAME.pub`.
+    pub fn public(&self) -> DevicePublic {
+        let x = x25519_dalek::StaticSecret::from(self.x25519);
+        DevicePublic {
+            x25519: x25519_dalek::PublicKey::from(&x).to_bytes(),
+        }
+    }
+
+    /// Encodes as the text of a `device.key` file.
+    pub fn to_text(&self) -> Zeroizing<String> {
+        text::encode_secret(DEVICE_KEY_HEADER, &self.x25519)
+    }
+
+    /// Decodes the text of a `device.key` file.
+    pub fn from_text(s: &str) -> Result<Self, KeyError> {
+        Ok(DeviceSecret {
+            x25519: *text::decode_secret(s, DEVICE_KEY_HEADER)?,
+        })
+    }
+}
+
+impl core::fmt::Debug for DeviceSecret {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("DeviceSecret(<redacted>)")
+    }
+}
+
+/// The short id of a device key, for lists and messages: the first 8 bytes of
+/// `SHA-256("camseal device id v1" || kem u16 || public key)` as 16 lowercase hex digits.
+pub fn device_id(kem: u16, public_key: &[u8]) -> String {
+    let digest = Sha256::new()
+        .chain_update(DEVICE_ID_CONTEXT)
+        .chain_update(kem.to_be_bytes())
+        .chain_update(public_key)
+        .finalize();
+    hex::encode(&digest[..8])
+}
+
 /// 32 bytes from the OS CSPRNG, in a buffer that is wiped on drop.
 fn random_32() -> Result<Zeroizing<[u8; 32]>, KeyError> {
     let mut out = Zeroizing::new([0u8; 32]);
@@ -355,6 +415,8 @@ const ACCOUNT_PUB_HEADER: &str = "camseal-account-v1";
 const CAMERA_ID_CONTEXT: &[u8] = b"camseal camera id v1";
 const CAMERA_KEY_HEADER: &str = "camseal-camera-key-v1";
 const CAMERA_PUB_HEADER: &str = "camseal-camera-v1";
+const DEVICE_ID_CONTEXT: &[u8] = b"camseal device id v1";
+const DEVICE_KEY_HEADER: &str = "camseal-device-key-v1";
 const DEVICE_PUB_HEADER: &str = "camseal-device-v1";
 const INFO_ACCOUNT_ED25519: &[u8] = b"camseal v1 account ed25519";
 const INFO_ACCOUNT_X25519: &[u8] = b"camseal v1 account x25519";

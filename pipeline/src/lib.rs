@@ -14,11 +14,14 @@
 //! - [`home`]: viewer and camera home directories: key files, backups, the trusted list,
 //!   the viewer's pinned cameras.
 //! - [`fsutil`]: the one way every file is created (random name, exclusive, renamed).
+//! - [`control`]: the control channel's signed list object and the camera's decision on it
+//!   (pure).
 //! - [`pairing`]: the setup-code (SPAKE2) pairing of a viewer with a camera, sans-I/O.
 
 #![forbid(unsafe_code)]
 
 pub mod chunk;
+pub mod control;
 pub mod decodable;
 pub mod engine;
 pub mod footage;
