@@ -189,9 +189,16 @@ pub fn decide(
     Decision::Apply(object)
 }
 
-/// The object key of a camera's control object, under a sink's prefix.
+/// The object key of a camera's control object, under a sink's prefix:
+/// `[PREFIX/]control/<camera_id>/recipients`.
 pub fn object_key(prefix: &str, camera_id: &str) -> String {
-    format!("{prefix}control/{camera_id}/recipients")
+    let prefix = prefix.trim_matches('/');
+    let tail = format!("control/{camera_id}/recipients");
+    if prefix.is_empty() {
+        tail
+    } else {
+        format!("{prefix}/{tail}")
+    }
 }
 
 fn parse_camera_id(camera_id: &str) -> Result<[u8; 8], KeyError> {

@@ -290,6 +290,15 @@ pub struct RunArgs {
     /// the motion; costs up to 25 %, 5-12 % on typical streams).
     #[arg(long, value_name = "off|buckets", default_value = "off", value_parser = parse_padding)]
     pub padding: Padding,
+    /// Where to poll for new recipient lists (the `control/<camera id>/recipients` object
+    /// that `viewer publish` uploads): a sink URL as for `--sink`, or `none`. Default: the
+    /// first `--sink`. A list is applied from the next segment only if the pinned account
+    /// signed it for this camera with a higher version.
+    #[arg(long, value_name = "URL")]
+    pub control: Option<String>,
+    /// How often to poll the control channel.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = numeric::seconds(0.0, true, numeric::MAX_WAIT_SECONDS))]
+    pub control_interval: f64,
 }
 
 /// How uploads behave (`run` and `upload`).

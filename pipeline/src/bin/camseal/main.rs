@@ -7,6 +7,7 @@
 mod bench;
 mod camera;
 mod cli;
+mod control;
 mod decrypt;
 mod demo;
 mod describe;
