@@ -430,14 +430,21 @@ impl ViewerHome {
             public_key: self.account_public()?.x25519.to_vec(),
             label: ACCOUNT_LABEL.to_owned(),
         }];
-        for (label, device) in self.devices()? {
-            out.push(Recipient {
+        out.extend(self.recipients_of_devices()?);
+        Ok(out)
+    }
+
+    /// The recipient entries of the devices alone (label `NAME`), in name order.
+    pub fn recipients_of_devices(&self) -> Result<Vec<Recipient>, HomeError> {
+        Ok(self
+            .devices()?
+            .into_iter()
+            .map(|(label, device)| Recipient {
                 kem: KEM_X25519_HKDF_SHA256,
                 public_key: device.x25519.to_vec(),
                 label,
-            });
-        }
-        Ok(out)
+            })
+            .collect())
     }
 
     /// The device keys in `devices/`, sorted by name. Files not ending in `.pub` and hidden

@@ -67,6 +67,76 @@ pub enum ViewerCommand {
     /// Pair with a camera in setup mode (`camera setup`) using its setup code: send it a new
     /// signed recipient list over a channel keyed by the code, and pin its key.
     Pair(ViewerPairArgs),
+    /// The devices on this account's recipient list: name, key id, key type, and the list
+    /// version that added each.
+    Devices(ViewerDevicesArgs),
+    /// Add another device's public key (`devices/NAME.pub` of a `viewer init --device-only`
+    /// home) and sign a new recipient list version naming it.
+    Enroll(ViewerEnrollArgs),
+    /// Remove a device and sign a new recipient list version without it (strictly higher).
+    /// Publish it (`viewer publish`) so cameras stop sealing to the device.
+    Revoke(ViewerRevokeArgs),
+    /// Upload the newest signed recipient list to a sink as `control/<camera id>/recipients`
+    /// for each pinned camera; cameras polling the sink apply it from their next segment.
+    Publish(ViewerPublishArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ViewerDevicesArgs {
+    /// Viewer home directory.
+    #[arg(long, value_name = "DIR")]
+    pub home: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ViewerEnrollArgs {
+    /// Viewer home directory (holding the account key).
+    #[arg(long, value_name = "DIR")]
+    pub home: PathBuf,
+    /// The device's name on the list (letters, digits, '-', '_', '.').
+    #[arg(long, value_name = "NAME")]
+    pub name: String,
+    /// The device's public key file (`devices/NAME.pub` in its home).
+    #[arg(value_name = "DEVICE_PUB")]
+    pub device: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ViewerRevokeArgs {
+    /// Viewer home directory (holding the account key).
+    #[arg(long, value_name = "DIR")]
+    pub home: PathBuf,
+    /// The device's name, as `viewer devices` lists it.
+    #[arg(value_name = "DEVICE")]
+    pub device: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ViewerPublishArgs {
+    /// Viewer home directory (holding the account key).
+    #[arg(long, value_name = "DIR")]
+    pub home: PathBuf,
+    /// The sink the cameras poll (`s3://...`, `http(s)://...` or `dir:PATH`).
+    #[arg(long, value_name = "URL")]
+    pub sink: String,
+    /// Publish for this pinned camera only (id or name; repeat for several). Default: every
+    /// pinned camera.
+    #[arg(long, value_name = "CAMERA")]
+    pub camera: Vec<String>,
+    /// When the sink holds a newer list of this account (signed by another of its homes,
+    /// say before a `viewer restore`), sign this home's list again above it and publish
+    /// that, instead of refusing. Check the recipients it prints.
+    #[arg(long)]
+    pub supersede: bool,
+    /// Seconds to wait for the sink to connect.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub connect_timeout: f64,
+    /// Seconds to wait for the sink at each read or write.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub io_timeout: f64,
 }
 
 #[derive(Debug, Args)]
@@ -93,6 +163,13 @@ pub struct ViewerInitArgs {
     /// Viewer home directory (created if missing).
     #[arg(long, value_name = "DIR")]
     pub home: PathBuf,
+    /// Create only this device's own key, no account: the account holder adds it with
+    /// `viewer enroll`, and can later revoke it alone.
+    #[arg(long)]
+    pub device_only: bool,
+    /// The device's name (with --device-only; default: `device-` and its key id).
+    #[arg(long, value_name = "NAME", requires = "device_only")]
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -106,6 +183,9 @@ pub struct ViewerRestoreArgs {
     /// Read the recovery passphrase from this file instead of standard input.
     #[arg(long, value_name = "F")]
     pub passphrase_file: Option<PathBuf>,
+    /// This device's name on the recipient list (default: `device-` and its key id).
+    #[arg(long, value_name = "NAME")]
+    pub device_name: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -17,9 +17,21 @@ use camseal::keys::CameraPublic;
 use crate::cli::DecryptArgs;
 use crate::interrupt::Unfinished;
 
+/// The key this home opens segments with: the account key, which every list names, or in a
+/// home without one (`viewer init --device-only`), the device's own key.
+fn opening_key(home: &ViewerHome) -> Result<zeroize::Zeroizing<[u8; 32]>> {
+    if home.has_account()? {
+        return Ok(home.account()?.x25519_secret());
+    }
+    match home.device_key()? {
+        Some(device) => Ok(device.x25519_secret()),
+        None => Ok(home.account()?.x25519_secret()),
+    }
+}
+
 pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
     let home = ViewerHome::open(&args.home)?;
-    let account = home.account()?;
+    let secret = opening_key(&home)?;
     let camera = match &args.camera {
         Some(path) => Some(CameraPublic {
             ed25519: crate::verify::read_camera_pub(path)?,
@@ -49,7 +61,6 @@ pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
         .try_clone()
         .with_context(|| format!("cannot create the output file {}", args.out.display()))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
-    let secret = account.x25519_secret();
     let result = decrypt_footage_from(
         &files,
         &secret,

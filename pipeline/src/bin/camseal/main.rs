@@ -11,6 +11,7 @@ mod control;
 mod decrypt;
 mod demo;
 mod describe;
+mod devices;
 mod error;
 mod fetch;
 mod inspect;
@@ -52,6 +53,10 @@ fn main() -> ExitCode {
         Command::Camera(CameraCommand::Trust(a)) => camera::trust(a),
         Command::Camera(CameraCommand::Setup(a)) => pair::camera_setup(a),
         Command::Viewer(ViewerCommand::Pair(a)) => pair::viewer_pair(a),
+        Command::Viewer(ViewerCommand::Devices(a)) => devices::devices(a),
+        Command::Viewer(ViewerCommand::Enroll(a)) => devices::enroll(a),
+        Command::Viewer(ViewerCommand::Revoke(a)) => devices::revoke(a),
+        Command::Viewer(ViewerCommand::Publish(a)) => devices::publish(a),
         Command::Run(a) => run::run(*a),
         Command::Decrypt(a) => decrypt::decrypt(a),
         Command::Verify(a) => verify::verify(a),

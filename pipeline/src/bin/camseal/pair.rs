@@ -114,6 +114,7 @@ pub fn viewer_pair(args: ViewerPairArgs) -> Result<ExitCode> {
     stream.set_write_timeout(Some(timeout))?;
     // Recorded before the list leaves this process, so a version is never handed out twice.
     home.record_recipients_version(version)?;
+    home.store_signed_list(&list, &signed)?;
 
     let (state, hello) = ViewerStart::start(&code, signed)?;
     send(&mut stream, &hello)?;
