@@ -192,6 +192,14 @@ pub enum FootageError {
         /// What is wrong with it.
         source: SegmentError,
     },
+    /// A share does not open a segment (`decrypt --share`).
+    #[error("{}: {source}", path.display())]
+    Share {
+        /// The file.
+        path: PathBuf,
+        /// Why the share does not open it.
+        source: crate::share::ShareError,
+    },
     /// A sequence number is missing between two given segments, and no signed header
     /// declares it lost.
     #[error("segment chain is broken: segment {missing} is missing between {} and {}", before.display(), after.display())]
@@ -469,14 +477,57 @@ pub fn check_chain(files: &[SegmentFile], from_seq: u64) -> Result<ChainPlan, Fo
 pub fn read_segment(
     file: &SegmentFile,
     opener_key: Option<&[u8; 32]>,
+    out: impl FnMut(&[u8]) -> std::io::Result<()>,
+) -> Result<SegmentReport, FootageError> {
+    let key = match opener_key {
+        Some(secret) => SegmentKey::Recipient(secret),
+        None => SegmentKey::VerifyOnly,
+    };
+    read_segment_with(file, key, out)
+}
+
+/// How [`read_segment_with`] gets at a segment's key.
+#[derive(Clone, Copy)]
+pub enum SegmentKey<'a> {
+    /// The recipient's X25519 secret: the segment's own stanza for it.
+    Recipient(&'a [u8; 32]),
+    /// A share (`crate::share`) and the X25519 secret of the key it is addressed to.
+    Shared(&'a crate::share::Share, &'a [u8; 32]),
+    /// No key: verify only.
+    VerifyOnly,
+}
+
+/// [`read_segment`], with the segment key from `key`.
+pub fn read_segment_with(
+    file: &SegmentFile,
+    key: SegmentKey<'_>,
     mut out: impl FnMut(&[u8]) -> std::io::Result<()>,
 ) -> Result<SegmentReport, FootageError> {
     let path = &file.path;
     let handle = File::open(path).map_err(|e| io(path, e))?;
     let mut reader = SegmentReader::new(BufReader::new(handle)).map_err(|e| seg(path, e))?;
-    let mut walker = match opener_key {
-        Some(key) => Walker::Open(Opener::new(reader.header(), key).map_err(|e| seg(path, e))?),
-        None => Walker::Verify(Verifier::new(reader.header())),
+    let mut walker = match key {
+        SegmentKey::Recipient(secret) => {
+            Walker::Open(Opener::new(reader.header(), secret).map_err(|e| seg(path, e))?)
+        }
+        SegmentKey::Shared(share, secret) => {
+            let header = reader.header();
+            let hash = *Verifier::new(header).header_hash();
+            let base_key = share
+                .base_key(
+                    &header.camera_key,
+                    header.stream_id,
+                    header.segment_seq,
+                    &hash,
+                    secret,
+                )
+                .map_err(|source| FootageError::Share {
+                    path: path.clone(),
+                    source,
+                })?;
+            Walker::Open(Opener::with_base_key(header, &base_key).map_err(|e| seg(path, e))?)
+        }
+        SegmentKey::VerifyOnly => Walker::Verify(Verifier::new(reader.header())),
     };
     let mut report = SegmentReport {
         path: path.clone(),
@@ -653,12 +704,31 @@ pub fn decrypt_footage_from<W: Write>(
     from_seq: u64,
     allow_incomplete_end: bool,
     out: &mut W,
+    on_segment: impl FnMut(&SegmentReport),
+) -> Result<Vec<SegmentReport>, FootageError> {
+    decrypt_footage_with(
+        files,
+        SegmentKey::Recipient(x25519_secret),
+        from_seq,
+        allow_incomplete_end,
+        out,
+        on_segment,
+    )
+}
+
+/// [`decrypt_footage_from`], with the segment keys from `key`.
+pub fn decrypt_footage_with<W: Write>(
+    files: &[SegmentFile],
+    key: SegmentKey<'_>,
+    from_seq: u64,
+    allow_incomplete_end: bool,
+    out: &mut W,
     mut on_segment: impl FnMut(&SegmentReport),
 ) -> Result<Vec<SegmentReport>, FootageError> {
     let plan = check_chain(files, from_seq)?;
     let mut reports = Vec::with_capacity(files.len());
     for file in files {
-        let report = read_segment(file, Some(x25519_secret), |bytes| out.write_all(bytes))?;
+        let report = read_segment_with(file, key, |bytes| out.write_all(bytes))?;
         let report = judge(report, file, files, Some(&plan), allow_incomplete_end)?;
         on_segment(&report);
         reports.push(report);

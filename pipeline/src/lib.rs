@@ -16,6 +16,7 @@
 //! - [`fsutil`]: the one way every file is created (random name, exclusive, renamed).
 //! - [`control`]: the control channel's signed list object and the camera's decision on it
 //!   (pure).
+//! - [`share`]: segment keys re-wrapped by the account for a third party, signed (pure).
 //! - [`pairing`]: the setup-code (SPAKE2) pairing of a viewer with a camera, sans-I/O.
 
 #![forbid(unsafe_code)]
@@ -32,6 +33,7 @@ pub mod pairing;
 pub mod recorder;
 pub mod seal;
 pub mod segment;
+pub mod share;
 pub mod spool;
 pub mod upload;
 

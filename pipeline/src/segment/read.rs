@@ -230,6 +230,35 @@ pub struct Opener {
 impl Opener {
     /// Unwraps the segment key with the recipient's X25519 secret and checks the header MAC.
     pub fn new(header: &Header, x25519_secret: &[u8; 32]) -> Result<Opener, SegmentError> {
+        let base_key = unwrap_base_key(header, x25519_secret)?;
+        Opener::with_base_key(header, &base_key)
+    }
+
+    /// An opener from a segment base key obtained another way (a share, `crate::share`):
+    /// the header MAC is checked with it as [`Opener::new`] does.
+    pub fn with_base_key(header: &Header, base_key: &[u8]) -> Result<Opener, SegmentError> {
+        if !header_mac_ok(base_key, header) {
+            return Err(SegmentError::HeaderTampered);
+        }
+        let key = SframeKey::derive(header.suite, header.segment_seq, base_key)?;
+        // The verifier already hashed the header; encoding and hashing it again is waste.
+        let verifier = Verifier::new(header);
+        Ok(Opener {
+            header_hash: *verifier.header_hash(),
+            verifier,
+            key,
+            end: None,
+        })
+    }
+
+}
+
+/// The segment base key, unwrapped from the stanza for `x25519_secret` in `header`; the
+/// header MAC is checked with it, so a modified header is tampering.
+pub fn unwrap_base_key(
+    header: &Header,
+    x25519_secret: &[u8; 32],
+) -> Result<Zeroizing<Vec<u8>>, SegmentError> {
         let public =
             x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(*x25519_secret));
         let my_id = key_id(public.as_bytes());
@@ -262,15 +291,7 @@ impl Opener {
             if !header_mac_ok(&base_key, header) {
                 return Err(SegmentError::HeaderTampered);
             }
-            let key = SframeKey::derive(header.suite, header.segment_seq, &base_key)?;
-            // The verifier already hashed the header; encoding and hashing it again is waste.
-            let verifier = Verifier::new(header);
-            return Ok(Opener {
-                header_hash: *verifier.header_hash(),
-                verifier,
-                key,
-                end: None,
-            });
+            return Ok(base_key);
         }
         if header
             .stanzas
@@ -282,8 +303,9 @@ impl Opener {
             return Err(SegmentError::HeaderTampered);
         }
         Err(SegmentError::NotARecipient)
-    }
+}
 
+impl Opener {
     /// Authenticates and decrypts one record. Video plaintext is appended to `out` only if
     /// the record authenticates; the final record's summary is returned instead.
     pub fn open(
