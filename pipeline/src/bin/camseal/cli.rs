@@ -79,6 +79,26 @@ pub enum ViewerCommand {
     /// Upload the newest signed recipient list to a sink as `control/<camera id>/recipients`
     /// for each pinned camera; cameras polling the sink apply it from their next segment.
     Publish(ViewerPublishArgs),
+    /// Let a third party open chosen segments, and nothing else: re-wrap their keys to the
+    /// third party's device key, signed by the account (`decrypt --share` opens them).
+    Share(ViewerShareArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ViewerShareArgs {
+    /// Viewer home directory (holding the account key; the camera must be pinned).
+    #[arg(long, value_name = "DIR")]
+    pub home: PathBuf,
+    /// The third party's device public key (`devices/NAME.pub` of their `viewer init
+    /// --device-only` home).
+    #[arg(long, value_name = "RECIPIENT_PUB")]
+    pub to: PathBuf,
+    /// Where to write the share.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// The segments to share (files or directories of `.cseg` files), of one stream.
+    #[arg(value_name = "SEGMENT", required = true)]
+    pub segments: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -491,6 +511,10 @@ pub struct DecryptArgs {
     /// Only footage recorded at or before TIME (same forms as `--since`).
     #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     pub until: Option<String>,
+    /// Open the segments with this share (`viewer share`) instead of the home's own
+    /// stanzas: only the segments it names open.
+    #[arg(long, value_name = "FILE")]
+    pub share: Option<PathBuf>,
     /// Segment files, or directories of `.cseg` files, in stream order.
     #[arg(value_name = "SEGMENT_OR_DIR", required = true)]
     pub inputs: Vec<PathBuf>,

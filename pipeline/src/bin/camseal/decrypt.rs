@@ -7,7 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use camseal::footage::{
-    Coverage, SegmentFile, collect_paths, decrypt_footage_from, describe_gap, load_headers,
+    Coverage, SegmentFile, SegmentKey, collect_paths, decrypt_footage_with, describe_gap,
+    load_headers,
     select_stream,
 };
 use camseal::fsutil::PRIVATE;
@@ -31,12 +32,23 @@ fn opening_key(home: &ViewerHome) -> Result<zeroize::Zeroizing<[u8; 32]>> {
 
 pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
     let home = ViewerHome::open(&args.home)?;
-    let secret = opening_key(&home)?;
+    let share = match &args.share {
+        Some(path) => Some(crate::share::load(&home, path)?),
+        None => None,
+    };
+    let secret = match &share {
+        Some(s) => s.secret.clone(),
+        None => opening_key(&home)?,
+    };
     let camera = match &args.camera {
         Some(path) => Some(CameraPublic {
             ed25519: crate::verify::read_camera_pub(path)?,
         }),
         None => None,
+    };
+    let camera = match &share {
+        Some(s) => Some(crate::share::camera(&s.share, camera)?),
+        None => camera,
     };
     let paths = collect_paths(&args.inputs)?;
     let (choice, mut files) = trusted_footage(&home, camera, &paths)?;
@@ -46,6 +58,14 @@ pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
     let window =
         crate::timesel::select_by_time(&mut files, args.since.as_deref(), args.until.as_deref())?;
     let from_seq = args.from_seq.or(window);
+    let from_seq = match &share {
+        Some(s) => Some(crate::share::check_files(&s.share, &files, from_seq)?),
+        None => from_seq,
+    };
+    let key = match &share {
+        Some(s) => SegmentKey::Shared(&s.share, &secret),
+        None => SegmentKey::Recipient(&secret),
+    };
     if args.out.is_dir() {
         bail!(
             "--out {} is a directory; give a file name",
@@ -61,9 +81,9 @@ pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
         .try_clone()
         .with_context(|| format!("cannot create the output file {}", args.out.display()))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
-    let result = decrypt_footage_from(
+    let result = decrypt_footage_with(
         &files,
-        &secret,
+        key,
         from_seq.unwrap_or(0),
         args.allow_incomplete,
         &mut out,

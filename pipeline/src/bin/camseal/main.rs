@@ -20,6 +20,7 @@ mod ls;
 mod numeric;
 mod pair;
 mod run;
+mod share;
 mod status;
 #[allow(unsafe_code)]
 mod term;
@@ -57,6 +58,7 @@ fn main() -> ExitCode {
         Command::Viewer(ViewerCommand::Enroll(a)) => devices::enroll(a),
         Command::Viewer(ViewerCommand::Revoke(a)) => devices::revoke(a),
         Command::Viewer(ViewerCommand::Publish(a)) => devices::publish(a),
+        Command::Viewer(ViewerCommand::Share(a)) => share::share(a),
         Command::Run(a) => run::run(*a),
         Command::Decrypt(a) => decrypt::decrypt(a),
         Command::Verify(a) => verify::verify(a),
