@@ -284,6 +284,10 @@ pub struct CameraSetupArgs {
     /// Seconds to wait for the viewer at each step of an attempt.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub timeout: u64,
+    /// Also write the setup code to this file (mode 0600), once the camera listens: for a
+    /// script that runs `camera setup` in the background and `viewer pair` after it.
+    #[arg(long, value_name = "FILE")]
+    pub code_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

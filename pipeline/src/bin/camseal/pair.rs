@@ -56,6 +56,14 @@ pub fn camera_setup(args: CameraSetupArgs) -> Result<ExitCode> {
     )?;
     out.flush()?;
     drop(out);
+    if let Some(path) = &args.code_file {
+        camseal::fsutil::write_atomic(
+            path,
+            format!("{}\n", code.as_str()).as_bytes(),
+            camseal::fsutil::PRIVATE,
+        )
+        .with_context(|| format!("cannot write the setup code to {}", path.display()))?;
+    }
 
     let timeout = Duration::from_secs(args.timeout.max(1));
     let mut failures = 0u32;
