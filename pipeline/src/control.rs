@@ -36,7 +36,9 @@ pub enum Refusal {
     #[error("not a valid signed control object: {0}")]
     Invalid(KeyError),
     /// The camera has no pinned account yet: the channel never enrolls a camera.
-    #[error("this camera has no pinned account yet: enroll it first (`camera setup` or `camera trust`)")]
+    #[error(
+        "this camera has no pinned account yet: enroll it first (`camera setup` or `camera trust`)"
+    )]
     NotEnrolled,
     /// The list's version is not above the installed one (a replay or a rollback).
     #[error("list version {version} is not newer than the installed version {installed}")]
@@ -325,10 +327,7 @@ mod tests {
             let mut bad = good.clone();
             bad[i] ^= 0x01;
             assert!(
-                matches!(
-                    decide(&bad, CAM, Some(&pin(&a)), inst),
-                    Decision::Refuse(_)
-                ),
+                matches!(decide(&bad, CAM, Some(&pin(&a)), inst), Decision::Refuse(_)),
                 "byte {i}"
             );
         }

@@ -923,7 +923,8 @@ impl Stream {
         let next_key = lock(&self.shared.next_key).take();
         // A key wrapped before the recipients changed is dropped: the new list applies from
         // this segment on.
-        let sealer = match next_key.filter(|k| k.fits(&params, &camera.verifying_key().to_bytes())) {
+        let sealer = match next_key.filter(|k| k.fits(&params, &camera.verifying_key().to_bytes()))
+        {
             Some(key) => SegmentSealer::with_key(&params, camera, key)?,
             None => SegmentSealer::new(&params, camera, &self.config.randomness)?,
         };

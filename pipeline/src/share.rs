@@ -110,7 +110,10 @@ impl Share {
         let mut shared = Vec::with_capacity(segments.len());
         for s in segments {
             if shared.iter().any(|x: &SharedSegment| x.seq == s.seq) {
-                return Err(ShareError::Wrap(format!("segment {} is given twice", s.seq)));
+                return Err(ShareError::Wrap(format!(
+                    "segment {} is given twice",
+                    s.seq
+                )));
             }
             let mut ikm = Zeroizing::new([0u8; 32]);
             getrandom::fill(ikm.as_mut())

@@ -139,9 +139,12 @@ fn revocation_through_the_control_channel_while_recording() {
         refusals(&log) >= 3
     });
     let refused_at = segments(&sink_dir).len();
-    wait_for(&mut run, &log, "two more segments after the refusals", || {
-        segments(&sink_dir).len() >= refused_at + 2
-    });
+    wait_for(
+        &mut run,
+        &log,
+        "two more segments after the refusals",
+        || segments(&sink_dir).len() >= refused_at + 2,
+    );
 
     let status = stop(&mut run);
     let log_text = fs::read_to_string(&log).unwrap();
@@ -151,7 +154,10 @@ fn revocation_through_the_control_channel_while_recording() {
         "{log_text}"
     );
     assert!(log_text.contains("signed by account"), "{log_text}");
-    assert!(log_text.contains("not a valid signed control object"), "{log_text}");
+    assert!(
+        log_text.contains("not a valid signed control object"),
+        "{log_text}"
+    );
     assert_eq!(installed_version(&setup.camera), 3);
 
     // The account opens everything; the phone opens a prefix of the stream (sealed before
@@ -173,7 +179,10 @@ fn revocation_through_the_control_channel_while_recording() {
         .iter()
         .map(|seg| phone_opens(&setup, &phone, seg))
         .collect();
-    let first_closed = opens.iter().position(|o| !o).expect("the phone opened every segment");
+    let first_closed = opens
+        .iter()
+        .position(|o| !o)
+        .expect("the phone opened every segment");
     assert!(first_closed >= 2, "{opens:?}");
     assert!(opens[first_closed..].iter().all(|o| !o), "{opens:?}");
     assert!(
@@ -188,7 +197,12 @@ fn restore_adds_the_new_device_on_a_new_version_and_publish_supersedes_on_reques
     let setup = Setup::new();
     let sink_dir = setup.path("sink");
     let sink = format!("dir:{}", s(&sink_dir));
-    let (init_out, _) = texts_of(&camseal(&["viewer", "init", "--home", s(&setup.path("a2"))]));
+    let (init_out, _) = texts_of(&camseal(&[
+        "viewer",
+        "init",
+        "--home",
+        s(&setup.path("a2")),
+    ]));
     let words = passphrase_from(&init_out);
     let pass = setup.path("pass");
     fs::write(&pass, &words).unwrap();
@@ -209,8 +223,8 @@ fn restore_adds_the_new_device_on_a_new_version_and_publish_supersedes_on_reques
     );
     assert!(out.contains("\"tablet\""), "{out}");
     assert!(tablet.join("device.key").is_file());
-    let list = RecipientList::parse_signed(&fs::read(tablet.join("recipients.list")).unwrap())
-        .unwrap();
+    let list =
+        RecipientList::parse_signed(&fs::read(tablet.join("recipients.list")).unwrap()).unwrap();
     assert_eq!(list.version, 1);
     assert!(list.recipients.iter().any(|r| r.label == "tablet"));
     let devices = devices_json(&tablet);
@@ -235,7 +249,14 @@ fn restore_adds_the_new_device_on_a_new_version_and_publish_supersedes_on_reques
         .find(|p| p.extension().is_some_and(|x| x == "pub"))
         .unwrap();
     succeeded(
-        &viewer(&["enroll", "--home", s(&setup.viewer), "--name", "phone", s(&phone_pub)]),
+        &viewer(&[
+            "enroll",
+            "--home",
+            s(&setup.viewer),
+            "--name",
+            "phone",
+            s(&phone_pub),
+        ]),
         "enroll",
     );
     let copy = setup.path("copy");
@@ -305,7 +326,9 @@ fn passphrase_from(stdout: &str) -> String {
     let lines: Vec<&str> = stdout
         .lines()
         .map(str::trim)
-        .filter(|l| l.split(' ').count() == 12 && l.chars().all(|c| c.is_ascii_lowercase() || c == ' '))
+        .filter(|l| {
+            l.split(' ').count() == 12 && l.chars().all(|c| c.is_ascii_lowercase() || c == ' ')
+        })
         .collect();
     assert_eq!(lines.len(), 1, "no single passphrase line in:\n{stdout}");
     lines[0].to_owned()
@@ -362,10 +385,9 @@ fn refusals(log: &Path) -> usize {
 /// A version 4 object signed by the account, with the phone's key written over the
 /// account's recipient key afterwards: both signatures break.
 fn forged_object(setup: &Setup, phone_pub: &Path, camera_id: &str) -> Vec<u8> {
-    let account = AccountSecret::from_text(
-        &fs::read_to_string(setup.viewer.join("account.key")).unwrap(),
-    )
-    .unwrap();
+    let account =
+        AccountSecret::from_text(&fs::read_to_string(setup.viewer.join("account.key")).unwrap())
+            .unwrap();
     let phone =
         camseal::keys::DevicePublic::from_text(&fs::read_to_string(phone_pub).unwrap()).unwrap();
     let list = RecipientList {
@@ -487,7 +509,10 @@ fn publish_and_poll_through_s3() {
     let bucket = var("CAMSEAL_TEST_S3_BUCKET", "camseal-test");
     let with_keys = |args: &[&str]| {
         cli::command(args)
-            .env("AWS_ACCESS_KEY_ID", var("CAMSEAL_TEST_S3_ACCESS_KEY", "camseal-test"))
+            .env(
+                "AWS_ACCESS_KEY_ID",
+                var("CAMSEAL_TEST_S3_ACCESS_KEY", "camseal-test"),
+            )
             .env(
                 "AWS_SECRET_ACCESS_KEY",
                 var("CAMSEAL_TEST_S3_SECRET_KEY", "camseal-test-secret"),
@@ -510,7 +535,15 @@ fn publish_and_poll_through_s3() {
     let setup = Setup::new();
     let phone = setup.path("phone");
     succeeded(
-        &camseal(&["viewer", "init", "--home", s(&phone), "--device-only", "--name", "phone"]),
+        &camseal(&[
+            "viewer",
+            "init",
+            "--home",
+            s(&phone),
+            "--device-only",
+            "--name",
+            "phone",
+        ]),
         "viewer init --device-only",
     );
     succeeded(
@@ -525,7 +558,14 @@ fn publish_and_poll_through_s3() {
         "viewer enroll",
     );
     succeeded(
-        &with_keys(&["viewer", "publish", "--home", s(&setup.viewer), "--sink", &url]),
+        &with_keys(&[
+            "viewer",
+            "publish",
+            "--home",
+            s(&setup.viewer),
+            "--sink",
+            &url,
+        ]),
         "viewer publish to S3",
     );
     let f = cli::fixture("h264-baseline");
@@ -558,7 +598,14 @@ fn publish_and_poll_through_s3() {
     );
     // Published again unchanged: nothing to do, and no refusal.
     succeeded(
-        &with_keys(&["viewer", "publish", "--home", s(&setup.viewer), "--sink", &url]),
+        &with_keys(&[
+            "viewer",
+            "publish",
+            "--home",
+            s(&setup.viewer),
+            "--sink",
+            &url,
+        ]),
         "viewer publish to S3 again",
     );
 }

@@ -55,7 +55,13 @@ fn a_share_opens_exactly_its_segments_for_the_third_party() {
 
     // Without the share the lawyer opens nothing: the camera never sealed to that key.
     let e = failed(
-        &decrypt(&lawyer, &setup.path("x.264"), &[], &[&segs[1]], &["--camera", s(&setup.camera_pub), "--from-seq", "1"]),
+        &decrypt(
+            &lawyer,
+            &setup.path("x.264"),
+            &[],
+            &[&segs[1]],
+            &["--camera", s(&setup.camera_pub), "--from-seq", "1"],
+        ),
         5,
         "decrypt without the share",
     );
@@ -63,13 +69,18 @@ fn a_share_opens_exactly_its_segments_for_the_third_party() {
 
     // With it: exactly segments 1 and 2, byte for byte what the account decrypts.
     let (_, err) = succeeded(
-        &decrypt(&lawyer, &setup.path("clip.264"), &[&share], &[&segs[1], &segs[2]], &[]),
+        &decrypt(
+            &lawyer,
+            &setup.path("clip.264"),
+            &[&share],
+            &[&segs[1], &segs[2]],
+            &[],
+        ),
         "decrypt --share",
     );
-    let account = AccountPublic::from_text(
-        &fs::read_to_string(setup.viewer.join("account.pub")).unwrap(),
-    )
-    .unwrap();
+    let account =
+        AccountPublic::from_text(&fs::read_to_string(setup.viewer.join("account.pub")).unwrap())
+            .unwrap();
     assert!(
         err.contains(&format!("granted by account {}", account.id())),
         "{err}"
@@ -79,7 +90,11 @@ fn a_share_opens_exactly_its_segments_for_the_third_party() {
 
     // A segment the share does not name fails, alone or next to shared ones, and nothing
     // is written.
-    for inputs in [vec![&segs[3]], vec![&segs[1], &segs[2], &segs[3]], vec![&segs[0], &segs[1]]] {
+    for inputs in [
+        vec![&segs[3]],
+        vec![&segs[1], &segs[2], &segs[3]],
+        vec![&segs[0], &segs[1]],
+    ] {
         let target = setup.path("more.264");
         let e = failed(
             &decrypt(&lawyer, &target, &[&share], &inputs, &[]),
@@ -102,7 +117,13 @@ fn a_share_opens_exactly_its_segments_for_the_third_party() {
     for bad in [added_seq(&bytes, 3), renamed_seq(&bytes, 2, 3)] {
         fs::write(&edited, &bad).unwrap();
         let e = failed(
-            &decrypt(&lawyer, &setup.path("edited.264"), &[&edited], &[&segs[3]], &[]),
+            &decrypt(
+                &lawyer,
+                &setup.path("edited.264"),
+                &[&edited],
+                &[&segs[3]],
+                &[],
+            ),
             1,
             "decrypt with an edited share",
         );

@@ -250,7 +250,6 @@ impl Opener {
             end: None,
         })
     }
-
 }
 
 /// The segment base key, unwrapped from the stanza for `x25519_secret` in `header`; the
@@ -259,50 +258,48 @@ pub fn unwrap_base_key(
     header: &Header,
     x25519_secret: &[u8; 32],
 ) -> Result<Zeroizing<Vec<u8>>, SegmentError> {
-        let public =
-            x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(*x25519_secret));
-        let my_id = key_id(public.as_bytes());
-        let info = hpke_info(&header.camera_key, header.stream_id, header.segment_seq);
-        // Our own stanza first; then every other X25519 stanza, so that a modified key id
-        // is reported as tampering rather than as "not a recipient".
-        // Stanzas of a suite this reader does not implement are skipped: one that carries
-        // our key id is "not a recipient" (for this build), never "tampered".
-        let supported = |s: &&super::Stanza| {
-            (s.kem, s.kdf, s.aead) == (HPKE_KEM_X25519, HPKE_KDF_SHA256, HPKE_AEAD_AES128GCM)
+    let public = x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(*x25519_secret));
+    let my_id = key_id(public.as_bytes());
+    let info = hpke_info(&header.camera_key, header.stream_id, header.segment_seq);
+    // Our own stanza first; then every other X25519 stanza, so that a modified key id
+    // is reported as tampering rather than as "not a recipient".
+    // Stanzas of a suite this reader does not implement are skipped: one that carries
+    // our key id is "not a recipient" (for this build), never "tampered".
+    let supported = |s: &&super::Stanza| {
+        (s.kem, s.kdf, s.aead) == (HPKE_KEM_X25519, HPKE_KDF_SHA256, HPKE_AEAD_AES128GCM)
+    };
+    let candidates = header
+        .stanzas
+        .iter()
+        .filter(supported)
+        .filter(|s| s.key_id == my_id)
+        .chain(
+            header
+                .stanzas
+                .iter()
+                .filter(supported)
+                .filter(|s| s.key_id != my_id),
+        );
+    for stanza in candidates {
+        let Some(base_key) = hpke_open(x25519_secret, &stanza.enc, &info, b"", &stanza.wrapped_key)
+        else {
+            continue;
         };
-        let candidates = header
-            .stanzas
-            .iter()
-            .filter(supported)
-            .filter(|s| s.key_id == my_id)
-            .chain(
-                header
-                    .stanzas
-                    .iter()
-                    .filter(supported)
-                    .filter(|s| s.key_id != my_id),
-            );
-        for stanza in candidates {
-            let Some(base_key) =
-                hpke_open(x25519_secret, &stanza.enc, &info, b"", &stanza.wrapped_key)
-            else {
-                continue;
-            };
-            if !header_mac_ok(&base_key, header) {
-                return Err(SegmentError::HeaderTampered);
-            }
-            return Ok(base_key);
-        }
-        if header
-            .stanzas
-            .iter()
-            .filter(supported)
-            .any(|s| s.key_id == my_id)
-        {
-            // Our key id is listed but its stanza does not open: it was modified.
+        if !header_mac_ok(&base_key, header) {
             return Err(SegmentError::HeaderTampered);
         }
-        Err(SegmentError::NotARecipient)
+        return Ok(base_key);
+    }
+    if header
+        .stanzas
+        .iter()
+        .filter(supported)
+        .any(|s| s.key_id == my_id)
+    {
+        // Our key id is listed but its stanza does not open: it was modified.
+        return Err(SegmentError::HeaderTampered);
+    }
+    Err(SegmentError::NotARecipient)
 }
 
 impl Opener {

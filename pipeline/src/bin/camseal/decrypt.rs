@@ -8,8 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use camseal::footage::{
     Coverage, SegmentFile, SegmentKey, collect_paths, decrypt_footage_with, describe_gap,
-    load_headers,
-    select_stream,
+    load_headers, select_stream,
 };
 use camseal::fsutil::PRIVATE;
 use camseal::home::{CameraChoice, ViewerHome, choose_camera};

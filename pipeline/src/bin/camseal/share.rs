@@ -106,8 +106,13 @@ pub fn load(home: &ViewerHome, path: &Path) -> Result<Loaded> {
         }
     }
     let Some(secret) = secret else {
-        return Err(ShareError::NotForYou)
-            .with_context(|| format!("{} (addressed to key {})", path.display(), device_id(share.kem, &share.recipient)));
+        return Err(ShareError::NotForYou).with_context(|| {
+            format!(
+                "{} (addressed to key {})",
+                path.display(),
+                device_id(share.kem, &share.recipient)
+            )
+        });
     };
     eprintln!(
         "share {}: granted by account {} for camera {} stream {}, segments {}",
@@ -146,8 +151,7 @@ pub fn camera(share: &Share, given: Option<CameraPublic>) -> Result<CameraPublic
 pub fn check_files(share: &Share, files: &[SegmentFile], from_seq: Option<u64>) -> Result<u64> {
     for f in files {
         let seq = f.header.segment_seq;
-        if !share.segments.iter().any(|s| s.seq == seq) || f.header.stream_id != share.stream_id
-        {
+        if !share.segments.iter().any(|s| s.seq == seq) || f.header.stream_id != share.stream_id {
             return Err(camseal::footage::FootageError::Share {
                 path: f.path.clone(),
                 source: ShareError::NotShared { seq },
