@@ -299,6 +299,40 @@ fn restore_adds_the_new_device_on_a_new_version_and_publish_supersedes_on_reques
     let o = control::open(&fs::read(control_path(&sink_dir, &camera_id(&setup.camera))).unwrap())
         .unwrap();
     assert_eq!(o.list.version, 4);
+    // Names that would be a path, the account's label, or taken are refused, and sign
+    // nothing; so is a key enrolled twice.
+    for (name, why) in [
+        ("../x", "use letters"),
+        ("account", "the account key's label"),
+        (".hidden", "use letters"),
+    ] {
+        let e = failed(
+            &viewer(&[
+                "enroll",
+                "--home",
+                s(&setup.viewer),
+                "--name",
+                name,
+                s(&phone_pub),
+            ]),
+            1,
+            "enroll under a bad name",
+        );
+        assert!(e.contains(why), "{name}: {e}");
+    }
+    let e = failed(
+        &viewer(&[
+            "enroll",
+            "--home",
+            s(&setup.viewer),
+            "--name",
+            "phone2",
+            s(&phone_pub),
+        ]),
+        1,
+        "enroll a key twice",
+    );
+    assert!(e.contains("listed already"), "{e}");
     // Revoking a device the home does not have is an error and signs nothing.
     let e = failed(
         &viewer(&["revoke", "--home", s(&setup.viewer), "nosuch"]),
