@@ -138,6 +138,15 @@ fn revocation_through_the_control_channel_while_recording() {
     wait_for(&mut run, &log, "the forged list to be refused", || {
         refusals(&log) >= 3
     });
+    // ... and moves a valid newer list of the account, made for another camera, to this one.
+    let elsewhere = other_cameras_object(&setup, &phone_pub);
+    fs::write(&object, elsewhere).unwrap();
+    wait_for(
+        &mut run,
+        &log,
+        "the other camera's list to be refused",
+        || refusals(&log) >= 4,
+    );
     let refused_at = segments(&sink_dir).len();
     wait_for(
         &mut run,
@@ -156,6 +165,10 @@ fn revocation_through_the_control_channel_while_recording() {
     assert!(log_text.contains("signed by account"), "{log_text}");
     assert!(
         log_text.contains("not a valid signed control object"),
+        "{log_text}"
+    );
+    assert!(
+        log_text.contains("made for camera 0123456789abcdef"),
         "{log_text}"
     );
     assert_eq!(installed_version(&setup.camera), 3);
@@ -440,6 +453,26 @@ fn forged_object(setup: &Setup, phone_pub: &Path, camera_id: &str) -> Vec<u8> {
         .unwrap();
     object[at..at + 32].copy_from_slice(&phone.x25519);
     object
+}
+
+/// A version 5 object signed by the account, naming the phone, for camera
+/// 0123456789abcdef.
+fn other_cameras_object(setup: &Setup, phone_pub: &Path) -> Vec<u8> {
+    let account =
+        AccountSecret::from_text(&fs::read_to_string(setup.viewer.join("account.key")).unwrap())
+            .unwrap();
+    let phone =
+        camseal::keys::DevicePublic::from_text(&fs::read_to_string(phone_pub).unwrap()).unwrap();
+    let list = RecipientList {
+        version: 5,
+        account: account.public().ed25519,
+        recipients: vec![Recipient {
+            kem: KEM_X25519_HKDF_SHA256,
+            public_key: phone.x25519.to_vec(),
+            label: "phone".into(),
+        }],
+    };
+    control::seal("0123456789abcdef", &list.sign(&account).unwrap(), &account).unwrap()
 }
 
 fn start_run(camera: &Path, sink: &str, log: &Path) -> Child {
