@@ -57,9 +57,11 @@ pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
     let window =
         crate::timesel::select_by_time(&mut files, args.since.as_deref(), args.until.as_deref())?;
     let from_seq = args.from_seq.or(window);
-    let from_seq = match &share {
-        Some(s) => Some(crate::share::check_files(&s.share, &files, from_seq)?),
-        None => from_seq,
+    // With a share the window starts at the first segment given: a share is rarely of a
+    // stream's first segments.
+    let start = match &share {
+        Some(s) => crate::share::check_files(&s.share, &files, from_seq)?,
+        None => from_seq.unwrap_or(0),
     };
     let key = match &share {
         Some(s) => SegmentKey::Shared(&s.share, &secret),
@@ -80,40 +82,33 @@ pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
         .try_clone()
         .with_context(|| format!("cannot create the output file {}", args.out.display()))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
-    let result = decrypt_footage_with(
-        &files,
-        key,
-        from_seq.unwrap_or(0),
-        args.allow_incomplete,
-        &mut out,
-        |r| {
-            for gap in &r.gaps {
-                eprintln!("WARNING: segment {} records a {}", r.seq, describe_gap(gap));
-            }
-            if r.incomplete() {
-                eprintln!(
-                    "WARNING: segment {} ({}) is INCOMPLETE: it was cut off before its trailer{}. \
+    let result = decrypt_footage_with(&files, key, start, args.allow_incomplete, &mut out, |r| {
+        for gap in &r.gaps {
+            eprintln!("WARNING: segment {} records a {}", r.seq, describe_gap(gap));
+        }
+        if r.incomplete() {
+            eprintln!(
+                "WARNING: segment {} ({}) is INCOMPLETE: it was cut off before its trailer{}. \
                  Released {} records ({} bytes) that the camera signed in checkpoints; \
                  DROPPED {} records after the last checkpoint: no camera signature covers them.",
-                    r.seq,
-                    r.path.display(),
-                    if r.declared_crashed {
-                        " (a later segment declares the crash, signed)"
-                    } else {
-                        ""
-                    },
-                    r.records,
-                    r.video_bytes,
-                    r.dropped()
-                );
-            } else {
-                eprintln!(
-                    "segment {}: {} records, {} video bytes, verified",
-                    r.seq, r.records, r.video_bytes
-                );
-            }
-        },
-    );
+                r.seq,
+                r.path.display(),
+                if r.declared_crashed {
+                    " (a later segment declares the crash, signed)"
+                } else {
+                    ""
+                },
+                r.records,
+                r.video_bytes,
+                r.dropped()
+            );
+        } else {
+            eprintln!(
+                "segment {}: {} records, {} video bytes, verified",
+                r.seq, r.records, r.video_bytes
+            );
+        }
+    });
     let finish = |out: BufWriter<File>| -> std::io::Result<()> {
         out.into_inner().map_err(|e| e.into_error())?;
         unfinished.finish(|| tmp.persist(&args.out)).map(drop)
@@ -151,7 +146,14 @@ pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
                     format!(" (INCOMPLETE: segment {})", incomplete.join(", "))
                 }
             );
-            println!("{}", describe_choice(&choice));
+            match &share {
+                Some(s) => println!(
+                    "camera {}: named by the share, which account {} granted",
+                    choice.public().id(),
+                    s.share.account_id()
+                ),
+                None => println!("{}", describe_choice(&choice)),
+            }
             if dropped_at_end > 0 {
                 eprintln!(
                     "error: {dropped_at_end} records after the last signed checkpoint were dropped; \
