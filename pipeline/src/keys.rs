@@ -339,16 +339,49 @@ impl DeviceSecret {
         }
     }
 
-    /// Encodes as the text of a `device.key` file.
+    /// Encodes as the text of a `device.key` file: `camseal-device-key-v1`, then one
+    /// `x25519 <hex>` line (the line names the key's kind, as in `devices/NAME.pub`).
     pub fn to_text(&self) -> Zeroizing<String> {
-        text::encode_secret(DEVICE_KEY_HEADER, &self.x25519)
+        let mut hex_buf = Zeroizing::new([0u8; 64]);
+        // Invariant: 32 bytes encode to exactly 64 hex digits, which is the buffer's size.
+        hex::encode_to_slice(self.x25519, hex_buf.as_mut()).expect("64-byte buffer for 32 bytes");
+        // The capacity is exact, so the string never reallocates and leaves no stray copy.
+        let mut out = Zeroizing::new(String::with_capacity(
+            DEVICE_KEY_HEADER.len() + 1 + DEVICE_KEY_FIELD.len() + 64 + 1,
+        ));
+        out.push_str(DEVICE_KEY_HEADER);
+        out.push('\n');
+        out.push_str(DEVICE_KEY_FIELD);
+        for &b in hex_buf.iter() {
+            out.push(char::from(b));
+        }
+        out.push('\n');
+        out
     }
 
     /// Decodes the text of a `device.key` file.
     pub fn from_text(s: &str) -> Result<Self, KeyError> {
-        Ok(DeviceSecret {
-            x25519: *text::decode_secret(s, DEVICE_KEY_HEADER)?,
-        })
+        let body = s.strip_suffix('\n').unwrap_or(s);
+        let Some((header, line)) = body.split_once('\n') else {
+            return Err(KeyError::BadFormat("not a device key file".into()));
+        };
+        if header != DEVICE_KEY_HEADER {
+            return Err(KeyError::BadFormat(format!(
+                "not a device key file (expected the header {DEVICE_KEY_HEADER})"
+            )));
+        }
+        let Some(hex_digits) = line.strip_prefix(DEVICE_KEY_FIELD) else {
+            return Err(KeyError::BadFormat(
+                "a device key file has one `x25519 <64 hex digits>` line".into(),
+            ));
+        };
+        let mut x25519 = Zeroizing::new([0u8; 32]);
+        if hex_digits.len() != 64 || hex::decode_to_slice(hex_digits, x25519.as_mut()).is_err() {
+            return Err(KeyError::BadFormat(
+                "a device key file has one `x25519 <64 hex digits>` line".into(),
+            ));
+        }
+        Ok(DeviceSecret { x25519: *x25519 })
     }
 }
 
@@ -416,6 +449,7 @@ const CAMERA_ID_CONTEXT: &[u8] = b"camseal camera id v1";
 const CAMERA_KEY_HEADER: &str = "camseal-camera-key-v1";
 const CAMERA_PUB_HEADER: &str = "camseal-camera-v1";
 const DEVICE_ID_CONTEXT: &[u8] = b"camseal device id v1";
+const DEVICE_KEY_FIELD: &str = "x25519 ";
 const DEVICE_KEY_HEADER: &str = "camseal-device-key-v1";
 const DEVICE_PUB_HEADER: &str = "camseal-device-v1";
 const INFO_ACCOUNT_ED25519: &[u8] = b"camseal v1 account ed25519";

@@ -676,3 +676,26 @@ fn publish_and_poll_through_s3() {
         "viewer publish to S3 again",
     );
 }
+
+/// `device.key`: `camseal-device-key-v1` and one `x25519 <hex>` line; anything else is
+/// refused, and the text round-trips.
+#[test]
+fn device_key_files() {
+    use camseal::keys::DeviceSecret;
+    let key = DeviceSecret::generate().unwrap();
+    let text = key.to_text();
+    assert!(text.starts_with("camseal-device-key-v1\nx25519 "), "format");
+    let back = DeviceSecret::from_text(&text).unwrap();
+    assert_eq!(back.public(), key.public());
+    let line = text.lines().nth(1).unwrap();
+    for bad in [
+        format!("camseal-device-v1\n{line}\n"),
+        format!("camseal-device-key-v1\nseed {}\n", &line[7..]),
+        format!("camseal-device-key-v1\n{}\n", &line[..line.len() - 1]),
+        format!("camseal-device-key-v1\n{line}\nextra\n"),
+        format!("camseal-device-key-v1\r\n{line}\n"),
+        "camseal-device-key-v1\n".to_owned(),
+    ] {
+        assert!(DeviceSecret::from_text(&bad).is_err(), "{bad:?}");
+    }
+}
