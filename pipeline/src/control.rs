@@ -330,6 +330,13 @@ mod tests {
                 matches!(decide(&bad, CAM, Some(&pin(&a)), inst), Decision::Refuse(_)),
                 "byte {i}"
             );
+            assert!(
+                matches!(
+                    decide(&good[..i], CAM, Some(&pin(&a)), inst),
+                    Decision::Refuse(Refusal::Invalid(_))
+                ),
+                "length {i}"
+            );
         }
         // The envelope signed by another account around a list of the pinned account.
         assert_eq!(

@@ -362,11 +362,12 @@ mod tests {
             share.base_key(&camera, 0, 3, &[3; 32], &recipient(8).0),
             Err(ShareError::NotForYou)
         );
-        // Every flipped byte breaks the signature or the parse.
+        // Every flipped byte breaks the signature or the parse; so does every truncation.
         for i in 0..bytes.len() {
             let mut bad = bytes.clone();
             bad[i] ^= 0x80;
             assert!(Share::parse_signed(&bad).is_err(), "byte {i}");
+            assert!(Share::parse_signed(&bytes[..i]).is_err(), "length {i}");
         }
     }
 }
