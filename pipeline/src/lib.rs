@@ -14,11 +14,15 @@
 //! - [`home`]: viewer and camera home directories: key files, backups, the trusted list,
 //!   the viewer's pinned cameras.
 //! - [`fsutil`]: the one way every file is created (random name, exclusive, renamed).
+//! - [`control`]: the control channel's signed list object and the camera's decision on it
+//!   (pure).
+//! - [`share`]: segment keys re-wrapped by the account for a third party, signed (pure).
 //! - [`pairing`]: the setup-code (SPAKE2) pairing of a viewer with a camera, sans-I/O.
 
 #![forbid(unsafe_code)]
 
 pub mod chunk;
+pub mod control;
 pub mod decodable;
 pub mod engine;
 pub mod footage;
@@ -29,6 +33,7 @@ pub mod pairing;
 pub mod recorder;
 pub mod seal;
 pub mod segment;
+pub mod share;
 pub mod spool;
 pub mod upload;
 

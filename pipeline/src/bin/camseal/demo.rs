@@ -128,6 +128,8 @@ fn demo_in(dir: &std::path::Path, duration: f64, keep: bool) -> Result<ExitCode>
         workers: None,
         overload: camseal::engine::Overload::Block,
         padding: camseal::segment::padding::Padding::Off,
+        control: None,
+        control_interval: 30.0,
     };
     let mut input_hash = Sha256::new();
     let stop = AtomicBool::new(false);
