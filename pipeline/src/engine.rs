@@ -828,16 +828,20 @@ impl Stream {
     }
 
     /// Seals every segment that opens from now on to `recipients` ((HPKE KEM id, public
-    /// key) pairs) instead of the ones the stream had; the open segment keeps its own. An
-    /// empty set is refused: the stream keeps its recipients.
-    pub fn set_recipients(&mut self, recipients: Vec<(u16, Vec<u8>)>) -> Result<(), EngineError> {
+    /// key) pairs) instead of the ones the stream had; the open segment keeps its own.
+    /// Returns the sequence number of the first segment sealed to them. An empty set is
+    /// refused: the stream keeps its recipients.
+    pub fn set_recipients(&mut self, recipients: Vec<(u16, Vec<u8>)>) -> Result<u64, EngineError> {
         if recipients.is_empty() {
             return Err(RecorderError::NoRecipients.into());
         }
         *lock(&self.shared.recipients) = recipients.clone();
         lock(&self.shared.next_key).take();
         self.config.recipients = recipients;
-        Ok(())
+        Ok(self
+            .open
+            .as_ref()
+            .map_or(self.chain.next_seq, |open| open.seq.saturating_add(1)))
     }
 
     /// The camera id segment names start with.

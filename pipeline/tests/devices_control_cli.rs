@@ -199,8 +199,19 @@ fn revocation_through_the_control_channel_while_recording() {
         .expect("the phone opened every segment");
     assert!(first_closed >= 2, "{opens:?}");
     assert!(opens[first_closed..].iter().all(|o| !o), "{opens:?}");
+    // Exactly from the segment `run` said the list applies from (once: version 2 was
+    // installed before `run` started). That is at most two after the segments counted as
+    // sealed when version 3 was seen installed: the one being written then is not counted
+    // yet, and the one open then keeps the old list.
+    let applies_from: Vec<usize> = log_text
+        .lines()
+        .filter_map(|l| l.strip_prefix("control: the new recipient list applies from segment "))
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert_eq!(applies_from.len(), 1, "{log_text}");
+    assert_eq!(first_closed, applies_from[0], "{opens:?}\n{log_text}");
     assert!(
-        first_closed <= applied_at + 1,
+        first_closed <= applied_at + 2,
         "{opens:?}, {applied_at} sealed when version 3 was seen installed"
     );
     assert!(opens.len() >= refused_at + 2, "{opens:?}");

@@ -27,9 +27,10 @@ fn new_recipients_apply_from_the_next_segment() {
         if i == 25 {
             // Mid-segment (segment 2 opened at frame 20).
             assert!(stream.set_recipients(Vec::new()).is_err());
-            stream
+            let from = stream
                 .set_recipients(vec![(HPKE_KEM_X25519, recipient_public(2))])
                 .unwrap();
+            assert_eq!(from, 3);
         }
         let (key, au) = access_unit(i, 10, frame_size(i, 10, 20_000, 4000), 9000);
         stream.push(packet(i, key, au), Instant::now()).unwrap();

@@ -311,7 +311,8 @@ pub fn record(
             }
         }
         if let Some(recipients) = poller.as_ref().and_then(crate::control::Poller::take) {
-            stream.set_recipients(recipients)?;
+            let from = stream.set_recipients(recipients)?;
+            eprintln!("control: the new recipient list applies from segment {from}");
         }
         let pts = packet.pts;
         match stream.push(packet, dequeued) {
