@@ -12,7 +12,8 @@
 //! Layout (see `docs/PROTOCOL.md`):
 //! ```text
 //! viewer home:  account.key (0600)  account.pub  account.backup (0600)  account.kem
-//!               recipients.version  devices/NAME.pub  pinned-cameras
+//!               recipients.version  recipients.list  devices/NAME.pub  pinned-cameras
+//!               device.key (0600, this device's own key, X-Wing or X25519)
 //! camera home:  camera.key (0600)  camera.pub  pinned-account  recipients.list
 //! ```
 //!
