@@ -79,3 +79,58 @@ printf '\x05the list is signed by another account\n\x07\xc3\xa9' >corpus/pairing
 cp "$root/board/rk3588/camseal.toml" corpus/config/default
 printf 'home = "/h"\nrealtime = true\nsink = ["dir:/a", "s3://b/c?region=r"]\nbitrate = 0x10\nsegment_seconds = 2.5e0\n' >corpus/config/shapes
 printf 'a = 1\n[run]\nwhen = 1979-05-27T07:32:00Z\nt = { x = [1, [2]] }\n' >corpus/config/refused
+# Control objects (PROTOCOL.md §10.1) for camera 0123456789abcdef. Byte 0 bit 0 re-signs
+# (the list and the object carry no signature; the target signs them with its account),
+# bits 1-2 pick the installed list (none, version 1, version 3, another account pinned).
+mkdir -p corpus/control
+control() { # mode version kem-mix
+  python3 - "$@" "$root/docs/vectors/xwing-kem.json" <<'PY'
+import json, struct, sys
+mode, version, mix, vectors = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+recipients = [(0x0020, bytes([9]) * 32, b"account")]
+if mix == "xwing":
+    recipients.append((0x647a, bytes.fromhex(json.load(open(vectors))[0]["pk"]), b"phone"))
+lst = b"CSRL" + struct.pack(">HQ", 1, version) + bytes(32) + struct.pack(">H", len(recipients))
+for kem, key, label in recipients:
+    lst += struct.pack(">HH", kem, len(key)) + key + bytes([len(label)]) + label
+if mode & 1 == 0:
+    lst += bytes(64)
+obj = b"CSCC" + struct.pack(">H", 1) + bytes.fromhex("0123456789abcdef") + struct.pack(">I", len(lst)) + lst
+if mode & 1 == 0:
+    obj += bytes(64)
+sys.stdout.buffer.write(bytes([mode]) + obj)
+PY
+}
+control 1 2 x25519 >corpus/control/resigned-new
+control 3 1 x25519 >corpus/control/resigned-replayed
+control 5 5 xwing >corpus/control/resigned-newer-mixed
+control 7 5 x25519 >corpus/control/resigned-foreign-pin
+control 0 2 x25519 >corpus/control/unsigned
+
+# Shares (PROTOCOL.md §11) addressed to the target's keys: the X25519 key of RFC 7748 §6.1
+# and the first X-Wing vector's. Byte 0 bit 0 re-signs (the body carries no signature).
+mkdir -p corpus/share
+share() { # mode kem
+  python3 - "$@" "$root/docs/vectors/xwing-kem.json" <<'PY'
+import json, struct, sys
+mode, kem, vectors = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+v = json.load(open(vectors))[0]
+if kem == "xwing":
+    kem_id, key, enc = 0x647a, bytes.fromhex(v["pk"]), bytes.fromhex(v["ct"])
+else:
+    kem_id = 0x0020
+    key = bytes.fromhex("8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a")
+    enc = bytes(range(32))
+body = b"CSSH" + struct.pack(">H", 1) + bytes(32) + bytes([5]) * 32 + struct.pack(">I", 0)
+body += struct.pack(">HH", kem_id, len(key)) + key + struct.pack(">H", 2)
+for seq in (3, 4):
+    body += struct.pack(">Q", seq) + bytes([seq]) * 32
+    body += struct.pack(">H", len(enc)) + enc + struct.pack(">H", 48) + bytes([seq]) * 48
+if mode & 1 == 0:
+    body += bytes(64)
+sys.stdout.buffer.write(bytes([mode]) + body)
+PY
+}
+share 1 x25519 >corpus/share/resigned-x25519
+share 1 xwing >corpus/share/resigned-xwing
+share 0 x25519 >corpus/share/unsigned-x25519

@@ -8,8 +8,9 @@
 use std::path::PathBuf;
 
 use arbitrary::Unstructured;
+use camseal::control::{self, Decision};
 use camseal::footage::{SegmentFile, check_chain};
-use camseal::keys::RecipientList;
+use camseal::keys::{AccountPin, AccountSecret, KemKind, RecipientList, RecipientSecret};
 use camseal::nal::{
     Codec, PocReader, access_units, classify, frame_rate, nal_units, sniff_codec,
 };
@@ -18,6 +19,7 @@ use camseal::segment::read::{Opener, SegmentReader, Verifier};
 use camseal::segment::{
     Gap, GapReason, Header, Item, Parsed, encode_gap_extensions, header_message,
 };
+use camseal::share::Share;
 use camseal::spool::SegmentId;
 use ed25519_dalek::{Signer, SigningKey};
 
@@ -477,6 +479,182 @@ pub fn config(data: &[u8]) {
     }
 }
 
+/// The account the `control` and `share` targets re-sign with (seed `03` × 32).
+pub fn account() -> AccountSecret {
+    AccountSecret::from_seed([3; 32])
+}
+
+/// The camera id the `control` target plays (its seeds are made for it).
+pub const CONTROL_CAMERA_ID: &str = "0123456789abcdef";
+
+/// The keys the `share` target opens with: the X25519 private key of RFC 7748 §6.1 (Alice)
+/// and the X-Wing decapsulation key of the first vector in `docs/vectors/xwing-kem.json`;
+/// the seeds address their public keys.
+pub fn share_keys() -> [RecipientSecret; 2] {
+    let hex32 = |s: &str| {
+        let mut out = [0u8; 32];
+        for (i, b) in out.iter_mut().enumerate() {
+            *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap();
+        }
+        out
+    };
+    [
+        RecipientSecret::new(
+            KemKind::X25519,
+            hex32("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a"),
+        ),
+        RecipientSecret::new(
+            KemKind::XWing,
+            hex32("7f9c2ba4e88f827d616045507605853ed73b8093f6efbc88eb1a6eacfa66ef26"),
+        ),
+    ]
+}
+
+/// Signs `body` with [`account`] under `context`, as the product signs lists, control
+/// objects and shares: `body || Ed25519(context || body)`.
+fn signed(context: &[u8], body: &[u8]) -> Vec<u8> {
+    let signature = account()
+        .signing_key()
+        .sign(&[context, body].concat())
+        .to_bytes();
+    [body, &signature[..]].concat()
+}
+
+/// A control object (`control/<camera_id>/recipients`) as `run`'s poller judges it:
+/// `control::open`, then `control::decide` for camera [`CONTROL_CAMERA_ID`] with [`account`]
+/// pinned, against an installed list that byte 0 picks (bits 1-2: none, version 1, version
+/// 3, or another account pinned).
+///
+/// Byte 0 bit 0 re-signs: the rest is then an object body whose list has no signature
+/// (`"CSCC" | format | camera id | list_len | list body`); the list's account is set to
+/// [`account`], the list and the object are signed, and `list_len` is set, so mutations of
+/// every field get past both signatures. Returns the decision (for the seed tests).
+pub fn control(data: &[u8]) -> Option<Decision> {
+    let (&mode, rest) = data.split_first()?;
+    let object = if mode & 1 == 1 {
+        // Header: magic 4, format 2, camera id 8, list_len 4; the list's account is at
+        // 4 + 2 + 8 of its body ("CSRL", format, version).
+        if rest.len() < 18 + 46 {
+            return None;
+        }
+        let mut list_body = rest[18..].to_vec();
+        list_body[14..46].copy_from_slice(&account().public().ed25519);
+        let list = signed(b"camseal recipient list v1", &list_body);
+        let mut body = rest[..14].to_vec();
+        body.extend_from_slice(&(list.len() as u32).to_be_bytes());
+        body.extend_from_slice(&list);
+        signed(b"camseal control v1", &body)
+    } else {
+        rest.to_vec()
+    };
+    if let Ok(o) = control::open(&object) {
+        assert_eq!(o.camera_id.len(), 16);
+        assert_eq!(
+            RecipientList::parse_signed(&o.signed_list).as_ref(),
+            Ok(&o.list)
+        );
+    }
+    let own = account();
+    let pin = match (mode >> 1) & 3 {
+        3 => AccountPin {
+            ed25519: AccountSecret::from_seed([4; 32]).public().ed25519,
+        },
+        _ => AccountPin {
+            ed25519: own.public().ed25519,
+        },
+    };
+    let installed = match (mode >> 1) & 3 {
+        1 | 2 => {
+            let version = if (mode >> 1) & 3 == 1 { 1 } else { 3 };
+            let list = RecipientList {
+                version,
+                account: own.public().ed25519,
+                recipients: vec![camseal::keys::Recipient {
+                    kem: KemKind::X25519.id(),
+                    public_key: own.recipient_secret(KemKind::X25519).public_key(),
+                    label: "account".into(),
+                }],
+            };
+            let bytes = list.sign(&own).unwrap();
+            Some((list, bytes))
+        }
+        _ => None,
+    };
+    let decision = control::decide(
+        &object,
+        CONTROL_CAMERA_ID,
+        Some(&pin),
+        installed.as_ref().map(|(l, b)| (l, b.as_slice())),
+    );
+    match &decision {
+        Decision::Apply(o) => {
+            assert_eq!(o.camera_id, CONTROL_CAMERA_ID);
+            assert_eq!(o.list.account, pin.ed25519);
+            if let Some((l, _)) = &installed {
+                assert!(o.list.version > l.version);
+            }
+        }
+        Decision::Installed => {
+            let (_, bytes) = installed.as_ref().expect("installed without a list");
+            assert_eq!(control::open(&object).unwrap().signed_list, *bytes);
+        }
+        Decision::Refuse(_) => {}
+    }
+    Some(decision)
+}
+
+/// A share file as `decrypt --share` reads it: `Share::parse_signed`, then each segment's
+/// key unwrapped with [`share_keys`] (as given, and for another stream, seq and header).
+///
+/// Byte 0 bit 0 re-signs: the rest is a share body without a signature; its account is set
+/// to [`account`] and it is signed, so mutations of every field get past the signature.
+/// Returns whether the share parsed (for the seed tests).
+pub fn share(data: &[u8]) -> bool {
+    let Some((&mode, rest)) = data.split_first() else {
+        return false;
+    };
+    let bytes = if mode & 1 == 1 {
+        // "CSSH", format u16, then the account key.
+        if rest.len() < 38 {
+            return false;
+        }
+        let mut body = rest.to_vec();
+        body[6..38].copy_from_slice(&account().public().ed25519);
+        signed(b"camseal share v1", &body)
+    } else {
+        rest.to_vec()
+    };
+    let Ok(share) = Share::parse_signed(&bytes) else {
+        return false;
+    };
+    let kind = share.kem_kind().expect("a parsed share names a known KEM");
+    assert_eq!(share.recipient.len(), kind.public_key_len());
+    assert!(!share.segments.is_empty() && share.segments.len() <= 4096);
+    let keys = share_keys();
+    for s in &share.segments {
+        assert_eq!(share.segments.iter().filter(|x| x.seq == s.seq).count(), 1);
+        let _ = share.base_key(
+            &share.camera_key,
+            share.stream_id,
+            s.seq,
+            &s.header_hash,
+            &keys,
+        );
+        assert!(
+            share
+                .base_key(
+                    &share.camera_key,
+                    share.stream_id ^ 1,
+                    s.seq,
+                    &s.header_hash,
+                    &keys
+                )
+                .is_err()
+        );
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -505,6 +683,101 @@ mod tests {
             pairing(&[mode]);
             pairing(&[mode, 0, 0, 1]);
             pairing(&[mode, 0, 0, 0, 0, 0x21, b'1', b'2']);
+}
+
+    fn the_control_and_share_seeds_reach_past_the_signatures() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/corpus");
+        let read =
+            |target: &str, name: &str| std::fs::read(format!("{dir}/{target}/{name}")).unwrap();
+        let decision = |name: &str| control(&read("control", name));
+        assert!(matches!(decision("resigned-new"), Some(Decision::Apply(_))));
+        assert!(matches!(
+            decision("resigned-newer-mixed"),
+            Some(Decision::Apply(_))
+        ));
+        assert!(matches!(
+            decision("resigned-replayed"),
+            Some(Decision::Refuse(control::Refusal::NotNewer { .. }))
+        ));
+        assert!(matches!(
+            decision("resigned-foreign-pin"),
+            Some(Decision::Refuse(control::Refusal::ForeignAccount { .. }))
+        ));
+        assert!(matches!(
+            decision("unsigned"),
+            Some(Decision::Refuse(control::Refusal::Invalid(_)))
+        ));
+        assert!(share(&read("share", "resigned-x25519")));
+        assert!(share(&read("share", "resigned-xwing")));
+        assert!(!share(&read("share", "unsigned-x25519")));
+    }
+
+    #[test]
+    fn a_resigned_control_seed_is_applied_and_a_resigned_share_opens_for_its_key() {
+        // The re-signing mode makes a valid object of a body with an unsigned list.
+        let own = account();
+        let list = RecipientList {
+            version: 2,
+            account: [0; 32],
+            recipients: vec![camseal::keys::Recipient {
+                kem: KemKind::X25519.id(),
+                public_key: vec![9; 32],
+                label: "phone".into(),
+            }],
+        };
+        let signed_list = RecipientList {
+            account: own.public().ed25519,
+            ..list.clone()
+        }
+        .sign(&own)
+        .unwrap();
+        let object = control::seal(CONTROL_CAMERA_ID, &signed_list, &own).unwrap();
+        let body_without_sigs = [
+            &object[..14],
+            &[0; 4],
+            &signed_list[..signed_list.len() - 64],
+        ]
+        .concat();
+        let resigned = {
+            let mut d = vec![1];
+            d.extend_from_slice(&body_without_sigs);
+            d
+        };
+        assert!(matches!(control(&resigned), Some(Decision::Apply(_))));
+        assert!(matches!(
+            control::decide(
+                &object,
+                CONTROL_CAMERA_ID,
+                Some(&AccountPin {
+                    ed25519: own.public().ed25519
+                }),
+                None
+            ),
+            Decision::Apply(_)
+        ));
+        // A share to each fuzz key opens with it.
+        for key in share_keys() {
+            let bytes = Share::grant(
+                &own,
+                [5; 32],
+                0,
+                &key.device_public(),
+                &[camseal::share::ToShare {
+                    seq: 1,
+                    header_hash: [1; 32],
+                    base_key: &[11; 32],
+                }],
+            )
+            .unwrap();
+            let s = Share::parse_signed(&bytes).unwrap();
+            assert_eq!(
+                *s.base_key(&[5; 32], 0, 1, &[1; 32], &share_keys()).unwrap(),
+                vec![11; 32]
+            );
+            assert!(share(&[[0].as_slice(), &bytes].concat()));
+            assert!(share(
+                &[[1].as_slice(), &bytes[..bytes.len() - 64]].concat()
+            ));
         }
     }
 }

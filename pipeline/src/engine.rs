@@ -407,6 +407,7 @@ impl Engine {
             events: Mutex::default(),
             latency: Mutex::default(),
             next_key: Mutex::default(),
+            recipients: Mutex::new(config.recipients.clone()),
             head,
         });
         let writer = {
@@ -416,7 +417,6 @@ impl Engine {
                 suite: config.suite,
                 stream_id: config.stream_id,
                 camera_key: config.camera.verifying_key().to_bytes(),
-                recipients: config.recipients.clone(),
                 randomness: config.randomness.clone(),
             };
             std::thread::Builder::new()
@@ -842,6 +842,23 @@ impl Stream {
         self.copies.clone()
     }
 
+    /// Seals every segment that opens from now on to `recipients` ((HPKE KEM id, public
+    /// key) pairs) instead of the ones the stream had; the open segment keeps its own.
+    /// Returns the sequence number of the first segment sealed to them. An empty set is
+    /// refused: the stream keeps its recipients.
+    pub fn set_recipients(&mut self, recipients: Vec<(u16, Vec<u8>)>) -> Result<u64, EngineError> {
+        if recipients.is_empty() {
+            return Err(RecorderError::NoRecipients.into());
+        }
+        *lock(&self.shared.recipients) = recipients.clone();
+        lock(&self.shared.next_key).take();
+        self.config.recipients = recipients;
+        Ok(self
+            .open
+            .as_ref()
+            .map_or(self.chain.next_seq, |open| open.seq.saturating_add(1)))
+    }
+
     /// The camera id segment names start with.
     pub fn camera_id(&self) -> &str {
         &self.camera_id
@@ -923,7 +940,10 @@ impl Stream {
         };
         let camera = &self.config.camera;
         let next_key = lock(&self.shared.next_key).take();
-        let sealer = match next_key.filter(|k| k.segment_seq() == seq) {
+        // A key wrapped before the recipients changed is dropped: the new list applies from
+        // this segment on.
+        let sealer = match next_key.filter(|k| k.fits(&params, &camera.verifying_key().to_bytes()))
+        {
             Some(key) => SegmentSealer::with_key(&params, camera, key)?,
             None => SegmentSealer::new(&params, camera, &self.config.randomness)?,
         };
@@ -1079,6 +1099,9 @@ struct StreamShared {
     latency: Mutex<StageLatencies>,
     /// The next segment's key, wrapped by the writer thread while it had nothing to do.
     next_key: Mutex<Option<WrappedSegmentKey>>,
+    /// The recipients the writer thread wraps the next key to (they change with
+    /// [`Stream::set_recipients`]).
+    recipients: Mutex<Vec<(u16, Vec<u8>)>>,
     /// Signs and stores the stream head after each published segment (publisher thread).
     head: Option<HeadSigner>,
 }
@@ -1240,7 +1263,8 @@ fn segment_writer(
                 if let Some(next_seq) = next_seq {
                     // A failure here only means the next segment wraps its key itself (and
                     // reports the error then).
-                    *lock(&stream.next_key) = key_recipe.wrap(next_seq).ok();
+                    let recipients = lock(&stream.recipients).clone();
+                    *lock(&stream.next_key) = key_recipe.wrap(next_seq, &recipients).ok();
                 }
                 written.map_err(EngineError::from)
             }
@@ -1266,17 +1290,20 @@ struct KeyRecipe {
     suite: SframeSuite,
     stream_id: u32,
     camera_key: [u8; 32],
-    recipients: Vec<(u16, Vec<u8>)>,
     randomness: Randomness,
 }
 
 impl KeyRecipe {
-    fn wrap(&self, segment_seq: u64) -> Result<WrappedSegmentKey, SegmentError> {
+    fn wrap(
+        &self,
+        segment_seq: u64,
+        recipients: &[(u16, Vec<u8>)],
+    ) -> Result<WrappedSegmentKey, SegmentError> {
         WrappedSegmentKey::new(
             self.suite,
             self.stream_id,
             segment_seq,
-            &recipient_keys(&self.recipients),
+            &recipient_keys(recipients),
             &self.camera_key,
             &self.randomness,
         )

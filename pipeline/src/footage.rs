@@ -209,6 +209,14 @@ pub enum FootageError {
         /// What is wrong with it.
         source: SegmentError,
     },
+    /// A share does not open a segment (`decrypt --share`).
+    #[error("{}: {source}", path.display())]
+    Share {
+        /// The file.
+        path: PathBuf,
+        /// Why the share does not open it.
+        source: crate::share::ShareError,
+    },
     /// A sequence number is missing between two given segments, and no signed header
     /// declares it lost.
     #[error("segment chain is broken: segment {missing} is missing between {} and {}", before.display(), after.display())]
@@ -486,26 +494,69 @@ pub fn check_chain(files: &[SegmentFile], from_seq: u64) -> Result<ChainPlan, Fo
 pub fn read_segment(
     file: &SegmentFile,
     opener_keys: Option<&[RecipientSecret]>,
+    out: impl FnMut(&[u8]) -> std::io::Result<()>,
+) -> Result<SegmentReport, FootageError> {
+    let key = match opener_keys {
+        Some(keys) => SegmentKey::Recipient(keys),
+        None => SegmentKey::VerifyOnly,
+    };
+    read_segment_with(file, key, out)
+}
+
+/// How [`read_segment_with`] gets at a segment's key.
+#[derive(Clone, Copy)]
+pub enum SegmentKey<'a> {
+    /// The recipient's secrets (X25519 or X-Wing, tried in order): the segment's own stanza
+    /// for one of them.
+    Recipient(&'a [RecipientSecret]),
+    /// A share (`crate::share`) and the secrets to try on it (the one it is addressed to
+    /// among them).
+    Shared(&'a crate::share::Share, &'a [RecipientSecret]),
+    /// No key: verify only.
+    VerifyOnly,
+}
+
+/// [`read_segment`], with the segment key from `key`.
+pub fn read_segment_with(
+    file: &SegmentFile,
+    key: SegmentKey<'_>,
     mut out: impl FnMut(&[u8]) -> std::io::Result<()>,
 ) -> Result<SegmentReport, FootageError> {
-    read_segment_records(file, opener_keys, |bytes, _| out(bytes))
+    read_segment_records(file, key, |bytes, _| out(bytes))
 }
 
 /// [`read_segment`], also telling `out` which records the released bytes are: their
 /// lengths, in order, add up to the bytes' length (the final record's is 0).
 pub fn read_segment_records(
     file: &SegmentFile,
-    opener_keys: Option<&[RecipientSecret]>,
+    key: SegmentKey<'_>,
     mut out: impl FnMut(&[u8], &[ReleasedRecord]) -> std::io::Result<()>,
 ) -> Result<SegmentReport, FootageError> {
     let path = &file.path;
     let handle = File::open(path).map_err(|e| io(path, e))?;
     let mut reader = SegmentReader::new(BufReader::new(handle)).map_err(|e| seg(path, e))?;
-    let mut walker = match opener_keys {
-        Some(keys) => {
+    let mut walker = match key {
+        SegmentKey::Recipient(keys) => {
             Walker::Open(Opener::with_keys(reader.header(), keys).map_err(|e| seg(path, e))?)
         }
-        None => Walker::Verify(Verifier::new(reader.header())),
+        SegmentKey::Shared(share, keys) => {
+            let header = reader.header();
+            let hash = *Verifier::new(header).header_hash();
+            let base_key = share
+                .base_key(
+                    &header.camera_key,
+                    header.stream_id,
+                    header.segment_seq,
+                    &hash,
+                    keys,
+                )
+                .map_err(|source| FootageError::Share {
+                    path: path.clone(),
+                    source,
+                })?;
+            Walker::Open(Opener::with_base_key(header, &base_key).map_err(|e| seg(path, e))?)
+        }
+        SegmentKey::VerifyOnly => Walker::Verify(Verifier::new(reader.header())),
     };
     let mut report = SegmentReport {
         path: path.clone(),
@@ -699,9 +750,29 @@ pub fn decrypt_footage_from<W: Write, K: OpeningKeys + ?Sized>(
     out: &mut W,
     on_segment: impl FnMut(&SegmentReport),
 ) -> Result<Vec<SegmentReport>, FootageError> {
-    decrypt_footage_records_from(
+    let keys = keys.opening_keys();
+    decrypt_footage_with(
         files,
-        keys,
+        SegmentKey::Recipient(&keys),
+        from_seq,
+        allow_incomplete_end,
+        out,
+        on_segment,
+    )
+}
+
+/// [`decrypt_footage_from`], with the segment keys from `key`.
+pub fn decrypt_footage_with<W: Write>(
+    files: &[SegmentFile],
+    key: SegmentKey<'_>,
+    from_seq: u64,
+    allow_incomplete_end: bool,
+    out: &mut W,
+    on_segment: impl FnMut(&SegmentReport),
+) -> Result<Vec<SegmentReport>, FootageError> {
+    decrypt_footage_records_with(
+        files,
+        key,
         from_seq,
         allow_incomplete_end,
         |bytes, _| out.write_all(bytes),
@@ -717,14 +788,33 @@ pub fn decrypt_footage_records_from<K: OpeningKeys + ?Sized>(
     keys: &K,
     from_seq: u64,
     allow_incomplete_end: bool,
+    out: impl FnMut(&[u8], &[ReleasedRecord]) -> std::io::Result<()>,
+    on_segment: impl FnMut(&SegmentReport),
+) -> Result<Vec<SegmentReport>, FootageError> {
+    let keys = keys.opening_keys();
+    decrypt_footage_records_with(
+        files,
+        SegmentKey::Recipient(&keys),
+        from_seq,
+        allow_incomplete_end,
+        out,
+        on_segment,
+    )
+}
+
+/// [`decrypt_footage_records_from`], with the segment keys from `key`.
+pub fn decrypt_footage_records_with(
+    files: &[SegmentFile],
+    key: SegmentKey<'_>,
+    from_seq: u64,
+    allow_incomplete_end: bool,
     mut out: impl FnMut(&[u8], &[ReleasedRecord]) -> std::io::Result<()>,
     mut on_segment: impl FnMut(&SegmentReport),
 ) -> Result<Vec<SegmentReport>, FootageError> {
     let plan = check_chain(files, from_seq)?;
-    let keys = keys.opening_keys();
     let mut reports = Vec::with_capacity(files.len());
     for file in files {
-        let report = read_segment_records(file, Some(&keys), &mut out)?;
+        let report = read_segment_records(file, key, &mut out)?;
         let report = judge(report, file, files, Some(&plan), allow_incomplete_end)?;
         on_segment(&report);
         reports.push(report);
@@ -766,10 +856,32 @@ pub fn decrypt_footage_with_gaps<W: Write, K: OpeningKeys + ?Sized>(
     from_seq: u64,
     allow_incomplete_end: bool,
     out: &mut W,
+    on_segment: impl FnMut(&SegmentReport),
+) -> Result<(Vec<SegmentReport>, Vec<FootageGap>), FootageError> {
+    let keys = keys.opening_keys();
+    decrypt_footage_with_gaps_with(
+        files,
+        SegmentKey::Recipient(&keys),
+        from_seq,
+        allow_incomplete_end,
+        out,
+        on_segment,
+    )
+}
+
+/// [`decrypt_footage_with_gaps`], with the segment keys from `key`. With a share, a segment
+/// whose signed header is not the one the share names (it was replaced or modified) is an
+/// undeclared gap like any segment that fails verification; a segment the share does not
+/// hold, or a share addressed to another key, is about the viewer and stays an error.
+pub fn decrypt_footage_with_gaps_with<W: Write>(
+    files: &[SegmentFile],
+    key: SegmentKey<'_>,
+    from_seq: u64,
+    allow_incomplete_end: bool,
+    out: &mut W,
     mut on_segment: impl FnMut(&SegmentReport),
 ) -> Result<(Vec<SegmentReport>, Vec<FootageGap>), FootageError> {
     let first = files.first().ok_or(FootageError::NoSegments)?;
-    let keys = keys.opening_keys();
     for pair in files.windows(2) {
         let (a, b) = (&pair[0], &pair[1]);
         if a.header.stream_id != b.header.stream_id {
@@ -846,7 +958,7 @@ pub fn decrypt_footage_with_gaps<W: Write, K: OpeningKeys + ?Sized>(
                 ),
             );
         }
-        let read = read_segment(file, Some(&keys), |bytes| out.write_all(bytes));
+        let read = read_segment_with(file, key, |bytes| out.write_all(bytes));
         let mut report = match read {
             Ok(report) => report,
             // Not a recipient is about the viewer, not the footage: no gap, the answer.
@@ -860,6 +972,19 @@ pub fn decrypt_footage_with_gaps<W: Write, K: OpeningKeys + ?Sized>(
                     format!(
                         "fails verification ({source}); only what a signature covered before that is written"
                     ),
+                );
+                continue;
+            }
+            // The share names another header for this seq: the segment was replaced.
+            Err(FootageError::Share {
+                source: source @ crate::share::ShareError::Mismatch { .. },
+                ..
+            }) => {
+                gap(
+                    &mut gaps,
+                    (seq, seq),
+                    false,
+                    format!("fails verification ({source}); nothing of it is written"),
                 );
                 continue;
             }

@@ -12,7 +12,8 @@
 //! Layout (see `docs/PROTOCOL.md`):
 //! ```text
 //! viewer home:  account.key (0600)  account.pub  account.backup (0600)  account.kem
-//!               recipients.version  devices/NAME.pub  pinned-cameras
+//!               recipients.version  recipients.list  devices/NAME.pub  pinned-cameras
+//!               device.key (0600, this device's own key, X-Wing or X25519)
 //! camera home:  camera.key (0600)  camera.pub  pinned-account  recipients.list
 //! ```
 //!
@@ -31,7 +32,7 @@ use zeroize::Zeroizing;
 use crate::fsutil::{self, PRIVATE, PUBLIC};
 use crate::keys::{
     AccountPin, AccountPublic, AccountSecret, CameraPublic, CameraSecret, DevicePublic, KemKind,
-    KeyError, Recipient, RecipientList,
+    KeyError, Recipient, RecipientList, RecipientSecret,
 };
 
 /// Why a home directory operation failed. Messages name the file involved; the underlying
@@ -99,6 +100,14 @@ pub enum HomeError {
     FileExists {
         /// The file.
         path: PathBuf,
+    },
+    /// A device name that cannot be used.
+    #[error("invalid device name {name:?}: {reason}")]
+    InvalidDeviceName {
+        /// The name as given.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
     },
     /// A camera name that cannot be used.
     #[error("invalid camera name {name:?}: {reason}")]
@@ -193,6 +202,14 @@ pub enum HomeError {
     UnknownCamera {
         /// The id or name asked for (the camera id, when asked for by key).
         which: String,
+        /// The viewer home.
+        dir: PathBuf,
+    },
+    /// No device of that name is listed in the viewer home.
+    #[error("no device named {name:?} in {}", dir.display())]
+    UnknownDevice {
+        /// The name asked for.
+        name: String,
         /// The viewer home.
         dir: PathBuf,
     },
@@ -299,10 +316,11 @@ impl ViewerHome {
         Ok(ViewerHome { dir })
     }
 
-    /// Opens a home that holds an account.
+    /// Opens a home that holds an account, or only a device key (a device enrolled by
+    /// another home of the account, see [`ViewerHome::write_device_key`]).
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self, HomeError> {
         let home = ViewerHome { dir: dir.into() };
-        if !home.has_account()? {
+        if !home.has_account()? && !exists(&home.device_key_path())? {
             if home.dir.join(CAMERA_KEY).exists() {
                 return Err(HomeError::WrongKind {
                     dir: home.dir,
@@ -338,6 +356,16 @@ impl ViewerHome {
     /// `DIR/devices`: one `NAME.pub` per viewer device that gets its own recipient entry.
     pub fn devices_dir(&self) -> PathBuf {
         self.dir.join(DEVICES_DIR)
+    }
+
+    /// `DIR/device.key`: this device's own private key, if it has one.
+    pub fn device_key_path(&self) -> PathBuf {
+        self.dir.join(DEVICE_KEY)
+    }
+
+    /// `DIR/recipients.list`: the newest recipient list this home signed, as handed out.
+    pub fn list_path(&self) -> PathBuf {
+        self.dir.join(RECIPIENTS_LIST)
     }
 
     /// `DIR/pinned-cameras`: the cameras whose footage `decrypt` accepts.
@@ -457,10 +485,17 @@ impl ViewerHome {
             public_key,
             label: ACCOUNT_LABEL.to_owned(),
         }];
-        for (label, device) in self.devices()? {
-            out.push(device.recipient(label));
-        }
+        out.extend(self.recipients_of_devices()?);
         Ok(out)
+    }
+
+    /// The recipient entries of the devices alone (label `NAME`), in name order.
+    pub fn recipients_of_devices(&self) -> Result<Vec<Recipient>, HomeError> {
+        Ok(self
+            .devices()?
+            .into_iter()
+            .map(|(label, device)| device.recipient(label))
+            .collect())
     }
 
     /// The device keys in `devices/`, sorted by name. Files not ending in `.pub` and hidden
@@ -498,6 +533,126 @@ impl ViewerHome {
         }
         devices.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(devices)
+    }
+
+    /// This device's own key, `None` if the home has none.
+    pub fn device_key(&self) -> Result<Option<RecipientSecret>, HomeError> {
+        let path = self.device_key_path();
+        if !exists(&path)? {
+            return Ok(None);
+        }
+        let text = read_secret_text(&path)?;
+        RecipientSecret::from_text(&text)
+            .map(Some)
+            .map_err(|source| HomeError::BadFile { path, source })
+    }
+
+    /// Writes `device.key` (0600) and lists its public half as `devices/NAME.pub`. Refuses
+    /// if the home has a device key already, or if `name` is taken.
+    pub fn write_device_key(&self, name: &str, device: &RecipientSecret) -> Result<(), HomeError> {
+        let path = self.device_key_path();
+        if exists(&path)? {
+            return Err(HomeError::FileExists { path });
+        }
+        self.add_device(name, &device.device_public())?;
+        write_atomic(&path, device.to_text().as_bytes(), PRIVATE, Replace::Never)
+    }
+
+    /// Lists `public` as the device `name` (`devices/NAME.pub`), so that the next list this
+    /// home signs names it. Refuses a name in use and a key listed under another name.
+    pub fn add_device(&self, name: &str, public: &DevicePublic) -> Result<(), HomeError> {
+        check_device_name(name).map_err(|reason| HomeError::InvalidDeviceName {
+            name: name.to_owned(),
+            reason,
+        })?;
+        if let Some((other, _)) = self.devices()?.iter().find(|(_, d)| d == public) {
+            return Err(HomeError::BadState {
+                path: self.device_path(other),
+                reason: "this device key is listed already".into(),
+            });
+        }
+        ensure_dir(&self.devices_dir())?;
+        write_atomic(
+            &self.device_path(name),
+            public.to_text().as_bytes(),
+            PUBLIC,
+            Replace::Never,
+        )
+    }
+
+    /// Removes the device `name` from the home, so that the next list this home signs leaves
+    /// it out. Returns its key.
+    pub fn remove_device(&self, name: &str) -> Result<DevicePublic, HomeError> {
+        let Some((_, public)) = self.devices()?.into_iter().find(|(n, _)| n == name) else {
+            return Err(HomeError::UnknownDevice {
+                name: name.to_owned(),
+                dir: self.dir.clone(),
+            });
+        };
+        let added = self.devices_dir().join(format!("{name}{ADDED_SUFFIX}"));
+        let path = self.device_path(name);
+        fs::remove_file(&path).map_err(|source| io_error("remove", &path, source))?;
+        match fs::remove_file(&added) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => return Err(io_error("remove", &added, source)),
+        }
+        fsutil::sync_dir(&self.devices_dir())
+            .map_err(|source| io_error("sync", &self.devices_dir(), source))?;
+        Ok(public)
+    }
+
+    /// The version of the first list this home signed that named the device `name`, `None`
+    /// if no signed list named it yet.
+    pub fn device_added_in(&self, name: &str) -> Result<Option<u64>, HomeError> {
+        let path = self.devices_dir().join(format!("{name}{ADDED_SUFFIX}"));
+        if !exists(&path)? {
+            return Ok(None);
+        }
+        let text = read_text(&path, TEXT_LIMIT)?;
+        text.trim_end_matches('\n')
+            .parse()
+            .map(Some)
+            .map_err(|_| HomeError::BadState {
+                path,
+                reason: "expected a decimal version number".into(),
+            })
+    }
+
+    /// Keeps `signed` (the bytes of `list`) as the newest list of this home, for `viewer
+    /// publish`, and notes for each device named in it for the first time that it was
+    /// added in this version. Call it after [`ViewerHome::record_recipients_version`].
+    pub fn store_signed_list(&self, list: &RecipientList, signed: &[u8]) -> Result<(), HomeError> {
+        for (name, _) in self.devices()? {
+            if list.recipients.iter().any(|r| r.label == name)
+                && self.device_added_in(&name)?.is_none()
+            {
+                write_atomic(
+                    &self.devices_dir().join(format!("{name}{ADDED_SUFFIX}")),
+                    format!("{}\n", list.version).as_bytes(),
+                    PUBLIC,
+                    Replace::Allow,
+                )?;
+            }
+        }
+        write_atomic(&self.list_path(), signed, PUBLIC, Replace::Allow)
+    }
+
+    /// The newest list this home signed ([`ViewerHome::store_signed_list`]), re-verified,
+    /// with its bytes; `None` if it signed none since it kept them.
+    pub fn signed_list(&self) -> Result<Option<(RecipientList, Vec<u8>)>, HomeError> {
+        let path = self.list_path();
+        if !exists(&path)? {
+            return Ok(None);
+        }
+        let bytes = read(&path, LIST_FILE_LIMIT)?;
+        let list = RecipientList::parse_signed(&bytes)
+            .map_err(|source| HomeError::BadFile { path, source })?;
+        Ok(Some((list, bytes)))
+    }
+
+    fn device_path(&self, name: &str) -> PathBuf {
+        self.devices_dir().join(format!("{name}{DEVICE_SUFFIX}"))
     }
 
     /// The version the next recipient list gets: one more than the last one recorded.
@@ -975,6 +1130,24 @@ pub fn choose_camera(
         .ok_or(CameraChoiceError::NoFootage)
 }
 
+/// A device name: it becomes a file name and a recipient label.
+fn check_device_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() || name.len() > 64 {
+        return Err("a device name is 1 to 64 bytes");
+    }
+    if name == ACCOUNT_LABEL {
+        return Err("\"account\" is the account key's label");
+    }
+    if name.starts_with('.')
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return Err("use letters, digits, '-', '_' and '.', not starting with '.'");
+    }
+    Ok(())
+}
+
 /// The largest backup file camseal reads (a version 1 backup is 94 bytes; the rest is room
 /// for later versions).
 pub const BACKUP_FILE_LIMIT: u64 = 64 * 1024;
@@ -1194,6 +1367,8 @@ const ACCOUNT_KEM_HEADER: &str = "camseal-account-kem-v1";
 const ACCOUNT_LABEL: &str = "account";
 const DEVICES_DIR: &str = "devices";
 const DEVICE_SUFFIX: &str = ".pub";
+const DEVICE_KEY: &str = "device.key";
+const ADDED_SUFFIX: &str = ".added";
 const RECIPIENTS_VERSION: &str = "recipients.version";
 const CAMERA_KEY: &str = "camera.key";
 const CAMERA_PUB: &str = "camera.pub";

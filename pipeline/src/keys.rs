@@ -587,6 +587,17 @@ fn is_low_order_x25519(key: &[u8]) -> bool {
     x25519_dalek::x25519([1; 32], u) == [0; 32]
 }
 
+/// The short id of a device key, for lists and messages: the first 8 bytes of
+/// `SHA-256("camseal device id v1" || kem u16 || public key)` as 16 lowercase hex digits.
+pub fn device_id(kem: u16, public_key: &[u8]) -> String {
+    let digest = Sha256::new()
+        .chain_update(DEVICE_ID_CONTEXT)
+        .chain_update(kem.to_be_bytes())
+        .chain_update(public_key)
+        .finalize();
+    hex::encode(&digest[..8])
+}
+
 /// 32 bytes from the OS CSPRNG, in a buffer that is wiped on drop.
 fn random_32() -> Result<Zeroizing<[u8; 32]>, KeyError> {
     let mut out = Zeroizing::new([0u8; 32]);
@@ -633,6 +644,7 @@ const ACCOUNT_PUB_HEADER: &str = "camseal-account-v1";
 const CAMERA_ID_CONTEXT: &[u8] = b"camseal camera id v1";
 const CAMERA_KEY_HEADER: &str = "camseal-camera-key-v1";
 const CAMERA_PUB_HEADER: &str = "camseal-camera-v1";
+const DEVICE_ID_CONTEXT: &[u8] = b"camseal device id v1";
 const DEVICE_KEY_HEADER: &str = "camseal-device-key-v1";
 const DEVICE_PUB_HEADER: &str = "camseal-device-v1";
 const INFO_ACCOUNT_ED25519: &[u8] = b"camseal v1 account ed25519";

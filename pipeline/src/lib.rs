@@ -14,6 +14,9 @@
 //! - [`home`]: viewer and camera home directories: key files, backups, the trusted list,
 //!   the viewer's pinned cameras.
 //! - [`fsutil`]: the one way every file is created (random name, exclusive, renamed).
+//! - [`control`]: the control channel's signed list object and the camera's decision on it
+//!   (pure).
+//! - [`share`]: segment keys re-wrapped by the account for a third party, signed (pure).
 //! - [`pairing`]: the setup-code (SPAKE2) pairing of a viewer with a camera, sans-I/O.
 //! - [`embed`]: a sealing session fed by pushed access units (the C ABI's core).
 //! - [`config`]: the settings file of `camseal run --config` (TOML text to settings, pure).
@@ -22,6 +25,7 @@
 
 pub mod chunk;
 pub mod config;
+pub mod control;
 pub mod decodable;
 pub mod embed;
 pub mod engine;
@@ -34,6 +38,7 @@ pub mod pairing;
 pub mod recorder;
 pub mod seal;
 pub mod segment;
+pub mod share;
 pub mod spool;
 pub mod upload;
 

@@ -77,6 +77,19 @@ pub trait Sink: Send + Sync {
     fn get_head(&self, _camera_id: &str, _stream: u32) -> Result<Option<Vec<u8>>, UploadError> {
         Ok(None)
     }
+    /// Stores the control object of `camera_id` (`control::object_key`), replacing the
+    /// previous one. The default: [`UploadError::Unsupported`].
+    fn put_control(&self, _camera_id: &str, _object: &[u8]) -> Result<(), UploadError> {
+        Err(UploadError::Unsupported(
+            "this sink does not store control objects",
+        ))
+    }
+    /// The stored control object of `camera_id`, `None` if there is none.
+    fn get_control(&self, _camera_id: &str) -> Result<Option<Vec<u8>>, UploadError> {
+        Err(UploadError::Unsupported(
+            "this sink does not store control objects",
+        ))
+    }
     /// Things worth a log line that are not failures (a clock correction), taken once.
     fn take_notices(&self) -> Vec<String> {
         Vec::new()

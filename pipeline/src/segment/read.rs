@@ -238,65 +238,90 @@ impl Opener {
     }
 
     /// Unwraps the segment key with the first of `secrets` (X25519 or X-Wing) that has a
-    /// stanza, and checks the header MAC.
-    ///
-    /// For each key: its own stanza (by key id) first; then every other stanza of its kind,
-    /// so that a modified key id is reported as tampering rather than as "not a recipient".
-    /// Stanzas of a suite this reader does not implement are skipped: one that carries our
-    /// key id is "not a recipient" (for this build), never "tampered".
+    /// stanza, and checks the header MAC (see [`unwrap_base_key`]).
     pub fn with_keys(header: &Header, secrets: &[RecipientSecret]) -> Result<Opener, SegmentError> {
-        let info = hpke_info(&header.camera_key, header.stream_id, header.segment_seq);
-        let mut listed = false;
-        for secret in secrets {
-            let kem = secret.kem().id();
-            let my_id = key_id(&secret.public_key());
-            let supported = |s: &&super::Stanza| {
-                (s.kem, s.kdf, s.aead) == (kem, HPKE_KDF_SHA256, HPKE_AEAD_AES128GCM)
-            };
-            let candidates = header
-                .stanzas
-                .iter()
-                .filter(supported)
-                .filter(|s| s.key_id == my_id)
-                .chain(
-                    header
-                        .stanzas
-                        .iter()
-                        .filter(supported)
-                        .filter(|s| s.key_id != my_id),
-                );
-            for stanza in candidates {
-                let Some(base_key) = open_stanza(secret, &stanza.enc, &info, &stanza.wrapped_key)
-                else {
-                    continue;
-                };
-                if !header_mac_ok(&base_key, header) {
-                    return Err(SegmentError::HeaderTampered);
-                }
-                let key = SframeKey::derive(header.suite, header.segment_seq, &base_key)?;
-                // The verifier already hashed the header; encoding and hashing it again is
-                // waste.
-                let verifier = Verifier::new(header);
-                return Ok(Opener {
-                    header_hash: *verifier.header_hash(),
-                    verifier,
-                    key,
-                    end: None,
-                });
-            }
-            listed |= header
-                .stanzas
-                .iter()
-                .filter(supported)
-                .any(|s| s.key_id == my_id);
-        }
-        if listed {
-            // Our key id is listed but its stanza does not open: it was modified.
-            return Err(SegmentError::HeaderTampered);
-        }
-        Err(SegmentError::NotARecipient)
+        let base_key = unwrap_base_key(header, secrets)?;
+        Opener::from_checked_key(header, &base_key)
     }
 
+    /// An opener from a segment base key obtained another way (a share, `crate::share`):
+    /// the header MAC is checked with it as [`Opener::with_keys`] does.
+    pub fn with_base_key(header: &Header, base_key: &[u8]) -> Result<Opener, SegmentError> {
+        if !header_mac_ok(base_key, header) {
+            return Err(SegmentError::HeaderTampered);
+        }
+        Opener::from_checked_key(header, base_key)
+    }
+
+    /// An opener from a base key whose header MAC was checked already.
+    fn from_checked_key(header: &Header, base_key: &[u8]) -> Result<Opener, SegmentError> {
+        let key = SframeKey::derive(header.suite, header.segment_seq, base_key)?;
+        // The verifier already hashed the header; encoding and hashing it again is waste.
+        let verifier = Verifier::new(header);
+        Ok(Opener {
+            header_hash: *verifier.header_hash(),
+            verifier,
+            key,
+            end: None,
+        })
+    }
+}
+
+/// The segment base key, unwrapped with the first of `secrets` (X25519 or X-Wing) that has a
+/// stanza in `header`; the header MAC is checked with it, so a modified header is tampering.
+///
+/// For each key: its own stanza (by key id) first; then every other stanza of its kind, so
+/// that a modified key id is reported as tampering rather than as "not a recipient". Stanzas
+/// of a suite this reader does not implement are skipped: one that carries our key id is
+/// "not a recipient" (for this build), never "tampered".
+pub fn unwrap_base_key(
+    header: &Header,
+    secrets: &[RecipientSecret],
+) -> Result<Zeroizing<Vec<u8>>, SegmentError> {
+    let info = hpke_info(&header.camera_key, header.stream_id, header.segment_seq);
+    let mut listed = false;
+    for secret in secrets {
+        let kem = secret.kem().id();
+        let my_id = key_id(&secret.public_key());
+        let supported = |s: &&super::Stanza| {
+            (s.kem, s.kdf, s.aead) == (kem, HPKE_KDF_SHA256, HPKE_AEAD_AES128GCM)
+        };
+        let candidates = header
+            .stanzas
+            .iter()
+            .filter(supported)
+            .filter(|s| s.key_id == my_id)
+            .chain(
+                header
+                    .stanzas
+                    .iter()
+                    .filter(supported)
+                    .filter(|s| s.key_id != my_id),
+            );
+        for stanza in candidates {
+            let Some(base_key) = open_stanza(secret, &stanza.enc, &info, &stanza.wrapped_key)
+            else {
+                continue;
+            };
+            if !header_mac_ok(&base_key, header) {
+                return Err(SegmentError::HeaderTampered);
+            }
+            return Ok(base_key);
+        }
+        listed |= header
+            .stanzas
+            .iter()
+            .filter(supported)
+            .any(|s| s.key_id == my_id);
+    }
+    if listed {
+        // Our key id is listed but its stanza does not open: it was modified.
+        return Err(SegmentError::HeaderTampered);
+    }
+    Err(SegmentError::NotARecipient)
+}
+
+impl Opener {
     /// Authenticates and decrypts one record. Video plaintext is appended to `out` only if
     /// the record authenticates; the final record's summary is returned instead.
     pub fn open(

@@ -203,7 +203,9 @@ impl WrappedSegmentKey {
 
     /// Whether it was wrapped for exactly this segment: the HPKE `info` binds the camera,
     /// stream and sequence number, and the stanzas name the recipients.
-    fn fits(&self, params: &SegmentParams<'_>, camera_key: &[u8; 32]) -> bool {
+    /// Whether this key was made for the segment `params` describes (same camera, stream,
+    /// sequence number, suite and recipients), so [`SegmentSealer::with_key`] takes it.
+    pub fn fits(&self, params: &SegmentParams<'_>, camera_key: &[u8; 32]) -> bool {
         self.suite == params.suite
             && self.stream_id == params.stream_id
             && self.segment_seq == params.segment_seq

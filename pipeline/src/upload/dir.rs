@@ -24,6 +24,11 @@ pub struct DirSink {
 }
 
 impl DirSink {
+    /// `DIR/control/<camera id>/recipients`.
+    fn control_path(&self, camera_id: &str) -> PathBuf {
+        self.dir.join(crate::control::object_key("", camera_id))
+    }
+
     /// A sink writing into `dir` (created if missing).
     pub fn new(dir: impl Into<PathBuf>) -> Result<DirSink, UploadError> {
         let dir = dir.into();
@@ -140,6 +145,21 @@ impl Sink for DirSink {
             .and_then(|f| f.take(len).read_to_end(&mut bytes))
             .map_err(|e| UploadError::Io { path, source: e })?;
         Ok(bytes)
+    }
+
+    fn put_control(&self, camera_id: &str, object: &[u8]) -> Result<(), UploadError> {
+        let path = self.control_path(camera_id);
+        fs::create_dir_all(crate::fsutil::parent(&path)).map_err(|e| self.transient(e))?;
+        write_atomic(&path, object, PUBLIC).map_err(|e| self.transient(e))
+    }
+
+    fn get_control(&self, camera_id: &str) -> Result<Option<Vec<u8>>, UploadError> {
+        let path = self.control_path(camera_id);
+        match fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(UploadError::Io { path, source: e }),
+        }
     }
 
     fn get(&self, id: &SegmentId, out: &mut dyn Write) -> Result<u64, UploadError> {

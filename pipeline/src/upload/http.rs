@@ -240,9 +240,56 @@ impl Sink for HttpSink {
     fn take_notices(&self) -> Vec<String> {
         std::mem::take(&mut *self.notices.lock().unwrap_or_else(|p| p.into_inner()))
     }
+
+    fn put_control(&self, camera_id: &str, object: &[u8]) -> Result<(), UploadError> {
+        let url = self.control_url(camera_id)?;
+        let mut body = object;
+        let mut headers = self.auth()?;
+        headers.push(("content-md5", BodyDigest::of(object).content_md5()));
+        put(
+            &self.agent,
+            &url,
+            &headers,
+            &mut body,
+            object.len() as u64,
+            &self.name(),
+            None,
+        )
+        .map(|_| ())
+    }
+
+    fn get_control(&self, camera_id: &str) -> Result<Option<Vec<u8>>, UploadError> {
+        get_small(
+            &self.agent,
+            &self.control_url(camera_id)?,
+            &self.auth()?,
+            &self.name(),
+            None,
+        )
+    }
 }
 
 impl HttpSink {
+    /// The control object's URL: `BASE/control/<camera id>/recipients`, or a template with
+    /// `{key}` filled with that key.
+    fn control_url(&self, camera_id: &str) -> Result<String, UploadError> {
+        let key = crate::control::object_key("", camera_id);
+        if !self.template {
+            return Ok(format!("{}/{key}", self.url));
+        }
+        if !self.url.contains("{key}") {
+            return Err(UploadError::Unsupported(
+                "an http(s) template without {key} cannot name the control object",
+            ));
+        }
+        Ok(self
+            .url
+            .replace("{key}", &key)
+            .replace("{camera}", camera_id)
+            .replace("{stream}", "control")
+            .replace("{seq}", "recipients"))
+    }
+
     /// The stream head's URL: `BASE/<camera id>/<stream>/head`, or a template with `{key}`
     /// filled with that key (and `{seq}` with `head`). A template without `{key}` names
     /// segments only.

@@ -543,6 +543,28 @@ impl Sink for S3Sink {
         })
     }
 
+    fn put_control(&self, camera_id: &str, object: &[u8]) -> Result<(), UploadError> {
+        let key = crate::control::object_key(&self.prefix, camera_id);
+        let mut body = object;
+        // Replaced on purpose: the camera decides whether a newer list is acceptable.
+        self.put_object(
+            &key,
+            &mut body,
+            object.len() as u64,
+            &BodyDigest::of(object),
+            false,
+        )
+    }
+
+    fn get_control(&self, camera_id: &str) -> Result<Option<Vec<u8>>, UploadError> {
+        let key = crate::control::object_key(&self.prefix, camera_id);
+        self.request(|| {
+            let credentials = self.credentials();
+            let url = self.sign(&GetObject::new(&self.bucket, Some(&credentials), &key));
+            http::get_small(&self.agent, &url, &[], &self.display, Some(&self.clock))
+        })
+    }
+
     fn get(&self, id: &SegmentId, out: &mut dyn Write) -> Result<u64, UploadError> {
         let key = self.key(id);
         self.request(|| {

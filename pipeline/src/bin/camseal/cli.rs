@@ -67,6 +67,96 @@ pub enum ViewerCommand {
     /// Pair with a camera in setup mode (`camera setup`) using its setup code: send it a new
     /// signed recipient list over a channel keyed by the code, and pin its key.
     Pair(ViewerPairArgs),
+    /// The devices on this account's recipient list: name, key id, key type, and the list
+    /// version that added each.
+    Devices(ViewerDevicesArgs),
+    /// Add another device's public key (`devices/NAME.pub` of a `viewer init --device-only`
+    /// home) and sign a new recipient list version naming it.
+    Enroll(ViewerEnrollArgs),
+    /// Remove a device and sign a new recipient list version without it (strictly higher).
+    /// Publish it (`viewer publish`) so cameras stop sealing to the device.
+    Revoke(ViewerRevokeArgs),
+    /// Upload the newest signed recipient list to a sink as `control/<camera id>/recipients`
+    /// for each pinned camera; cameras polling the sink apply it from their next segment.
+    Publish(ViewerPublishArgs),
+    /// Let a third party open chosen segments, and nothing else: re-wrap their keys to the
+    /// third party's device key, signed by the account (`decrypt --share` opens them).
+    Share(ViewerShareArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ViewerShareArgs {
+    /// Viewer home directory (holding the account key; the camera must be pinned).
+    #[arg(long, value_name = "DIR")]
+    pub home: PathBuf,
+    /// The third party's device public key (`devices/NAME.pub` of their `viewer init
+    /// --device-only` home).
+    #[arg(long, value_name = "RECIPIENT_PUB")]
+    pub to: PathBuf,
+    /// Where to write the share.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// The segments to share (files or directories of `.cseg` files), of one stream.
+    #[arg(value_name = "SEGMENT", required = true)]
+    pub segments: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ViewerDevicesArgs {
+    /// Viewer home directory.
+    #[arg(long, value_name = "DIR")]
+    pub home: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ViewerEnrollArgs {
+    /// Viewer home directory (holding the account key).
+    #[arg(long, value_name = "DIR")]
+    pub home: PathBuf,
+    /// The device's name on the list (letters, digits, '-', '_', '.').
+    #[arg(long, value_name = "NAME")]
+    pub name: String,
+    /// The device's public key file (`devices/NAME.pub` in its home).
+    #[arg(value_name = "DEVICE_PUB")]
+    pub device: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ViewerRevokeArgs {
+    /// Viewer home directory (holding the account key).
+    #[arg(long, value_name = "DIR")]
+    pub home: PathBuf,
+    /// The device's name, as `viewer devices` lists it.
+    #[arg(value_name = "DEVICE")]
+    pub device: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ViewerPublishArgs {
+    /// Viewer home directory (holding the account key).
+    #[arg(long, value_name = "DIR")]
+    pub home: PathBuf,
+    /// The sink the cameras poll (`s3://...`, `http(s)://...` or `dir:PATH`).
+    #[arg(long, value_name = "URL")]
+    pub sink: String,
+    /// Publish for this pinned camera only (id or name; repeat for several). Default: every
+    /// pinned camera.
+    #[arg(long, value_name = "CAMERA")]
+    pub camera: Vec<String>,
+    /// When the sink holds a newer list of this account (signed by another of its homes,
+    /// say before a `viewer restore`), sign this home's list again above it and publish
+    /// that, instead of refusing. Check the recipients it prints.
+    #[arg(long)]
+    pub supersede: bool,
+    /// Seconds to wait for the sink to connect.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub connect_timeout: f64,
+    /// Seconds to wait for the sink at each read or write.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub io_timeout: f64,
 }
 
 #[derive(Debug, Args)]
@@ -97,6 +187,13 @@ pub struct ViewerInitArgs {
     /// (X25519 + ML-KEM-768). Only for viewers that cannot open X-Wing stanzas yet.
     #[arg(long)]
     pub classic: bool,
+    /// Create only this device's own key, no account: the account holder adds it with
+    /// `viewer enroll`, and can later revoke it alone.
+    #[arg(long)]
+    pub device_only: bool,
+    /// The device's name (with --device-only; default: `device-` and its key id).
+    #[arg(long, value_name = "NAME", requires = "device_only")]
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -114,6 +211,9 @@ pub struct ViewerRestoreArgs {
     /// (X25519 + ML-KEM-768). Only for viewers that cannot open X-Wing stanzas yet.
     #[arg(long)]
     pub classic: bool,
+    /// This device's name on the recipient list (default: `device-` and its key id).
+    #[arg(long, value_name = "NAME")]
+    pub device_name: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -192,6 +292,10 @@ pub struct CameraSetupArgs {
     /// Seconds to wait for the viewer at each step of an attempt.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub timeout: u64,
+    /// Also write the setup code to this file (mode 0600), once the camera listens: for a
+    /// script that runs `camera setup` in the background and `viewer pair` after it.
+    #[arg(long, value_name = "FILE")]
+    pub code_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -309,6 +413,15 @@ pub struct RunArgs {
     /// when set, wins.
     #[arg(long, value_name = "FILTER", default_value = "info", value_parser = crate::logging::parse_filter)]
     pub log_level: String,
+    /// Where to poll for new recipient lists (the `control/<camera id>/recipients` object
+    /// that `viewer publish` uploads): a sink URL as for `--sink`, or `none`. Default: the
+    /// first `--sink`. A list is applied from the next segment only if the pinned account
+    /// signed it for this camera with a higher version.
+    #[arg(long, value_name = "URL")]
+    pub control: Option<String>,
+    /// How often to poll the control channel.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = numeric::seconds(0.0, true, numeric::MAX_WAIT_SECONDS))]
+    pub control_interval: f64,
 }
 
 /// How uploads behave (`run` and `upload`).
@@ -453,6 +566,10 @@ pub struct DecryptArgs {
     /// Only footage recorded at or before TIME (same forms as `--since`).
     #[arg(long, value_name = "TIME", allow_hyphen_values = true, value_parser = crate::timesel::time_arg)]
     pub until: Option<u64>,
+    /// Open the segments with this share (`viewer share`) instead of the home's own
+    /// stanzas: only the segments it names open.
+    #[arg(long, value_name = "FILE")]
+    pub share: Option<PathBuf>,
     /// Segment files, or directories of `.cseg` files, in stream order.
     #[arg(value_name = "SEGMENT_OR_DIR", required = true)]
     pub inputs: Vec<PathBuf>,

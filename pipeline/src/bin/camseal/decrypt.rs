@@ -7,13 +7,13 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use camseal::footage::{
-    Coverage, FootageError, FootageGap, SegmentFile, SegmentReport, collect_paths,
-    decrypt_footage_from, decrypt_footage_records_from, decrypt_footage_with_gaps, describe_gap,
-    load_headers, select_stream,
+    Coverage, FootageError, FootageGap, SegmentFile, SegmentKey, SegmentReport, collect_paths,
+    decrypt_footage_records_with, decrypt_footage_with, decrypt_footage_with_gaps_with,
+    describe_gap, load_headers, select_stream,
 };
 use camseal::fsutil::PRIVATE;
 use camseal::home::{CameraChoice, ViewerHome, choose_camera};
-use camseal::keys::{CameraPublic, OpeningKeys};
+use camseal::keys::{CameraPublic, RecipientSecret};
 
 use camseal::mp4::Mp4Writer;
 
@@ -21,14 +21,43 @@ use crate::cli::{DecryptArgs, OutputFormat};
 use crate::interrupt::Unfinished;
 use crate::progress::Progress;
 
+/// The keys this home opens segments with: both of the account's keys (its lists may have
+/// named either kind over time), then the device's own key if the home has one. A home made
+/// with `viewer init --device-only` has only the device key.
+pub fn opening_keys(home: &ViewerHome) -> Result<Vec<RecipientSecret>> {
+    let mut keys = Vec::new();
+    if home.has_account()? {
+        keys.extend(home.account()?.recipient_secrets());
+    }
+    if let Some(device) = home.device_key()? {
+        keys.push(device);
+    }
+    if keys.is_empty() {
+        // Says which files are missing.
+        home.account()?;
+    }
+    Ok(keys)
+}
+
 pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
     let home = ViewerHome::open(&args.home)?;
-    let account = home.account()?;
+    let share = match &args.share {
+        Some(path) => Some(crate::share::load(&home, path)?),
+        None => None,
+    };
+    let keys = match &share {
+        Some(s) => vec![s.secret.clone()],
+        None => opening_keys(&home)?,
+    };
     let camera = match &args.camera {
         Some(path) => Some(CameraPublic {
             ed25519: crate::verify::read_camera_pub(path)?,
         }),
         None => None,
+    };
+    let camera = match &share {
+        Some(s) => Some(crate::share::camera(&s.share, camera)?),
+        None => camera,
     };
     let paths = collect_paths(&args.inputs)?;
     let (choice, mut files) = trusted_footage(&home, camera, &paths)?;
@@ -37,6 +66,16 @@ pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
     }
     let window = crate::timesel::select_by_time(&mut files, args.since, args.until)?;
     let from_seq = args.from_seq.or(window);
+    // With a share the window starts at the first segment given: a share is rarely of a
+    // stream's first segments.
+    let start = match &share {
+        Some(s) => crate::share::check_files(&s.share, &files, from_seq)?,
+        None => from_seq.unwrap_or(0),
+    };
+    let key = match &share {
+        Some(s) => SegmentKey::Shared(&s.share, &keys),
+        None => SegmentKey::Recipient(&keys),
+    };
     if args.out.is_dir() {
         bail!(
             "--out {} is a directory; give a file name",
@@ -52,8 +91,6 @@ pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
         .try_clone()
         .with_context(|| format!("cannot create the output file {}", args.out.display()))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
-    // Both of the account's keys: its lists may have named either kind over time.
-    let secret = account.recipient_secrets();
     let mut gaps = Vec::new();
     let format = output_format(args.format, &args.out);
     if args.allow_gaps && format == OutputFormat::Mp4 {
@@ -108,8 +145,8 @@ pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
     let result = match format {
         OutputFormat::Annexb => decrypt_window(
             &files,
-            &secret,
-            from_seq.unwrap_or(0),
+            key,
+            start,
             args.allow_incomplete,
             args.allow_gaps.then_some(&mut gaps),
             &mut out,
@@ -121,10 +158,10 @@ pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
             };
             let mut writer = Mp4Writer::new(&mut out, codec)
                 .with_context(|| format!("cannot write {}", args.out.display()))?;
-            let decrypted = decrypt_footage_records_from(
+            let decrypted = decrypt_footage_records_with(
                 &files,
-                &secret,
-                from_seq.unwrap_or(0),
+                key,
+                start,
                 args.allow_incomplete,
                 |bytes, records| writer.push(bytes, records).map_err(std::io::Error::other),
                 on_segment,
@@ -194,7 +231,14 @@ pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
                     m.moved_segments
                 );
             }
-            println!("{}", describe_choice(&choice));
+            match &share {
+                Some(s) => println!(
+                    "camera {}: named by the share, which account {} granted",
+                    choice.public().id(),
+                    s.share.account_id()
+                ),
+                None => println!("{}", describe_choice(&choice)),
+            }
             if report_gaps(&gaps) {
                 return Ok(ExitCode::from(6));
             }
@@ -217,11 +261,11 @@ pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
     }
 }
 
-/// [`decrypt_footage_from`], or with `gaps` (`--allow-gaps`) [`decrypt_footage_with_gaps`],
-/// whose gaps it stores there.
-fn decrypt_window<W: Write, K: OpeningKeys + ?Sized>(
+/// [`decrypt_footage_with`], or with `gaps` (`--allow-gaps`)
+/// [`decrypt_footage_with_gaps_with`], whose gaps it stores there.
+fn decrypt_window<W: Write>(
     files: &[SegmentFile],
-    secret: &K,
+    key: SegmentKey<'_>,
     from_seq: u64,
     allow_incomplete: bool,
     gaps: Option<&mut Vec<FootageGap>>,
@@ -229,11 +273,11 @@ fn decrypt_window<W: Write, K: OpeningKeys + ?Sized>(
     on_segment: impl FnMut(&SegmentReport),
 ) -> Result<Vec<SegmentReport>, FootageError> {
     match gaps {
-        None => decrypt_footage_from(files, secret, from_seq, allow_incomplete, out, on_segment),
+        None => decrypt_footage_with(files, key, from_seq, allow_incomplete, out, on_segment),
         Some(gaps) => {
-            let (reports, found) = decrypt_footage_with_gaps(
+            let (reports, found) = decrypt_footage_with_gaps_with(
                 files,
-                secret,
+                key,
                 from_seq,
                 allow_incomplete,
                 out,

@@ -130,6 +130,8 @@ fn demo_in(dir: &std::path::Path, duration: f64, keep: bool) -> Result<ExitCode>
         padding: camseal::segment::padding::Padding::Off,
         config: None,
         log_level: "info".into(),
+        control: None,
+        control_interval: 30.0,
     };
     let mut input_hash = Sha256::new();
     let stop = AtomicBool::new(false);

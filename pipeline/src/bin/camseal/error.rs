@@ -100,6 +100,10 @@ pub fn footage_code(f: &FootageError) -> u8 {
     match f {
         FootageError::Segment { source, .. } => segment_code(source),
         FootageError::CutOffInside { .. } => 4,
+        FootageError::Share { source, .. } => match source {
+            camseal::share::ShareError::Mismatch { .. } => 3,
+            _ => 5,
+        },
         FootageError::MissingSegment { .. }
         | FootageError::MissingStart { .. }
         | FootageError::ChainMismatch { .. }

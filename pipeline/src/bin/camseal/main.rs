@@ -8,9 +8,11 @@ mod bench;
 mod camera;
 mod cli;
 mod config;
+mod control;
 mod decrypt;
 mod demo;
 mod describe;
+mod devices;
 mod error;
 mod fetch;
 mod inspect;
@@ -21,6 +23,7 @@ mod numeric;
 mod pair;
 mod progress;
 mod run;
+mod share;
 mod status;
 #[allow(unsafe_code)]
 mod term;
@@ -65,6 +68,11 @@ fn main() -> ExitCode {
         Command::Camera(CameraCommand::Trust(a)) => camera::trust(a),
         Command::Camera(CameraCommand::Setup(a)) => pair::camera_setup(a),
         Command::Viewer(ViewerCommand::Pair(a)) => pair::viewer_pair(a),
+        Command::Viewer(ViewerCommand::Devices(a)) => devices::devices(a),
+        Command::Viewer(ViewerCommand::Enroll(a)) => devices::enroll(a),
+        Command::Viewer(ViewerCommand::Revoke(a)) => devices::revoke(a),
+        Command::Viewer(ViewerCommand::Publish(a)) => devices::publish(a),
+        Command::Viewer(ViewerCommand::Share(a)) => share::share(a),
         Command::Run(a) => run::run(*a),
         Command::Decrypt(a) => decrypt::decrypt(a),
         Command::Verify(a) => verify::verify(a),

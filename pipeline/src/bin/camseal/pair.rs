@@ -56,6 +56,14 @@ pub fn camera_setup(args: CameraSetupArgs) -> Result<ExitCode> {
     )?;
     out.flush()?;
     drop(out);
+    if let Some(path) = &args.code_file {
+        camseal::fsutil::write_atomic(
+            path,
+            format!("{}\n", code.as_str()).as_bytes(),
+            camseal::fsutil::PRIVATE,
+        )
+        .with_context(|| format!("cannot write the setup code to {}", path.display()))?;
+    }
 
     let timeout = Duration::from_secs(args.timeout.max(1));
     let mut failures = 0u32;
@@ -114,6 +122,7 @@ pub fn viewer_pair(args: ViewerPairArgs) -> Result<ExitCode> {
     stream.set_write_timeout(Some(timeout))?;
     // Recorded before the list leaves this process, so a version is never handed out twice.
     home.record_recipients_version(version)?;
+    home.store_signed_list(&list, &signed)?;
 
     let (state, hello) = ViewerStart::start(&code, signed)?;
     send(&mut stream, &hello)?;

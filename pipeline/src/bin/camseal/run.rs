@@ -212,6 +212,21 @@ pub fn record(
     let mut stream = engine
         .open_stream(config, sink)
         .with_context(|| format!("cannot record into {}", out_dir.display()))?;
+    let control_url = match args.control.as_deref() {
+        Some("none") => None,
+        Some(url) => Some(url),
+        None => args.sink.first().map(String::as_str),
+    };
+    let poller = match control_url {
+        Some(url) => Some(crate::control::Poller::start(
+            url,
+            &crate::upload::net_config(args.upload.connect_timeout, args.upload.io_timeout)?,
+            home.clone(),
+            camera.public().id(),
+            Duration::from_secs_f64(args.control_interval),
+        )?),
+        None => None,
+    };
     // Under stop-recording, frames refused by a full spool: (frames, first pts, last pts).
     let mut refused: Option<(u64, u64, u64)> = None;
     let started = Instant::now();
@@ -297,6 +312,10 @@ pub fn record(
                 continue;
             }
         }
+        if let Some(recipients) = poller.as_ref().and_then(crate::control::Poller::take) {
+            let from = stream.set_recipients(recipients)?;
+            eprintln!("control: the new recipient list applies from segment {from}");
+        }
         let pts = packet.pts;
         match stream.push(packet, dequeued) {
             Ok(_) => {}
@@ -309,6 +328,9 @@ pub fn record(
             Err(e) => return Err(e.into()),
         }
         report(stream.take_events());
+    }
+    if let Some(poller) = poller {
+        poller.stop();
     }
     if let (Some((frames, from, to)), Some(spool)) = (refused, &spool) {
         // Still refused at the end: the next recording declares what was not recorded.

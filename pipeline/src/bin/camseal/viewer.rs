@@ -21,6 +21,9 @@ use crate::describe::{describe_camera, describe_recipient, write_files};
 
 /// `camseal viewer init`: new account, backup, and the passphrase printed once.
 pub fn init(args: ViewerInitArgs) -> Result<ExitCode> {
+    if args.device_only {
+        return init_device_only(&args);
+    }
     // Checked before the slow Argon2id step (write_account checks again), so that a home
     // that cannot be used fails at once.
     let home = ViewerHome::create(&args.home)?;
@@ -88,6 +91,14 @@ pub fn restore(args: ViewerRestoreArgs) -> Result<ExitCode> {
     let home = ViewerHome::create(&args.home)?;
     home.write_account_kem(device_kem(args.classic))?;
     home.write_account(&account, &backup)?;
+    // This device gets a key of its own, on a new list version: it can be revoked alone
+    // later (as long as it does not keep the account key).
+    let device = crate::devices::create_device_key(
+        &home,
+        args.device_name.as_deref(),
+        device_kem(args.classic),
+    )?;
+    let (list, _) = crate::devices::sign_and_keep(&home)?;
 
     let mut out = io::stdout().lock();
     writeln!(
@@ -103,7 +114,49 @@ pub fn restore(args: ViewerRestoreArgs) -> Result<ExitCode> {
             (home.key_path(), "private key (mode 0600)"),
             (home.public_path(), "public key"),
             (home.backup_path(), "recovery backup"),
+            (home.device_key_path(), "this device's own key (mode 0600)"),
+            (home.list_path(), "the new signed recipient list"),
         ],
+    )?;
+    writeln!(
+        out,
+        "This device is {device:?}, on recipient list version {}. Publish the list so cameras seal to it: \
+         `camseal viewer publish --home {} --sink URL`",
+        list.version,
+        home.dir().display()
+    )?;
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `camseal viewer init --device-only`: a device key and no account.
+fn init_device_only(args: &ViewerInitArgs) -> Result<ExitCode> {
+    let home = ViewerHome::create(&args.home)?;
+    refuse_existing_account(&home)?;
+    let kem = device_kem(args.classic);
+    let name = crate::devices::create_device_key(&home, args.name.as_deref(), kem)?;
+    let public = home.devices_dir().join(format!("{name}.pub"));
+    let mut out = io::stdout().lock();
+    writeln!(
+        out,
+        "Created device {name:?} in {} (no account key; device key: {})",
+        home.dir().display(),
+        kem_description(kem)
+    )?;
+    write_files(
+        &mut out,
+        &[
+            (
+                home.device_key_path(),
+                "private key (mode 0600): never copy it off this device",
+            ),
+            (public.clone(), "public key: give it to the account holder"),
+        ],
+    )?;
+    writeln!(
+        out,
+        "On a device holding the account: `camseal viewer enroll --home DIR --name {name} {}`",
+        public.display()
     )?;
     out.flush()?;
     Ok(ExitCode::SUCCESS)
@@ -144,6 +197,7 @@ pub fn recipients(args: ViewerRecipientsArgs) -> Result<ExitCode> {
     }
     // Recorded before the list leaves this process, so a version is never handed out twice.
     home.record_recipients_version(version)?;
+    home.store_signed_list(&list, &signed)?;
     camseal::fsutil::write_atomic(&args.out, &signed, camseal::fsutil::PUBLIC)
         .with_context(|| format!("cannot write {}", args.out.display()))?;
 
