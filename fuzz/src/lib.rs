@@ -683,8 +683,10 @@ mod tests {
             pairing(&[mode]);
             pairing(&[mode, 0, 0, 1]);
             pairing(&[mode, 0, 0, 0, 0, 0x21, b'1', b'2']);
-}
+        }
+    }
 
+    #[test]
     fn the_control_and_share_seeds_reach_past_the_signatures() {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/corpus");
         let read =
