@@ -30,7 +30,7 @@ use crate::recorder::{ChainState, PTS_HZ, RecorderError, SegmentPolicy};
 use crate::seal::SframeSuite;
 use crate::segment::padding::Padding;
 use crate::segment::write::{CheckpointPolicy, Randomness};
-use crate::segment::{CloseReason, Gap, GapReason};
+use crate::segment::{CloseReason, Gap};
 use crate::spool::{Spool, SpoolConfig, SpoolError, SpoolSink};
 use crate::upload::{NetConfig, UploadError, Uploader, UploaderConfig, UploaderHandle};
 
@@ -298,7 +298,7 @@ impl Session {
                 spool.queue_gap(
                     self.stream.camera_id(),
                     self.stream_id,
-                    quota_gap(frames, from, packet.pts),
+                    Gap::spool_quota(frames, from, packet.pts),
                 )?;
                 self.refused = None;
             } else {
@@ -346,7 +346,11 @@ impl Session {
             ..
         } = self;
         if let (Some((frames, from, to)), Some(spool)) = (refused, &spool) {
-            spool.queue_gap(stream.camera_id(), stream_id, quota_gap(frames, from, to))?;
+            spool.queue_gap(
+                stream.camera_id(),
+                stream_id,
+                Gap::spool_quota(frames, from, to),
+            )?;
         }
         stream.flush(CloseReason::EndOfStream)?;
         let events = stream.take_events();
@@ -362,17 +366,6 @@ impl Session {
             events,
             upload_failure,
         })
-    }
-}
-
-/// Frames not recorded while the spool was full.
-fn quota_gap(frames: u64, from_pts: u64, to_pts: u64) -> Gap {
-    Gap {
-        reason: GapReason::SpoolQuota,
-        lost_segments: None,
-        frames,
-        from_pts,
-        to_pts,
     }
 }
 

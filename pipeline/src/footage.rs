@@ -399,16 +399,9 @@ impl ChainPlan {
     }
 }
 
-/// Checks that `files` (one camera, sorted by [`load_headers`]) form one unbroken window
-/// of one stream, from the signed headers alone (FORMAT.md §6):
-///
-/// - one stream, no sequence number twice;
-/// - the window starts at `from_seq` (0: the stream's first segment), or every sequence
-///   number before the first given one down to `from_seq` is declared lost;
-/// - every sequence number between two given segments is declared lost by a given header;
-/// - each segment's `prev_header_hash` is its predecessor's header hash when that segment
-///   is given.
-pub fn check_chain(files: &[SegmentFile], from_seq: u64) -> Result<ChainPlan, FootageError> {
+/// The window's first segment, once every segment is known to be of one stream, with no
+/// sequence number twice (`files` in stream order).
+fn one_stream(files: &[SegmentFile]) -> Result<&SegmentFile, FootageError> {
     let first = files.first().ok_or(FootageError::NoSegments)?;
     for pair in files.windows(2) {
         let (a, b) = (&pair[0], &pair[1]);
@@ -426,6 +419,20 @@ pub fn check_chain(files: &[SegmentFile], from_seq: u64) -> Result<ChainPlan, Fo
             });
         }
     }
+    Ok(first)
+}
+
+/// Checks that `files` (one camera, sorted by [`load_headers`]) form one unbroken window
+/// of one stream, from the signed headers alone (FORMAT.md §6):
+///
+/// - one stream, no sequence number twice;
+/// - the window starts at `from_seq` (0: the stream's first segment), or every sequence
+///   number before the first given one down to `from_seq` is declared lost;
+/// - every sequence number between two given segments is declared lost by a given header;
+/// - each segment's `prev_header_hash` is its predecessor's header hash when that segment
+///   is given.
+pub fn check_chain(files: &[SegmentFile], from_seq: u64) -> Result<ChainPlan, FootageError> {
+    let first = one_stream(files)?;
     let lost: Vec<(u64, u64)> = declared(files, |_| true);
     let start = first.header.segment_seq;
     if from_seq < start
@@ -881,23 +888,7 @@ pub fn decrypt_footage_with_gaps_with<W: Write>(
     out: &mut W,
     mut on_segment: impl FnMut(&SegmentReport),
 ) -> Result<(Vec<SegmentReport>, Vec<FootageGap>), FootageError> {
-    let first = files.first().ok_or(FootageError::NoSegments)?;
-    for pair in files.windows(2) {
-        let (a, b) = (&pair[0], &pair[1]);
-        if a.header.stream_id != b.header.stream_id {
-            return Err(FootageError::MixedStreams(format!(
-                "streams {} and {}",
-                a.header.stream_id, b.header.stream_id
-            )));
-        }
-        if a.header.segment_seq == b.header.segment_seq {
-            return Err(FootageError::Duplicate {
-                seq: a.header.segment_seq,
-                first: a.path.clone(),
-                second: b.path.clone(),
-            });
-        }
-    }
+    let first = one_stream(files)?;
     let lost = declared(files, |_| true);
     let crashed = declared(files, |g| g.reason == GapReason::Crash);
     let is_declared = |a: u64, z: u64| first_undeclared(&lost, a, z.saturating_add(1)).is_none();

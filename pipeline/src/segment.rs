@@ -442,6 +442,17 @@ impl Gap {
     /// Encoded length of the extension value.
     pub const LEN: usize = 42;
 
+    /// `frames` frames, pts `from_pts..to_pts`, not recorded because the spool was full.
+    pub fn spool_quota(frames: u64, from_pts: u64, to_pts: u64) -> Gap {
+        Gap {
+            reason: GapReason::SpoolQuota,
+            lost_segments: None,
+            frames,
+            from_pts,
+            to_pts,
+        }
+    }
+
     /// Encodes the extension value.
     pub fn encode(&self) -> [u8; Self::LEN] {
         let mut out = [0u8; Self::LEN];

@@ -100,17 +100,7 @@ pub fn decrypt(args: DecryptArgs) -> Result<ExitCode> {
         )
         .into());
     }
-    let progress = Progress::start(
-        "decrypt",
-        files.len() as u64,
-        Some(
-            files
-                .iter()
-                .map(|f| crate::progress::file_len(&f.path))
-                .sum(),
-        ),
-        args.quiet,
-    );
+    let progress = Progress::for_files("decrypt", &files, args.quiet);
     let on_segment = |r: &SegmentReport| {
         progress.suspend(|| {
             for gap in &r.gaps {

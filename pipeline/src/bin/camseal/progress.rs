@@ -39,6 +39,16 @@ struct State {
 }
 
 impl Progress {
+    /// [`Progress::start`] over segment files, their sizes summed for the byte count.
+    pub fn for_files(
+        verb: &'static str,
+        files: &[camseal::footage::SegmentFile],
+        quiet: bool,
+    ) -> Progress {
+        let bytes = files.iter().map(|f| file_len(&f.path)).sum();
+        Progress::start(verb, files.len() as u64, Some(bytes), quiet)
+    }
+
     /// Starts showing the progress of `verb` over `segments` segments of `bytes` bytes.
     pub fn start(verb: &'static str, segments: u64, bytes: Option<u64>, quiet: bool) -> Progress {
         let mode = if quiet {

@@ -303,7 +303,7 @@ pub fn record(
                 spool.queue_gap(
                     stream.camera_id(),
                     args.stream,
-                    quota_gap(frames, from, packet.pts),
+                    Gap::spool_quota(frames, from, packet.pts),
                 )?;
                 eprintln!("spool has room again: recording resumes after {frames} frames");
                 refused = None;
@@ -334,7 +334,11 @@ pub fn record(
     }
     if let (Some((frames, from, to)), Some(spool)) = (refused, &spool) {
         // Still refused at the end: the next recording declares what was not recorded.
-        spool.queue_gap(stream.camera_id(), args.stream, quota_gap(frames, from, to))?;
+        spool.queue_gap(
+            stream.camera_id(),
+            args.stream,
+            Gap::spool_quota(frames, from, to),
+        )?;
     }
     let reason = if interrupted {
         CloseReason::Shutdown
@@ -558,17 +562,6 @@ impl KeyframeRequests {
 
     pub fn segment_closed(&mut self) {
         self.asked_this_segment = false;
-    }
-}
-
-/// Frames not recorded while the spool was full.
-fn quota_gap(frames: u64, from_pts: u64, to_pts: u64) -> Gap {
-    Gap {
-        reason: GapReason::SpoolQuota,
-        lost_segments: None,
-        frames,
-        from_pts,
-        to_pts,
     }
 }
 

@@ -27,17 +27,7 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
     }
     let window = crate::timesel::select_by_time(&mut files, args.since, args.until)?;
     let from_seq = args.from_seq.or(window);
-    let progress = crate::progress::Progress::start(
-        "verify",
-        files.len() as u64,
-        Some(
-            files
-                .iter()
-                .map(|f| crate::progress::file_len(&f.path))
-                .sum(),
-        ),
-        args.quiet,
-    );
+    let progress = crate::progress::Progress::for_files("verify", &files, args.quiet);
     let (results, chain) = verify_footage_with(&files, from_seq.unwrap_or(0), |f| {
         progress.segment_done(crate::progress::file_len(&f.path))
     });
