@@ -32,7 +32,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   exit 0
 fi
 
-cargo build --locked -q -p camseal-gst -p camseal --bin camseal
+# Two commands: `--bin` would leave the plugin (a library target) out of the build.
+cargo build --locked -q -p camseal-gst --lib
+cargo build --locked -q -p camseal --bin camseal
 target=${CARGO_TARGET_DIR:-target}/debug
 camseal=$target/camseal
 export GST_PLUGIN_PATH
