@@ -25,6 +25,10 @@ command -v ffmpeg >/dev/null || need_apt+=(ffmpeg)
 command -v gst-launch-1.0 >/dev/null \
   || need_apt+=(gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
                 gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly)
+# The GStreamer element (pipeline/gst, scripts/test-gst.sh) builds against GStreamer's
+# development files and is tested behind x265enc and h265parse (bad) too.
+pkg-config --exists gstreamer-1.0 gstreamer-base-1.0 2>/dev/null \
+  || need_apt+=(libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev)
 # `decrypt --format mp4` is judged by ffprobe and ffmpeg (tests/mp4_export_cli.rs).
 command -v ffprobe >/dev/null || need_apt+=(ffmpeg)  # (the same package as above)
 # The progress bar is tested on a pseudo-terminal made by `script` (tests/progress_cli.rs).
