@@ -4,8 +4,10 @@
 #   2. round trips: videotestsrc ! x264enc (x265enc) ! parse ! tee, one branch to a filesink
 #      (the reference), the other to camsealsink; `camseal decrypt` of the segments is
 #      byte-identical to the reference, and the element's `bytes-copied` reads 0 at EOS;
-#   3. the state-change stress test (cargo test -p camseal-gst --test states): NULL ->
-#      PLAYING -> NULL 50 times, no fd or thread leaked, under a timeout.
+#   3. cargo test -p camseal-gst, under a timeout: the state-change stress test
+#      (tests/states.rs: NULL -> PLAYING -> NULL 50 times, no fd or thread leaked, one
+#      sealed segment per run), error messages instead of panics and a flushing seek
+#      (tests/element.rs), and the element's pure logic.
 #
 # Needs gst-launch-1.0, gst-inspect-1.0 with x264enc (ugly), x265enc and h265parse (bad),
 # and GStreamer's development files (scripts/install-deps.sh); a missing one skips the
@@ -96,6 +98,6 @@ round_trip h264 1 "x264enc key-int-max=30 speed-preset=ultrafast" h264parse vide
 # own; the reference would then lack those bytes.)
 round_trip h265 2 "x265enc key-int-max=30 speed-preset=ultrafast" "h265parse config-interval=-1" video/x-h265
 
-# The stress test drives the element through the GStreamer API from a test binary.
-timeout 300 cargo test --locked -q -p camseal-gst --test states
+# These drive the element through the GStreamer API from test binaries.
+timeout 600 cargo test --locked -q -p camseal-gst
 echo "test-gst: all checks passed"

@@ -18,8 +18,8 @@ pub(crate) mod imp {
     use camseal_hal::{LentMemory, Packet};
     use gst::glib;
     use gst::prelude::*;
-    use gst_base::prelude::BaseSinkExt;
     use gst::subclass::prelude::*;
+    use gst_base::prelude::BaseSinkExt;
     use gst_base::subclass::prelude::*;
 
     use crate::logic::{codec_for_caps_name, frame_ticks, pts_ticks};
@@ -139,17 +139,17 @@ pub(crate) mod imp {
             let Some(codec) = recording.codec else {
                 return Err(gst::error_msg!(
                     gst::CoreError::Negotiation,
-                    ["no caps before the first buffer"]
+                    ("no caps before the first buffer")
                 ));
             };
             let config = recording
                 .settings
                 .session_config(codec, recording.frame_ticks)
-                .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ["{}", e]))?;
+                .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("{}", e)))?;
             let session = Session::open(config).map_err(|e| {
                 gst::error_msg!(
                     gst::ResourceError::OpenWrite,
-                    ["could not open the sealing session: {}", e]
+                    ("could not open the sealing session: {}", e)
                 )
             })?;
             gst::info!(
@@ -179,7 +179,7 @@ pub(crate) mod imp {
             let summary = result.map_err(|e| {
                 gst::error_msg!(
                     gst::ResourceError::Write,
-                    ["sealing the last segment failed: {}", e]
+                    ("sealing the last segment failed: {}", e)
                 )
             })?;
             self.report(summary.events);
@@ -187,7 +187,11 @@ pub(crate) mod imp {
                 gst::element_imp_warning!(
                     self,
                     gst::ResourceError::Write,
-                    ["uploads to {} failed for good; the segments stay in the spool: {}", url, message]
+                    (
+                        "uploads to {} failed for good; the segments stay in the spool: {}",
+                        url,
+                        message
+                    )
                 );
             }
             gst::info!(
@@ -234,7 +238,8 @@ pub(crate) mod imp {
                             .field("bytes", segment.bytes)
                             .build();
                         let obj = self.obj();
-                        let _ = obj.post_message(gst::message::Element::builder(s).src(&*obj).build());
+                        let _ =
+                            obj.post_message(gst::message::Element::builder(s).src(&*obj).build());
                     }
                     StreamEvent::Dropped {
                         reason,
@@ -416,7 +421,7 @@ pub(crate) mod imp {
             // Report missing settings at once, not at the first caps.
             settings
                 .session_config(Codec::H264, PTS_HZ / DEFAULT_FPS)
-                .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ["{}", e]))?;
+                .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("{}", e)))?;
             *lock(&self.recording) = Some(Recording {
                 settings,
                 codec: None,
@@ -493,7 +498,7 @@ pub(crate) mod imp {
                 gst::element_imp_error!(
                     self,
                     gst::StreamError::Format,
-                    ["a buffer without a timestamp (camseal needs each access unit's pts)"]
+                    ("a buffer without a timestamp (camseal needs each access unit's pts)")
                 );
                 return Err(gst::FlowError::Error);
             };
@@ -507,7 +512,7 @@ pub(crate) mod imp {
                 }
             }
             let mapped = buffer.clone().into_mapped_buffer_readable().map_err(|_| {
-                gst::element_imp_error!(self, gst::ResourceError::Read, ["could not map a buffer"]);
+                gst::element_imp_error!(self, gst::ResourceError::Read, ("could not map a buffer"));
                 gst::FlowError::Error
             })?;
             let packet = Packet::lent(
@@ -527,7 +532,11 @@ pub(crate) mod imp {
                 Ok(_) => Ok(gst::FlowSuccess::Ok),
                 Err(e) => {
                     recording.failed = true;
-                    gst::element_imp_error!(self, gst::ResourceError::Write, ["sealing failed: {}", e]);
+                    gst::element_imp_error!(
+                        self,
+                        gst::ResourceError::Write,
+                        ("sealing failed: {}", e)
+                    );
                     Err(gst::FlowError::Error)
                 }
             }
