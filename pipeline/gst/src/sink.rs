@@ -546,13 +546,13 @@ pub(crate) mod imp {
             match event.view() {
                 gst::EventView::Eos(_) | gst::EventView::FlushStop(_) => {
                     let mut guard = lock(&self.recording);
-                    if let Some(recording) = guard.as_mut() {
-                        if let Err(msg) = self.close_session(recording) {
-                            recording.failed = true;
-                            drop(guard);
-                            self.post_error_message(msg);
-                            return false;
-                        }
+                    if let Some(recording) = guard.as_mut()
+                        && let Err(msg) = self.close_session(recording)
+                    {
+                        recording.failed = true;
+                        drop(guard);
+                        self.post_error_message(msg);
+                        return false;
                     }
                 }
                 _ => {}

@@ -77,12 +77,12 @@ fn null_playing_null_fifty_times_leaks_nothing() {
     let out = t.path().join("out");
     let account = camera_home(&home);
 
-    let pipeline = gst::parse::launch(&format!(
+    let pipeline = gst::parse::launch(
         "videotestsrc name=src ! video/x-raw,width=160,height=120,framerate=30/1 \
          ! x264enc speed-preset=ultrafast key-int-max=30 ! h264parse \
          ! video/x-h264,stream-format=byte-stream,alignment=au \
-         ! camsealsink name=sink workers=2 segment-seconds=60"
-    ))
+         ! camsealsink name=sink workers=2 segment-seconds=60",
+    )
     .unwrap()
     .downcast::<gst::Pipeline>()
     .unwrap();
