@@ -6,9 +6,16 @@
 //! v4l2src ! mpph264enc ! h264parse ! camsealsink home=/var/lib/camseal location=/var/spool/out
 //! ```
 //!
-//! The element is a thin shell over [`camseal::embed::Session`]: each buffer (one access
-//! unit) is mapped read-only and lent to the session, which seals it in place and drops the
-//! mapping (unmapping and unreferencing the buffer) once the last chunk of it is sealed.
+//! What this crate does **not** do: it does not parse, split, reorder or re-timestamp the
+//! stream (a parser in front gives it one access unit per buffer), it does not copy video
+//! bytes, and it holds no key or format logic of its own: all of that is
+//! [`camseal::embed::Session`], the engine `camseal run` uses.
+//!
+//! Layers: `logic` (pure: codec from caps, timestamps in 90 kHz) and `sink` (the element:
+//! properties, caps, the session's life cycle). Each buffer is mapped read-only and lent
+//! to the session, which seals it in place and drops the mapping (unmapping and
+//! unreferencing the buffer) once the last chunk of it is sealed. The user documentation is
+//! `docs/CAPI.md` and `gst-inspect-1.0 camsealsink`.
 
 use gst::glib;
 use gst::prelude::StaticType;
