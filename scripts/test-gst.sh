@@ -6,8 +6,8 @@
 #      byte-identical to the reference, and the element's `bytes-copied` reads 0 at EOS;
 #   3. cargo test -p camseal-gst, under a timeout: the state-change stress test
 #      (tests/states.rs: NULL -> PLAYING -> NULL 50 times, no fd or thread leaked, one
-#      sealed segment per run), error messages instead of panics and a flushing seek
-#      (tests/element.rs), and the element's pure logic.
+#      sealed segment per run), error messages instead of panics, a flushing seek and an
+#      upload sink through the spool (tests/element.rs), and the element's pure logic.
 #
 # Needs gst-launch-1.0, gst-inspect-1.0 with x264enc (ugly), x265enc and h265parse (bad),
 # and GStreamer's development files (scripts/install-deps.sh); a missing one skips the

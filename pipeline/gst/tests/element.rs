@@ -126,3 +126,43 @@ fn a_flushing_seek_seals_the_segment_and_recording_goes_on() {
     let (segments, _) = open_segments(&out, &account);
     assert_eq!(segments, 2);
 }
+
+#[test]
+fn with_an_upload_sink_segments_go_through_the_spool() {
+    init();
+    let t = tempfile::tempdir().unwrap();
+    let home = t.path().join("home");
+    let uploaded = t.path().join("uploaded");
+    std::fs::create_dir(&uploaded).unwrap();
+    let account = camera_home(&home);
+    let pipeline = gst::parse::launch(&format!(
+        "videotestsrc num-buffers=40 ! video/x-raw,width=160,height=120,framerate=30/1 \
+         ! x264enc speed-preset=ultrafast key-int-max=15 ! h264parse \
+         ! video/x-h264,stream-format=byte-stream,alignment=au \
+         ! camsealsink workers=1 segment-seconds=1 home={} sink=dir:{}",
+        home.display(),
+        uploaded.display()
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    set_state(&pipeline, gst::State::Playing);
+    let message = pipeline
+        .bus()
+        .unwrap()
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(HANG.as_secs()),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        )
+        .expect("EOS");
+    if let gst::MessageView::Error(e) = message.view() {
+        panic!("pipeline error: {} ({:?})", e.error(), e.debug());
+    }
+    set_state(&pipeline, gst::State::Null);
+    // The spool defaults to HOME/spool; closing at EOS gave the uploader its grace to
+    // send everything.
+    assert!(home.join("spool").is_dir());
+    let (segments, video) = open_segments(&uploaded, &account);
+    assert!(segments >= 2, "{segments} segments uploaded");
+    assert!(video > 0);
+}
