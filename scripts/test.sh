@@ -38,6 +38,8 @@ cargo test --workspace --doc --locked
 
 log "C ABI: header, install, the C example under ASan and valgrind (scripts/test-capi.sh)"
 scripts/test-capi.sh
+log "GStreamer element camsealsink: round trips, state stress (scripts/test-gst.sh)"
+scripts/test-gst.sh
 
 log "README walkthrough, every command as written (scripts/readme-walkthrough.sh)"
 scripts/readme-walkthrough.sh
