@@ -188,12 +188,17 @@ impl LiveHub {
         let (Some(header), Some(digest)) = (state.header.clone(), state.digest.as_ref()) else {
             return;
         };
-        let mut resume = [0u8; 40];
-        resume[..8].copy_from_slice(&digest.count().to_be_bytes());
-        resume[8..].copy_from_slice(&digest.value());
-        let resume = message(MSG_RESUME, &resume);
+        // At the segment's first record a viewer needs no resume point.
+        let resume = (digest.count() > 0).then(|| {
+            let mut resume = [0u8; 40];
+            resume[..8].copy_from_slice(&digest.count().to_be_bytes());
+            resume[8..].copy_from_slice(&digest.value());
+            message(MSG_RESUME, &resume)
+        });
         self.send(state, |s| s.waiting, &header);
-        self.send(state, |s| s.waiting, &resume);
+        if let Some(resume) = resume {
+            self.send(state, |s| s.waiting, &resume);
+        }
         for s in &mut state.subscribers {
             s.waiting = false;
         }
@@ -453,4 +458,197 @@ impl LiveReader {
 fn release(held: &mut Vec<(LiveFrame, u64)>, signed: u64) -> Vec<LiveFrame> {
     let n = held.iter().take_while(|(_, end)| *end <= signed).count();
     held.drain(..n).map(|(f, _)| f).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::KemKind;
+    use crate::nal::Codec;
+    use crate::seal::SframeSuite;
+    use crate::segment::padding::Padding;
+    use crate::segment::write::{
+        CheckpointPolicy, HPKE_KEM_X25519, Randomness, RecipientKey, SegmentParams,
+        SegmentWriter,
+    };
+    use crate::segment::{CloseReason, SegmentEnd};
+
+    const FRAMES: u64 = 15;
+    /// A keyframe every 5 frames, a checkpoint every 3 (18000 ticks at 6000 per frame).
+    const GOP: u64 = 5;
+
+    fn frame(i: u64) -> Vec<u8> {
+        let mut f = vec![0, 0, 0, 1, if i % GOP == 0 { 0x65 } else { 0x41 }];
+        f.extend(std::iter::repeat_n(i as u8, 100 + i as usize));
+        f
+    }
+
+    /// One segment of `FRAMES` one-record frames; returns it with the viewer's secret and
+    /// the camera's public key.
+    fn segment() -> (Vec<u8>, RecipientSecret, [u8; 32]) {
+        let secret = [9u8; 32];
+        let public = x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(secret));
+        let keys = [RecipientKey {
+            kem: HPKE_KEM_X25519,
+            public_key: public.as_bytes(),
+        }];
+        let camera = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        let params = SegmentParams {
+            suite: SframeSuite::Aes128GcmSha256,
+            codec: Codec::H264,
+            stream_id: 0,
+            segment_seq: 4,
+            start_pts: 0,
+            wallclock_ms: 0,
+            prev_header_hash: [5; 32],
+            recipients: &keys,
+            gaps: &[],
+            padding: Padding::Off,
+        };
+        let mut w = SegmentWriter::create(
+            Vec::new(),
+            &params,
+            &camera,
+            &Randomness::FixedForTests([1; 32]),
+        )
+        .unwrap()
+        .with_checkpoints(CheckpointPolicy::every_ms(200));
+        for i in 0..FRAMES {
+            w.append(i * 6000, i % GOP == 0, false, &frame(i)).unwrap();
+        }
+        let (bytes, _) = w
+            .finish(SegmentEnd {
+                end_pts: FRAMES * 6000,
+                reason: CloseReason::EndOfStream,
+            })
+            .unwrap();
+        (
+            bytes,
+            RecipientSecret::new(KemKind::X25519, secret),
+            camera.verifying_key().to_bytes(),
+        )
+    }
+
+    /// The segment's items, split as the engine writes them: header, then each item.
+    fn writes(bytes: &[u8]) -> Vec<Vec<u8>> {
+        let Ok(Parsed::Complete(_, mut at)) = Header::parse(bytes) else {
+            panic!("no header");
+        };
+        let mut out = vec![bytes[..at].to_vec()];
+        while at < bytes.len() {
+            let Ok(Parsed::Complete(_, used)) = parse_item(&bytes[at..]) else {
+                panic!("bad item");
+            };
+            out.push(bytes[at..at + used].to_vec());
+            at += used;
+        }
+        out
+    }
+
+    /// Feeds the segment to a hub; `join` subscribes a viewer after that many writes.
+    fn serve(bytes: &[u8], join: usize, capacity: usize) -> (LiveHub, Receiver<Message>) {
+        let hub = LiveHub::new();
+        let mut rx = None;
+        for (i, w) in writes(bytes).iter().enumerate() {
+            if i == join {
+                rx = Some(hub.subscribe(capacity));
+            }
+            if i == 0 {
+                hub.header(w);
+            } else {
+                hub.items(w);
+            }
+        }
+        (hub, rx.unwrap())
+    }
+
+    #[test]
+    fn a_late_viewer_resumes_at_the_next_keyframe_and_every_frame_is_verified() {
+        let (bytes, secret, camera) = segment();
+        // After the header and 3 records (and a checkpoint): frame 5 is the next keyframe.
+        let (_, rx) = serve(&bytes, 5, 1024);
+        let msgs: Vec<Message> = rx.try_iter().collect();
+        assert_eq!(msgs[0][0], MSG_HEADER);
+        assert_eq!(msgs[1][0], MSG_RESUME);
+        assert_eq!(u64::from_be_bytes(msgs[1][1..9].try_into().unwrap()), GOP);
+        let mut reader = LiveReader::new(vec![secret], vec![camera]);
+        let mut frames = Vec::new();
+        for m in &msgs {
+            frames.extend(reader.feed(m).unwrap());
+        }
+        let pts: Vec<u64> = frames.iter().map(|f| f.pts).collect();
+        let expected: Vec<u64> = (GOP..FRAMES).map(|i| i * 6000).collect();
+        assert_eq!(pts, expected);
+        assert!(frames[0].keyframe);
+        for f in &frames {
+            assert_eq!(f.data, frame(f.pts / 6000));
+        }
+    }
+
+    #[test]
+    fn a_false_resume_point_releases_nothing() {
+        let (bytes, secret, camera) = segment();
+        let (_, rx) = serve(&bytes, 5, 1024);
+        let mut msgs: Vec<Vec<u8>> = rx.try_iter().map(|m| m.to_vec()).collect();
+        msgs[1][20] ^= 1;
+        let mut reader = LiveReader::new(vec![secret], vec![camera]);
+        let mut released = 0;
+        let mut failed = None;
+        for m in &msgs {
+            match reader.feed(m) {
+                Ok(f) => released += f.len(),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        assert_eq!(released, 0);
+        assert!(
+            matches!(
+                failed,
+                Some(LiveError::Segment(SegmentError::CheckpointTampered(_)))
+            ),
+            "{failed:?}"
+        );
+    }
+
+    #[test]
+    fn an_untrusted_camera_or_a_stranger_is_refused() {
+        let (bytes, secret, camera) = segment();
+        let (_, rx) = serve(&bytes, 0, 1024);
+        let header = rx.try_recv().unwrap();
+        let mut other = camera;
+        other[0] ^= 1;
+        let mut reader = LiveReader::new(vec![secret.clone()], vec![other]);
+        assert!(matches!(reader.feed(&header), Err(LiveError::Protocol(_))));
+        let stranger = RecipientSecret::new(KemKind::X25519, [3; 32]);
+        let mut reader = LiveReader::new(vec![stranger], vec![camera]);
+        assert!(matches!(
+            reader.feed(&header),
+            Err(LiveError::Segment(SegmentError::NotARecipient))
+        ));
+    }
+
+    #[test]
+    fn a_viewer_that_falls_behind_is_dropped_without_holding_up_the_camera() {
+        let (bytes, _, _) = segment();
+        let hub = LiveHub::new();
+        let slow = hub.subscribe(4);
+        let fast = hub.subscribe(1024);
+        for (i, w) in writes(&bytes).iter().enumerate() {
+            if i == 0 {
+                hub.header(w);
+            } else {
+                hub.items(w);
+            }
+        }
+        assert_eq!(hub.stats().dropped_slow, 1);
+        assert_eq!(hub.subscribers(), 1);
+        // The slow one got what fit, then its queue was closed.
+        assert_eq!(slow.try_iter().count(), 4);
+        assert!(slow.recv().is_err());
+        // The other one got everything: header, records, checkpoints, trailer.
+        assert_eq!(fast.try_iter().count(), writes(&bytes).len());
+    }
 }
