@@ -101,7 +101,9 @@ impl LiveHub {
     /// access unit. When the hub drops it (queue full) or stops, the receiver disconnects.
     pub fn subscribe(&self, capacity: usize) -> Receiver<Message> {
         let (tx, rx) = crossbeam_channel::bounded(capacity.max(1));
-        lock(&self.inner).subscribers.push(Subscriber { tx, waiting: true });
+        lock(&self.inner)
+            .subscribers
+            .push(Subscriber { tx, waiting: true });
         rx
     }
 
@@ -126,12 +128,10 @@ impl LiveHub {
     /// A segment's header was written.
     pub fn header(&self, header: &[u8]) {
         let mut state = lock(&self.inner);
-        let digest = Header::parse(header)
-            .ok()
-            .and_then(|p| match p {
-                Parsed::Complete(h, _) => Some(RecordsDigest::new(&h.hash())),
-                Parsed::Needed(_) => None,
-            });
+        let digest = Header::parse(header).ok().and_then(|p| match p {
+            Parsed::Complete(h, _) => Some(RecordsDigest::new(&h.hash())),
+            Parsed::Needed(_) => None,
+        });
         let msg = message(MSG_HEADER, header);
         state.header = Some(Arc::clone(&msg));
         state.digest = digest;
@@ -361,7 +361,11 @@ impl LiveReader {
     fn header(&mut self, payload: &[u8]) -> Result<(), LiveError> {
         let header = match Header::parse(payload)? {
             Parsed::Complete(h, used) if used == payload.len() => h,
-            _ => return Err(LiveError::Protocol("a header message is not one whole header")),
+            _ => {
+                return Err(LiveError::Protocol(
+                    "a header message is not one whole header",
+                ));
+            }
         };
         header.verify_signature()?;
         header.validate()?;
@@ -369,7 +373,9 @@ impl LiveReader {
             .cameras
             .iter()
             .find(|c| **c == header.camera_key)
-            .ok_or(LiveError::Protocol("the header is not signed by a trusted camera"))?;
+            .ok_or(LiveError::Protocol(
+                "the header is not signed by a trusted camera",
+            ))?;
         check_camera(&header, camera)?;
         let opener = Opener::with_keys(&header, &self.secrets)?;
         self.segment = Some(LiveSegment {
@@ -387,7 +393,9 @@ impl LiveReader {
             .segment
             .as_mut()
             .filter(|s| s.fresh)
-            .ok_or(LiveError::Protocol("a resume message not right after a header"))?;
+            .ok_or(LiveError::Protocol(
+                "a resume message not right after a header",
+            ))?;
         let (count, digest) = payload
             .split_first_chunk::<8>()
             .filter(|(_, d)| d.len() == 32)
@@ -449,7 +457,9 @@ impl LiveReader {
                 let verified = opener.finish(&t)?;
                 Ok(release(&mut held, verified.record_count))
             }
-            _ => Err(LiveError::Protocol("a message whose type does not match its bytes")),
+            _ => Err(LiveError::Protocol(
+                "a message whose type does not match its bytes",
+            )),
         }
     }
 }
@@ -468,8 +478,7 @@ mod tests {
     use crate::seal::SframeSuite;
     use crate::segment::padding::Padding;
     use crate::segment::write::{
-        CheckpointPolicy, HPKE_KEM_X25519, Randomness, RecipientKey, SegmentParams,
-        SegmentWriter,
+        CheckpointPolicy, HPKE_KEM_X25519, Randomness, RecipientKey, SegmentParams, SegmentWriter,
     };
     use crate::segment::{CloseReason, SegmentEnd};
 
@@ -478,7 +487,7 @@ mod tests {
     const GOP: u64 = 5;
 
     fn frame(i: u64) -> Vec<u8> {
-        let mut f = vec![0, 0, 0, 1, if i % GOP == 0 { 0x65 } else { 0x41 }];
+        let mut f = vec![0, 0, 0, 1, if i.is_multiple_of(GOP) { 0x65 } else { 0x41 }];
         f.extend(std::iter::repeat_n(i as u8, 100 + i as usize));
         f
     }
@@ -514,7 +523,8 @@ mod tests {
         .unwrap()
         .with_checkpoints(CheckpointPolicy::every_ms(200));
         for i in 0..FRAMES {
-            w.append(i * 6000, i % GOP == 0, false, &frame(i)).unwrap();
+            w.append(i * 6000, i.is_multiple_of(GOP), false, &frame(i))
+                .unwrap();
         }
         let (bytes, _) = w
             .finish(SegmentEnd {

@@ -172,8 +172,15 @@ fn a_late_viewer_gets_the_segments_bytes_verified_and_a_tampered_record_is_refus
     let live = std::fs::read(&honest_out).unwrap();
     let units: Vec<_> = access_units(Codec::H264, &live).collect();
     assert!(frames > 0, "{stdout}{stderr}");
-    assert_eq!(units.len() as u64, frames, "access units written vs reported");
-    assert!(units[0].keyframe, "the live view does not start at a keyframe");
+    assert_eq!(
+        units.len() as u64,
+        frames,
+        "access units written vs reported"
+    );
+    assert!(
+        units[0].keyframe,
+        "the live view does not start at a keyframe"
+    );
     let (recorded, _) = setup.decrypt_ok(&[&out], &[]);
     let recorded_units = access_units(Codec::H264, &recorded).count() as u64;
     assert!(frames < recorded_units, "the viewer did not join late");
@@ -203,7 +210,10 @@ fn a_late_viewer_gets_the_segments_bytes_verified_and_a_tampered_record_is_refus
             at += used;
         }
     }
-    assert_eq!(captured[0][0], MSG_HEADER, "the first message is not a header");
+    assert_eq!(
+        captured[0][0], MSG_HEADER,
+        "the first message is not a header"
+    );
     let header_at = items
         .iter()
         .position(|(k, b)| *k == MSG_HEADER && b[..] == captured[0][1..])

@@ -106,8 +106,7 @@ impl Drop for LiveServer {
         // Lets each viewer thread send what is queued (the last trailer) and a close frame,
         // so that a viewer sees the end of the stream rather than a reset connection.
         let waited = Instant::now();
-        while self.serving.load(Ordering::SeqCst) > 0 && waited.elapsed() < Duration::from_secs(2)
-        {
+        while self.serving.load(Ordering::SeqCst) > 0 && waited.elapsed() < Duration::from_secs(2) {
             std::thread::sleep(Duration::from_millis(10));
         }
         if stats.dropped_slow > 0 {

@@ -213,7 +213,8 @@ pub fn record(
     let (sink, _live) = match args.live.as_deref() {
         Some(addr) => {
             let hub = camseal::live::LiveHub::new();
-            let server = crate::live::LiveServer::start(crate::live::parse_addr(addr)?, hub.clone())?;
+            let server =
+                crate::live::LiveServer::start(crate::live::parse_addr(addr)?, hub.clone())?;
             eprintln!("live view: ws://{}", server.addr());
             let sink: Box<dyn SegmentSink> = Box::new(camseal::live::LiveSink::new(sink, hub));
             (sink, Some(server))
