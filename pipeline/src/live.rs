@@ -162,8 +162,9 @@ impl LiveHub {
                     if starts_au {
                         self.start_waiting(&mut state);
                     }
-                    let msg = message(MSG_RECORD, raw);
-                    self.send(&mut state, |s| !s.waiting, &msg);
+                    if !state.subscribers.is_empty() {
+                        self.send(&mut state, |s| !s.waiting, &message(MSG_RECORD, raw));
+                    }
                     if let Some(d) = state.digest.as_mut() {
                         d.push(&record_digest(raw));
                     }

@@ -58,7 +58,9 @@ fn relay(camera: String, tamper: Option<usize>) -> (String, JoinHandle<Vec<Vec<u
     (url, handle)
 }
 
-/// Starts `run --live 127.0.0.1:0` and returns it with the address it printed.
+/// Starts `run --live 127.0.0.1:0` and returns it with the address it printed. The soft
+/// source makes a keyframe every second and segments close after 5 s, so a viewer that joins
+/// in the first four seconds resumes mid-segment, and the stream goes on into a second one.
 fn start_camera(setup: &Setup, out: &Path) -> (Child, String, JoinHandle<String>) {
     let mut child = cli::command(&[
         "run",
@@ -69,10 +71,10 @@ fn start_camera(setup: &Setup, out: &Path) -> (Child, String, JoinHandle<String>
         "--source",
         "soft:320x240@15",
         "--duration",
-        "6",
+        "7",
         "--realtime",
         "--segment-seconds",
-        "3",
+        "5",
         "--live",
         "127.0.0.1:0",
     ])
@@ -283,4 +285,28 @@ fn a_late_viewer_gets_the_segments_bytes_verified_and_a_tampered_record_is_refus
         written.is_empty() || recorded.windows(written.len()).any(|w| w == written),
         "what the tampered viewer wrote is not footage"
     );
+}
+
+#[test]
+fn the_live_view_never_listens_on_every_interface() {
+    let setup = Setup::new();
+    for addr in ["0.0.0.0:0", "[::]:0"] {
+        let out = cli::command(&[
+            "run",
+            "--home",
+            s(&setup.camera),
+            "--out",
+            s(&setup.path("segs")),
+            "--source",
+            "soft:320x240@15",
+            "--duration",
+            "1",
+            "--live",
+            addr,
+        ])
+        .output()
+        .unwrap();
+        let stderr = cli::failed(&out, 2, "run --live on every interface");
+        assert!(stderr.contains("every interface"), "{stderr}");
+    }
 }
