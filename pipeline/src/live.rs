@@ -292,7 +292,10 @@ pub enum LiveError {
     /// A message that is not one of the protocol's, or out of place.
     #[error("live stream: {0}")]
     Protocol(&'static str),
-    /// The footage failed a check: tampered, not from a trusted camera, not for us.
+    /// The header is signed by a camera the viewer does not pin.
+    #[error("live stream: camera {0} is not pinned in the viewer home")]
+    UntrustedCamera(String),
+    /// The footage failed a check: tampered, malformed, not for us.
     #[error(transparent)]
     Segment(#[from] SegmentError),
 }
@@ -374,9 +377,7 @@ impl LiveReader {
             .cameras
             .iter()
             .find(|c| **c == header.camera_key)
-            .ok_or(LiveError::Protocol(
-                "the header is not signed by a trusted camera",
-            ))?;
+            .ok_or_else(|| LiveError::UntrustedCamera(header.camera_id()))?;
         check_camera(&header, camera)?;
         let opener = Opener::with_keys(&header, &self.secrets)?;
         self.segment = Some(LiveSegment {
@@ -632,7 +633,10 @@ mod tests {
         let mut other = camera;
         other[0] ^= 1;
         let mut reader = LiveReader::new(vec![secret.clone()], vec![other]);
-        assert!(matches!(reader.feed(&header), Err(LiveError::Protocol(_))));
+        assert!(matches!(
+            reader.feed(&header),
+            Err(LiveError::UntrustedCamera(_))
+        ));
         let stranger = RecipientSecret::new(KemKind::X25519, [3; 32]);
         let mut reader = LiveReader::new(vec![stranger], vec![camera]);
         assert!(matches!(

@@ -3,7 +3,8 @@
 //! keep every message). The honest relay's viewer gets verified frames from a keyframe on,
 //! and every message it carried (but the resume point) is a header, record, checkpoint or
 //! trailer of the segment files, byte for byte, in file order. The other relay flips one
-//! byte of a record: its viewer reports tampering and writes nothing from that frame on.
+//! byte of a record: its viewer reports tampering and writes nothing from that frame on. A
+//! viewer that pins another camera is refused at the first header (exit 7).
 
 mod cli;
 
@@ -131,6 +132,16 @@ fn frames_said(text: &str) -> u64 {
 #[test]
 fn a_late_viewer_gets_the_segments_bytes_verified_and_a_tampered_record_is_refused() {
     let setup = Setup::new();
+    // A viewer that pins another camera.
+    let stranger = setup.path("stranger");
+    let other_camera = setup.path("other-camera");
+    for (what, home) in [("viewer", &stranger), ("camera", &other_camera)] {
+        cli::succeeded(
+            &cli::camseal(&[what, "init", "--home", s(home)]),
+            &format!("{what} init"),
+        );
+    }
+    cli::pin_camera(&stranger, &other_camera.join("camera.pub"));
     let out = setup.path("segs");
     let (mut camera, addr, camera_log) = start_camera(&setup, &out);
     // Late: the first segment's header and some of its records are written already.
@@ -140,7 +151,7 @@ fn a_late_viewer_gets_the_segments_bytes_verified_and_a_tampered_record_is_refus
     }
 
     let (honest_url, honest) = relay(addr.clone(), None);
-    let (bad_url, bad) = relay(addr, Some(8));
+    let (bad_url, bad) = relay(addr.clone(), Some(8));
     let honest_out = setup.path("live.h264");
     let bad_out = setup.path("tampered.h264");
     let watch = |url: &str, to: &Path| {
@@ -160,6 +171,17 @@ fn a_late_viewer_gets_the_segments_bytes_verified_and_a_tampered_record_is_refus
     };
     let honest_viewer = watch(&honest_url, &honest_out);
     let bad_viewer = watch(&bad_url, &bad_out);
+    let stranger_result = cli::command(&[
+        "live",
+        "--home",
+        s(&stranger),
+        "--url",
+        &addr,
+        "--out",
+        s(&setup.path("stranger.h264")),
+    ])
+    .output()
+    .unwrap();
     let honest_result = honest_viewer.wait_with_output().unwrap();
     let bad_result = bad_viewer.wait_with_output().unwrap();
     let status = camera.wait().unwrap();
@@ -253,6 +275,15 @@ fn a_late_viewer_gets_the_segments_bytes_verified_and_a_tampered_record_is_refus
         "the messages are not the segment files' bytes"
     );
     assert_eq!(captured.iter().filter(|m| m[0] == MSG_RESUME).count(), 1);
+
+    // A viewer that does not pin this camera is refused at the first header.
+    let line = cli::failed(&stranger_result, 7, "live from an unpinned camera");
+    assert!(line.contains("not pinned"), "{line}");
+    assert!(
+        std::fs::read(setup.path("stranger.h264"))
+            .unwrap()
+            .is_empty()
+    );
 
     // The tampered viewer: refused, and the frame of the flipped record is not written.
     assert_eq!(bad_result.status.code(), Some(3), "{bad_result:?}");
