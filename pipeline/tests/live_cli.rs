@@ -212,6 +212,16 @@ fn a_late_viewer_gets_the_segments_bytes_verified_and_a_tampered_record_is_refus
         recorded.ends_with(&live),
         "the live video is not the end of the recording"
     );
+    // And it plays on its own, from its first byte: every frame decodes.
+    let mut decoder = openh264::decoder::Decoder::new().unwrap();
+    let mut pictures = 0;
+    for nal in camseal::nal::nal_units(&live) {
+        if decoder.decode(&live[nal.span]).unwrap().is_some() {
+            pictures += 1;
+        }
+    }
+    pictures += decoder.flush_remaining().unwrap().len() as u64;
+    assert_eq!(pictures, frames, "pictures decoded vs frames written");
 
     // On the wire: the segment files' own bytes, in their order.
     let mut items: Vec<(u8, Vec<u8>)> = Vec::new();
