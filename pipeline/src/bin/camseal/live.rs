@@ -21,6 +21,10 @@ use crate::error::Usage;
 /// stuck peer costs a thread for this long, never the camera.
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Connections served at once (handshaking or watching): more are closed at once, so that
+/// whoever can reach the port cannot make the camera start threads without bound.
+const MAX_VIEWERS: usize = 32;
+
 /// Parses `--live ADDR`: one address, never the unspecified one (which would listen on
 /// every interface the camera has).
 pub fn parse_addr(text: &str) -> Result<SocketAddr> {
@@ -67,6 +71,12 @@ impl LiveServer {
                         return;
                     }
                     let Ok(conn) = conn else { continue };
+                    if accept_serving.load(Ordering::SeqCst) >= MAX_VIEWERS {
+                        tracing::warn!(
+                            "live view: {MAX_VIEWERS} viewers already; a connection was refused"
+                        );
+                        continue;
+                    }
                     let hub = accept_hub.clone();
                     let serving = Arc::clone(&accept_serving);
                     serving.fetch_add(1, Ordering::SeqCst);
