@@ -62,6 +62,8 @@ fn relay(camera: String, tamper: Option<usize>) -> (String, JoinHandle<Vec<Vec<u
 /// Starts `run --live 127.0.0.1:0` and returns it with the address it printed. The soft
 /// source makes a keyframe every second and segments close after 5 s, so a viewer that joins
 /// in the first four seconds resumes mid-segment, and the stream goes on into a second one.
+/// The recording lasts 12 s, not 7, so a viewer slowed by a loaded machine still joins while
+/// the camera is recording (the join waits for the open segment's bytes, not for a time).
 fn start_camera(setup: &Setup, out: &Path) -> (Child, String, JoinHandle<String>) {
     let mut child = cli::command(&[
         "run",
@@ -72,7 +74,7 @@ fn start_camera(setup: &Setup, out: &Path) -> (Child, String, JoinHandle<String>
         "--source",
         "soft:320x240@15",
         "--duration",
-        "7",
+        "12",
         "--realtime",
         "--segment-seconds",
         "5",
