@@ -19,6 +19,7 @@
 //! - [`share`]: segment keys re-wrapped by the account for a third party, signed (pure).
 //! - [`pairing`]: the setup-code (SPAKE2) pairing of a viewer with a camera, sans-I/O.
 //! - [`embed`]: a sealing session fed by pushed access units (the C ABI's core).
+//! - [`live`]: live view: the camera's fan-out of sealed items and the viewer's sans-I/O reader.
 //! - [`config`]: the settings file of `camseal run --config` (TOML text to settings, pure).
 
 #![forbid(unsafe_code)]
@@ -33,6 +34,7 @@ pub mod footage;
 pub mod fsutil;
 pub mod home;
 pub mod keys;
+pub mod live;
 pub mod mp4;
 pub mod pairing;
 pub mod recorder;

@@ -970,6 +970,13 @@ impl RecordsDigest {
         }
     }
 
+    /// The digest of a segment's first `count` records, as given by someone else (a live
+    /// stream joined mid-segment). Only a signature over a digest folded on from it makes
+    /// it worth anything.
+    pub fn resumed(value: Digest32, count: u64) -> RecordsDigest {
+        RecordsDigest { value, count }
+    }
+
     /// Folds in the next record's digest.
     pub fn push(&mut self, record_digest: &Digest32) {
         let mut block = [0u8; 64];

@@ -199,6 +199,15 @@ impl Verifier {
         })
     }
 
+    /// Continues mid-segment (a live stream joined late): the first `count` records are
+    /// not seen, and `digest` is claimed to be their records digest. Nothing before `count`
+    /// is vouched for; a checkpoint or the trailer verifies only if the claim was true (the
+    /// digest chain is a hash chain), so a false claim is caught as tampering.
+    pub fn resume(&mut self, count: u64, digest: Digest32) {
+        self.digest = RecordsDigest::resumed(digest, count);
+        self.signed_count = count;
+    }
+
     /// Records observed so far.
     pub fn records_seen(&self) -> u64 {
         self.digest.count()
@@ -361,6 +370,11 @@ impl Opener {
             flags: record.flags,
             end,
         })
+    }
+
+    /// Continues mid-segment (see [`Verifier::resume`]).
+    pub fn resume(&mut self, count: u64, digest: Digest32) {
+        self.verifier.resume(count, digest);
     }
 
     /// Checks a checkpoint (see [`Verifier::checkpoint`]).

@@ -51,6 +51,9 @@ pub enum Command {
     /// Show what a spool holds: pending segments and bytes, the oldest one's age, failures
     /// and drops.
     Status(StatusArgs),
+    /// Watch a camera's live view (`run --live`): verify and decrypt the sealed records as
+    /// they come, write the video as Annex-B.
+    Live(LiveArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -422,6 +425,12 @@ pub struct RunArgs {
     /// How often to poll the control channel.
     #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = numeric::seconds(0.0, true, numeric::MAX_WAIT_SECONDS))]
     pub control_interval: f64,
+    /// Serve the live view on this address (`HOST:PORT`, port 0 picks one): a WebSocket that
+    /// sends the sealed records as they are written, the same bytes as the segments, to
+    /// enrolled viewers (`camseal live`). Off by default; `0.0.0.0` and `::` are refused:
+    /// name the one interface to listen on.
+    #[arg(long, value_name = "ADDR")]
+    pub live: Option<String>,
 }
 
 /// How uploads behave (`run` and `upload`).
@@ -510,6 +519,25 @@ pub struct FetchArgs {
     /// seconds and a last one).
     #[arg(long)]
     pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LiveArgs {
+    /// Viewer home directory holding the keys and the pinned cameras.
+    #[arg(long, value_name = "DIR")]
+    pub home: PathBuf,
+    /// The live view: `ws://HOST:PORT` (a camera's `run --live`, or a relay).
+    #[arg(long, value_name = "URL")]
+    pub url: String,
+    /// Where the verified video goes (Annex-B).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Stop after this many verified frames.
+    #[arg(long, value_name = "N")]
+    pub frames: Option<u64>,
+    /// Stop after this many seconds.
+    #[arg(long, value_name = "SECS", value_parser = numeric::seconds(0.0, true, numeric::MAX_WAIT_SECONDS))]
+    pub seconds: Option<f64>,
 }
 
 #[derive(Debug, Args)]

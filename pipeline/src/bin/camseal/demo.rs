@@ -132,6 +132,7 @@ fn demo_in(dir: &std::path::Path, duration: f64, keep: bool) -> Result<ExitCode>
         log_level: "info".into(),
         control: None,
         control_interval: 30.0,
+        live: None,
     };
     let mut input_hash = Sha256::new();
     let stop = AtomicBool::new(false);

@@ -77,6 +77,12 @@ pub fn exit_code_for(e: &anyhow::Error) -> u8 {
         if let Some(s) = cause.downcast_ref::<SegmentError>() {
             return segment_code(s);
         }
+        match cause.downcast_ref::<camseal::live::LiveError>() {
+            Some(camseal::live::LiveError::Segment(s)) => return segment_code(s),
+            Some(camseal::live::LiveError::Protocol(_)) => return 8,
+            Some(camseal::live::LiveError::UntrustedCamera(_)) => return 7,
+            None => {}
+        }
         if let Some(h) = cause.downcast_ref::<HeadError>() {
             return head_code(h);
         }

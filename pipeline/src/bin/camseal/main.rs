@@ -17,6 +17,7 @@ mod error;
 mod fetch;
 mod inspect;
 mod interrupt;
+mod live;
 mod logging;
 mod ls;
 mod numeric;
@@ -83,6 +84,7 @@ fn main() -> ExitCode {
         Command::Upload(a) => upload::upload(a),
         Command::Fetch(a) => fetch::fetch(a),
         Command::Status(a) => status::status(a),
+        Command::Live(a) => live::live(a),
     };
     match result {
         Ok(code) => code,

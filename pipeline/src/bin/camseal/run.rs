@@ -209,6 +209,18 @@ pub fn record(
         }
         (None, None) => bail!("nowhere to record"),
     };
+    // Listening before the first segment opens, so a viewer that connects at once gets it.
+    let (sink, _live) = match args.live.as_deref() {
+        Some(addr) => {
+            let hub = camseal::live::LiveHub::new();
+            let server =
+                crate::live::LiveServer::start(crate::live::parse_addr(addr)?, hub.clone())?;
+            eprintln!("live view: ws://{}", server.addr());
+            let sink: Box<dyn SegmentSink> = Box::new(camseal::live::LiveSink::new(sink, hub));
+            (sink, Some(server))
+        }
+        None => (sink, None),
+    };
     let mut stream = engine
         .open_stream(config, sink)
         .with_context(|| format!("cannot record into {}", out_dir.display()))?;
