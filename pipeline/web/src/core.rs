@@ -196,7 +196,9 @@ mod tests {
     #[test]
     fn codec_string_reads_the_sps() {
         // SPS: baseline (66 = 0x42), constraints 0xc0, level 3.0 (0x1e), after an AUD.
-        let au = [0, 0, 0, 1, 9, 0xf0, 0, 0, 0, 1, 0x67, 0x42, 0xc0, 0x1e, 0xaa];
+        let au = [
+            0, 0, 0, 1, 9, 0xf0, 0, 0, 0, 1, 0x67, 0x42, 0xc0, 0x1e, 0xaa,
+        ];
         assert_eq!(
             codec_string(Codec::H264, &au).as_deref(),
             Some("avc1.42c01e")

@@ -109,7 +109,10 @@ impl Frames {
 
     /// Frame `i`'s Annex-B bytes.
     pub fn data(&self, i: usize) -> Vec<u8> {
-        self.frames.get(i).map(|f| f.data.clone()).unwrap_or_default()
+        self.frames
+            .get(i)
+            .map(|f| f.data.clone())
+            .unwrap_or_default()
     }
 
     /// The WebCodecs codec string, from the first keyframe; empty if there is none.
