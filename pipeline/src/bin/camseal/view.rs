@@ -73,7 +73,7 @@ pub fn view(args: ViewArgs) -> Result<ExitCode> {
         }
     }
     let home = ViewerHome::open(&args.home)?;
-    let keys_json = keys_json(&home)?;
+    let keys_json = keys_json(&home, args.live.is_some())?;
     let recorded = match (&args.segments, &args.sink) {
         (Some(dir), _) => {
             if !dir.is_dir() {
@@ -177,8 +177,9 @@ fn default_web_root() -> Result<PathBuf> {
 }
 
 /// The keys the page needs: the secrets that open segment keys (the account's, the
-/// device's) as key-file text, and the pinned cameras' Ed25519 keys.
-fn keys_json(home: &ViewerHome) -> Result<String> {
+/// device's) as key-file text, the pinned cameras' Ed25519 keys, and whether a live view is
+/// relayed.
+fn keys_json(home: &ViewerHome, live: bool) -> Result<String> {
     let secrets = crate::decrypt::opening_keys(home)?;
     let cameras: Vec<String> = home
         .trusted_cameras()?
@@ -192,7 +193,7 @@ fn keys_json(home: &ViewerHome) -> Result<String> {
         );
     }
     let secrets: Vec<String> = secrets.iter().map(|s| s.to_text().to_string()).collect();
-    Ok(serde_json::json!({ "secrets": secrets, "cameras": cameras }).to_string())
+    Ok(serde_json::json!({ "secrets": secrets, "cameras": cameras, "live": live }).to_string())
 }
 
 /// A request's head.
