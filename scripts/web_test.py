@@ -253,7 +253,7 @@ def test_live(env, driver, viewer, camera):
         "live view: ",
         "stderr",
     )
-    url = env.view(viewer, "--live", f"ws://{addr}")
+    url = env.view(viewer, "--live", addr if addr.startswith("ws://") else f"ws://{addr}")
     # Let the camera run a moment, so the page joins mid-segment like a real viewer.
     time.sleep(2)
     driver.get(url)

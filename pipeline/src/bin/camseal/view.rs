@@ -415,6 +415,10 @@ impl Server {
 
     fn static_file(&self, conn: &mut TcpStream, path: &str) -> io::Result<()> {
         let path = if path == "/" { "/index.html" } else { path };
+        if path == "/favicon.ico" {
+            // Browsers ask for it unprompted; there is none, and a 404 would log an error.
+            return respond(conn, "204 No Content", "image/x-icon", b"");
+        }
         let rel = &path[1..];
         let ok = !rel.is_empty()
             && rel.split('/').all(|c| {
