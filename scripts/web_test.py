@@ -48,6 +48,7 @@ class Env:
         self.exe, self.web_root, self.out, self.work = exe, web_root, out, work
         self.procs = []
         self.requests = []  # (page origin, request url) over every page loaded
+        self.page = None  # the page loaded now
 
     def camseal(self, *args):
         r = subprocess.run([self.exe, *args], capture_output=True, text=True, timeout=300)
@@ -144,6 +145,15 @@ def collect_requests(env, driver, url):
             env.requests.append((origin, params["url"]))
 
 
+def navigate(env, driver, url):
+    """Loads `url`, first filing the log entries of the page before it under that page's
+    origin, so that every request is judged against the page that made it."""
+    if env.page:
+        collect_requests(env, driver, env.page)
+    env.page = url
+    driver.get(url)
+
+
 def shot(driver, element_id, name, out):
     path = os.path.join(out, name)
     driver.save_screenshot(path + "-page.png")
@@ -169,7 +179,7 @@ def page_errors(driver):
 def test_recorded(env, driver, viewer, segments):
     print("test: recorded footage plays and shows the test pattern", flush=True)
     url = env.view(viewer, "--segments", segments)
-    driver.get(url)
+    navigate(env, driver, url)
     n = wait_for(driver, "return document.querySelectorAll('#timeline li').length", "the timeline")
     # Wait until a good part of the footage has been decoded and drawn.
     wait_for(
@@ -186,7 +196,6 @@ def test_recorded(env, driver, viewer, segments):
     wait_for(driver, "return window.camsealView.recorded.done", "the end of playback")
     state = driver.execute_script("return document.getElementById('player-state').dataset.state")
     check(state == "ok", f"the player ends in its ok state (is {state})")
-    collect_requests(env, driver, url)
 
 
 def test_tampered(env, driver, viewer, segments):
@@ -202,7 +211,7 @@ def test_tampered(env, driver, viewer, segments):
     bad_name = "zz-tampered-" + victim
     open(os.path.join(tampered, bad_name), "wb").write(data)
     url = env.view(viewer, "--segments", tampered)
-    driver.get(url)
+    navigate(env, driver, url)
     wait_for(
         driver,
         "return document.querySelector(`#timeline li[data-status='error']`)",
@@ -223,13 +232,12 @@ def test_tampered(env, driver, viewer, segments):
     check(bad[0] == "error" and "REFUSED" in bad[1] and bad[2] != "none", f"the tampered segment is marked refused: {bad[1]!r}")
     check(ok == "ok", "the untouched segment beside it still verifies")
     check(player[0] == "error" and "refused" in player[1], f"the player says it refused to play it: {player[1]!r}")
-    collect_requests(env, driver, url)
 
 
 def test_wrong_key(env, driver, other_viewer, segments):
     print("test: a viewer without the key sees an error on every segment", flush=True)
     url = env.view(other_viewer, "--segments", segments)
-    driver.get(url)
+    navigate(env, driver, url)
     wait_for(driver, "return window.camsealView && window.camsealView.recorded.done", "the timeline to settle")
     items = driver.execute_script(
         "return [...document.querySelectorAll('#timeline li')].map(li => [li.dataset.status, li.textContent])"
@@ -238,7 +246,6 @@ def test_wrong_key(env, driver, other_viewer, segments):
     shot(driver, "recorded-view", "wrong-key", env.out)
     check(items and all(s == "error" and "REFUSED" in t for s, t in items), f"every segment refused: {items[:1]}")
     check(decoded == 0, "nothing was decoded")
-    collect_requests(env, driver, url)
 
 
 def test_live(env, driver, viewer, camera):
@@ -256,7 +263,7 @@ def test_live(env, driver, viewer, camera):
     url = env.view(viewer, "--live", addr if addr.startswith("ws://") else f"ws://{addr}")
     # Let the camera run a moment, so the page joins mid-segment like a real viewer.
     time.sleep(2)
-    driver.get(url)
+    navigate(env, driver, url)
     ms = wait_for(
         driver,
         "const s = window.camsealView && window.camsealView.live; return s && s.firstFrameMs;",
@@ -268,11 +275,12 @@ def test_live(env, driver, viewer, camera):
     check(err is None, f"no live error ({err})")
     check(ms < 2000, f"first live frame {ms:.0f} ms after joining (page's measurement) < 2000 ms")
     check(looks_like_video(png), "the live canvas shows the test pattern")
-    collect_requests(env, driver, url)
 
 
-def test_origins(env):
+def test_origins(env, driver):
     print("test: the page made no request except to its own origin", flush=True)
+    if env.page:
+        collect_requests(env, driver, env.page)
     check(len(env.requests) > 0, f"{len(env.requests)} requests seen in the performance logs")
     foreign = [
         u for origin, u in env.requests
@@ -311,7 +319,7 @@ def main():
             lambda: test_tampered(env, driver, viewer, segments),
             lambda: test_wrong_key(env, driver, other, segments),
             lambda: test_live(env, driver, viewer, camera),
-            lambda: test_origins(env),
+            lambda: test_origins(env, driver),
         ]
         for t in tests:
             try:

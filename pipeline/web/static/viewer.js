@@ -19,6 +19,12 @@ window.camsealView = state;
 
 const $ = (id) => document.getElementById(id);
 
+function blank(canvas) {
+  const ctx = canvas.getContext('2d');
+  ctx.fillStyle = '#400';
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+}
+
 function show(el, kind, text) {
   el.dataset.state = kind;
   el.textContent = text;
@@ -112,8 +118,10 @@ async function play(items) {
   for (const item of items) {
     if (run !== playing) return;
     if (!item.frames) {
-      // Refused footage is never played: say so where the video would be.
+      // Refused footage is never played: say so where the video would be, and blank the
+      // picture so that an earlier segment's last frame does not stand in for it.
       show(player, 'error', `${item.name} was refused and is not played: ${item.li.textContent}`);
+      blank($('player'));
       continue;
     }
     show(player, item.li.dataset.status === 'ok' ? 'ok' : 'warning', `Playing ${item.name}`);
@@ -159,6 +167,7 @@ function live(viewer) {
   const fail = (why) => {
     state.live.error = why;
     show(el, 'error', `Live view refused: ${why}`);
+    blank($('live'));
   };
   let decoder = null;
   let configuring = null;
