@@ -66,6 +66,7 @@ impl Keys {
 }
 
 /// A recorded segment, opened: its frames that a camera signature covers.
+#[derive(Debug)]
 pub struct Clip {
     /// The header's codec.
     pub codec: Codec,
