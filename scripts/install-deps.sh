@@ -37,6 +37,12 @@ command -v script >/dev/null || need_apt+=(bsdutils)
 # install test in a fresh Debian root (scripts/test-deb.sh).
 command -v systemd-analyze >/dev/null || need_apt+=(systemd)
 command -v mmdebstrap >/dev/null || need_apt+=(mmdebstrap)
+# The web viewer's browser tests (scripts/test-web.sh): headless chromium (its WebCodecs
+# decodes H.264), chromedriver, and Debian's python3 with selenium and PIL.
+command -v chromium >/dev/null || need_apt+=(chromium)
+command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
+/usr/bin/python3 -c 'import selenium' 2>/dev/null || need_apt+=(python3-selenium)
+/usr/bin/python3 -c 'import PIL' 2>/dev/null || need_apt+=(python3-pil)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
@@ -46,3 +52,6 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
+# The browser viewer's core is built for WebAssembly (scripts/build-web.sh).
+rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown \
+  || rustup target add wasm32-unknown-unknown >/dev/null

@@ -54,6 +54,8 @@ step "doc tests" cargo test --workspace --doc --locked
 step "C ABI: header, install, the C example under ASan and valgrind (scripts/test-capi.sh)" scripts/test-capi.sh
 step "GStreamer element camsealsink: round trips, state stress (scripts/test-gst.sh)" scripts/test-gst.sh
 
+step "web viewer in headless chromium: playback, live, errors, origins (scripts/test-web.sh)" scripts/test-web.sh
+
 step "README walkthrough, every command as written (scripts/readme-walkthrough.sh)" scripts/readme-walkthrough.sh
 
 step "aarch64 under QEMU (scripts/test-aarch64.sh)" scripts/test-aarch64.sh

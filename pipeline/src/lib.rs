@@ -24,24 +24,38 @@
 
 #![forbid(unsafe_code)]
 
+// Without the default `native` feature only the pure reader core is built (keys, seal,
+// segment, live::LiveReader): what the browser viewer compiles to WebAssembly (pipeline/web).
+
 pub mod chunk;
+#[cfg(feature = "native")]
 pub mod config;
 pub mod control;
 pub mod decodable;
+#[cfg(feature = "native")]
 pub mod embed;
+#[cfg(feature = "native")]
 pub mod engine;
+#[cfg(feature = "native")]
 pub mod footage;
+#[cfg(feature = "native")]
 pub mod fsutil;
+#[cfg(feature = "native")]
 pub mod home;
 pub mod keys;
 pub mod live;
+#[cfg(feature = "native")]
 pub mod mp4;
+#[cfg(feature = "native")]
 pub mod pairing;
+#[cfg(feature = "native")]
 pub mod recorder;
 pub mod seal;
 pub mod segment;
 pub mod share;
+#[cfg(feature = "native")]
 pub mod spool;
+#[cfg(feature = "native")]
 pub mod upload;
 
 /// NAL and access-unit parsing, re-exported from `camseal-nal` (which the HAL shares).

@@ -54,6 +54,9 @@ pub enum Command {
     /// Watch a camera's live view (`run --live`): verify and decrypt the sealed records as
     /// they come, write the video as Annex-B.
     Live(LiveArgs),
+    /// Serve a local web page that plays recorded and live footage, verified and decrypted
+    /// in the browser (docs/VIEWER.md).
+    View(ViewArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -538,6 +541,36 @@ pub struct LiveArgs {
     /// Stop after this many seconds.
     #[arg(long, value_name = "SECS", value_parser = numeric::seconds(0.0, true, numeric::MAX_WAIT_SECONDS))]
     pub seconds: Option<f64>,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("recorded").args(["segments", "sink"]).multiple(false)))]
+pub struct ViewArgs {
+    /// Viewer home directory holding the keys and the pinned cameras.
+    #[arg(long, value_name = "DIR")]
+    pub home: PathBuf,
+    /// Where the page is served: `127.0.0.1:PORT` (port 0 picks a free one). Only a
+    /// loopback address, unless `--allow-remote`.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: String,
+    /// Allow a `--listen` address that is not loopback (other machines could then reach
+    /// the page, which hands out the viewer's keys to whoever has the printed URL).
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// A live view to relay to the page: `ws://HOST:PORT` (a camera's `run --live`, or a
+    /// relay).
+    #[arg(long, value_name = "URL")]
+    pub live: Option<String>,
+    /// A directory of recorded segment files for the timeline.
+    #[arg(long, value_name = "DIR")]
+    pub segments: Option<PathBuf>,
+    /// A sink to list and fetch recorded segments from (as `camseal fetch --sink`).
+    #[arg(long, value_name = "URL")]
+    pub sink: Option<String>,
+    /// The page's files (HTML, JavaScript, the WebAssembly core). Default:
+    /// `<dir of camseal>/../share/camseal/web`, where scripts/build-web.sh puts them.
+    #[arg(long, value_name = "DIR")]
+    pub web_root: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

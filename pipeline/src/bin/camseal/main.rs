@@ -31,6 +31,7 @@ mod term;
 mod timesel;
 mod upload;
 mod verify;
+mod view;
 mod viewer;
 
 use std::process::ExitCode;
@@ -85,6 +86,7 @@ fn main() -> ExitCode {
         Command::Fetch(a) => fetch::fetch(a),
         Command::Status(a) => status::status(a),
         Command::Live(a) => live::live(a),
+        Command::View(a) => view::view(a),
     };
     match result {
         Ok(code) => code,
