@@ -1,7 +1,8 @@
 //! `camseal view` attacked from outside (docs/VIEWER.md): the key endpoint answers only with
 //! this run's token and the expected Host (no DNS rebinding), file names cannot climb out of
 //! the web root or the segment directory, and the page is served only on loopback unless
-//! `--allow-remote`. The browser side is scripts/test-web.sh's.
+//! `--allow-remote`. `--sink URL` (a directory and an S3 bucket) serves exactly the sink's
+//! segments. The browser side is scripts/test-web.sh's.
 
 mod cli;
 
@@ -27,7 +28,17 @@ impl Drop for View {
 }
 
 fn start(setup: &Setup, web: &std::path::Path, segs: &std::path::Path) -> View {
-    let mut child = cli::command(&[
+    start_with(setup, web, &["--segments", s(segs)], &|_| {})
+}
+
+/// `camseal view` with `recorded` (`--segments DIR` or `--sink URL`) and `env` applied.
+fn start_with(
+    setup: &Setup,
+    web: &std::path::Path,
+    recorded: &[&str],
+    env: &dyn Fn(&mut std::process::Command),
+) -> View {
+    let mut args = vec![
         "view",
         "--home",
         s(&setup.viewer),
@@ -35,13 +46,15 @@ fn start(setup: &Setup, web: &std::path::Path, segs: &std::path::Path) -> View {
         "127.0.0.1:0",
         "--web-root",
         s(web),
-        "--segments",
-        s(segs),
-    ])
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
+    ];
+    args.extend_from_slice(recorded);
+    let mut command = cli::command(&args);
+    env(&mut command);
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -178,4 +191,131 @@ fn view_listens_only_where_it_may() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("--listen"), "{err}");
     }
+}
+
+/// A stand-in web root: `view` only checks that the page and the WASM are there.
+fn fake_web_root(setup: &Setup) -> std::path::PathBuf {
+    let web = setup.path("web");
+    std::fs::create_dir_all(web.join("pkg")).unwrap();
+    std::fs::write(web.join("index.html"), "<!doctype html>page").unwrap();
+    std::fs::write(web.join("pkg/camseal_web_bg.wasm"), b"\0asm").unwrap();
+    web
+}
+
+/// The segment names `/api/segments` lists.
+fn listed(v: &View) -> Vec<String> {
+    let (code, body) = get(
+        &v.addr,
+        &v.addr,
+        &format!("/api/segments?token={}", v.token),
+    );
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    json["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// What `view --sink URL` serves is exactly the sink's segments: every one listed, in name
+/// order, and each byte for byte as recorded; a name the sink lacks is a 404.
+fn check_served(v: &View, recorded: &std::path::Path) {
+    let mut expected = cli::dir_names(recorded);
+    expected.retain(|n| n.ends_with(".cseg"));
+    expected.sort();
+    assert!(expected.len() >= 2, "recorded {expected:?}");
+    assert_eq!(listed(v), expected);
+    for name in &expected {
+        let (code, body) = get(
+            &v.addr,
+            &v.addr,
+            &format!("/api/segment/{name}?token={}", v.token),
+        );
+        assert_eq!(code, 200, "{name}: {}", String::from_utf8_lossy(&body));
+        assert!(
+            body == std::fs::read(recorded.join(name)).unwrap(),
+            "{name} differs from the recorded segment"
+        );
+    }
+    let missing = expected[0].replacen(".cseg", "0.cseg", 1);
+    let (code, _) = get(
+        &v.addr,
+        &v.addr,
+        &format!("/api/segment/{missing}?token={}", v.token),
+    );
+    assert_eq!(code, 404, "{missing}");
+}
+
+#[test]
+fn view_serves_recorded_footage_from_a_directory_sink() {
+    let setup = Setup::new();
+    let web = fake_web_root(&setup);
+    let segs = setup.path("segs");
+    setup.seal(
+        "soft:160x120@15",
+        &segs,
+        &["--duration", "3", "--segment-seconds", "1"],
+    );
+    let sink = format!("dir:{}", s(&segs));
+    let v = start_with(&setup, &web, &["--sink", &sink], &|_| {});
+    check_served(&v, &segs);
+}
+
+#[test]
+fn view_serves_recorded_footage_from_an_s3_sink() {
+    let Ok(endpoint) = std::env::var("CAMSEAL_TEST_S3_ENDPOINT") else {
+        eprintln!(
+            "SKIP: CAMSEAL_TEST_S3_ENDPOINT is not set (scripts/test.sh starts a local S3 server and sets it)"
+        );
+        return;
+    };
+    let var = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
+    let bucket = var("CAMSEAL_TEST_S3_BUCKET", "camseal-test");
+    let access = var("CAMSEAL_TEST_S3_ACCESS_KEY", "camseal-test");
+    let secret = var("CAMSEAL_TEST_S3_SECRET_KEY", "camseal-test-secret");
+    let prefix = format!(
+        "view-sink-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let url = format!("s3://{bucket}/{prefix}?endpoint={endpoint}&region=us-east-1");
+    let env = move |c: &mut std::process::Command| {
+        c.env("AWS_ACCESS_KEY_ID", &access)
+            .env("AWS_SECRET_ACCESS_KEY", &secret)
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_PROFILE");
+    };
+    let setup = Setup::new();
+    let web = fake_web_root(&setup);
+    let segs = setup.path("segs");
+    let spool = setup.path("spool");
+    // Recorded to a folder and, through the spool, to the bucket: the same segments.
+    let mut run = cli::command(&[
+        "run",
+        "--home",
+        s(&setup.camera),
+        "--source",
+        "soft:160x120@15",
+        "--duration",
+        "3",
+        "--segment-seconds",
+        "1",
+        "--spool",
+        s(&spool),
+        "--sink",
+        &url,
+        "--out",
+        s(&segs),
+        "--upload-grace",
+        "60",
+    ]);
+    env(&mut run);
+    cli::succeeded(&run.output().unwrap(), "run with an S3 sink");
+    let v = start_with(&setup, &web, &["--sink", &url], &env);
+    check_served(&v, &segs);
 }
