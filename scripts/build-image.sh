@@ -1,0 +1,354 @@
+#!/usr/bin/env bash
+# Builds the camseal board images from ONE arm64 Debian bookworm root file system
+# (docs/BOARD.md "Building the images"):
+#
+#   DIR/camseal-rk3588.img   GPT disk for an RK3588 board (Rock 5B): idbloader at sector 64 and
+#                            u-boot.itb at sector 16384 (or u-boot-rockchip.bin at 64), a boot
+#                            partition with extlinux/extlinux.conf, kernel, initrd and device
+#                            tree, root file system slots A and B, and a data partition
+#   DIR/camseal-virt.img     the same partitions for `qemu-system-aarch64 -M virt`
+#   DIR/SHA256SUMS           both images' sha256
+#
+# The root holds Debian's systemd, kernel (linux-image-arm64) and rauc, and camseal's arm64
+# package (cargo-deb, cross-built here unless --deb is given) with camseal.service enabled.
+#
+#   scripts/build-image.sh --out DIR [options]
+#     --deb FILE              camseal's arm64 .deb (default: cross-build it with cargo-deb;
+#                             CAMSEAL_DEB_PROFILE=deb-check builds it quicker, default release)
+#     --idbloader FILE        vendor idbloader.img     (env CAMSEAL_IDBLOADER)
+#     --uboot-itb FILE        vendor u-boot.itb        (env CAMSEAL_UBOOT_ITB)
+#     --uboot-rockchip FILE   vendor u-boot-rockchip.bin, instead of the two above
+#                             (env CAMSEAL_UBOOT_ROCKCHIP)
+#     --dtb FILE              the board's device tree  (env CAMSEAL_DTB; default: the
+#                             kernel's rockchip/rk3588-rock-5b.dtb, which bookworm's 6.1
+#                             kernel does not have: then none, and U-Boot passes its own)
+#
+# Without vendor blobs the loader areas hold placeholders of the right size, written to
+# DIR/PLACEHOLDER-*: such an rk3588 image does not boot by itself (the boot ROM finds no
+# loader and tries the next medium); the build says so.
+#
+# Reproducible: the same inputs (package, blobs, cached root tarball, this script) and the
+# same SOURCE_DATE_EPOCH (default: the last commit's time) give the same sha256 for both
+# images. The Debian packages are those of the cached root tarball: the first build downloads
+# them (mmdebstrap) and caches the tarball and the .debs under $CAMSEAL_CACHE (default
+# ~/.cache/camseal), keyed by the recipe, so later builds use the same package set.
+# CAMSEAL_DEBIAN_MIRROR picks the mirror (a snapshot.debian.org URL pins a date).
+#
+# Needs root (chroot, loop-free: file systems are made with mkfs.ext4 -d) and binfmt_misc
+# with qemu-user-static for the arm64 maintainer scripts; CAMSEAL_SKIP_INSTALL=1 installs
+# nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+t_start=$SECONDS
+
+usage() {
+  sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
+  exit 2
+}
+die() { echo "build-image: $*" >&2; exit 1; }
+say() { echo "build-image: $*" >&2; }
+
+out="" deb=""
+idbloader=${CAMSEAL_IDBLOADER:-}
+uboot_itb=${CAMSEAL_UBOOT_ITB:-}
+uboot_rockchip=${CAMSEAL_UBOOT_ROCKCHIP:-}
+dtb=${CAMSEAL_DTB:-}
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --out) out=${2:?--out takes a directory}; shift 2 ;;
+    --deb) deb=${2:?--deb takes a file}; shift 2 ;;
+    --idbloader) idbloader=${2:?}; shift 2 ;;
+    --uboot-itb) uboot_itb=${2:?}; shift 2 ;;
+    --uboot-rockchip) uboot_rockchip=${2:?}; shift 2 ;;
+    --dtb) dtb=${2:?}; shift 2 ;;
+    -h | --help) usage ;;
+    *) echo "build-image: unknown argument $1" >&2; usage ;;
+  esac
+done
+[ -n "$out" ] || usage
+[ "$(id -u)" = 0 ] || die "needs root (chroot and file ownership in the images)"
+if [ -n "$uboot_rockchip" ] && { [ -n "$idbloader" ] || [ -n "$uboot_itb" ]; }; then
+  die "--uboot-rockchip replaces --idbloader and --uboot-itb: give one or the other"
+fi
+for f in "$deb" "$idbloader" "$uboot_itb" "$uboot_rockchip" "$dtb"; do
+  [ -z "$f" ] || [ -f "$f" ] || die "$f: no such file"
+done
+
+SDE=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
+export SOURCE_DATE_EPOCH=$SDE
+CACHE=${CAMSEAL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/camseal}
+MIRROR=${CAMSEAL_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+SUITE=bookworm
+# The root's packages. Everything the image needs comes from here; camseal's package is
+# installed on top at each build. Changing this list changes the cache key.
+PACKAGES=systemd,systemd-sysv,udev,procps,kmod,initramfs-tools,linux-image-arm64,rauc,e2fsprogs
+RECIPE="v1 arm64 $SUITE minbase $PACKAGES"
+DEB_VERSION=3.8.0
+CARGO_DEB=$CACHE/cargo-deb-$DEB_VERSION/bin/cargo-deb
+
+# Disk layout, in 512-byte sectors (docs/BOARD.md). The loader area is Rockchip's: idbloader
+# at 64, u-boot.itb at 16384, the first partition at 32768 (16 MiB).
+IDB_SECTOR=64
+ITB_SECTOR=16384
+FIRST_SECTOR=32768
+BOOT_MIB=128
+ROOT_MIB=1024
+DATA_MIB=64
+
+# Fixed identities (a hash of a name, so they are stable and documented by the name): the
+# root= of extlinux and RAUC's slots refer to partitions by PARTUUID.
+uuid_of() {
+  local h
+  h=$(printf 'camseal %s' "$1" | sha256sum | cut -c1-32)
+  echo "${h:0:8}-${h:8:4}-4${h:13:3}-8${h:17:3}-${h:20:12}"
+}
+
+install_tools() {
+  local need=()
+  command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
+  command -v sgdisk >/dev/null || need+=(gdisk)
+  command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
+  [ -e /usr/libexec/qemu-binfmt/aarch64-binfmt-P ] || [ -e /usr/bin/qemu-aarch64-static ] \
+    || need+=(qemu-user-static)
+  command -v update-binfmts >/dev/null || need+=(binfmt-support)
+  # mmdebstrap checks that the foreign architecture runs with arch-test.
+  command -v arch-test >/dev/null || need+=(arch-test)
+  command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu)
+  command -v aarch64-linux-gnu-g++ >/dev/null || need+=(g++-aarch64-linux-gnu)
+  [ -d /usr/aarch64-linux-gnu/lib ] || need+=(libc6-dev-arm64-cross)
+  if [ ${#need[@]} -gt 0 ]; then
+    say "installing ${need[*]}"
+    apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
+  fi
+  rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu \
+    || rustup target add aarch64-unknown-linux-gnu >&2
+}
+
+# arm64 programs (maintainer scripts in the chroot) run through qemu-user, registered with
+# binfmt_misc. Idempotent.
+enable_binfmt() {
+  mountpoint -q /proc/sys/fs/binfmt_misc \
+    || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc \
+    || die "cannot mount binfmt_misc"
+  [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || update-binfmts --enable qemu-aarch64 >&2 || true
+  grep -qx enabled /proc/sys/fs/binfmt_misc/qemu-aarch64 2>/dev/null \
+    || die "qemu-aarch64 is not registered with binfmt_misc (apt-get install qemu-user-static binfmt-support)"
+}
+
+[ -n "${CAMSEAL_SKIP_INSTALL:-}" ] || install_tools
+for t in mmdebstrap sgdisk mkfs.ext4 debugfs; do
+  command -v "$t" >/dev/null || die "$t is missing (scripts/install-deps.sh)"
+done
+enable_binfmt
+
+work=$(mktemp -d)
+root=$work/root
+cleanup() {
+  for m in proc dev/pts dev sys; do
+    mountpoint -q "$root/$m" 2>/dev/null && umount -l "$root/$m"
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+mkdir -p "$out" "$CACHE"
+
+# --- the root tarball, once per recipe --------------------------------------------------
+key=$(printf '%s' "$RECIPE" | sha256sum | cut -c1-16)
+tarball=$CACHE/image-root-$key.tar
+debs=$CACHE/image-debs-$key
+if [ ! -f "$tarball" ]; then
+  say "mmdebstrap arm64 $SUITE (once, slow under qemu-user; cached as $tarball)"
+  mkdir -p "$debs"
+  mmdebstrap --quiet --architectures=arm64 --variant=minbase --include="$PACKAGES" \
+    --mode=root --format=tar --skip=essential/unlink \
+    --setup-hook='mkdir -p "$1"/var/cache/apt/archives/' \
+    --setup-hook="sync-in $debs /var/cache/apt/archives/" \
+    --customize-hook="sync-out /var/cache/apt/archives $debs" \
+    "$SUITE" "$tarball.partial.tar" "$MIRROR" >&2
+  mv "$tarball.partial.tar" "$tarball"
+fi
+
+# --- camseal's arm64 package -----------------------------------------------------------
+if [ -z "$deb" ]; then
+  if [ ! -x "$CARGO_DEB" ]; then
+    [ -z "${CAMSEAL_SKIP_INSTALL:-}" ] || die "cargo-deb $DEB_VERSION is missing (CAMSEAL_SKIP_INSTALL set)"
+    say "installing cargo-deb $DEB_VERSION into $CACHE (once)"
+    CARGO_TARGET_DIR="$CACHE/cargo-deb-build" cargo install cargo-deb --version "$DEB_VERSION" \
+      --locked --root "$CACHE/cargo-deb-$DEB_VERSION" >&2
+    rm -rf "$CACHE/cargo-deb-build"
+  fi
+  export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
+  export CXX_aarch64_unknown_linux_gnu=aarch64-linux-gnu-g++
+  export AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar
+  profile=${CAMSEAL_DEB_PROFILE:-release}
+  say "cargo deb --target aarch64-unknown-linux-gnu (profile $profile)"
+  deb=$work/camseal_arm64.deb
+  "$CARGO_DEB" -p camseal --profile "$profile" --locked --target aarch64-unknown-linux-gnu \
+    --output "$deb" >&2
+fi
+[ "$(dpkg-deb --field "$deb" Architecture)" = arm64 ] || die "$deb is not an arm64 package"
+
+# --- the root: tarball + camseal ---------------------------------------------------------
+say "assembling the root (SOURCE_DATE_EPOCH=$SDE)"
+mkdir "$root"
+tar -C "$root" --numeric-owner --xattrs --xattrs-include='*' -xpf "$tarball"
+mount -t proc proc "$root/proc"
+# Nothing is started in the chroot; the package enables its unit (deb-systemd-helper), and
+# its maintainer scripts act on units as on a booted system.
+printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
+chmod 755 "$root/usr/sbin/policy-rc.d"
+mkdir -p "$root/run/systemd/system"
+cp "$deb" "$root/tmp/camseal.deb"
+chroot "$root" env SOURCE_DATE_EPOCH="$SDE" DEBIAN_FRONTEND=noninteractive \
+  dpkg -i /tmp/camseal.deb >&2
+[ -L "$root/etc/systemd/system/multi-user.target.wants/camseal.service" ] \
+  || die "camseal.service is not enabled in the root"
+camseal_ids=$(chroot "$root" getent passwd camseal | cut -d: -f3,4)
+[ -n "$camseal_ids" ] || die "the package made no camseal user"
+umount "$root/proc"
+rm -f "$root/usr/sbin/policy-rc.d" "$root/tmp/camseal.deb"
+
+# The image's own settings.
+echo camseal >"$root/etc/hostname"
+cat >"$root/etc/fstab" <<EOF
+# The root is the slot the kernel was given (root=PARTUUID=...); the camera's state lives
+# on the data partition, shared by both slots so an update keeps the camera's identity.
+PARTLABEL=data  /var/lib/camseal  ext4  defaults,nodev,nosuid,noexec  0  2
+EOF
+
+# What would differ between two builds, or must not be shared between cameras: the machine
+# id (systemd makes one at first boot), caches, logs, apt lists, backup files.
+: >"$root/etc/machine-id"
+rm -f "$root/var/lib/dbus/machine-id" "$root"/etc/ssh/ssh_host_* \
+  "$root/var/cache/ldconfig/aux-cache" "$root"/etc/*- "$root"/var/lib/dpkg/*-old \
+  "$root"/var/cache/debconf/*-old "$root"/var/cache/apt/*.bin
+rm -rf "$root"/var/log/* "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/archives/*.deb \
+  "$root"/tmp/* "$root"/var/tmp/* "$root"/run/*
+mkdir -p "$root/var/lib/apt/lists/partial" "$root/var/cache/apt/archives/partial"
+# sysusers stamps the day it made the user into /etc/shadow: use SOURCE_DATE_EPOCH's day.
+sed -i "s/^\(camseal:[^:]*:\)[0-9]*:/\1$((SDE / 86400)):/" "$root/etc/shadow"
+
+# The camera's state directory is the data partition's root: owned by the service user.
+mkdir -p "$work/data"
+
+# Every file's time is SOURCE_DATE_EPOCH.
+find "$root" "$work/data" -exec touch --no-dereference --date="@$SDE" {} +
+
+# --- file systems ----------------------------------------------------------------------
+# mkfs.ext4 -d copies a directory in; its UUID, hash seed and times are pinned so the bytes
+# depend only on the tree.
+mkext4() { # label size_mib dir out [root_owner]
+  local u
+  u=$(uuid_of "fs $1")
+  E2FSPROGS_FAKE_TIME=$SDE mkfs.ext4 -q -F -L "$1" -U "$u" -T default -b 4096 -I 256 \
+    -E "hash_seed=$u,root_owner=${5:-0:0},lazy_itable_init=0,nodiscard" -d "$3" "$4" "${2}M" >&2
+}
+
+kver=$(basename "$(ls -d "$root"/lib/modules/* | sort -V | tail -n1)")
+[ -f "$root/boot/vmlinuz-$kver" ] && [ -f "$root/boot/initrd.img-$kver" ] \
+  || die "the root has no kernel and initrd for $kver"
+say "kernel $kver"
+mkext4 rootfs "$ROOT_MIB" "$root" "$work/rootfs.ext4"
+mkext4 data "$DATA_MIB" "$work/data" "$work/data.ext4" "$camseal_ids"
+
+PART_BOOT=boot PART_ROOT_A=rootfs-a PART_ROOT_B=rootfs-b PART_DATA=data
+
+# A boot partition for one board: kernel, initrd, extlinux.conf naming slot A's PARTUUID.
+make_boot() { # image-name console [dtb]
+  local dir=$work/boot-$1
+  mkdir -p "$dir/extlinux"
+  cp "$root/boot/vmlinuz-$kver" "$dir/vmlinuz"
+  cp "$root/boot/initrd.img-$kver" "$dir/initrd.img"
+  local fdt=""
+  if [ -n "${3:-}" ]; then
+    mkdir -p "$dir/dtbs"
+    cp "$3" "$dir/dtbs/board.dtb"
+    fdt="  fdt /dtbs/board.dtb"
+  fi
+  {
+    echo "# camseal $1 image; slot A. RAUC's boot backend switches slots (docs/BOARD.md)."
+    echo "default camseal"
+    echo "timeout 1"
+    echo "label camseal"
+    echo "  kernel /vmlinuz"
+    echo "  initrd /initrd.img"
+    [ -z "$fdt" ] || echo "$fdt"
+    echo "  append root=PARTUUID=$(uuid_of "$1 part $PART_ROOT_A") rw rootwait console=$2 rauc.slot=A"
+  } >"$dir/extlinux/extlinux.conf"
+  # The primary slot, read by the QEMU harness (rauc/qemu-bootloader.sh) in place of U-Boot.
+  echo A >"$dir/primary"
+  find "$dir" -exec touch --no-dereference --date="@$SDE" {} +
+  mkext4 "boot" "$BOOT_MIB" "$dir" "$work/boot-$1.ext4"
+}
+
+# The GPT disk: the partitions from sector 32768, each file system written in place.
+make_disk() { # image-name out-file
+  local img=$2 disk=$1 s=$FIRST_SECTOR
+  local total=$((FIRST_SECTOR + (BOOT_MIB + 2 * ROOT_MIB + DATA_MIB) * 2048 + 2048))
+  rm -f "$img"
+  truncate -s $((total * 512)) "$img"
+  local args=(--clear --disk-guid="$(uuid_of "$disk disk")")
+  local n=1 name mib
+  for name in $PART_BOOT $PART_ROOT_A $PART_ROOT_B $PART_DATA; do
+    case $name in
+      boot) mib=$BOOT_MIB ;; data) mib=$DATA_MIB ;; *) mib=$ROOT_MIB ;;
+    esac
+    args+=(--new="$n:$s:$((s + mib * 2048 - 1))" --change-name="$n:$name"
+      --partition-guid="$n:$(uuid_of "$disk part $name")")
+    case $name in
+      boot) args+=(--typecode="$n:8300" --attributes="$n:set:2") ;; # legacy-bootable: U-Boot's extlinux scan
+      rootfs-*) args+=(--typecode="$n:8305") ;;                        # Linux ARM64 root
+      data) args+=(--typecode="$n:8300") ;;
+    esac
+    eval "off_$n=$s"
+    s=$((s + mib * 2048))
+    n=$((n + 1))
+  done
+  sgdisk "${args[@]}" "$img" >/dev/null
+  dd if="$work/boot-$disk.ext4" of="$img" bs=512 seek="$off_1" conv=notrunc,sparse status=none
+  dd if="$work/rootfs.ext4" of="$img" bs=512 seek="$off_2" conv=notrunc,sparse status=none
+  dd if="$work/data.ext4" of="$img" bs=512 seek="$off_4" conv=notrunc,sparse status=none
+}
+
+# --- rk3588 -----------------------------------------------------------------------------
+board_dtb=$dtb
+if [ -z "$board_dtb" ]; then
+  board_dtb=$(ls "$root"/usr/lib/linux-image-"$kver"/rockchip/rk3588-rock-5b.dtb 2>/dev/null || true)
+  [ -n "$board_dtb" ] \
+    || say "NOTE: Debian's kernel $kver has no rockchip/rk3588-rock-5b.dtb: the rk3588 image has no fdt line (U-Boot passes its own device tree); give --dtb FILE for the board's"
+fi
+make_boot rk3588 ttyS2,1500000n8 "$board_dtb"
+make_disk rk3588 "$work/camseal-rk3588.img"
+rm -f "$out"/PLACEHOLDER-*
+put_blob() { # file sector max-bytes what
+  local size
+  size=$(stat -c %s "$1")
+  [ "$size" -le "$3" ] || die "$4 $1 is $size bytes; at most $3 fit before the next area"
+  dd if="$1" of="$work/camseal-rk3588.img" bs=512 seek="$2" conv=notrunc status=none
+}
+placeholder() { # name size
+  local f=$out/PLACEHOLDER-$1
+  { printf 'CAMSEAL PLACEHOLDER %s: NOT A BOOTLOADER. Give the vendor blob to scripts/build-image.sh (docs/BOARD.md).\n' "$1"
+    head -c "$2" /dev/zero; } | head -c "$2" >"$f"
+  touch --date="@$SDE" "$f"
+  say "PLACEHOLDER: no vendor $1 given; wrote $f ($2 bytes) in its place: this rk3588 image does not boot by itself"
+  echo "$f"
+}
+if [ -n "$uboot_rockchip" ]; then
+  put_blob "$uboot_rockchip" $IDB_SECTOR $(((FIRST_SECTOR - IDB_SECTOR) * 512)) u-boot-rockchip.bin
+else
+  [ -n "$idbloader" ] || idbloader=$(placeholder idbloader.img $(((ITB_SECTOR - IDB_SECTOR) * 512)))
+  [ -n "$uboot_itb" ] || uboot_itb=$(placeholder u-boot.itb $(((FIRST_SECTOR - ITB_SECTOR) * 512)))
+  put_blob "$idbloader" $IDB_SECTOR $(((ITB_SECTOR - IDB_SECTOR) * 512)) idbloader
+  put_blob "$uboot_itb" $ITB_SECTOR $(((FIRST_SECTOR - ITB_SECTOR) * 512)) u-boot.itb
+fi
+
+# --- virt ---------------------------------------------------------------------------------
+make_boot virt ttyAMA0
+make_disk virt "$work/camseal-virt.img"
+
+mv "$work/camseal-rk3588.img" "$work/camseal-virt.img" "$out/"
+(cd "$out" && sha256sum camseal-rk3588.img camseal-virt.img >SHA256SUMS)
+say "wrote $out/camseal-rk3588.img and $out/camseal-virt.img (kernel $kver, package $(dpkg-deb --field "$deb" Version)) in $((SECONDS - t_start)) s"
+cat "$out/SHA256SUMS"
