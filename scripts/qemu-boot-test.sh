@@ -1,0 +1,264 @@
+#!/usr/bin/env bash
+# The board image, booted: builds the images twice with scripts/build-image.sh (same cached
+# package set, same SOURCE_DATE_EPOCH) and requires equal sha256 for both images, then boots
+# a copy of camseal-virt.img with `qemu-system-aarch64 -M virt` (TCG) on Debian's arm64
+# kernel and initrd taken from the image's boot partition, as its extlinux.conf says.
+#
+# Onto the copy the test provisions, as a firmware team would at the factory: a camera home
+# (`camera init` + `camera trust` of a viewer made on the host with the real CLI) on the data
+# partition, owned by the image's camseal user, and settings for the software source. The
+# shipped camseal.service starts it under systemd; a test-only unit lets it seal for 30 s,
+# writes who runs it to the serial console, stops it and powers off. The host then asserts:
+#   - the guest shut down cleanly: "reboot: Power down" on the console, QEMU exited by itself,
+#     and the root and data file systems are clean (no journal to replay);
+#   - the service ran as the unprivileged camseal user (ps, /proc/PID/status: uid and no
+#     capabilities) and the segments on the disk belong to that user;
+#   - `camseal verify` accepts the segments from the guest's disk (ended cleanly, 20 s or
+#     more between the first and last signed frame) and `camseal decrypt` gives H.264 that
+#     ffprobe decodes to at least 20 s of frames.
+#
+#   CAMSEAL_SKIP_INSTALL=1       install nothing
+#   CAMSEAL_QEMU_BOOT_KEEP=1     keep the work directory (images, console log)
+#   CAMSEAL_CACHE=DIR            cache root (default ~/.cache/camseal)
+#
+# Under CI=true a missing tool fails the test; elsewhere it skips with a message.
+# Prints one summary line: "qemu-boot-test: PASS ..." or "qemu-boot-test: FAIL ...".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+t_start=$SECONDS
+
+fail() {
+  echo "qemu-boot-test: FAIL: $*"
+  exit 1
+}
+say() { echo "qemu-boot-test: $*" >&2; }
+skip() {
+  [ "${CI:-}" = true ] && fail "$* (CI=true: not skipped)"
+  echo "qemu-boot-test: SKIP: $*"
+  exit 0
+}
+
+[ "$(id -u)" = 0 ] || skip "needs root (chroot, loop devices)"
+if [ -z "${CAMSEAL_SKIP_INSTALL:-}" ]; then
+  need=()
+  command -v qemu-system-aarch64 >/dev/null || need+=(qemu-system-arm)
+  command -v losetup >/dev/null || need+=(mount)
+  command -v ffprobe >/dev/null || need+=(ffmpeg)
+  command -v sgdisk >/dev/null || need+=(gdisk)
+  if [ ${#need[@]} -gt 0 ]; then
+    say "installing ${need[*]}"
+    apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
+  fi
+fi
+for t in qemu-system-aarch64 losetup ffprobe sgdisk dumpe2fs mmdebstrap; do
+  command -v "$t" >/dev/null || skip "$t is not installed (scripts/install-deps.sh)"
+done
+
+work=$(mktemp -d)
+mnt=$work/mnt
+loops=()
+cleanup() {
+  mountpoint -q "$mnt" 2>/dev/null && umount "$mnt"
+  for l in "${loops[@]}"; do losetup -d "$l" 2>/dev/null || true; done
+  if [ -n "${CAMSEAL_QEMU_BOOT_KEEP:-}" ]; then say "work directory kept: $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+mkdir -p "$mnt"
+
+# --- two builds, one sha256 ------------------------------------------------------------
+# The package is built once, quickly (the deb-check profile), and given to both builds: the
+# second build then repeats only the image assembly, which is what must be reproducible.
+export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct)}
+export CAMSEAL_DEB_PROFILE=${CAMSEAL_DEB_PROFILE:-deb-check}
+say "build 1 (SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH)"
+scripts/build-image.sh --out "$work/build1" >"$work/build1.log" 2>&1 \
+  || { tail -n 40 "$work/build1.log"; fail "build-image.sh (build 1) failed"; }
+grep -q "PLACEHOLDER" "$work/build1.log" || fail "without vendor blobs the build did not say it used placeholders"
+say "build 2"
+scripts/build-image.sh --out "$work/build2" >"$work/build2.log" 2>&1 \
+  || { tail -n 40 "$work/build2.log"; fail "build-image.sh (build 2) failed"; }
+for img in camseal-rk3588.img camseal-virt.img; do
+  a=$(sha256sum <"$work/build1/$img" | cut -d' ' -f1)
+  b=$(sha256sum <"$work/build2/$img" | cut -d' ' -f1)
+  [ "$a" = "$b" ] || fail "$img differs between two builds: $a vs $b"
+  say "$img: sha256 $a in both builds"
+done
+
+# The rk3588 layout, checked from outside: the loader areas hold what the build was given
+# (here the placeholders) at Rockchip's sectors, and the partitions start after them.
+rk=$work/build1/camseal-rk3588.img
+cmp -s -n "$(stat -c %s "$work/build1/PLACEHOLDER-idbloader.img")" --ignore-initial=0:$((64 * 512)) \
+  "$work/build1/PLACEHOLDER-idbloader.img" "$rk" || fail "rk3588: the idbloader is not at sector 64"
+cmp -s -n "$(stat -c %s "$work/build1/PLACEHOLDER-u-boot.itb")" --ignore-initial=0:$((16384 * 512)) \
+  "$work/build1/PLACEHOLDER-u-boot.itb" "$rk" || fail "rk3588: u-boot.itb is not at sector 16384"
+rm -rf "$work/build2"
+
+# --- the disk to boot: a copy, provisioned -------------------------------------------------
+disk=$work/disk.img
+cp --sparse=always "$work/build1/camseal-virt.img" "$disk"
+rm -rf "$work/build1"
+part_start() { # name -> first sector
+  sgdisk -p "$disk" | awk -v n="$1" '$1 ~ /^[0-9]+$/ && $NF == n { print $2 }'
+}
+part_size() {
+  sgdisk -p "$disk" | awk -v n="$1" '$1 ~ /^[0-9]+$/ && $NF == n { print $3 - $2 + 1 }'
+}
+attach() { # partition name -> loop device
+  local l
+  l=$(losetup --find --show --offset $(($(part_start "$1") * 512)) \
+    --sizelimit $(($(part_size "$1") * 512)) "$disk")
+  loops+=("$l")
+  echo "$l"
+}
+detach() { losetup -d "$1"; }
+
+# The camera and viewer, made on the host with the real CLI.
+say "building camseal for the host"
+cargo build --locked -p camseal --bin camseal >&2
+camseal=target/debug/camseal
+"$camseal" viewer init --home "$work/viewer" >/dev/null 2>&1 || fail "viewer init"
+"$camseal" viewer recipients --home "$work/viewer" --out "$work/recipients.list" >/dev/null 2>&1 \
+  || fail "viewer recipients"
+"$camseal" camera init --home "$work/camera" >/dev/null 2>&1 || fail "camera init"
+"$camseal" camera trust --home "$work/camera" "$work/recipients.list" >/dev/null 2>&1 || fail "camera trust"
+cp "$work/camera/camera.pub" "$work/camera.pub"
+
+# Read what the image says: the camseal user's ids, the kernel command line of slot A.
+boot_loop=$(attach boot)
+mount -o ro "$boot_loop" "$mnt"
+cp "$mnt/vmlinuz" "$mnt/initrd.img" "$work/"
+append=$(sed -n 's/^ *append //p' "$mnt/extlinux/extlinux.conf")
+umount "$mnt"
+detach "$boot_loop"
+[ -n "$append" ] || fail "no append line in the boot partition's extlinux.conf"
+
+root_loop=$(attach rootfs-a)
+mount "$root_loop" "$mnt"
+ids=$(awk -F: '$1 == "camseal" { print $3 ":" $4 }' "$mnt/etc/passwd")
+[ -n "$ids" ] || fail "the image has no camseal user"
+# Test settings: the software source at a size TCG encodes in real time, segments to a
+# directory on the data partition. The rest is the shipped file.
+conf=$mnt/etc/camseal/camseal.toml
+grep -q '^source = ' "$conf" || fail "the image's camseal.toml has no source line"
+sed -i -e 's|^source = .*|source = "soft:160x120@10"|' -e '/^spool = /d' "$conf"
+cat >>"$conf" <<'EOF'
+# qemu-boot-test
+out = "/var/lib/camseal/segments"
+realtime = true
+bitrate = "200k"
+segment_seconds = 4
+EOF
+cat >"$mnt/usr/local/sbin/camseal-qemu-check" <<'EOF'
+#!/bin/sh
+# qemu-boot-test: let camseal.service seal, report who runs it, stop it, power off.
+say() { echo "QEMU-CHECK $*"; }
+say "start, up $(cut -d' ' -f1 /proc/uptime) s"
+i=0
+until [ "$(systemctl is-active camseal.service)" = active ] || [ $i -ge 300 ]; do sleep 1; i=$((i + 1)); done
+say "camseal.service $(systemctl is-active camseal.service) after ${i} s"
+sleep 30
+pid=$(systemctl show -p MainPID --value camseal.service)
+say "main-pid $pid user $(ps -o user= -p "$pid") exe $(readlink /proc/"$pid"/exe)"
+say "status $(grep -E '^(Uid|Gid|CapEff|CapBnd|NoNewPrivs):' /proc/"$pid"/status | tr -s '\t\n' '  ')"
+say "ps-camseal $(ps -o user= -C camseal | sort -u | tr '\n' ' ')"
+systemctl stop camseal.service
+say "stopped: result $(systemctl show -p Result --value camseal.service), exit $(systemctl show -p ExecMainStatus --value camseal.service)"
+journalctl -u camseal.service --no-pager -o cat | tail -n 15 | sed 's/^/QEMU-LOG /'
+say "done"
+systemctl poweroff
+EOF
+chmod 755 "$mnt/usr/local/sbin/camseal-qemu-check"
+cat >"$mnt/etc/systemd/system/camseal-qemu-check.service" <<'EOF'
+[Unit]
+Description=qemu-boot-test: seal 30 s, report, power off
+After=camseal.service
+[Service]
+Type=oneshot
+ExecStart=/usr/local/sbin/camseal-qemu-check
+StandardOutput=journal+console
+StandardError=journal+console
+[Install]
+WantedBy=multi-user.target
+EOF
+ln -sf /etc/systemd/system/camseal-qemu-check.service \
+  "$mnt/etc/systemd/system/multi-user.target.wants/camseal-qemu-check.service"
+umount "$mnt"
+detach "$root_loop"
+
+data_loop=$(attach data)
+mount "$data_loop" "$mnt"
+[ "$(stat -c '%u:%g %a' "$mnt")" = "$ids 700" ] \
+  || fail "the data partition's root (/var/lib/camseal) is $(stat -c '%u:%g %a' "$mnt"), not $ids 700"
+cp -a "$work/camera" "$mnt/camera"
+chown -R "$ids" "$mnt/camera"
+umount "$mnt"
+detach "$data_loop"
+
+# --- boot ----------------------------------------------------------------------------------
+console=$work/console.log
+say "booting the virt image (TCG, -smp 2; a few minutes)"
+t_boot=$SECONDS
+set +e
+timeout 1200 qemu-system-aarch64 -M virt -cpu max,pauth-impdef=on -smp 2 -m 1024 \
+  -nographic -no-reboot -nic none \
+  -kernel "$work/vmlinuz" -initrd "$work/initrd.img" -append "$append" \
+  -drive if=none,id=disk,file="$disk",format=raw,cache=unsafe \
+  -device virtio-blk-pci,drive=disk -device virtio-rng-pci >"$console" 2>&1 </dev/null
+qemu_rc=$?
+set -e
+tr -d '\r' <"$console" >"$console.txt"
+grep -E 'QEMU-(CHECK|LOG)|camseal' "$console.txt" | grep -v '^\s*$' | tail -n 40 >&2 || true
+say "QEMU exited with $qemu_rc after $((SECONDS - t_boot)) s"
+[ "$qemu_rc" = 0 ] || { tail -n 60 "$console.txt" >&2; fail "QEMU exited with $qemu_rc (124: the guest did not power off in time)"; }
+grep -q "QEMU-CHECK done" "$console.txt" || { tail -n 60 "$console.txt" >&2; fail "the guest's check did not finish"; }
+grep -q "reboot: Power down" "$console.txt" || fail "no clean power-off on the console"
+grep -q "QEMU-CHECK camseal.service active" "$console.txt" || fail "camseal.service did not become active"
+
+# --- the service's user ---------------------------------------------------------------------
+uid=${ids%%:*}
+grep -q "QEMU-CHECK main-pid [0-9]* user camseal exe /usr/bin/camseal" "$console.txt" \
+  || fail "the service's main process is not /usr/bin/camseal run by user camseal"
+grep -Eq "QEMU-CHECK status Uid: $uid $uid $uid $uid Gid: [0-9 ]*CapEff: 0+ CapBnd: 0+ NoNewPrivs: 1" \
+  "$console.txt" || fail "the service's process status is not uid $uid, no capabilities, no new privileges"
+grep -q "QEMU-CHECK ps-camseal camseal $" "$console.txt" || fail "a camseal process ran as another user"
+grep -q "QEMU-CHECK stopped: result success" "$console.txt" || fail "camseal.service did not stop cleanly"
+
+# --- the disk after shutdown -----------------------------------------------------------------
+for p in rootfs-a data; do
+  l=$(attach "$p")
+  if dumpe2fs -h "$l" 2>/dev/null | grep -q needs_recovery; then fail "$p was not unmounted cleanly"; fi
+  state=$(dumpe2fs -h "$l" 2>/dev/null | sed -n 's/^Filesystem state: *//p')
+  [ "$state" = clean ] || fail "$p: file system state $state"
+  detach "$l"
+done
+data_loop=$(attach data)
+mount -o ro "$data_loop" "$mnt"
+mkdir "$work/segments"
+cp -a "$mnt/segments/." "$work/segments/"
+owners=$(find "$mnt/segments" -type f -printf '%u:%g\n' | sort -u | tr '\n' ' ')
+umount "$mnt"
+detach "$data_loop"
+n=$(find "$work/segments" -name '*.cseg' | wc -l)
+[ "$n" -ge 3 ] || fail "only $n segments on the guest's disk"
+[ "$owners" = "$ids " ] || fail "segments owned by $owners, not the camseal user ($ids)"
+
+# --- the footage, checked on the host ---------------------------------------------------------
+"$camseal" verify --camera "$work/camera.pub" --json "$work/verdict.json" "$work/segments" >"$work/verify.log" 2>&1 \
+  || { cat "$work/verify.log" >&2; fail "camseal verify rejected the guest's segments"; }
+python3 - "$work/verdict.json" <<'PY' || fail "the verdict is not a clean stream of 20 s or more"
+import datetime, json, sys
+v = json.load(open(sys.argv[1]))
+t = lambda s: datetime.datetime.fromisoformat(s.replace("Z", "+00:00"))
+span = (t(v["last_time"]) - t(v["first_time"])).total_seconds()
+print(f"qemu-boot-test: verify: seqs {v['first_seq']}..{v['last_seq']}, ended {v['ended']}, {span:.1f} s signed", file=sys.stderr)
+sys.exit(0 if v["result"] == "ok" and v["ended"] == "clean" and span >= 20 else 1)
+PY
+"$camseal" decrypt --home "$work/viewer" --camera "$work/camera.pub" --out "$work/clip.h264" "$work/segments" \
+  >"$work/decrypt.log" 2>&1 || { cat "$work/decrypt.log" >&2; fail "camseal decrypt failed"; }
+frames=$(ffprobe -v error -count_frames -select_streams v:0 -show_entries stream=nb_read_frames \
+  -of csv=p=0 "$work/clip.h264")
+# 30 s at 10 frames per second were asked for; at least 20 s of them must be there.
+[ "${frames:-0}" -ge 200 ] || fail "the decrypted video has ${frames:-0} frames, fewer than 200 (20 s at 10 fps)"
+
+echo "qemu-boot-test: PASS (two builds with equal sha256; booted in QEMU; camseal.service sealed $n segments as user camseal, $frames frames decrypted on the host; clean power-off) in $((SECONDS - t_start)) s"
