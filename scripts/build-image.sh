@@ -22,6 +22,20 @@
 #     --dtb FILE              the board's device tree  (env CAMSEAL_DTB; default: the
 #                             kernel's rockchip/rk3588-rock-5b.dtb, which bookworm's 6.1
 #                             kernel does not have: then none, and U-Boot passes its own)
+#     --rauc-cert FILE        the update signing certificate and its private key (env
+#     --rauc-key FILE         CAMSEAL_RAUC_CERT, CAMSEAL_RAUC_KEY; a PKCS#11 URL works too)
+#     --rauc-keyring FILE     the CA certificate(s) the image trusts for updates (env
+#                             CAMSEAL_RAUC_KEYRING; default: the signing certificate).
+#                             Without --rauc-cert a development key is made once with
+#                             openssl in $CAMSEAL_CACHE/rauc-dev-key (never in the repo) and
+#                             the build says so: such images accept that machine's bundles
+#     --image-version V       the image and bundle version (env CAMSEAL_IMAGE_VERSION;
+#                             default camseal's package version), in /etc/camseal-image-version
+#     --overlay DIR           files copied over the root before it is sealed (site files:
+#                             a provisioning unit, settings); part of the inputs
+#
+# Besides the images: DIR/camseal-rootfs.raucb, a RAUC bundle (signed, plain format) of the
+# same root file system, for installing into the other slot of a running camera.
 #
 # Without vendor blobs the loader areas hold placeholders of the right size, written to
 # DIR/PLACEHOLDER-*: such an rk3588 image does not boot by itself (the boot ROM finds no
@@ -53,6 +67,11 @@ idbloader=${CAMSEAL_IDBLOADER:-}
 uboot_itb=${CAMSEAL_UBOOT_ITB:-}
 uboot_rockchip=${CAMSEAL_UBOOT_ROCKCHIP:-}
 dtb=${CAMSEAL_DTB:-}
+rauc_cert=${CAMSEAL_RAUC_CERT:-}
+rauc_key=${CAMSEAL_RAUC_KEY:-}
+rauc_keyring=${CAMSEAL_RAUC_KEYRING:-}
+image_version=${CAMSEAL_IMAGE_VERSION:-}
+overlay=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) out=${2:?--out takes a directory}; shift 2 ;;
@@ -61,6 +80,11 @@ while [ $# -gt 0 ]; do
     --uboot-itb) uboot_itb=${2:?}; shift 2 ;;
     --uboot-rockchip) uboot_rockchip=${2:?}; shift 2 ;;
     --dtb) dtb=${2:?}; shift 2 ;;
+    --rauc-cert) rauc_cert=${2:?}; shift 2 ;;
+    --rauc-key) rauc_key=${2:?}; shift 2 ;;
+    --rauc-keyring) rauc_keyring=${2:?}; shift 2 ;;
+    --image-version) image_version=${2:?}; shift 2 ;;
+    --overlay) overlay=${2:?}; shift 2 ;;
     -h | --help) usage ;;
     *) echo "build-image: unknown argument $1" >&2; usage ;;
   esac
@@ -70,9 +94,13 @@ done
 if [ -n "$uboot_rockchip" ] && { [ -n "$idbloader" ] || [ -n "$uboot_itb" ]; }; then
   die "--uboot-rockchip replaces --idbloader and --uboot-itb: give one or the other"
 fi
-for f in "$deb" "$idbloader" "$uboot_itb" "$uboot_rockchip" "$dtb"; do
-  [ -z "$f" ] || [ -f "$f" ] || die "$f: no such file"
+for f in "$deb" "$idbloader" "$uboot_itb" "$uboot_rockchip" "$dtb" "$rauc_cert" "$rauc_key" \
+  "$rauc_keyring"; do
+  [ -z "$f" ] || [[ "$f" == pkcs11:* ]] || [ -f "$f" ] || die "$f: no such file"
 done
+[ -z "$overlay" ] || [ -d "$overlay" ] || die "$overlay: no such directory"
+{ [ -n "$rauc_cert" ] && [ -n "$rauc_key" ]; } || { [ -z "$rauc_cert" ] && [ -z "$rauc_key" ]; } \
+  || die "--rauc-cert and --rauc-key go together"
 
 SDE=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
 export SOURCE_DATE_EPOCH=$SDE
@@ -81,7 +109,8 @@ MIRROR=${CAMSEAL_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SUITE=bookworm
 # The root's packages. Everything the image needs comes from here; camseal's package is
 # installed on top at each build. Changing this list changes the cache key.
-PACKAGES=systemd,systemd-sysv,udev,procps,kmod,initramfs-tools,linux-image-arm64,rauc,e2fsprogs
+# rauc-service is RAUC's D-Bus service, which `rauc install` talks to.
+PACKAGES=systemd,systemd-sysv,udev,procps,kmod,initramfs-tools,linux-image-arm64,rauc,rauc-service,e2fsprogs
 RECIPE="v1 arm64 $SUITE minbase $PACKAGES"
 DEB_VERSION=3.8.0
 CARGO_DEB=$CACHE/cargo-deb-$DEB_VERSION/bin/cargo-deb
@@ -108,6 +137,9 @@ install_tools() {
   command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
   command -v sgdisk >/dev/null || need+=(gdisk)
   command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
+  command -v rauc >/dev/null || need+=(rauc)
+  command -v mksquashfs >/dev/null || need+=(squashfs-tools)
+  command -v openssl >/dev/null || need+=(openssl)
   [ -e /usr/libexec/qemu-binfmt/aarch64-binfmt-P ] || [ -e /usr/bin/qemu-aarch64-static ] \
     || need+=(qemu-user-static)
   command -v update-binfmts >/dev/null || need+=(binfmt-support)
@@ -137,7 +169,7 @@ enable_binfmt() {
 }
 
 [ -n "${CAMSEAL_SKIP_INSTALL:-}" ] || install_tools
-for t in mmdebstrap sgdisk mkfs.ext4 debugfs; do
+for t in mmdebstrap sgdisk mkfs.ext4 rauc mksquashfs openssl; do
   command -v "$t" >/dev/null || die "$t is missing (scripts/install-deps.sh)"
 done
 enable_binfmt
@@ -210,12 +242,41 @@ umount "$root/proc"
 rm -f "$root/usr/sbin/policy-rc.d" "$root/tmp/camseal.deb"
 
 # The image's own settings.
+[ -n "$image_version" ] || image_version=$(dpkg-deb --field "$deb" Version)
+echo "$image_version" >"$root/etc/camseal-image-version"
 echo camseal >"$root/etc/hostname"
 cat >"$root/etc/fstab" <<EOF
 # The root is the slot the kernel was given (root=PARTUUID=...); the camera's state lives
 # on the data partition, shared by both slots so an update keeps the camera's identity.
+# The boot partition holds the kernel, extlinux.conf and the board's RAUC system.conf.
 PARTLABEL=data  /var/lib/camseal  ext4  defaults,nodev,nosuid,noexec  0  2
+PARTLABEL=boot  /boot/firmware    ext4  defaults,nodev,nosuid,noexec  0  2
 EOF
+mkdir -p "$root/boot/firmware" "$root/etc/rauc" "$root/usr/lib/camseal"
+ln -sfn /boot/firmware/system.conf "$root/etc/rauc/system.conf"
+install -m 755 board/rk3588/rauc/rauc-boot-file "$root/usr/lib/camseal/rauc-boot-file"
+
+# RAUC's keys: the signing pair given, or a development pair made once on this machine.
+if [ -z "$rauc_cert" ]; then
+  devkey=$CACHE/rauc-dev-key
+  if [ ! -f "$devkey/cert.pem" ]; then
+    mkdir -p "$devkey"
+    chmod 700 "$devkey"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
+      -subj "/O=camseal development/CN=camseal DEVELOPMENT update key (not for products)" \
+      -keyout "$devkey/key.pem.partial" -out "$devkey/cert.pem.partial" 2>/dev/null
+    mv "$devkey/key.pem.partial" "$devkey/key.pem"
+    mv "$devkey/cert.pem.partial" "$devkey/cert.pem"
+  fi
+  rauc_cert=$devkey/cert.pem rauc_key=$devkey/key.pem
+  say "DEVELOPMENT KEY: the update bundle is signed with $devkey (made on this machine) and the images trust only it; give --rauc-cert/--rauc-key/--rauc-keyring for a product (docs/BOARD.md)"
+fi
+install -m 644 "${rauc_keyring:-$rauc_cert}" "$root/etc/rauc/keyring.pem"
+
+if [ -n "$overlay" ]; then
+  say "overlay $overlay"
+  cp -a --no-preserve=ownership "$overlay/." "$root/"
+fi
 
 # What would differ between two builds, or must not be shared between cameras: the machine
 # id (systemd makes one at first boot), caches, logs, apt lists, backup files.
@@ -255,7 +316,7 @@ mkext4 data "$DATA_MIB" "$work/data" "$work/data.ext4" "$camseal_ids"
 PART_BOOT=boot PART_ROOT_A=rootfs-a PART_ROOT_B=rootfs-b PART_DATA=data
 
 # A boot partition for one board: kernel, initrd, extlinux.conf naming slot A's PARTUUID.
-make_boot() { # image-name console [dtb]
+make_boot() { # image-name console dtb-or-empty rauc-system.conf
   local dir=$work/boot-$1
   mkdir -p "$dir/extlinux"
   cp "$root/boot/vmlinuz-$kver" "$dir/vmlinuz"
@@ -276,7 +337,9 @@ make_boot() { # image-name console [dtb]
     [ -z "$fdt" ] || echo "$fdt"
     echo "  append root=PARTUUID=$(uuid_of "$1 part $PART_ROOT_A") rw rootwait console=$2 rauc.slot=A"
   } >"$dir/extlinux/extlinux.conf"
-  # The primary slot, read by the QEMU harness (rauc/qemu-bootloader.sh) in place of U-Boot.
+  # RAUC's view of this board: its slots and boot loader backend (board/rk3588/rauc).
+  cp "$4" "$dir/system.conf"
+  # The primary slot, for the QEMU stand-in backend (rauc-boot-file); U-Boot keeps its own.
   echo A >"$dir/primary"
   find "$dir" -exec touch --no-dereference --date="@$SDE" {} +
   mkext4 "boot" "$BOOT_MIB" "$dir" "$work/boot-$1.ext4"
@@ -318,7 +381,7 @@ if [ -z "$board_dtb" ]; then
   [ -n "$board_dtb" ] \
     || say "NOTE: Debian's kernel $kver has no rockchip/rk3588-rock-5b.dtb: the rk3588 image has no fdt line (U-Boot passes its own device tree); give --dtb FILE for the board's"
 fi
-make_boot rk3588 ttyS2,1500000n8 "$board_dtb"
+make_boot rk3588 ttyS2,1500000n8 "$board_dtb" board/rk3588/rauc/system.conf
 make_disk rk3588 "$work/camseal-rk3588.img"
 rm -f "$out"/PLACEHOLDER-*
 put_blob() { # file sector max-bytes what
@@ -345,10 +408,28 @@ else
 fi
 
 # --- virt ---------------------------------------------------------------------------------
-make_boot virt ttyAMA0
+make_boot virt ttyAMA0 "" board/rk3588/rauc/system-qemu.conf
 make_disk virt "$work/camseal-virt.img"
+
+# --- the update bundle: the same root file system, signed ------------------------------------
+mkdir "$work/bundle"
+cat >"$work/bundle/manifest.raucm" <<EOF
+[update]
+compatible=camseal-arm64
+version=$image_version
+
+[bundle]
+format=plain
+
+[image.rootfs]
+filename=rootfs.ext4
+EOF
+mv "$work/rootfs.ext4" "$work/bundle/rootfs.ext4"
+rm -f "$out/camseal-rootfs.raucb"
+rauc --cert "$rauc_cert" --key "$rauc_key" bundle "$work/bundle" "$out/camseal-rootfs.raucb" >&2 \
+  || die "rauc bundle failed"
 
 mv "$work/camseal-rk3588.img" "$work/camseal-virt.img" "$out/"
 (cd "$out" && sha256sum camseal-rk3588.img camseal-virt.img >SHA256SUMS)
-say "wrote $out/camseal-rk3588.img and $out/camseal-virt.img (kernel $kver, package $(dpkg-deb --field "$deb" Version)) in $((SECONDS - t_start)) s"
+say "wrote $out/camseal-rk3588.img, $out/camseal-virt.img and $out/camseal-rootfs.raucb (version $image_version, kernel $kver, package $(dpkg-deb --field "$deb" Version)) in $((SECONDS - t_start)) s"
 cat "$out/SHA256SUMS"
