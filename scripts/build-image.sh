@@ -278,6 +278,11 @@ if [ -n "$overlay" ]; then
   cp -a --no-preserve=ownership "$overlay/." "$root/"
 fi
 
+# A camera boots unattended: no first-boot questions on the console.
+if [ -e "$root/lib/systemd/system/systemd-firstboot.service" ]; then
+  ln -sfn /dev/null "$root/etc/systemd/system/systemd-firstboot.service"
+fi
+
 # What would differ between two builds, or must not be shared between cameras: the machine
 # id (systemd makes one at first boot), caches, logs, apt lists, backup files.
 : >"$root/etc/machine-id"
@@ -291,7 +296,7 @@ mkdir -p "$root/var/lib/apt/lists/partial" "$root/var/cache/apt/archives/partial
 sed -i "s/^\(camseal:[^:]*:\)[0-9]*:/\1$((SDE / 86400)):/" "$root/etc/shadow"
 
 # The camera's state directory is the data partition's root: owned by the service user.
-mkdir -p "$work/data"
+mkdir -m 700 "$work/data"
 
 # Every file's time is SOURCE_DATE_EPOCH.
 find "$root" "$work/data" -exec touch --no-dereference --date="@$SDE" {} +
@@ -428,6 +433,9 @@ mv "$work/rootfs.ext4" "$work/bundle/rootfs.ext4"
 rm -f "$out/camseal-rootfs.raucb"
 rauc --cert "$rauc_cert" --key "$rauc_key" bundle "$work/bundle" "$out/camseal-rootfs.raucb" >&2 \
   || die "rauc bundle failed"
+# What a camera will check before installing: the signature against the image's keyring.
+rauc --keyring "$root/etc/rauc/keyring.pem" info "$out/camseal-rootfs.raucb" >/dev/null 2>&1 \
+  || die "the bundle's signer is not trusted by the image's keyring (--rauc-keyring)"
 
 mv "$work/camseal-rk3588.img" "$work/camseal-virt.img" "$out/"
 (cd "$out" && sha256sum camseal-rk3588.img camseal-virt.img >SHA256SUMS)
