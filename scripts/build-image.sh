@@ -309,6 +309,45 @@ mkext4() { # label size_mib dir out [root_owner]
   u=$(uuid_of "fs $1")
   E2FSPROGS_FAKE_TIME=$SDE mkfs.ext4 -q -F -L "$1" -U "$u" -T default -b 4096 -I 256 \
     -E "hash_seed=$u,root_owner=${5:-0:0},lazy_itable_init=0,nodiscard" -d "$3" "$4" "${2}M" >&2
+  pin_times "$4"
+}
+
+# mke2fs 1.47.0's -d copies each file's ctime, which is when this build unpacked the file;
+# touch cannot set a ctime, so two builds differed in every inode (seen: qemu-boot-test's
+# sha256 check). Atimes move too: reading a directory after the touch (a glob, mke2fs's own
+# walk) stamps it with the time of the read (seen: two directories differed). So every used
+# inode's atime, ctime and mtime are set to SOURCE_DATE_EPOCH with debugfs. Inodes are
+# found from the group bitmaps (dumpe2fs "Free inodes:"), not from paths: some names in the
+# root (systemd's \x2d units) are not safe to quote in a debugfs command file.
+pin_times() { # ext4-image
+  dumpe2fs "$1" 2>/dev/null | awk -v t="$SDE" '
+    /^Inodes per group:/ { ipg = $4 }
+    /^Group [0-9]+:/ { g = $2 + 0 }
+    /^  Free inodes:/ {
+      lo = g * ipg + 1; hi = (g + 1) * ipg
+      for (i = lo; i <= hi; i++) used[i] = 1
+      sub(/^  Free inodes: */, "")
+      n = split($0, parts, /, */)
+      for (k = 1; k <= n; k++) {
+        if (parts[k] == "") continue
+        m = split(parts[k], r, "-")
+        a = r[1] + 0; b = (m > 1 ? r[2] : r[1]) + 0
+        for (i = a; i <= b; i++) delete used[i]
+      }
+      # 2 is the root directory; 1 and 3-10 are reserved and left as mke2fs wrote them.
+      for (i = lo; i <= hi; i++) if ((i in used) && (i == 2 || i >= 11)) {
+        print "sif <" i "> ctime @" t; print "sif <" i "> atime @" t; print "sif <" i "> mtime @" t
+      }
+      delete used
+    }' >"$1.times"
+  [ -s "$1.times" ] || die "pin_times: no used inodes found in $1"
+  E2FSPROGS_FAKE_TIME=$SDE debugfs -w -f "$1.times" "$1" >/dev/null 2>"$1.times.err" \
+    || { cat "$1.times.err" >&2; die "debugfs could not pin the times in $1"; }
+  if grep -v '^debugfs ' "$1.times.err" | grep -q .; then
+    cat "$1.times.err" >&2
+    die "debugfs reported errors pinning the times in $1"
+  fi
+  rm -f "$1.times" "$1.times.err"
 }
 
 kver=$(basename "$(ls -d "$root"/lib/modules/* | sort -V | tail -n1)")
