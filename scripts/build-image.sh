@@ -309,7 +309,7 @@ mkext4() { # label size_mib dir out [root_owner]
   u=$(uuid_of "fs $1")
   E2FSPROGS_FAKE_TIME=$SDE mkfs.ext4 -q -F -L "$1" -U "$u" -T default -b 4096 -I 256 \
     -E "hash_seed=$u,root_owner=${5:-0:0},lazy_itable_init=0,nodiscard" -d "$3" "$4" "${2}M" >&2
-  pin_times "$4"
+  pin_times "$4" "$3"
 }
 
 # mke2fs 1.47.0's -d copies each file's ctime, which is when this build unpacked the file;
@@ -318,9 +318,13 @@ mkext4() { # label size_mib dir out [root_owner]
 # walk) stamps it with the time of the read (seen: two directories differed). So every used
 # inode's atime, ctime and mtime are set to SOURCE_DATE_EPOCH with debugfs. Inodes are
 # found from the group bitmaps (dumpe2fs "Free inodes:"), not from paths: some names in the
-# root (systemd's \x2d units) are not safe to quote in a debugfs command file.
-pin_times() { # ext4-image
-  dumpe2fs "$1" 2>/dev/null | awk -v t="$SDE" '
+# root (systemd's \x2d units) are not safe to quote in a debugfs command file. The root
+# directory also takes the source directory's mode: mke2fs 1.47.0 makes it 0755 whatever -d
+# gives (seen: the data partition's root, /var/lib/camseal, came out 0755, not 0700).
+pin_times() { # ext4-image source-dir
+  local root_mode
+  root_mode=$(printf '0%o' "0x$(stat -c %f "$2")")
+  dumpe2fs "$1" 2>/dev/null | awk -v t="$SDE" -v root_mode="$root_mode" '
     /^Inodes per group:/ { ipg = $4 }
     /^Group [0-9]+:/ { g = $2 + 0 }
     /^  Free inodes:/ {
@@ -339,8 +343,9 @@ pin_times() { # ext4-image
         print "sif <" i "> ctime @" t; print "sif <" i "> atime @" t; print "sif <" i "> mtime @" t
       }
       delete used
-    }' >"$1.times"
-  [ -s "$1.times" ] || die "pin_times: no used inodes found in $1"
+    }
+    END { print "sif <2> mode " root_mode }' >"$1.times"
+  grep -q "> ctime @" "$1.times" || die "pin_times: no used inodes found in $1"
   E2FSPROGS_FAKE_TIME=$SDE debugfs -w -f "$1.times" "$1" >/dev/null 2>"$1.times.err" \
     || { cat "$1.times.err" >&2; die "debugfs could not pin the times in $1"; }
   if grep -v '^debugfs ' "$1.times.err" | grep -q .; then
