@@ -107,6 +107,9 @@ sed -e 's|^source = .*|source = "soft:160x120@10"|' -e '/^spool = /d' board/rk35
   >"$harness/etc/camseal/camseal.toml"
 cat >>"$harness/etc/camseal/camseal.toml" <<'EOF'
 # qemu-boot-test
+# The soft source stops after 10 s unless told a duration (seen: the service had finished
+# before the check looked); an hour outlasts the test, which stops the service itself.
+duration = 3600
 out = "/var/lib/camseal/segments"
 realtime = true
 bitrate = "200k"
