@@ -269,7 +269,8 @@ boot() {
     || fail "boot $n: the service's main process is not /usr/bin/camseal run by user camseal"
   grep -Eq "QEMU-CHECK status Uid: $uid $uid $uid $uid Gid: [0-9 ]*CapEff: 0+ CapBnd: 0+ NoNewPrivs: 1" \
     "$work/console$n.txt" || fail "boot $n: the service's process is not uid $uid with no capabilities and no new privileges"
-  grep -q "QEMU-CHECK ps-camseal camseal $" "$work/console$n.txt" || fail "boot $n: a camseal process ran as another user"
+  # (The console drops the line's trailing space.)
+  grep -Eq "QEMU-CHECK ps-camseal camseal ?$" "$work/console$n.txt" || fail "boot $n: a camseal process ran as another user"
   grep -q "QEMU-CHECK stopped: result success" "$work/console$n.txt" || fail "boot $n: camseal.service did not stop cleanly"
 }
 clean_fs() { # partition...
