@@ -43,6 +43,22 @@ command -v chromium >/dev/null || need_apt+=(chromium)
 command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 /usr/bin/python3 -c 'import selenium' 2>/dev/null || need_apt+=(python3-selenium)
 /usr/bin/python3 -c 'import PIL' 2>/dev/null || need_apt+=(python3-pil)
+# The board images (scripts/build-image.sh) and their boot test (scripts/qemu-boot-test.sh):
+# an arm64 root made by mmdebstrap through qemu-user (binfmt_misc), GPT with sgdisk, ext4 with
+# mkfs.ext4 -d, a RAUC bundle (rauc, mksquashfs), the arm64 cross compilers for the package,
+# and QEMU's aarch64 system emulator.
+command -v sgdisk >/dev/null || need_apt+=(gdisk)
+command -v mkfs.ext4 >/dev/null || need_apt+=(e2fsprogs)
+command -v rauc >/dev/null || need_apt+=(rauc)
+command -v mksquashfs >/dev/null || need_apt+=(squashfs-tools)
+command -v arch-test >/dev/null || need_apt+=(arch-test)
+command -v update-binfmts >/dev/null || need_apt+=(binfmt-support)
+[ -e /usr/libexec/qemu-binfmt/aarch64-binfmt-P ] || [ -e /usr/bin/qemu-aarch64-static ] \
+  || need_apt+=(qemu-user-static)
+command -v qemu-system-aarch64 >/dev/null || need_apt+=(qemu-system-arm)
+command -v aarch64-linux-gnu-gcc >/dev/null || need_apt+=(gcc-aarch64-linux-gnu)
+command -v aarch64-linux-gnu-g++ >/dev/null || need_apt+=(g++-aarch64-linux-gnu)
+[ -d /usr/aarch64-linux-gnu/lib ] || need_apt+=(libc6-dev-arm64-cross)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi

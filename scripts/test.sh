@@ -74,5 +74,7 @@ step "the service unit's systemd exposure rating, at most 2.0 (scripts/test-unit
 
 step "the Debian package installed in a fresh Debian root (scripts/test-deb.sh)" scripts/test-deb.sh
 
+step "board images built twice (equal sha256), booted in QEMU, RAUC A/B update (scripts/qemu-boot-test.sh)" scripts/qemu-boot-test.sh
+
 echo
 echo "scripts/test.sh: all checks passed"
