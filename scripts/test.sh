@@ -66,7 +66,7 @@ step "dependency policy: cargo deny check licenses bans sources (scripts/test-de
 
 step "Miri on the pure crates' unit tests (scripts/test-miri.sh)" scripts/test-miri.sh
 
-step "fuzz targets, about 20 s each (scripts/fuzz.sh)" scripts/fuzz.sh --seconds "${CAMSEAL_FUZZ_SECONDS:-20}"
+step "fuzz targets, about 10 s each (scripts/fuzz.sh)" scripts/fuzz.sh --seconds "${CAMSEAL_FUZZ_SECONDS:-10}"
 
 step "power cuts of a spooling camera under QEMU (scripts/test-power-cut.sh)" scripts/test-power-cut.sh
 
