@@ -314,7 +314,7 @@ data_loop=$(attach data)
 mount -o ro "$data_loop" "$mnt"
 mkdir "$work/segments"
 cp -a "$mnt/segments/." "$work/segments/"
-owners=$(find "$mnt/segments" -type f -printf '%u:%g\n' | sort -u | tr '\n' ' ')
+owners=$(find "$mnt/segments" -type f -printf '%U:%G\n' | sort -u | tr '\n' ' ')
 umount "$mnt"
 detach "$data_loop"
 n=$(find "$work/segments" -name '*.cseg' | wc -l)
