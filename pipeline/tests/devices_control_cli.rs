@@ -572,40 +572,11 @@ fn phone_opens(setup: &Setup, phone: &Path, segment: &Path) -> bool {
 /// except under `CI=true`, where it fails.
 #[test]
 fn publish_and_poll_through_s3() {
-    let Ok(endpoint) = std::env::var("CAMSEAL_TEST_S3_ENDPOINT") else {
-        let why = "CAMSEAL_TEST_S3_ENDPOINT is not set (scripts/test.sh starts a local S3 server and sets it)";
-        let ci = std::env::var("CI")
-            .is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"));
-        assert!(!ci, "CI is set, so this test may not skip: {why}");
-        eprintln!("SKIPPED publish_and_poll_through_s3: {why}");
+    let Some(s3) = cli::TestS3::from_env("publish_and_poll_through_s3") else {
         return;
     };
-    let var = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
-    let bucket = var("CAMSEAL_TEST_S3_BUCKET", "camseal-test");
-    let with_keys = |args: &[&str]| {
-        cli::command(args)
-            .env(
-                "AWS_ACCESS_KEY_ID",
-                var("CAMSEAL_TEST_S3_ACCESS_KEY", "camseal-test"),
-            )
-            .env(
-                "AWS_SECRET_ACCESS_KEY",
-                var("CAMSEAL_TEST_S3_SECRET_KEY", "camseal-test-secret"),
-            )
-            .env_remove("AWS_SESSION_TOKEN")
-            .env_remove("AWS_PROFILE")
-            .output()
-            .unwrap()
-    };
-    let prefix = format!(
-        "control-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    );
-    let url = format!("s3://{bucket}/{prefix}?endpoint={endpoint}&region=us-east-1");
+    let with_keys = |args: &[&str]| s3.credentials(&mut cli::command(args)).output().unwrap();
+    let url = s3.url(&cli::TestS3::fresh_prefix("control"));
 
     let setup = Setup::new();
     let phone = setup.path("phone");

@@ -265,30 +265,12 @@ fn view_serves_recorded_footage_from_a_directory_sink() {
 
 #[test]
 fn view_serves_recorded_footage_from_an_s3_sink() {
-    let Ok(endpoint) = std::env::var("CAMSEAL_TEST_S3_ENDPOINT") else {
-        eprintln!(
-            "SKIP: CAMSEAL_TEST_S3_ENDPOINT is not set (scripts/test.sh starts a local S3 server and sets it)"
-        );
+    let Some(s3) = cli::TestS3::from_env("view_serves_recorded_footage_from_an_s3_sink") else {
         return;
     };
-    let var = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
-    let bucket = var("CAMSEAL_TEST_S3_BUCKET", "camseal-test");
-    let access = var("CAMSEAL_TEST_S3_ACCESS_KEY", "camseal-test");
-    let secret = var("CAMSEAL_TEST_S3_SECRET_KEY", "camseal-test-secret");
-    let prefix = format!(
-        "view-sink-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    );
-    let url = format!("s3://{bucket}/{prefix}?endpoint={endpoint}&region=us-east-1");
-    let env = move |c: &mut std::process::Command| {
-        c.env("AWS_ACCESS_KEY_ID", &access)
-            .env("AWS_SECRET_ACCESS_KEY", &secret)
-            .env_remove("AWS_SESSION_TOKEN")
-            .env_remove("AWS_PROFILE");
+    let url = s3.url(&cli::TestS3::fresh_prefix("view-sink"));
+    let env = |c: &mut std::process::Command| {
+        s3.credentials(c);
     };
     let setup = Setup::new();
     let web = fake_web_root(&setup);

@@ -531,3 +531,64 @@ fn window(w: &[u8]) -> u128 {
 
 /// AES-GCM tag length.
 const TAG_LEN: usize = 16;
+
+/// The local S3 server `scripts/test.sh` starts (`scripts/s3-server.sh`), as the
+/// `CAMSEAL_TEST_S3_*` variables name it.
+pub struct TestS3 {
+    pub endpoint: String,
+    pub bucket: String,
+    access: String,
+    secret: String,
+}
+
+impl TestS3 {
+    /// The server, or `None` (after saying why on stderr) when none is set. Under `CI=true` a
+    /// missing server fails the test instead: CI must not skip it silently.
+    pub fn from_env(test: &str) -> Option<TestS3> {
+        let Ok(endpoint) = std::env::var("CAMSEAL_TEST_S3_ENDPOINT") else {
+            let why = "CAMSEAL_TEST_S3_ENDPOINT is not set (scripts/test.sh starts a local S3 server and sets it)";
+            let ci = std::env::var("CI")
+                .is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"));
+            assert!(!ci, "CI is set, so {test} may not skip: {why}");
+            eprintln!("SKIPPED {test}: {why}");
+            return None;
+        };
+        let var = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
+        Some(TestS3 {
+            endpoint,
+            bucket: var("CAMSEAL_TEST_S3_BUCKET", "camseal-test"),
+            access: var("CAMSEAL_TEST_S3_ACCESS_KEY", "camseal-test"),
+            secret: var("CAMSEAL_TEST_S3_SECRET_KEY", "camseal-test-secret"),
+        })
+    }
+
+    /// A fresh prefix, `NAME-PID-NANOS`, so tests sharing the server never see each other's
+    /// objects.
+    pub fn fresh_prefix(name: &str) -> String {
+        format!(
+            "{name}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        )
+    }
+
+    /// The `--sink` URL of `prefix` in the bucket.
+    pub fn url(&self, prefix: &str) -> String {
+        format!(
+            "s3://{}/{prefix}?endpoint={}&region=us-east-1",
+            self.bucket, self.endpoint
+        )
+    }
+
+    /// Gives `command` the server's credentials, and nothing of the user's own AWS set-up.
+    pub fn credentials<'c>(&self, command: &'c mut Command) -> &'c mut Command {
+        command
+            .env("AWS_ACCESS_KEY_ID", &self.access)
+            .env("AWS_SECRET_ACCESS_KEY", &self.secret)
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_PROFILE")
+    }
+}
