@@ -1,7 +1,7 @@
 //! Live view: the sealed bytes of a stream, sent to viewers as they are written
 //! (`docs/PROTOCOL.md` §12).
 //!
-//! Camera side: [`LiveSink`] wraps the engine's [`SegmentSink`] and hands every header,
+//! Camera side: [`LiveSink`] wraps the engine's [`SegmentSink`](crate::engine::SegmentSink) and hands every header,
 //! record, checkpoint and trailer to a [`LiveHub`] as it is written, unchanged: the same
 //! bytes as in the segment files, no second encryption and no plaintext. The hub fans them
 //! out to subscribers through bounded queues that never block the camera: a subscriber whose

@@ -10,7 +10,7 @@
 //! - Its Annex-B NAL units become 4-byte length-prefixed ones. Parameter sets leave the
 //!   samples for the sample entry (`avc1`/`hvc1` keep them out of band); when they change,
 //!   the following samples get a new sample entry.
-//! - Timing is [`timeline`]'s, from the signed pts: decode times derived so that they only
+//! - Timing is [`timeline`](mod@timeline)'s, from the signed pts: decode times derived so that they only
 //!   go forward and never pass a frame's pts, composition offsets for B-frames, and an edit
 //!   list so the first frame plays at 0.
 //!

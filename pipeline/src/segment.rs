@@ -14,7 +14,7 @@
 //!   records that a signature covers.
 //!
 //! This module holds the pure codec: encoders, parsers that report how many more bytes they
-//! need, and digests. [`write`] seals; [`read`] opens and verifies.
+//! need, and digests. [`write`](mod@write) seals; [`read`] opens and verifies.
 
 pub mod head;
 pub mod inspect;

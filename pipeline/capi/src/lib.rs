@@ -6,9 +6,9 @@
 //! is itself called `camseal`), which a media-framework element uses the same way.
 //!
 //! Layers:
-//! - the `extern "C"` entry points below, each inside [`guard`]: a panic becomes
+//! - the `extern "C"` entry points below, each inside `guard`: a panic becomes
 //!   [`camseal_status::CAMSEAL_ERR_PANIC`] and never unwinds into C;
-//! - [`CallerBuffer`]: a caller's access unit lent to the engine as a
+//! - `CallerBuffer`: a caller's access unit lent to the engine as a
 //!   `camseal_hal::LentMemory`, whose drop calls the caller's release callback;
 //! - the thread-local last-error string.
 //!

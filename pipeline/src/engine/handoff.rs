@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use camseal_kernels::{Aead, NONCE_LEN, Suite};
 
-/// The two measured costs the hand-off rule compares (see the [module docs](self)).
+/// The two measured costs the hand-off rule compares (the module's docs give the rule).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct HandOffCosts {

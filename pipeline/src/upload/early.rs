@@ -8,9 +8,9 @@
 //! without help the refusal would be retried for ever as a network failure, while the
 //! server's answer waits unread in the socket.
 //!
-//! [`agent`] wraps every connection: when a write fails, it looks for an answer already
+//! `agent` wraps every connection: when a write fails, it looks for an answer already
 //! received; if it is an error status (4xx, 5xx), the rest of the body is discarded instead
-//! of sent and the answer is read as the request's response. [`Body`] then hands out zeros
+//! of sent and the answer is read as the request's response. `Body` then hands out zeros
 //! for the discarded rest without reading (or throttling) the spool file. Under TLS, the
 //! socket below it discards writes once one has failed, so the TLS layer, which flushes
 //! what it still holds before it reads, can still read the answer.
