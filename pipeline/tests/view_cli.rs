@@ -95,10 +95,7 @@ fn get(addr: &str, host: &str, target: &str) -> (u16, Vec<u8>) {
 #[test]
 fn the_key_endpoint_needs_the_token_and_the_right_host() {
     let setup = Setup::new();
-    let web = setup.path("web");
-    std::fs::create_dir_all(web.join("pkg")).unwrap();
-    std::fs::write(web.join("index.html"), "<!doctype html>page").unwrap();
-    std::fs::write(web.join("pkg/camseal_web_bg.wasm"), b"\0asm").unwrap();
+    let web = fake_web_root(&setup);
     std::fs::write(setup.path("secret.html"), "outside the web root").unwrap();
     let segs = setup.path("segs");
     std::fs::create_dir_all(&segs).unwrap();
@@ -277,12 +274,8 @@ fn view_serves_recorded_footage_from_an_s3_sink() {
     let segs = setup.path("segs");
     let spool = setup.path("spool");
     // Recorded to a folder and, through the spool, to the bucket: the same segments.
-    let mut run = cli::command(&[
-        "run",
-        "--home",
-        s(&setup.camera),
-        "--source",
-        "soft:160x120@15",
+    let mut args = cli::run_args(&setup.camera, "soft:160x120@15", &segs);
+    args.extend_from_slice(&[
         "--duration",
         "3",
         "--segment-seconds",
@@ -291,11 +284,10 @@ fn view_serves_recorded_footage_from_an_s3_sink() {
         s(&spool),
         "--sink",
         &url,
-        "--out",
-        s(&segs),
         "--upload-grace",
         "60",
     ]);
+    let mut run = cli::command(&args);
     env(&mut run);
     cli::succeeded(&run.output().unwrap(), "run with an S3 sink");
     let v = start_with(&setup, &web, &["--sink", &url], &env);
